@@ -1,0 +1,54 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "avatar-batch",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "avatar-batch", targets: ["avatar-batch"]),
+        .library(name: "AvatarBatchCore", targets: ["Manifest", "Scheduler", "Checkpoint", "Executors"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", exact: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", exact: "1.6.0"),
+        // swift-subprocess's own dependency; named so the executors can pass it file descriptors.
+        .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
+    ],
+    targets: [
+        // The YAML model: loading, validation with positions, renderer profiles, jobs and content keys.
+        .target(name: "Manifest", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // Pure decisions: memory/time prediction, filter + score placement, the retry ladder, plan simulation.
+        .target(name: "Scheduler", dependencies: [
+            "Manifest",
+            .product(name: "Collections", package: "swift-collections"),
+        ]),
+        // The SQLite store (GRDB): schema, migrations, state transitions, resume queries.
+        .target(name: "Checkpoint", dependencies: [
+            "Manifest",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        // Every side effect: GPU discovery, subprocesses, output validation, the run loop.
+        .target(name: "Executors", dependencies: [
+            "Manifest", "Scheduler", "Checkpoint",
+            .product(name: "Subprocess", package: "swift-subprocess"),
+            .product(name: "SystemPackage", package: "swift-system"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The command line: parses arguments and prints.
+        .executableTarget(name: "avatar-batch", dependencies: [
+            "Manifest", "Scheduler", "Checkpoint", "Executors",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // Fixtures shared by the test targets.
+        .target(name: "TestSupport", dependencies: ["Manifest", "Scheduler"], path: "Tests/TestSupport"),
+        .testTarget(name: "ManifestTests", dependencies: ["Manifest", "TestSupport"]),
+        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "Manifest", "TestSupport"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Manifest", "TestSupport"]),
+        .testTarget(name: "ExecutorsTests", dependencies: ["Executors", "Checkpoint", "Scheduler", "Manifest", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,397 @@
+import Foundation
+import GRDB
+import Manifest
+
+/// The SQLite store that makes a batch resumable: one database per batch, WAL mode, every state change one
+/// transaction. `synchronous=NORMAL` in WAL mode: a crash or SIGKILL of avatar-batch loses nothing committed;
+/// a power loss can lose the last transactions (never corrupt the file), which costs at most a re-render.
+public final class Store: Sendable {
+    public let path: String
+    let pool: DatabasePool
+
+    /// Opens (creating when asked) the store at `path`. Readers use `readOnly` and never block a writer.
+    public init(path: String, readOnly: Bool = false) throws {
+        self.path = path
+        let dir = (path as NSString).deletingLastPathComponent
+        if !readOnly {
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                if !FileManager.default.fileExists(atPath: path) {
+                    // Created owner-only: the store holds prompts, paths and logs.
+                    guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+                        throw CheckpointError.notWritable(path: path, reason: "cannot create the file")
+                    }
+                }
+            } catch let e as CheckpointError {
+                throw e
+            } catch {
+                throw CheckpointError.notWritable(path: path, reason: "\(error.localizedDescription)")
+            }
+        }
+        var config = Configuration()
+        config.readonly = readOnly
+        config.busyMode = .timeout(30)
+        config.label = "avatar-batch"
+        config.prepareDatabase { db in
+            if !db.configuration.readonly {
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            }
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        if !readOnly { try Store.migrator.migrate(pool) }
+    }
+
+    /// Schema migrations: string ids, plain SQL, never edited once landed.
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("2026-11-24-initial") { db in
+            try db.execute(sql: """
+                CREATE TABLE runs (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    host TEXT NOT NULL, pid INTEGER NOT NULL, process_start INTEGER NOT NULL, user TEXT NOT NULL,
+                    command TEXT NOT NULL, manifest_path TEXT NOT NULL, manifest_digest TEXT NOT NULL,
+                    started_at REAL NOT NULL, ended_at REAL, exit_status INTEGER
+                );
+                CREATE TABLE orchestrator (
+                    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+                    run_id INTEGER NOT NULL REFERENCES runs(id),
+                    host TEXT NOT NULL, pid INTEGER NOT NULL, process_start INTEGER NOT NULL, since REAL NOT NULL
+                );
+                CREATE TABLE jobs (
+                    id TEXT PRIMARY KEY,
+                    content_key TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('pending','running','succeeded','failed','interrupted','cancelled')),
+                    attempt_count INTEGER NOT NULL DEFAULT 0,
+                    retry_from INTEGER NOT NULL DEFAULT 0,
+                    settings_json TEXT NOT NULL,
+                    output TEXT NOT NULL,
+                    output_digest TEXT, output_size INTEGER, output_mtime REAL,
+                    predicted_gb REAL, predicted_s REAL, observed_peak_gb REAL, observed_s REAL,
+                    priority INTEGER NOT NULL DEFAULT 0,
+                    in_manifest INTEGER NOT NULL DEFAULT 1,
+                    reason TEXT,
+                    updated_at REAL NOT NULL
+                );
+                CREATE TABLE attempts (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    job_id TEXT NOT NULL REFERENCES jobs(id),
+                    number INTEGER NOT NULL,
+                    content_key TEXT NOT NULL,
+                    run_id INTEGER NOT NULL REFERENCES runs(id),
+                    host TEXT NOT NULL,
+                    gpu INTEGER, gpu_uuid TEXT, pid INTEGER, process_start INTEGER, process_group INTEGER,
+                    settings_json TEXT NOT NULL, change TEXT NOT NULL, isolated INTEGER NOT NULL, rung INTEGER NOT NULL,
+                    started_at REAL NOT NULL, ended_at REAL,
+                    exit_status INTEGER, signal INTEGER, classification TEXT,
+                    log_path TEXT, stderr_tail TEXT, peak_gb REAL, seconds REAL, slurm_job_id TEXT, note TEXT
+                );
+                CREATE INDEX attempts_by_job ON attempts(job_id, number);
+                CREATE INDEX attempts_open ON attempts(ended_at) WHERE ended_at IS NULL;
+                CREATE TABLE observations (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    renderer TEXT NOT NULL, bucket TEXT NOT NULL, gpu_model TEXT NOT NULL,
+                    peak_gb REAL, seconds REAL, frames INTEGER NOT NULL, oom INTEGER NOT NULL,
+                    recorded_at REAL NOT NULL
+                );
+                CREATE INDEX observations_by_renderer ON observations(renderer, bucket);
+                """)
+        }
+        return m
+    }
+
+    /// The migrations applied, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try pool.read { db in try Store.migrator.appliedIdentifiers(db).sorted() }
+    }
+
+    // MARK: the orchestrator lock
+
+    /// Becomes the one orchestrator of this store, or throws `locked` naming the live one.
+    /// A holder that is dead (`isAlive` says so) is replaced: its jobs are reconciled by the caller.
+    public func acquire(_ me: ProcessIdentity, user: String, command: String, manifestPath: String, manifestDigest: String,
+                        isAlive: @escaping @Sendable (ProcessIdentity) -> Bool, now: Double = Date().timeIntervalSince1970) throws -> Int64 {
+        try pool.write { db -> Int64 in
+            if let row = try Row.fetchOne(db, sql: "SELECT run_id, host, pid, process_start, since FROM orchestrator WHERE singleton = 1") {
+                let holder = ProcessIdentity(host: row["host"], pid: row["pid"], startTime: UInt64(row["process_start"] as Int64))
+                if holder != me && isAlive(holder) {
+                    let since = Date(timeIntervalSince1970: row["since"]).formatted(.iso8601)
+                    throw CheckpointError.locked(host: holder.host, pid: holder.pid, since: since, runID: row["run_id"])
+                }
+                try db.execute(sql: "UPDATE runs SET ended_at = COALESCE(ended_at, ?), exit_status = COALESCE(exit_status, -1) WHERE id = ?",
+                               arguments: [now, row["run_id"] as Int64])
+            }
+            try db.execute(sql: """
+                INSERT INTO runs (host, pid, process_start, user, command, manifest_path, manifest_digest, started_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [me.host, me.pid, Int64(me.startTime), user, command, manifestPath, manifestDigest, now])
+            let runID = db.lastInsertedRowID
+            try db.execute(sql: "INSERT OR REPLACE INTO orchestrator (singleton, run_id, host, pid, process_start, since) VALUES (1, ?, ?, ?, ?, ?)",
+                           arguments: [runID, me.host, me.pid, Int64(me.startTime), now])
+            return runID
+        }
+    }
+
+    /// Gives the store up at the end of a run.
+    public func release(runID: Int64, exitStatus: Int32, now: Double = Date().timeIntervalSince1970) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE runs SET ended_at = ?, exit_status = ? WHERE id = ?", arguments: [now, exitStatus, runID])
+            try db.execute(sql: "DELETE FROM orchestrator WHERE run_id = ?", arguments: [runID])
+        }
+    }
+
+    /// The live holder, if any row says so.
+    public func holder() throws -> (ProcessIdentity, Int64, Double)? {
+        try pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT run_id, host, pid, process_start, since FROM orchestrator") else { return nil }
+            return (ProcessIdentity(host: row["host"], pid: row["pid"], startTime: UInt64(row["process_start"] as Int64)), row["run_id"], row["since"])
+        }
+    }
+
+    // MARK: manifest sync
+
+    /// Brings the store in line with the manifest's jobs in one transaction: new jobs are added as pending, jobs
+    /// whose content key changed go back to pending (their attempts stay, under the old key), jobs that left the
+    /// manifest are marked so. A job left `running` is not touched here (see `openAttempts`).
+    public func sync(_ jobs: [ManifestJob], now: Double = Date().timeIntervalSince1970) throws -> SyncSummary {
+        try pool.write { db -> SyncSummary in
+            var summary = SyncSummary()
+            var existing: [String: (key: String, state: String)] = [:]
+            let cursor = try Row.fetchCursor(db, sql: "SELECT id, content_key, state FROM jobs")
+            while let row = try cursor.next() {
+                existing[row["id"]] = (row["content_key"], row["state"])
+            }
+            let insert = try db.makeStatement(sql: """
+                INSERT INTO jobs (id, content_key, state, settings_json, output, priority, predicted_gb, predicted_s, in_manifest, updated_at)
+                VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, 1, ?)
+                """)
+            let reset = try db.makeStatement(sql: """
+                UPDATE jobs SET content_key = ?, state = 'pending', retry_from = attempt_count, settings_json = ?, output = ?, output_digest = NULL,
+                    priority = ?, predicted_gb = ?, predicted_s = ?, in_manifest = 1, reason = 'content key changed', updated_at = ? WHERE id = ?
+                """)
+            let touch = try db.makeStatement(sql: "UPDATE jobs SET priority = ?, predicted_gb = ?, predicted_s = ?, in_manifest = 1 WHERE id = ?")
+            var seen = Set<String>()
+            for j in jobs {
+                seen.insert(j.id)
+                if let old = existing[j.id] {
+                    if old.key == j.contentKey {
+                        summary.unchanged += 1
+                        try touch.execute(arguments: [j.priority, j.predictedGB, j.predictedSeconds, j.id])
+                    } else {
+                        let from = JobState(rawValue: old.state) ?? .pending
+                        if from != .pending && from != .running && !from.canMove(to: .pending) {
+                            throw CheckpointError.illegalTransition(job: j.id, from: from, to: .pending)
+                        }
+                        if from == .running { continue }  // reconciled first; the next sync resets it
+                        summary.changed += 1
+                        try reset.execute(arguments: [j.contentKey, j.settingsJSON, j.output, j.priority, j.predictedGB, j.predictedSeconds, now, j.id])
+                    }
+                } else {
+                    summary.added += 1
+                    try insert.execute(arguments: [j.id, j.contentKey, j.settingsJSON, j.output, j.priority, j.predictedGB, j.predictedSeconds, now])
+                }
+            }
+            let gone = existing.keys.filter { !seen.contains($0) }
+            summary.removed = gone.count
+            let mark = try db.makeStatement(sql: "UPDATE jobs SET in_manifest = 0 WHERE id = ?")
+            for id in gone { try mark.execute(arguments: [id]) }
+            return summary
+        }
+    }
+
+    // MARK: transitions
+
+    /// `retry`: puts failed or cancelled jobs (or, named explicitly, any finished job) back in the queue with a
+    /// fresh OOM ladder; attempts so far stay in the history. Returns the ids requeued.
+    public func requeue(_ ids: [String]?, includeSucceeded: Bool, now: Double = Date().timeIntervalSince1970) throws -> [String] {
+        try pool.write { db -> [String] in
+            let rows = try Row.fetchAll(db, sql: "SELECT id, state FROM jobs WHERE in_manifest = 1 ORDER BY rowid")
+            var done: [String] = []
+            for row in rows {
+                let id: String = row["id"]
+                let state = JobState(rawValue: row["state"])!
+                if let ids, !ids.contains(id) { continue }
+                let eligible = state == .failed || state == .cancelled || (includeSucceeded && state == .succeeded)
+                guard eligible else { continue }
+                try Store.move(db, id, to: .pending, reason: "requeued by retry", now: now)
+                try db.execute(sql: "UPDATE jobs SET retry_from = attempt_count WHERE id = ?", arguments: [id])
+                done.append(id)
+            }
+            return done
+        }
+    }
+
+    /// Records a fresh digest, size and mtime for a succeeded job's output (after a full re-check).
+    public func refreshOutput(_ jobID: String, digest: String, size: Int, mtime: Double) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE jobs SET output_digest = ?, output_size = ?, output_mtime = ? WHERE id = ?", arguments: [digest, size, mtime, jobID])
+        }
+    }
+
+    /// Moves a job to `next` (checked against `JobState.successors`) in its own transaction.
+    public func transition(_ jobID: String, to next: JobState, reason: String? = nil, outputDigest: String? = nil,
+                           now: Double = Date().timeIntervalSince1970) throws {
+        try pool.write { db in
+            try Store.move(db, jobID, to: next, reason: reason, now: now)
+            if let outputDigest {
+                try db.execute(sql: "UPDATE jobs SET output_digest = ? WHERE id = ?", arguments: [outputDigest, jobID])
+            }
+        }
+    }
+
+    static func move(_ db: Database, _ jobID: String, to next: JobState, reason: String?, now: Double) throws {
+        guard let raw = try String.fetchOne(db, sql: "SELECT state FROM jobs WHERE id = ?", arguments: [jobID]) else {
+            throw CheckpointError.unknownJob(jobID)
+        }
+        let from = JobState(rawValue: raw)!
+        guard from.canMove(to: next) else { throw CheckpointError.illegalTransition(job: jobID, from: from, to: next) }
+        try db.execute(sql: "UPDATE jobs SET state = ?, reason = ?, updated_at = ? WHERE id = ?", arguments: [next.rawValue, reason, now, jobID])
+    }
+
+    /// Records "started" before launch: the job becomes running and an open attempt row is written, in one transaction.
+    public func startAttempt(_ jobID: String, runID: Int64, host: String, _ a: AttemptStart, now: Double = Date().timeIntervalSince1970) throws -> AttemptRecord {
+        try pool.write { db -> AttemptRecord in
+            try Store.move(db, jobID, to: .running, reason: nil, now: now)
+            let row = try Row.fetchOne(db, sql: "SELECT content_key, attempt_count FROM jobs WHERE id = ?", arguments: [jobID])!
+            let number = (row["attempt_count"] as Int) + 1
+            let key: String = row["content_key"]
+            let settings = String(decoding: try JSONEncoder.sorted.encode(a.settings), as: UTF8.self)
+            try db.execute(sql: "UPDATE jobs SET attempt_count = ?, predicted_gb = COALESCE(?, predicted_gb), predicted_s = COALESCE(?, predicted_s) WHERE id = ?",
+                           arguments: [number, a.predictedGB, a.predictedSeconds, jobID])
+            try db.execute(sql: """
+                INSERT INTO attempts (job_id, number, content_key, run_id, host, gpu, gpu_uuid, settings_json, change, isolated, rung, started_at, log_path)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [jobID, number, key, runID, host, a.gpu, a.gpuUUID, settings, a.change, a.isolated, a.rung, now, a.logPath])
+            return try Store.attempt(db, id: db.lastInsertedRowID)!
+        }
+    }
+
+    /// Records the launched process (pid, its start time, its process group) once it exists.
+    public func recordProcess(attemptID: Int64, pid: Int32, processStart: UInt64, processGroup: Int32) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE attempts SET pid = ?, process_start = ?, process_group = ? WHERE id = ?",
+                           arguments: [pid, Int64(processStart), processGroup, attemptID])
+        }
+    }
+
+    /// Records a Slurm job id for an attempt.
+    public func recordSlurmJob(attemptID: Int64, slurmJobID: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE attempts SET slurm_job_id = ? WHERE id = ?", arguments: [slurmJobID, attemptID])
+        }
+    }
+
+    /// Closes an attempt and moves its job, in one transaction; "done" is only ever written here, after validation.
+    public func finishAttempt(_ attempt: AttemptRecord, _ end: AttemptEnd, now: Double = Date().timeIntervalSince1970) throws {
+        try pool.write { db in
+            try db.execute(sql: """
+                UPDATE attempts SET ended_at = ?, exit_status = ?, signal = ?, classification = ?, stderr_tail = ?, peak_gb = ?, seconds = ?, note = ?
+                WHERE id = ? AND ended_at IS NULL
+                """, arguments: [now, end.exitStatus, end.signal, end.classification.rawValue, end.stderrTail, end.peakGB, end.seconds, end.note, attempt.id])
+            guard db.changesCount == 1 else { return }  // already closed (reconciled by someone else)
+            try Store.move(db, attempt.jobID, to: end.jobState, reason: end.reason, now: now)
+            if end.classification == .succeeded {
+                try db.execute(sql: "UPDATE jobs SET output_digest = ?, output_size = ?, output_mtime = ?, observed_peak_gb = ?, observed_s = ? WHERE id = ?",
+                               arguments: [end.outputDigest, end.outputSize, end.outputMTime, end.peakGB, end.seconds, attempt.jobID])
+            }
+        }
+    }
+
+    // MARK: observations
+
+    /// Adds a measurement for the predictor.
+    public func record(_ o: Observation, renderer: String, now: Double = Date().timeIntervalSince1970) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO observations (renderer, bucket, gpu_model, peak_gb, seconds, frames, oom, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [renderer, o.bucket, o.gpuModel, o.peakGB, o.seconds, o.frames, o.oom, now])
+        }
+    }
+
+    /// Every measurement of a renderer.
+    public func observations(renderer: String) throws -> [Observation] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM observations WHERE renderer = ? ORDER BY id", arguments: [renderer]).map {
+                Observation(bucket: $0["bucket"], gpuModel: $0["gpu_model"], peakGB: $0["peak_gb"], seconds: $0["seconds"], frames: $0["frames"], oom: $0["oom"])
+            }
+        }
+    }
+
+    // MARK: queries
+
+    public func jobs() throws -> [JobRecord] {
+        try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM jobs ORDER BY rowid").map(Store.job) }
+    }
+
+    public func job(_ id: String) throws -> JobRecord? {
+        try pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id]).map(Store.job) }
+    }
+
+    /// Attempts of one job (every content key), oldest first; or of every job when `jobID` is nil.
+    public func attempts(jobID: String? = nil) throws -> [AttemptRecord] {
+        try pool.read { db in
+            let rows = jobID == nil
+                ? try Row.fetchAll(db, sql: "SELECT * FROM attempts ORDER BY id")
+                : try Row.fetchAll(db, sql: "SELECT * FROM attempts WHERE job_id = ? ORDER BY id", arguments: [jobID])
+            return rows.map(Store.attempt)
+        }
+    }
+
+    /// Attempts left open (started, never finished): what a dead orchestrator left behind.
+    public func openAttempts() throws -> [AttemptRecord] {
+        try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM attempts WHERE ended_at IS NULL ORDER BY id").map(Store.attempt) }
+    }
+
+    public func runs() throws -> [RunRecord] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY id").map {
+                RunRecord(id: $0["id"], host: $0["host"], pid: $0["pid"], user: $0["user"], manifestPath: $0["manifest_path"],
+                          manifestDigest: $0["manifest_digest"], startedAt: $0["started_at"], endedAt: $0["ended_at"],
+                          exitStatus: $0["exit_status"], command: $0["command"])
+            }
+        }
+    }
+
+    /// Counts of jobs by state (jobs still in the manifest).
+    public func counts() throws -> [JobState: Int] {
+        try pool.read { db in
+            var c: [JobState: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM jobs WHERE in_manifest = 1 GROUP BY state") {
+                if let s = JobState(rawValue: row["state"]) { c[s] = row["n"] }
+            }
+            return c
+        }
+    }
+
+    /// `PRAGMA integrity_check`: "ok" when the file is sound.
+    public func integrityCheck() throws -> String {
+        try pool.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "\n") }
+    }
+
+    static func job(_ r: Row) -> JobRecord {
+        JobRecord(id: r["id"], contentKey: r["content_key"], state: JobState(rawValue: r["state"]) ?? .pending, attemptCount: r["attempt_count"],
+                  retryFrom: r["retry_from"], settingsJSON: r["settings_json"], output: r["output"], outputDigest: r["output_digest"],
+                  outputSize: r["output_size"], outputMTime: r["output_mtime"], predictedGB: r["predicted_gb"],
+                  predictedSeconds: r["predicted_s"], observedPeakGB: r["observed_peak_gb"], observedSeconds: r["observed_s"], priority: r["priority"], inManifest: r["in_manifest"], reason: r["reason"], updatedAt: r["updated_at"])
+    }
+
+    static func attempt(_ db: Database, id: Int64) throws -> AttemptRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM attempts WHERE id = ?", arguments: [id]).map(attempt)
+    }
+
+    static func attempt(_ r: Row) -> AttemptRecord {
+        AttemptRecord(id: r["id"], jobID: r["job_id"], number: r["number"], contentKey: r["content_key"], runID: r["run_id"], host: r["host"],
+                      gpu: r["gpu"], gpuUUID: r["gpu_uuid"], pid: r["pid"], processStart: (r["process_start"] as Int64?).map { UInt64($0) },
+                      processGroup: r["process_group"], settingsJSON: r["settings_json"], change: r["change"], isolated: r["isolated"],
+                      rung: r["rung"], startedAt: r["started_at"], endedAt: r["ended_at"], exitStatus: r["exit_status"], signal: r["signal"],
+                      classification: (r["classification"] as String?).flatMap(AttemptClassification.init(rawValue:)), logPath: r["log_path"],
+                      stderrTail: r["stderr_tail"], peakGB: r["peak_gb"], seconds: r["seconds"], slurmJobID: r["slurm_job_id"], note: r["note"])
+    }
+}
+
+extension JSONEncoder {
+    /// Sorted keys, so the same value always encodes to the same text.
+    public static var sorted: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }
+}

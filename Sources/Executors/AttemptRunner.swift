@@ -1,0 +1,227 @@
+import Foundation
+import Manifest
+import Scheduler
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything one attempt needs.
+public struct AttemptPlan: Sendable {
+    public var job: Job
+    public var settings: ClipSettings
+    public var number: Int
+    public var gpu: GPU
+    public var renderer: RendererProfile
+    public var outputDir: String
+    public var manifestDirectory: String
+    public var timeoutSeconds: Double?
+    public var graceSeconds: Double
+    public var logPath: String
+    public var workdir: String
+    public var masterPort: Int
+}
+
+/// What an attempt produced.
+public struct AttemptResult: Sendable {
+    public var classification: AttemptClassification
+    public var exitCode: Int32?
+    public var signal: Int32?
+    public var seconds: Double
+    public var stderrTail: String
+    public var oom: OOMReport?
+    /// The renderer's own report (AVATAR_BATCH_REPORT), when it wrote one.
+    public var reportedPeakGB: Double?
+    public var outputDigest: String?
+    /// Why the output was rejected, or other detail.
+    public var note: String?
+    public var leftovers: [Int32]
+}
+
+/// Runs one attempt end to end: argv from the template, its own directory, log, port and process group;
+/// then the output is validated under a temporary name and renamed into place only once valid.
+public enum AttemptRunner {
+    /// The argv for a job with these settings (what the renderer's template expands to).
+    public static func argv(_ p: AttemptPlan, output: String, environment: [String: String]) -> [String] {
+        let s = p.settings
+        let c = p.job.clip
+        let py: (Bool) -> String = { $0 ? "True" : "False" }
+        var values: [String: String] = [
+            "image": c.image, "audio": c.audio, "prompt": c.prompt, "size": s.size.description, "width": String(s.size.width),
+            "height": String(s.size.height), "num_clip": String(s.numClip), "infer_frames": String(s.inferFrames),
+            "sample_steps": String(s.sampleSteps), "seed": String(s.seed), "output": output, "workdir": p.workdir,
+            "master_port": String(p.masterPort), "profile_dir": p.renderer.directory.isEmpty ? p.manifestDirectory : p.renderer.directory,
+            "clip_id": c.id, "offload_model": py(s.offloadModel), "online_decode": py(s.onlineDecode), "fp8": py(s.fp8),
+            "gpu": String(p.gpu.index),
+            "audio_seconds": c.audioSeconds.map { String(format: "%.3f", $0) } ?? "",
+        ]
+        for (k, v) in environment { values["env." + k] = v }
+        let flags = ["online_decode": s.onlineDecode, "offload_model": s.offloadModel, "fp8": s.fp8]
+        return ArgvTemplate.expand(p.renderer.command, values: values, flags: flags, extraArgs: s.extraArgs)
+    }
+
+    /// Where the output is written before it is validated: beside the final file, so the rename is atomic.
+    public static func temporaryOutput(_ p: AttemptPlan) -> String {
+        let final = p.outputDir + "/" + p.job.clip.output
+        let dir = (final as NSString).deletingLastPathComponent
+        let name = (final as NSString).lastPathComponent
+        let ext = (name as NSString).pathExtension
+        return dir + "/.\(name).partial-\(p.number)" + (ext.isEmpty ? "" : "." + ext)
+    }
+
+    public static func run(_ p: AttemptPlan, started: @escaping @Sendable (Int32, UInt64) async -> Void) async throws -> AttemptResult {
+        let fm = FileManager.default
+        let final = p.outputDir + "/" + p.job.clip.output
+        let temp = temporaryOutput(p)
+        try fm.createDirectory(atPath: (final as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: p.workdir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try fm.createDirectory(atPath: (p.logPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
+                               attributes: [.posixPermissions: 0o700])
+        try? fm.removeItem(atPath: temp)
+        let reportPath = p.workdir + "/avatar-batch-report.json"
+        try? fm.removeItem(atPath: reportPath)
+
+        let inherited = ProcessInfo.processInfo.environment
+        var env = inherited
+        for (k, v) in p.renderer.env { env[k] = v }
+        // One GPU per job: by UUID for real GPUs (immune to index reordering), by index for virtual ones.
+        env["CUDA_VISIBLE_DEVICES"] = p.gpu.uuid.hasPrefix("virtual-") ? String(p.gpu.index) : p.gpu.uuid
+        env["MASTER_PORT"] = String(p.masterPort)
+        env["AVATAR_BATCH_REPORT"] = reportPath
+        env["AVATAR_BATCH_JOB_ID"] = p.job.id
+        env["AVATAR_BATCH_ATTEMPT"] = String(p.number)
+        env["AVATAR_BATCH_GPU_UUID"] = p.gpu.uuid
+        let argv = argv(p, output: temp, environment: inherited)
+        let workdir = p.renderer.workdir == .perJob ? p.workdir : p.manifestDirectory
+        let spec = LaunchSpec(argv: argv, environment: env, workdir: workdir, logPath: p.logPath, timeoutSeconds: p.timeoutSeconds,
+                              graceSeconds: p.graceSeconds)
+        let launched: LaunchOutcome
+        do {
+            launched = try await LocalLauncher.run(spec, started: started)
+        } catch {
+            try? fm.removeItem(atPath: temp)
+            let text = "cannot start \(argv.first ?? "renderer"): \(error)"
+            appendToLog(p.logPath, "avatar-batch: " + text)
+            return AttemptResult(classification: .crashed, exitCode: nil, signal: nil, seconds: 0, stderrTail: text, oom: nil,
+                                 reportedPeakGB: nil, outputDigest: nil, note: text, leftovers: [])
+        }
+        let tail = logTail(p.logPath, bytes: 256 * 1024)
+        let report = RendererReport.read(reportPath)
+        var result = AttemptResult(classification: .crashed, exitCode: launched.exitCode, signal: launched.signal, seconds: launched.seconds,
+                                   stderrTail: lastLines(tail, 30), oom: nil, reportedPeakGB: report?.peakGB, outputDigest: nil, note: nil,
+                                   leftovers: launched.leftovers)
+        let isOOM = p.renderer.oomPatterns.contains { tail.contains($0) }
+        if launched.cancelled {
+            result.classification = .interrupted
+        } else if launched.timedOut {
+            result.classification = .timeout
+            result.note = "ran past its timeout of \(Int(p.timeoutSeconds ?? 0)) s"
+        } else if isOOM {
+            result.classification = .oom
+            result.oom = OOMReport.parse(tail)
+        } else if let sig = launched.signal {
+            result.classification = .killed
+            result.note = "ended by signal \(sig)"
+        } else if launched.exitCode != 0 {
+            result.classification = .crashed
+            result.note = "exit status \(launched.exitCode ?? -1)"
+        } else {
+            // Exit 0 is not success until the output is checked (Live Avatar can exit 0 without a video).
+            let expected = expectedDuration(p)
+            switch await OutputValidator.check(temp, mode: p.renderer.outputCheck, expectedSeconds: expected, tolerance: tolerance(p)) {
+            case let .failure(why):
+                result.classification = .invalidOutput
+                result.note = why.message
+            case .success:
+                do {
+                    result.outputDigest = try SHA256.hex(fileAt: temp)
+                    if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
+                    try fm.moveItem(atPath: temp, toPath: final)
+                    result.classification = .succeeded
+                } catch {
+                    result.classification = .invalidOutput
+                    result.note = "cannot move the output into place: \(error.localizedDescription)"
+                }
+            }
+        }
+        if result.classification != .succeeded { try? fm.removeItem(atPath: temp) }
+        if result.classification == .succeeded && p.renderer.workdir == .perJob { try? fm.removeItem(atPath: p.workdir) }
+        if let note = result.note { appendToLog(p.logPath, "avatar-batch: \(result.classification.rawValue): \(note)") }
+        return result
+    }
+
+    /// Seconds the video should last: the audio, or num_clip x infer_frames / fps when that is shorter.
+    static func expectedDuration(_ p: AttemptPlan) -> Double? {
+        let frames = Double(p.settings.totalFrames) / p.renderer.fps
+        guard let audio = p.job.clip.audioSeconds else { return nil }
+        return min(audio, frames)
+    }
+
+    /// Renderers render whole clips: allow one clip's length, 5%, or a second, whichever is most.
+    static func tolerance(_ p: AttemptPlan) -> Double {
+        let clip = Double(p.settings.inferFrames) / p.renderer.fps
+        return max(1.0, clip, 0.05 * (expectedDuration(p) ?? 0))
+    }
+
+    static func logTail(_ path: String, bytes: Int) -> String {
+        guard let h = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? h.close() }
+        let size = (try? h.seekToEnd()) ?? 0
+        try? h.seek(toOffset: size > UInt64(bytes) ? size - UInt64(bytes) : 0)
+        return String(decoding: (try? h.readToEnd()) ?? Data(), as: UTF8.self)
+    }
+
+    static func lastLines(_ text: String, _ n: Int) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).suffix(n + 1).joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func appendToLog(_ path: String, _ line: String) {
+        guard let h = FileHandle(forWritingAtPath: path) else { return }
+        defer { try? h.close() }
+        _ = try? h.seekToEnd()
+        try? h.write(contentsOf: Data((line + "\n").utf8))
+    }
+}
+
+/// The JSON a renderer may write to $AVATAR_BATCH_REPORT: `{"peak_memory_gb": 17.2, "seconds": 120.5, ...}`.
+public struct RendererReport: Sendable, Codable {
+    public var peakGB: Double?
+    public var seconds: Double?
+    public var deviceCount: Int?
+    public var deviceUUID: String?
+
+    enum CodingKeys: String, CodingKey {
+        case peakGB = "peak_memory_gb", seconds, deviceCount = "device_count", deviceUUID = "device_uuid"
+    }
+
+    public static func read(_ path: String) -> RendererReport? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return try? JSONDecoder().decode(RendererReport.self, from: data)
+    }
+}
+
+/// Output checks: a finished file counts only if it passes.
+public enum OutputValidator {
+    public static func check(_ path: String, mode: OutputCheck, expectedSeconds: Double?, tolerance: Double) async -> Result<Void, MediaError> {
+        let attrs = try? FileManager.default.attributesOfItem(atPath: path)
+        guard let attrs else { return .failure(MediaError(message: "the renderer exited 0 but wrote no output")) }
+        if attrs[.type] as? FileAttributeType == .typeSymbolicLink { return .failure(MediaError(message: "the output is a symbolic link")) }
+        guard let size = attrs[.size] as? Int, size > 0 else { return .failure(MediaError(message: "the output is empty")) }
+        if mode == .nonempty { return .success(()) }
+        guard let ffprobe = FFprobe.locate() else {
+            return .failure(MediaError(message: "ffprobe is not installed, so the output cannot be checked; apt-get install ffmpeg, or set output_check: nonempty"))
+        }
+        switch await ffprobe.info(path) {
+        case let .failure(e): return .failure(MediaError(message: "ffprobe rejects the output: \(e.message)"))
+        case let .success(info):
+            guard info.hasVideo else { return .failure(MediaError(message: "the output has no video stream")) }
+            guard info.hasAudio else { return .failure(MediaError(message: "the output has no audio stream (silent video)")) }
+            if let expected = expectedSeconds {
+                guard let d = info.duration else { return .failure(MediaError(message: "the output's duration is unknown")) }
+                if abs(d - expected) > tolerance {
+                    return .failure(MediaError(message: String(format: "the output lasts %.2f s, expected %.2f s (±%.2f)", d, expected, tolerance)))
+                }
+            }
+            return .success(())
+        }
+    }
+}

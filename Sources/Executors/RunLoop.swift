@@ -1,0 +1,444 @@
+import Checkpoint
+import Foundation
+import Manifest
+import Scheduler
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How `run` behaves.
+public struct RunOptions: Sendable {
+    public var gpus: [GPU]
+    public var strategy: Strategy
+    /// Stop dispatching once this many jobs failed for good.
+    public var maxFailures: Int?
+    /// Default timeout: predicted time x this factor, at least `minimumTimeoutSeconds`.
+    public var timeoutFactor: Double = 3
+    public var minimumTimeoutSeconds: Double = 600
+    public var graceSeconds: Double = 10
+    /// Sample device memory with nvidia-smi this often (real GPUs only).
+    public var sampleInterval: Double = 1
+    public var maxJobsPerGPU: Int?
+    public var command: String = "avatar-batch run"
+
+    public init(gpus: [GPU], strategy: Strategy, maxFailures: Int? = nil) {
+        self.gpus = gpus
+        self.strategy = strategy
+        self.maxFailures = maxFailures
+    }
+}
+
+/// How a run ended.
+public struct RunSummary: Sendable {
+    public var succeeded = 0
+    public var failed = 0
+    public var skipped = 0
+    public var interrupted = false
+    public var stoppedEarly = false
+    public var wallSeconds = 0.0
+    /// Highest device memory.used seen per GPU (GB), when sampled.
+    public var devicePeakGB: [Int: Double] = [:]
+    public var runID: Int64 = 0
+
+    /// 0 all succeeded, 1 some failed for good (or stopped by --max-failures), 130 interrupted.
+    public var exitStatus: Int32 {
+        if interrupted { return 130 }
+        return failed > 0 || stoppedEarly ? 1 : 0
+    }
+}
+
+/// Ties scheduler, store and executor together: reconcile what a dead run left, skip what is done, dispatch as
+/// GPUs free up, apply the OOM ladder, retry crashes, and never let one failure stop the queue.
+public final class RunLoop: @unchecked Sendable {
+    let manifest: Manifest
+    let jobs: [String: Job]
+    let order: [String]
+    let store: Store
+    let options: RunOptions
+    let progress: ProgressReporter
+    var predictor: Predictor
+    let ports = PortAllocator()
+    let groups = GroupRegistry()
+    let memory = MemoryTracker()
+
+    public init(manifest: Manifest, jobs: [Job], store: Store, options: RunOptions, progress: ProgressReporter) throws {
+        self.manifest = manifest
+        self.jobs = Dictionary(uniqueKeysWithValues: jobs.map { ($0.id, $0) })
+        self.order = jobs.map(\.id)
+        self.store = store
+        self.options = options
+        self.progress = progress
+        self.predictor = Predictor(profile: manifest.renderer, observations: try store.observations(renderer: manifest.renderer.name))
+    }
+
+    struct Pending {
+        var job: Job
+        var settings: ClipSettings
+        var isolate: Bool
+        var rung: Int
+        var change: String
+        var order: Int
+    }
+
+    struct Running {
+        var pending: Pending
+        var attempt: AttemptRecord
+        var gpu: GPU
+        var estimate: Estimate
+        var started: Date
+        var port: Int
+    }
+
+    enum Event: Sendable {
+        case finished(String, AttemptResult)
+        case signal(Int32)
+        case tick
+    }
+
+    public func run() async throws -> RunSummary {
+        let began = Date()
+        var summary = RunSummary()
+        let me = ProcFS.current()
+        let digest = (try? SHA256.hex(fileAt: manifest.path)) ?? ""
+        let runID = try store.acquire(me, user: ProcessInfo.processInfo.environment["USER"] ?? String(getuid()), command: options.command,
+                                      manifestPath: manifest.path, manifestDigest: digest, isAlive: ProcFS.isAlive)
+        summary.runID = runID
+        var exit: Int32 = 1
+        defer { try? store.release(runID: runID, exitStatus: exit) }
+
+        try await reconcile()
+        _ = try store.sync(order.map { id in
+            let j = jobs[id]!
+            let e = predictor.estimate(j.settings)
+            return ManifestJob(id: id, contentKey: j.contentKey, settingsJSON: String(decoding: (try? JSONEncoder.sorted.encode(j.settings)) ?? Data(), as: UTF8.self),
+                               output: j.clip.output, priority: j.clip.priority, predictedGB: e.memoryGB, predictedSeconds: e.seconds)
+        })
+        var queue = try buildQueue(&summary)
+        progress.event("batch \(manifest.name): \(order.count) clips, \(summary.skipped) already done, \(queue.count) to render on \(options.gpus.count) GPU(s) [\(options.strategy.name)]")
+
+        let cap = options.maxJobsPerGPU ?? manifest.renderer.maxJobsPerGPU
+        let dispatcher = Dispatcher(placer: Placer(strategy: options.strategy, maxJobsPerGPU: cap, sharing: SharingModel(manifest.renderer.sharing)))
+        var loads = options.gpus.map { GPULoad(gpu: $0) }
+        memory.setBaseline(Dictionary(uniqueKeysWithValues: options.gpus.map { ($0.index, $0.foreignUsedGB) }))
+        let realGPUs = options.gpus.contains { !$0.uuid.hasPrefix("virtual-") }
+        var running: [String: Running] = [:]
+        var stopping = false
+        var failedForGood = 0
+        let signals = SignalWatcher(registry: groups)
+        defer { signals.stop() }
+
+        try await withThrowingTaskGroup(of: Event.self) { group in
+            group.addTask { for await sig in signals.stream { return .signal(sig) }; return .tick }
+            group.addTask { try? await Task.sleep(for: .seconds(1)); return .tick }
+            if realGPUs {
+                let tracker = memory, interval = options.sampleInterval
+                group.addTask {
+                    while !Task.isCancelled {
+                        if let used = await GPUDiscovery.memoryUsed() { tracker.sample(used) }
+                        try? await Task.sleep(for: .seconds(interval))
+                    }
+                    return .tick
+                }
+            }
+            while true {
+                // Dispatch what fits now.
+                if !stopping {
+                    let now = Date().timeIntervalSince(began)
+                    let queued = queue.map { p -> QueuedJob in
+                        let e = predictor.estimate(p.settings)
+                        return QueuedJob(request: PlacementRequest(jobID: p.job.id, memoryGB: e.memoryGB, seconds: e.seconds, isolate: p.isolate,
+                                                                   gpuModel: p.job.clip.gpuModel), priority: p.job.clip.priority, order: p.order)
+                    }
+                    let round = dispatcher.round(queue: queued, loads: loads, now: now)
+                    for (id, reason) in round.never {
+                        let p = queue.first { $0.job.id == id }!
+                        progress.event("FAILED \(id): fits no GPU: \(reason)")
+                        try failWithoutAttempt(p, reason: "fits no GPU: \(reason)")
+                        queue.removeAll { $0.job.id == id }
+                        failedForGood += 1
+                        summary.failed += 1
+                    }
+                    for (id, gpuIndex) in round.starts {
+                        let p = queue.first { $0.job.id == id }!
+                        queue.removeAll { $0.job.id == id }
+                        let gpu = options.gpus.first { $0.index == gpuIndex }!
+                        let e = predictor.estimate(p.settings)
+                        let li = loads.firstIndex { $0.gpu.index == gpuIndex }!
+                        loads[li].occupants.append(Occupant(jobID: id, memoryGB: e.memoryGB, endS: now + e.seconds))
+                        if p.isolate { loads[li].isolated = true }
+                        let r = try launch(p, gpu: gpu, estimate: e, runID: runID, group: &group)
+                        running[id] = r
+                    }
+                }
+                if running.isEmpty && (queue.isEmpty || stopping) { break }
+                if running.isEmpty && !queue.isEmpty {
+                    // Nothing runs and nothing could start: every remaining job waits on something that never frees.
+                    for p in queue {
+                        progress.event("FAILED \(p.job.id): cannot be placed on any GPU")
+                        try failWithoutAttempt(p, reason: "cannot be placed on any GPU")
+                        summary.failed += 1
+                    }
+                    queue.removeAll()
+                    break
+                }
+                drawProgress(running: running, queue: queue, summary: summary)
+                guard let event = try await group.next() else { break }
+                switch event {
+                case .tick:
+                    group.addTask { try? await Task.sleep(for: .seconds(1)); return .tick }
+                case .signal:
+                    stopping = true
+                    summary.interrupted = true
+                    for r in running.values { ProcFS.signalGroup(r.attempt.pid ?? r.attempt.processGroup ?? -1, SIGTERM) }
+                    // Cancelling the group makes every launcher stop its process group (SIGTERM, then SIGKILL).
+                    group.cancelAll()
+                case let .finished(id, result):
+                    guard let r = running.removeValue(forKey: id) else { continue }
+                    let li = loads.firstIndex { $0.gpu.index == r.gpu.index }!
+                    loads[li].occupants.removeAll { $0.jobID == id }
+                    if r.pending.isolate { loads[li].isolated = false }
+                    ports.release(r.port)
+                    let next = try finish(r, result, stopping: stopping)
+                    switch next {
+                    case let .requeue(p): queue.append(p)
+                    case .succeeded: summary.succeeded += 1
+                    case .failed:
+                        summary.failed += 1
+                        failedForGood += 1
+                    case .interrupted: break
+                    }
+                    if let limit = options.maxFailures, failedForGood >= limit, !stopping {
+                        progress.event("stopping: \(failedForGood) job(s) failed (--max-failures \(limit)); running jobs finish, \(queue.count) stay queued")
+                        stopping = true
+                        summary.stoppedEarly = true
+                    }
+                }
+            }
+            group.cancelAll()
+        }
+        progress.finish()
+        summary.devicePeakGB = memory.peaks
+        summary.wallSeconds = Date().timeIntervalSince(began)
+        exit = summary.exitStatus
+        let counts = try store.counts()
+        progress.event("batch \(manifest.name) \(summary.interrupted ? "interrupted" : "finished") in \(ProgressReporter.duration(summary.wallSeconds)): "
+            + JobState.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(separator: ", "))
+        return summary
+    }
+
+    // MARK: start
+
+    /// Open attempts of a dead orchestrator: stop what is left of their process groups, then requeue them as interrupted.
+    func reconcile() async throws {
+        for a in try store.openAttempts() {
+            if let pgid = a.processGroup, a.host == ProcFS.hostname, !ProcFS.members(ofGroup: pgid).isEmpty {
+                // Only a group whose leader is the process we launched (pid + start time), or whose leader is gone.
+                let leaderMatches = a.pid.map { pid in ProcFS.startTime(of: pid) == nil || ProcFS.startTime(of: pid) == a.processStart } ?? true
+                if leaderMatches {
+                    progress.event("stopping leftover processes of \(a.jobID) (process group \(pgid))")
+                    await ProcFS.terminateGroup(pgid, graceSeconds: options.graceSeconds)
+                }
+            }
+            removePartials(a.jobID)
+            try store.finishAttempt(a, AttemptEnd(classification: .interrupted, note: "the orchestrator stopped while it ran", jobState: .interrupted,
+                                                  reason: "interrupted"))
+            progress.event("requeue \(a.jobID): attempt \(a.number) was interrupted")
+        }
+    }
+
+    func removePartials(_ jobID: String) {
+        guard let job = jobs[jobID] else { return }
+        let final = manifest.outputDir + "/" + job.clip.output
+        let dir = (final as NSString).deletingLastPathComponent
+        let prefix = "." + (final as NSString).lastPathComponent + ".partial-"
+        for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where f.hasPrefix(prefix) {
+            try? FileManager.default.removeItem(atPath: dir + "/" + f)
+        }
+    }
+
+    /// Jobs to run: pending and interrupted ones, with the ladder's next step; succeeded jobs whose output is
+    /// gone or changed go back to pending.
+    func buildQueue(_ summary: inout RunSummary) throws -> [Pending] {
+        var queue: [Pending] = []
+        let records = Dictionary(uniqueKeysWithValues: try store.jobs().map { ($0.id, $0) })
+        let attempts = Dictionary(grouping: try store.attempts(), by: \.jobID)
+        for (i, id) in order.enumerated() {
+            guard let job = jobs[id], var rec = records[id] else { continue }
+            if rec.state == .succeeded {
+                if outputStillValid(rec, job: job) { summary.skipped += 1; continue }
+                // A fresh ladder: the earlier success says nothing about this render.
+                _ = try store.requeue([id], includeSucceeded: true)
+                progress.event("requeue \(id): its output is missing or changed")
+                rec = try store.job(id) ?? rec
+            }
+            guard rec.state == .pending || rec.state == .interrupted else { continue }
+            let history = (attempts[id] ?? []).filter { $0.contentKey == job.contentKey && $0.classification != nil && $0.number > rec.retryFrom }.map {
+                AttemptHistoryEntry(classification: $0.classification!, settings: $0.settings ?? job.settings, isolated: $0.isolated, rung: $0.rung)
+            }
+            switch RetryLadder.next(history: history, base: job.settings, policy: manifest.retry) {
+            case let .run(settings, isolate, rung, _):
+                queue.append(Pending(job: job, settings: settings, isolate: isolate, rung: rung, change: describeChange(job.settings, settings, isolate), order: i))
+            case let .giveUp(reason):
+                if rec.state == .interrupted { try store.transition(id, to: .pending, reason: reason) }
+                try store.transition(id, to: .running, reason: nil)
+                try store.transition(id, to: .failed, reason: reason)
+                summary.failed += 1
+            case .done:
+                break
+            }
+        }
+        return queue
+    }
+
+    func outputStillValid(_ rec: JobRecord, job: Job) -> Bool {
+        let path = manifest.outputDir + "/" + job.clip.output
+        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path), let digest = rec.outputDigest else { return false }
+        let size = attrs[.size] as? Int
+        let mtime = (attrs[.modificationDate] as? Date)?.timeIntervalSince1970
+        if let s = rec.outputSize, let m = rec.outputMTime, s == size, let mtime, abs(m - mtime) < 0.001 { return true }
+        guard let now = try? SHA256.hex(fileAt: path), now == digest else { return false }
+        try? store.refreshOutput(rec.id, digest: digest, size: size ?? 0, mtime: mtime ?? 0)
+        return true
+    }
+
+    func describeChange(_ base: ClipSettings, _ s: ClipSettings, _ isolate: Bool) -> String {
+        var parts: [String] = []
+        if isolate { parts.append("isolate") }
+        if s.size != base.size { parts.append("size: \(s.size)") }
+        if s.inferFrames != base.inferFrames { parts.append("infer_frames: \(s.inferFrames)") }
+        if s.sampleSteps != base.sampleSteps { parts.append("sample_steps: \(s.sampleSteps)") }
+        if s.onlineDecode != base.onlineDecode { parts.append("online_decode: \(s.onlineDecode)") }
+        if s.offloadModel != base.offloadModel { parts.append("offload_model: \(s.offloadModel)") }
+        if s.fp8 != base.fp8 { parts.append("fp8: \(s.fp8)") }
+        return parts.joined(separator: ", ")
+    }
+
+    func failWithoutAttempt(_ p: Pending, reason: String) throws {
+        let state = try store.job(p.job.id)?.state
+        if state == .interrupted { try store.transition(p.job.id, to: .pending, reason: reason) }
+        try store.transition(p.job.id, to: .running, reason: nil)
+        try store.transition(p.job.id, to: .failed, reason: reason)
+    }
+
+    func stateDir() -> String { manifest.outputDir + "/.avatar-batch" }
+
+    func launch(_ p: Pending, gpu: GPU, estimate e: Estimate, runID: Int64, group: inout ThrowingTaskGroup<Event, any Error>) throws -> Running {
+        let port = ports.take()
+        let rec = try store.job(p.job.id)
+        if rec?.state == .interrupted {
+            // interrupted -> running is legal; nothing to do.
+        }
+        let number = (rec?.attemptCount ?? 0) + 1
+        let logPath = stateDir() + "/logs/\(p.job.id).attempt-\(number).log"
+        let timeout = p.job.clip.timeoutSeconds ?? max(options.minimumTimeoutSeconds, e.seconds * options.timeoutFactor)
+        let attempt = try store.startAttempt(p.job.id, runID: runID, host: ProcFS.hostname, AttemptStart(
+            settings: p.settings, change: p.change, isolated: p.isolate, rung: p.rung, gpu: gpu.index, gpuUUID: gpu.uuid, logPath: logPath,
+            predictedGB: e.memoryGB, predictedSeconds: e.seconds))
+        let plan = AttemptPlan(job: p.job, settings: p.settings, number: attempt.number, gpu: gpu, renderer: manifest.renderer,
+                               outputDir: manifest.outputDir, manifestDirectory: (manifest.path as NSString).deletingLastPathComponent,
+                               timeoutSeconds: timeout, graceSeconds: options.graceSeconds, logPath: logPath,
+                               workdir: stateDir() + "/work/\(p.job.id)/attempt-\(attempt.number)", masterPort: port)
+        let key = "\(p.job.id)#\(attempt.number)"
+        memory.begin(key, gpu: gpu.index)
+        progress.event("start \(p.job.id) on GPU \(gpu.index) (attempt \(attempt.number), \(String(format: "%.1f", e.memoryGB)) GB, ~\(ProgressReporter.duration(e.seconds))\(p.change.isEmpty ? "" : "; " + p.change))")
+        let store = self.store, groups = self.groups, id = p.job.id
+        group.addTask {
+            let result = try await AttemptRunner.run(plan) { pid, start in
+                groups.add(pid)
+                try? store.recordProcess(attemptID: attempt.id, pid: pid, processStart: start, processGroup: pid)
+            }
+            return .finished(id, result)
+        }
+        return Running(pending: p, attempt: attempt, gpu: gpu, estimate: e, started: Date(), port: port)
+    }
+
+    enum Next {
+        case requeue(Pending)
+        case succeeded, failed, interrupted
+    }
+
+    func finish(_ r: Running, _ result: AttemptResult, stopping: Bool) throws -> Next {
+        let id = r.pending.job.id
+        groups.remove(r.attempt.pid ?? -1)
+        let sampled = memory.end("\(id)#\(r.attempt.number)")
+        let peak = result.reportedPeakGB ?? sampled
+        let frames = r.pending.settings.totalFrames
+        let bucket = predictor.bucket(r.pending.settings)
+        if !result.leftovers.isEmpty {
+            progress.event("warning: \(id): processes \(result.leftovers) survived SIGKILL")
+        }
+        var classification = result.classification
+        if stopping && classification != .succeeded && (classification == .killed || classification == .crashed) {
+            classification = .interrupted  // we stopped it
+        }
+        // Feed the predictor: a success is a measurement, an OOM a lower bound.
+        if classification == .succeeded {
+            let o = Observation(bucket: bucket, gpuModel: r.gpu.model, peakGB: peak, seconds: result.seconds, frames: frames)
+            predictor.observe(o)
+            try? store.record(o, renderer: manifest.renderer.name)
+        } else if classification == .oom {
+            let floor = result.oom?.lowerBoundGB ?? (r.pending.isolate ? r.gpu.memoryGB : r.estimate.rawMemoryGB * 1.25)
+            let o = Observation(bucket: bucket, gpuModel: r.gpu.model, peakGB: floor, seconds: nil, frames: frames, oom: true)
+            predictor.observe(o)
+            try? store.record(o, renderer: manifest.renderer.name)
+        }
+        var end = AttemptEnd(classification: classification, exitStatus: result.exitCode, signal: result.signal, stderrTail: result.stderrTail,
+                             peakGB: peak, seconds: result.seconds, outputDigest: result.outputDigest, note: result.note, jobState: .pending)
+        switch classification {
+        case .succeeded:
+            let path = manifest.outputDir + "/" + r.pending.job.clip.output
+            let attrs = try? FileManager.default.attributesOfItem(atPath: path)
+            end.outputSize = attrs?[.size] as? Int
+            end.outputMTime = (attrs?[.modificationDate] as? Date)?.timeIntervalSince1970
+            end.jobState = .succeeded
+            try store.finishAttempt(r.attempt, end)
+            progress.event("done \(id) in \(ProgressReporter.duration(result.seconds))" + (peak.map { String(format: ", peak %.1f GB", $0) } ?? ""))
+            return .succeeded
+        case .interrupted, .cancelled:
+            end.jobState = .interrupted
+            end.reason = "interrupted"
+            try store.finishAttempt(r.attempt, end)
+            removePartials(id)
+            progress.event("interrupted \(id)")
+            return .interrupted
+        default:
+            let retryFrom = try store.job(id)?.retryFrom ?? 0
+            let history = try store.attempts(jobID: id).filter { $0.contentKey == r.pending.job.contentKey && $0.classification != nil && $0.number > retryFrom }.map {
+                AttemptHistoryEntry(classification: $0.classification!, settings: $0.settings ?? r.pending.settings, isolated: $0.isolated, rung: $0.rung)
+            } + [AttemptHistoryEntry(classification: classification, settings: r.pending.settings, isolated: r.pending.isolate, rung: r.pending.rung)]
+            let what = classification.rawValue + (result.note.map { " (\($0))" } ?? "") + (result.oom?.triedGiB.map { String(format: " tried to allocate %.2f GiB", $0) } ?? "")
+            switch RetryLadder.next(history: history, base: r.pending.job.settings, policy: manifest.retry) {
+            case let .run(settings, isolate, rung, reason):
+                end.jobState = .pending
+                end.reason = reason
+                try store.finishAttempt(r.attempt, end)
+                let change = describeChange(r.pending.job.settings, settings, isolate)
+                progress.event("\(classification.rawValue) \(id): \(what); retry: \(reason)")
+                return .requeue(Pending(job: r.pending.job, settings: settings, isolate: isolate, rung: rung, change: change, order: r.pending.order))
+            case let .giveUp(reason):
+                end.jobState = .failed
+                end.reason = reason
+                try store.finishAttempt(r.attempt, end)
+                progress.event("FAILED \(id): \(what); \(reason); log: \(r.attempt.logPath ?? "")")
+                return .failed
+            case .done:
+                end.jobState = .failed
+                try store.finishAttempt(r.attempt, end)
+                return .failed
+            }
+        }
+    }
+
+    func drawProgress(running: [String: Running], queue: [Pending], summary: RunSummary) {
+        guard progress.live else { return }
+        let lanes = options.gpus.map { g in
+            (index: g.index, model: g.model, lanes: running.values.filter { $0.gpu.index == g.index }.map {
+                ProgressReporter.Lane(jobID: $0.pending.job.id, started: $0.started, predictedSeconds: $0.estimate.seconds)
+            })
+        }
+        let work = queue.map { predictor.estimate($0.settings).seconds }.reduce(0, +)
+            + running.values.map { max($0.estimate.seconds - Date().timeIntervalSince($0.started), 0) }.reduce(0, +)
+        let eta = options.gpus.isEmpty ? nil : work / Double(options.gpus.count)
+        progress.draw(gpus: lanes, done: summary.succeeded + summary.skipped, failed: summary.failed, running: running.count, waiting: queue.count, etaSeconds: eta)
+    }
+}

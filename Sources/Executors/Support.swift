@@ -1,0 +1,133 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Hands out TCP ports that are free now and not given to another running job.
+final class PortAllocator: @unchecked Sendable {
+    private let lock = NSLock()
+    private var inUse = Set<Int>()
+
+    /// A free port on 127.0.0.1 (bound to port 0, read back, released), not already handed out.
+    func take() -> Int {
+        lock.withLock {
+            for _ in 0..<64 {
+                let p = PortAllocator.ephemeral()
+                if p > 0 && !inUse.contains(p) { inUse.insert(p); return p }
+            }
+            var p = 29600
+            while inUse.contains(p) { p += 1 }
+            inUse.insert(p)
+            return p
+        }
+    }
+
+    func release(_ port: Int) { _ = lock.withLock { inUse.remove(port) } }
+
+    static func ephemeral() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        guard bound == 0 else { return 0 }
+        let got = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        guard got == 0 else { return 0 }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}
+
+/// The process groups of running renderers, for the hard stop on a second Ctrl-C.
+final class GroupRegistry: @unchecked Sendable {
+    private let lock = NSLock()
+    private var groups = Set<Int32>()
+    func add(_ g: Int32) { _ = lock.withLock { groups.insert(g) } }
+    func remove(_ g: Int32) { _ = lock.withLock { groups.remove(g) } }
+    func killAll() { for g in lock.withLock({ groups }) { ProcFS.signalGroup(g, SIGKILL) } }
+}
+
+/// Peak device memory seen per GPU while each attempt ran, from nvidia-smi's `memory.used`.
+final class MemoryTracker: @unchecked Sendable {
+    private let lock = NSLock()
+    private var baseline: [Int: Double] = [:]
+    private var running: [String: Int] = [:]       // attempt key -> GPU
+    private var peakByAttempt: [String: Double] = [:]
+    private var alone: [String: Bool] = [:]        // the attempt had its GPU to itself the whole time
+    private(set) var devicePeak: [Int: Double] = [:]
+
+    func setBaseline(_ b: [Int: Double]) { lock.withLock { baseline = b } }
+
+    func begin(_ key: String, gpu: Int) {
+        lock.withLock {
+            let shared = running.values.contains(gpu)
+            for (k, g) in running where g == gpu { alone[k] = false }
+            running[key] = gpu
+            alone[key] = !shared
+            peakByAttempt[key] = 0
+        }
+    }
+
+    /// Ends tracking; returns the peak (GB above the baseline) when the attempt ran alone, else nil.
+    func end(_ key: String) -> Double? {
+        lock.withLock {
+            running[key] = nil
+            defer { peakByAttempt[key] = nil; alone[key] = nil }
+            guard alone[key] == true, let p = peakByAttempt[key], p > 0 else { return nil }
+            return p
+        }
+    }
+
+    func sample(_ used: [Int: Double]) {
+        lock.withLock {
+            for (gpu, gb) in used { devicePeak[gpu] = max(devicePeak[gpu] ?? 0, gb) }
+            for (key, gpu) in running {
+                let above = (used[gpu] ?? 0) - (baseline[gpu] ?? 0)
+                peakByAttempt[key] = max(peakByAttempt[key] ?? 0, above)
+            }
+        }
+    }
+
+    var peaks: [Int: Double] { lock.withLock { devicePeak } }
+}
+
+/// Signals delivered as an async stream; the second one kills every renderer group and exits 130 at once.
+final class SignalWatcher: @unchecked Sendable {
+    let stream: AsyncStream<Int32>
+    private let continuation: AsyncStream<Int32>.Continuation
+    private var sources: [DispatchSourceSignal] = []
+    private let lock = NSLock()
+    private var count = 0
+
+    init(registry: GroupRegistry) {
+        (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                let n = self.lock.withLock { self.count += 1; return self.count }
+                if n == 1 {
+                    FileHandle.standardError.write(Data("\navatar-batch: stopping: terminating running jobs (press Ctrl-C again to kill them at once)\n".utf8))
+                    self.continuation.yield(sig)
+                } else {
+                    registry.killAll()
+                    FileHandle.standardError.write(Data("avatar-batch: killed running jobs; run the same command again to resume\n".utf8))
+                    _exit(130)
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func stop() {
+        for s in sources { s.cancel() }
+        continuation.finish()
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+    }
+}

@@ -1,0 +1,23 @@
+/// A measurement from a finished attempt, as the store keeps it.
+public struct Observation: Sendable, Hashable, Codable {
+    public var bucket: String
+    public var gpuModel: String
+    /// Peak GPU memory in GB; nil when not measured.
+    public var peakGB: Double?
+    /// Seconds the renderer ran; nil when not measured.
+    public var seconds: Double?
+    /// Frames the attempt rendered (scales durations between clips of one bucket).
+    public var frames: Int
+    /// True when the attempt ran out of memory; then `peakGB` is a lower bound.
+    public var oom: Bool
+
+    public init(bucket: String, gpuModel: String = "", peakGB: Double?, seconds: Double?, frames: Int, oom: Bool = false) {
+        self.bucket = bucket
+        self.gpuModel = gpuModel
+        self.peakGB = peakGB
+        self.seconds = seconds
+        self.frames = frames
+        self.oom = oom
+    }
+}
+

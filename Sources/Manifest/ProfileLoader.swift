@@ -1,0 +1,222 @@
+import Foundation
+
+/// Reads renderer profiles: built-in ones by name from the search path, user ones by path or inline.
+public enum ProfileLoader {
+    static let knownKeys = [
+        "name", "description", "command", "sizes", "defaults", "env", "workdir", "output_check", "output_extension",
+        "oom_patterns", "max_jobs_per_gpu", "uses_gpu", "fps", "auto_online_decode_clips", "memory", "time", "sharing",
+    ]
+
+    /// Directories searched for `NAME.yaml`, in order: `$AVATAR_BATCH_RENDERERS` (colon-separated),
+    /// `renderers/` beside the manifest or in any directory above it, then `renderers/` and
+    /// `../share/avatar-batch/renderers` beside the executable.
+    public static func searchPath(manifestDirectory: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        var dirs: [String] = []
+        if let extra = environment["AVATAR_BATCH_RENDERERS"] {
+            dirs += extra.split(separator: ":").map(String.init)
+        }
+        var dir = URL(fileURLWithPath: manifestDirectory).standardizedFileURL
+        for _ in 0..<32 {
+            dirs.append(dir.appendingPathComponent("renderers").path)
+            let parent = dir.deletingLastPathComponent()
+            if parent.path == dir.path { break }
+            dir = parent
+        }
+        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath().deletingLastPathComponent()
+        dirs.append(exe.appendingPathComponent("renderers").path)
+        dirs.append(exe.appendingPathComponent("../share/avatar-batch/renderers").standardizedFileURL.path)
+        var seen = Set<String>()
+        return dirs.filter { seen.insert($0).inserted }
+    }
+
+    /// Finds a built-in profile file by name; nil when no directory on the path has it.
+    public static func find(name: String, in searchPath: [String]) -> String? {
+        for dir in searchPath {
+            let candidate = dir + "/" + name + ".yaml"
+            if FileManager.default.isReadableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// Profile names available on the search path.
+    public static func available(in searchPath: [String]) -> [String] {
+        var names = Set<String>()
+        for dir in searchPath {
+            for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where f.hasSuffix(".yaml") {
+                names.insert(String(f.dropLast(5)))
+            }
+        }
+        return names.sorted()
+    }
+
+    /// Loads a profile file.
+    public static func load(path: String) -> (RendererProfile?, [Diagnostic]) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return (nil, [Diagnostic(file: path, at: SourcePosition(line: 1, column: 1), "cannot read renderer profile", fix: "check the path and its permissions")])
+        }
+        switch YAMLReader.parse(data, file: path) {
+        case let .failure(d):
+            return (nil, [d])
+        case .success(nil):
+            return (nil, [Diagnostic(file: path, at: SourcePosition(line: 1, column: 1), "renderer profile is empty")])
+        case let .success(root?):
+            return parse(Sourced(node: root, file: path), directory: (path as NSString).deletingLastPathComponent)
+        }
+    }
+
+    /// Parses a profile mapping; `directory` becomes `{profile_dir}`.
+    static func parse(_ s: Sourced, directory: String) -> (RendererProfile?, [Diagnostic]) {
+        var r = FieldReader()
+        guard let entries = s.node.entries else {
+            r.error(s, "a renderer profile must be a mapping, not \(s.node.kindDescription)")
+            return (nil, r.diagnostics)
+        }
+        r.rejectUnknownKeys(entries, file: s.file, known: knownKeys, context: "renderer profile")
+        func value(_ key: String) -> Sourced? {
+            entries.first { $0.key == key }.map { Sourced(node: $0.value, file: s.file) }
+        }
+        guard let nameNode = value("name"), let name = r.string(nameNode, "name") else {
+            if value("name") == nil { r.error(s, "renderer profile has no name", fix: "add name: my-renderer") }
+            return (nil, r.diagnostics)
+        }
+        var profile = RendererProfile(name: name, command: [], directory: directory)
+        if let v = value("description"), let d = r.string(v, "description") { profile.description = d }
+        if let v = value("command") {
+            if v.node.scalar != nil {
+                r.error(v, "command must be a list of arguments, not a shell string",
+                        fix: "write it as a list, e.g. [python3, render.py, --image, \"{image}\"]")
+            } else if let cmd = r.stringList(v, "command") {
+                if cmd.isEmpty { r.error(v, "command is empty", fix: "name the program to run") }
+                let items = v.node.items ?? []
+                for problem in ArgvTemplate.check(cmd) {
+                    r.error(Sourced(node: items[problem.index], file: s.file), problem.message)
+                }
+                profile.command = cmd
+            }
+        } else {
+            r.error(s, "renderer profile \"\(name)\" has no command", fix: "add command: [program, args...]")
+        }
+        if let v = value("sizes"), let sizes = r.stringList(v, "sizes") {
+            for (i, text) in sizes.enumerated() {
+                if let size = FrameSize(text) { profile.sizes.append(size) } else {
+                    r.error(Sourced(node: v.node.items![i], file: s.file), "size \"\(text)\" is not W*H", fix: "write it like 688*368")
+                }
+            }
+        }
+        if let v = value("defaults") {
+            if let d = v.node.entries {
+                r.rejectUnknownKeys(d, file: s.file, known: ManifestLoader.clipFields.filter { $0 != "id" }, context: "renderer defaults")
+                for e in d {
+                    if let text = e.value.scalar { profile.defaults[e.key] = text } else if let list = e.value.items {
+                        profile.defaults[e.key] = list.compactMap(\.scalar).joined(separator: "\u{1F}")
+                    }
+                }
+            } else { r.error(v, "defaults must be a mapping") }
+        }
+        if let v = value("env") {
+            if let d = v.node.entries {
+                for e in d {
+                    if let text = e.value.scalar { profile.env[e.key] = text } else {
+                        r.error(Sourced(node: e.value, file: s.file), "env \(e.key) must be a string")
+                    }
+                }
+            } else { r.error(v, "env must be a mapping of names to strings") }
+        }
+        if let v = value("workdir"), let text = r.string(v, "workdir") {
+            if let w = WorkdirPolicy(rawValue: text) { profile.workdir = w } else {
+                r.error(v, "workdir \"\(text)\" is not known", fix: "use one of \(WorkdirPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        if let v = value("output_check"), let text = r.string(v, "output_check") {
+            if let c = OutputCheck(rawValue: text) { profile.outputCheck = c } else {
+                r.error(v, "output_check \"\(text)\" is not known", fix: "use one of \(OutputCheck.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        if let v = value("output_extension"), let text = r.string(v, "output_extension") { profile.outputExtension = text }
+        if let v = value("oom_patterns"), let list = r.stringList(v, "oom_patterns") { profile.oomPatterns = list }
+        if let v = value("max_jobs_per_gpu"), let n = r.int(v, "max_jobs_per_gpu", range: 1...64) { profile.maxJobsPerGPU = n }
+        if let v = value("uses_gpu"), let b = r.bool(v, "uses_gpu") { profile.usesGPU = b }
+        if let v = value("fps"), let f = r.double(v, "fps", range: 1...240) { profile.fps = f }
+        if let v = value("auto_online_decode_clips"), let n = r.int(v, "auto_online_decode_clips", range: 1...1_000_000) {
+            profile.autoOnlineDecodeClips = n
+        }
+        if let v = value("memory") { profile.memory = parseMemory(v, &r) }
+        if let v = value("time") { profile.time = parseTime(v, &r) }
+        if let v = value("sharing") {
+            if let d = v.node.entries {
+                for e in d {
+                    let node = Sourced(node: e.value, file: s.file)
+                    guard let k = Int(e.key), k >= 2 else {
+                        r.error(file: s.file, at: e.keyPosition, "sharing keys are job counts of 2 or more, not \"\(e.key)\"")
+                        continue
+                    }
+                    if let x = r.double(node, "sharing[\(k)]", range: 0.1...Double(k)) { profile.sharing[k] = x }
+                }
+            } else { r.error(v, "sharing must map job counts to throughput, e.g. {2: 1.35, 4: 1.36}") }
+        }
+        return (r.diagnostics.hasErrors ? nil : profile, r.diagnostics)
+    }
+
+    static func sizeFramePoint(_ e: YAMLNode, file: String, _ r: inout FieldReader, valueKey: String) -> (FrameSize, Int, Double)? {
+        let s = Sourced(node: e, file: file)
+        guard let entries = e.entries else { r.error(s, "a calibration point must be a mapping {size, infer_frames, \(valueKey)}"); return nil }
+        r.rejectUnknownKeys(entries, file: file, known: ["size", "infer_frames", valueKey], context: "calibration point")
+        func v(_ k: String) -> Sourced? { entries.first { $0.key == k }.map { Sourced(node: $0.value, file: file) } }
+        guard let sizeNode = v("size"), let frames = v("infer_frames"), let value = v(valueKey) else {
+            r.error(s, "a calibration point needs size, infer_frames and \(valueKey)")
+            return nil
+        }
+        guard let sizeText = r.string(sizeNode, "size") else { return nil }
+        guard let size = FrameSize(sizeText) else { r.error(sizeNode, "size \"\(sizeText)\" is not W*H"); return nil }
+        guard let f = r.int(frames, "infer_frames", range: 1...4096), let x = r.double(value, valueKey, range: 0...100_000) else { return nil }
+        return (size, f, x)
+    }
+
+    static func parseMemory(_ s: Sourced, _ r: inout FieldReader) -> MemoryModel {
+        var m = MemoryModel()
+        guard let entries = s.node.entries else { r.error(s, "memory must be a mapping"); return m }
+        let known = ["points", "per_clip_offline_gb", "online_decode_gb", "offload_factor", "fp8_factor", "headroom", "host_ram_gb"]
+        r.rejectUnknownKeys(entries, file: s.file, known: known, context: "memory model")
+        for e in entries {
+            let v = Sourced(node: e.value, file: s.file)
+            switch e.key {
+            case "points":
+                for item in e.value.items ?? [] {
+                    if let (size, f, gb) = sizeFramePoint(item, file: s.file, &r, valueKey: "gb") {
+                        m.points.append(MemoryPoint(size: size, inferFrames: f, gb: gb))
+                    }
+                }
+            case "per_clip_offline_gb": m.perClipOfflineGB = r.double(v, e.key, range: 0...100) ?? 0
+            case "online_decode_gb": m.onlineDecodeGB = r.double(v, e.key, range: 0...1000) ?? 0
+            case "offload_factor": m.offloadFactor = r.double(v, e.key, range: 0.01...10) ?? 1
+            case "fp8_factor": m.fp8Factor = r.double(v, e.key, range: 0.01...10) ?? 1
+            case "headroom": m.headroom = r.double(v, e.key, range: 0...2) ?? 0.1
+            case "host_ram_gb": m.hostRAMGB = r.double(v, e.key, range: 0...100_000) ?? 0
+            default: break
+            }
+        }
+        return m
+    }
+
+    static func parseTime(_ s: Sourced, _ r: inout FieldReader) -> TimeModel {
+        var t = TimeModel()
+        guard let entries = s.node.entries else { r.error(s, "time must be a mapping"); return t }
+        r.rejectUnknownKeys(entries, file: s.file, known: ["points", "startup_s", "offload_factor", "reference_sample_steps"], context: "time model")
+        for e in entries {
+            let v = Sourced(node: e.value, file: s.file)
+            switch e.key {
+            case "points":
+                for item in e.value.items ?? [] {
+                    if let (size, f, ms) = sizeFramePoint(item, file: s.file, &r, valueKey: "ms_per_frame") {
+                        t.points.append(TimePoint(size: size, inferFrames: f, msPerFrame: ms))
+                    }
+                }
+            case "startup_s": t.startupSeconds = r.double(v, e.key, range: 0...86400) ?? 0
+            case "offload_factor": t.offloadFactor = r.double(v, e.key, range: 0.01...100) ?? 1
+            case "reference_sample_steps": t.referenceSampleSteps = r.int(v, e.key, range: 0...10000) ?? 0
+            default: break
+            }
+        }
+        return t
+    }
+}

@@ -1,0 +1,158 @@
+/// One measured point of a renderer's memory use.
+public struct MemoryPoint: Sendable, Hashable, Codable {
+    public var size: FrameSize
+    public var inferFrames: Int
+    public var gb: Double
+
+    public init(size: FrameSize, inferFrames: Int, gb: Double) {
+        self.size = size
+        self.inferFrames = inferFrames
+        self.gb = gb
+    }
+}
+
+/// One measured point of a renderer's speed.
+public struct TimePoint: Sendable, Hashable, Codable {
+    public var size: FrameSize
+    public var inferFrames: Int
+    public var msPerFrame: Double
+
+    public init(size: FrameSize, inferFrames: Int, msPerFrame: Double) {
+        self.size = size
+        self.inferFrames = inferFrames
+        self.msPerFrame = msPerFrame
+    }
+}
+
+/// The GPU-memory model a profile carries (`memory:` in YAML).
+public struct MemoryModel: Sendable, Hashable, Codable {
+    /// Peak GB at a few (size, infer_frames), with few clips.
+    public var points: [MemoryPoint]
+    /// Extra GB per clip when decoding offline (frames stay on the GPU).
+    public var perClipOfflineGB: Double
+    /// Constant GB of decoding online.
+    public var onlineDecodeGB: Double
+    /// Factor applied with `offload_model` (weights live on the host).
+    public var offloadFactor: Double
+    /// Factor applied with `fp8` weights.
+    public var fp8Factor: Double
+    /// Fraction added on top of a prediction (0.10 = 10%).
+    public var headroom: Double
+    /// Host RAM per job in GB (a floor; offline decode adds to it).
+    public var hostRAMGB: Double
+
+    public init(points: [MemoryPoint] = [], perClipOfflineGB: Double = 0, onlineDecodeGB: Double = 0, offloadFactor: Double = 1,
+                fp8Factor: Double = 1, headroom: Double = 0.10, hostRAMGB: Double = 0) {
+        self.points = points
+        self.perClipOfflineGB = perClipOfflineGB
+        self.onlineDecodeGB = onlineDecodeGB
+        self.offloadFactor = offloadFactor
+        self.fp8Factor = fp8Factor
+        self.headroom = headroom
+        self.hostRAMGB = hostRAMGB
+    }
+}
+
+/// The time model a profile carries (`time:` in YAML).
+public struct TimeModel: Sendable, Hashable, Codable {
+    public var points: [TimePoint]
+    /// Seconds before the first frame: process start, imports, weight load, compile.
+    public var startupSeconds: Double
+    /// Factor applied with `offload_model` (the published 800 -> 3200 ms/frame is 4x).
+    public var offloadFactor: Double
+    /// Time scales with sample_steps relative to this count.
+    public var referenceSampleSteps: Int
+
+    public init(points: [TimePoint] = [], startupSeconds: Double = 0, offloadFactor: Double = 1, referenceSampleSteps: Int = 0) {
+        self.points = points
+        self.startupSeconds = startupSeconds
+        self.offloadFactor = offloadFactor
+        self.referenceSampleSteps = referenceSampleSteps
+    }
+}
+
+/// How a finished output is checked before it counts as done.
+public enum OutputCheck: String, Sendable, Hashable, Codable, CaseIterable {
+    /// ffprobe must read it, with a video stream, an audio stream and about the audio's duration.
+    case ffprobe
+    /// The file must exist and not be empty.
+    case nonempty
+}
+
+/// Where a job's renderer runs.
+public enum WorkdirPolicy: String, Sendable, Hashable, Codable, CaseIterable {
+    /// A fresh directory per attempt (renderers that write fixed relative paths need this).
+    case perJob = "per-job"
+    /// The manifest's directory.
+    case manifest
+}
+
+/// A renderer: how to run it for one clip and what it costs.
+public struct RendererProfile: Sendable, Hashable, Codable {
+    public var name: String
+    public var description: String
+    /// The argv template; see `ArgvTemplate` for placeholders.
+    public var command: [String]
+    /// Sizes it accepts; empty means any.
+    public var sizes: [FrameSize]
+    /// Clip settings the profile fills in when the manifest does not.
+    public var defaults: [String: String]
+    /// Environment variables added for the renderer.
+    public var env: [String: String]
+    public var workdir: WorkdirPolicy
+    public var outputCheck: OutputCheck
+    public var outputExtension: String
+    /// Substrings of stderr that mean the process ran out of GPU memory.
+    public var oomPatterns: [String]
+    public var maxJobsPerGPU: Int
+    /// Whether it needs a GPU at all (the ffmpeg preview does not).
+    public var usesGPU: Bool
+    /// Frames per second of the output; with infer_frames this turns audio length into num_clip.
+    public var fps: Double
+    /// num_clip above which `online_decode: auto` turns online decoding on.
+    public var autoOnlineDecodeClips: Int
+    public var memory: MemoryModel
+    public var time: TimeModel
+    /// Aggregate throughput of k jobs sharing a GPU, relative to one job (1.0 = pure time slicing).
+    public var sharing: [Int: Double]
+    /// The directory the profile file lives in (`{profile_dir}`); empty for inline profiles.
+    public var directory: String
+
+    public init(name: String, description: String = "", command: [String], sizes: [FrameSize] = [], defaults: [String: String] = [:],
+                env: [String: String] = [:], workdir: WorkdirPolicy = .perJob, outputCheck: OutputCheck = .ffprobe,
+                outputExtension: String = "mp4", oomPatterns: [String] = RendererProfile.defaultOOMPatterns, maxJobsPerGPU: Int = 4,
+                usesGPU: Bool = true, fps: Double = 25, autoOnlineDecodeClips: Int = 100, memory: MemoryModel = MemoryModel(),
+                time: TimeModel = TimeModel(), sharing: [Int: Double] = [:], directory: String = "") {
+        self.name = name
+        self.description = description
+        self.command = command
+        self.sizes = sizes
+        self.defaults = defaults
+        self.env = env
+        self.workdir = workdir
+        self.outputCheck = outputCheck
+        self.outputExtension = outputExtension
+        self.oomPatterns = oomPatterns
+        self.maxJobsPerGPU = maxJobsPerGPU
+        self.usesGPU = usesGPU
+        self.fps = fps
+        self.autoOnlineDecodeClips = autoOnlineDecodeClips
+        self.memory = memory
+        self.time = time
+        self.sharing = sharing
+        self.directory = directory
+    }
+
+    /// PyTorch's and CUDA's ways of saying a GPU ran out of memory.
+    public static let defaultOOMPatterns = [
+        "torch.OutOfMemoryError", "torch.cuda.OutOfMemoryError", "CUDA out of memory", "CUBLAS_STATUS_ALLOC_FAILED",
+        "CUDA error: out of memory", "cudaErrorMemoryAllocation", "RESOURCE_EXHAUSTED",
+    ]
+
+    /// What identifies the profile in a content key: name, argv template, environment and output check.
+    public var identityParts: [String] {
+        ["renderer.name=\(name)", "renderer.command=\(command.joined(separator: "\u{1F}"))",
+         "renderer.env=\(env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\u{1F}"))",
+         "renderer.output_check=\(outputCheck.rawValue)"]
+    }
+}

@@ -1,0 +1,265 @@
+import Manifest
+
+/// A job already placed on a GPU (running, or planned to run until `endS`).
+public struct Occupant: Sendable, Hashable {
+    public var jobID: String
+    public var memoryGB: Double
+    /// When the job is predicted to end, on the caller's clock.
+    public var endS: Double
+
+    public init(jobID: String, memoryGB: Double, endS: Double) {
+        self.jobID = jobID
+        self.memoryGB = memoryGB
+        self.endS = endS
+    }
+}
+
+/// What one GPU holds now: reservations of running jobs, and whether a job asked to run alone.
+public struct GPULoad: Sendable, Hashable {
+    public var gpu: GPU
+    public var occupants: [Occupant] = []
+    /// A job that must run alone (OOM ladder's `isolate`) holds the GPU.
+    public var isolated = false
+
+    public init(gpu: GPU, occupants: [Occupant] = [], isolated: Bool = false) {
+        self.gpu = gpu
+        self.occupants = occupants
+        self.isolated = isolated
+    }
+
+    /// GB reserved by the orchestrator's jobs.
+    public var reservedGB: Double { occupants.reduce(0) { $0 + $1.memoryGB } }
+    /// GB left for another job: capacity less foreign use less reservations.
+    public var freeGB: Double { gpu.memoryGB - gpu.foreignUsedGB - reservedGB }
+}
+
+/// What a job asks of a GPU.
+public struct PlacementRequest: Sendable, Hashable {
+    public var jobID: String
+    public var memoryGB: Double
+    public var seconds: Double
+    /// Run alone on the GPU.
+    public var isolate: Bool
+    /// Substring the GPU's model must contain.
+    public var gpuModel: String?
+
+    public init(jobID: String, memoryGB: Double, seconds: Double, isolate: Bool = false, gpuModel: String? = nil) {
+        self.jobID = jobID
+        self.memoryGB = memoryGB
+        self.seconds = seconds
+        self.isolate = isolate
+        self.gpuModel = gpuModel
+    }
+}
+
+/// Why a job cannot run on a GPU, with the figures.
+public struct Rejection: Sendable, Hashable, CustomStringConvertible {
+    /// Which dimension: `memory`, `jobs`, `isolation`, `model`.
+    public var dimension: String
+    /// True when no amount of waiting helps (the GPU is too small or the wrong model).
+    public var permanent: Bool
+    public var detail: String
+
+    public var description: String { detail }
+}
+
+/// A filter answers "can this job run on this GPU now?" and returns every reason it cannot. Filters never rank.
+public protocol PlacementFilter: Sendable {
+    func check(_ request: PlacementRequest, _ load: GPULoad) -> [Rejection]
+}
+
+/// Predicted memory (headroom included) must fit in what the GPU has left.
+public struct MemoryFit: PlacementFilter {
+    public init() {}
+    public func check(_ r: PlacementRequest, _ load: GPULoad) -> [Rejection] {
+        let usable = load.gpu.memoryGB - load.gpu.foreignUsedGB
+        if r.memoryGB > usable {
+            return [Rejection(dimension: "memory", permanent: true, detail: String(format: "needs %.1f GB, GPU %d (%@) has %.1f GB%@", r.memoryGB, load.gpu.index, load.gpu.model, usable, load.gpu.foreignUsedGB > 0 ? String(format: " after %.1f GB used by other processes", load.gpu.foreignUsedGB) : ""))]
+        }
+        if r.memoryGB > load.freeGB {
+            return [Rejection(dimension: "memory", permanent: false, detail: String(format: "needs %.1f GB, GPU %d has %.1f GB free (%.1f GB reserved by %d running)", r.memoryGB, load.gpu.index, load.freeGB, load.reservedGB, load.occupants.count))]
+        }
+        return []
+    }
+}
+
+/// At most `limit` jobs share one GPU.
+public struct JobCap: PlacementFilter {
+    public var limit: Int
+    public init(limit: Int) { self.limit = limit }
+    public func check(_ r: PlacementRequest, _ load: GPULoad) -> [Rejection] {
+        load.occupants.count >= limit
+            ? [Rejection(dimension: "jobs", permanent: false, detail: "GPU \(load.gpu.index) already runs \(load.occupants.count) of at most \(limit) jobs")]
+            : []
+    }
+}
+
+/// A job that must run alone waits for an empty GPU, and nothing joins it.
+public struct Isolation: PlacementFilter {
+    public init() {}
+    public func check(_ r: PlacementRequest, _ load: GPULoad) -> [Rejection] {
+        if load.isolated { return [Rejection(dimension: "isolation", permanent: false, detail: "GPU \(load.gpu.index) runs a job that must be alone")] }
+        if r.isolate && !load.occupants.isEmpty {
+            return [Rejection(dimension: "isolation", permanent: false, detail: "job must run alone; GPU \(load.gpu.index) runs \(load.occupants.count) job(s)")]
+        }
+        return []
+    }
+}
+
+/// The GPU's model must contain the clip's `gpu_model`.
+public struct ModelConstraint: PlacementFilter {
+    public init() {}
+    public func check(_ r: PlacementRequest, _ load: GPULoad) -> [Rejection] {
+        guard let want = r.gpuModel, !load.gpu.model.localizedCaseInsensitiveContains(want) else { return [] }
+        return [Rejection(dimension: "model", permanent: true, detail: "job needs a \(want) GPU, GPU \(load.gpu.index) is \(load.gpu.model)")]
+    }
+}
+
+/// A scorer ranks GPUs that passed every filter: higher is better. It never rejects.
+public protocol PlacementScorer: Sendable {
+    /// A score in 0...100.
+    func score(_ request: PlacementRequest, _ load: GPULoad, sharing: SharingModel) -> Double
+}
+
+/// Prefers the GPU the job fills most tightly (least free memory left after it), keeping big GPUs for big jobs.
+/// Score = 100 x (1 - free_after / usable), in 0...100.
+public struct BestFit: PlacementScorer {
+    public init() {}
+    public func score(_ r: PlacementRequest, _ load: GPULoad, sharing: SharingModel) -> Double {
+        let usable = max(load.gpu.memoryGB - load.gpu.foreignUsedGB, 0.001)
+        return 100 * (1 - max(load.freeGB - r.memoryGB, 0) / usable)
+    }
+}
+
+/// Prefers the emptiest GPU: fewest jobs, then most free memory. Score = 100 / (1 + jobs) - free-memory tiebreak, in 0...100.
+public struct LeastLoaded: PlacementScorer {
+    public init() {}
+    public func score(_ r: PlacementRequest, _ load: GPULoad, sharing: SharingModel) -> Double {
+        let usable = max(load.gpu.memoryGB, 0.001)
+        return 100 / Double(1 + load.occupants.count) * (0.9 + 0.1 * max(load.freeGB, 0) / usable)
+    }
+}
+
+/// Prefers the GPU where the job is predicted to finish first, given how sharing slows co-located jobs.
+/// With k jobs already there, the job runs at S(k+1)/(k+1) of its solo speed (S = aggregate throughput).
+/// Score = 100 x rate, in 0...100; ties are broken by best fit, so big GPUs stay free for big jobs.
+public struct EarliestFinish: PlacementScorer {
+    public init() {}
+    public func score(_ r: PlacementRequest, _ load: GPULoad, sharing: SharingModel) -> Double {
+        let rate = sharing.perJobRate(load.occupants.count + 1)
+        return 99 * rate + BestFit().score(r, load, sharing: sharing) / 100
+    }
+}
+
+/// A named placement policy: filters, a scorer, and whether to share a GPU only when it raises throughput.
+public struct Strategy: Sendable {
+    public var name: String
+    public var summary: String
+    public var scorer: any PlacementScorer
+    /// Share a GPU only when S(k+1) > S(k) (packing that slows everyone down for no gain waits instead).
+    public var shareOnlyWhenFaster: Bool
+
+    /// Every strategy by name.
+    public static let table: [String: Strategy] = [
+        "pack": Strategy(name: "pack", summary: "best fit: fill GPUs as tightly as memory allows", scorer: BestFit(), shareOnlyWhenFaster: false),
+        "spread": Strategy(name: "spread", summary: "least loaded: one job per GPU first, then share", scorer: LeastLoaded(), shareOnlyWhenFaster: false),
+        "earliest-finish": Strategy(name: "earliest-finish", summary: "where the job finishes soonest; share only when sharing raises throughput (default)", scorer: EarliestFinish(), shareOnlyWhenFaster: true),
+    ]
+
+    /// Looks a strategy up by name; the error lists the known ones.
+    public static func named(_ name: String) throws -> Strategy {
+        guard let s = table[name] else { throw SchedulerError.unknownStrategy(name, known: table.keys.sorted()) }
+        return s
+    }
+}
+
+/// Errors of the scheduler module.
+public enum SchedulerError: Error, CustomStringConvertible, Sendable {
+    case unknownStrategy(String, known: [String])
+    case noGPUs
+
+    public var description: String {
+        switch self {
+        case let .unknownStrategy(name, known): return "unknown strategy \"\(name)\"; use one of \(known.joined(separator: ", "))"
+        case .noGPUs: return "no GPUs to place jobs on"
+        }
+    }
+}
+
+/// Aggregate throughput of k jobs sharing one GPU relative to one job, from the profile's `sharing` table:
+/// S(1) = 1, linear between given points, flat after the last. Each of k jobs runs at S(k)/k of solo speed.
+public struct SharingModel: Sendable, Hashable {
+    var points: [(Int, Double)]
+
+    public static func == (a: SharingModel, b: SharingModel) -> Bool { a.points.elementsEqual(b.points) { $0 == $1 } }
+    public func hash(into h: inout Hasher) { for (k, s) in points { h.combine(k); h.combine(s) } }
+
+    public init(_ table: [Int: Double]) {
+        points = [(1, 1.0)] + table.filter { $0.key >= 2 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// S(k).
+    public func aggregate(_ k: Int) -> Double {
+        guard k > 1 else { return 1 }
+        for i in 1..<points.count where k <= points[i].0 {
+            let (a, b) = (points[i - 1], points[i])
+            return a.1 + (b.1 - a.1) * Double(k - a.0) / Double(b.0 - a.0)
+        }
+        return points.last!.1
+    }
+
+    /// S(k)/k: each job's speed relative to running alone.
+    public func perJobRate(_ k: Int) -> Double { aggregate(k) / Double(max(k, 1)) }
+
+    /// The best S(k) for k up to `limit`: the most a GPU can do, for the lower bound.
+    public func best(upTo limit: Int) -> Double { (1...max(limit, 1)).map(aggregate).max() ?? 1 }
+}
+
+/// Filter, then score: the one place a job meets the GPUs.
+public struct Placer: Sendable {
+    public var strategy: Strategy
+    public var filters: [any PlacementFilter]
+    public var sharing: SharingModel
+
+    public init(strategy: Strategy, maxJobsPerGPU: Int, sharing: SharingModel) {
+        self.strategy = strategy
+        self.filters = [ModelConstraint(), MemoryFit(), JobCap(limit: maxJobsPerGPU), Isolation()]
+        self.sharing = sharing
+    }
+
+    /// The outcome of trying to place one job.
+    public enum Decision: Sendable {
+        case place(gpu: Int)
+        /// Not now; each GPU's reasons.
+        case wait([Int: [Rejection]])
+        /// Never on these GPUs; each GPU's permanent reasons.
+        case never([Int: [Rejection]])
+    }
+
+    /// Decides where `request` runs given the loads; `allowed` restricts GPUs (reservations).
+    public func decide(_ request: PlacementRequest, loads: [GPULoad], allowed: (GPULoad) -> Rejection? = { _ in nil }) -> Decision {
+        var reasons: [Int: [Rejection]] = [:]
+        var permanentEverywhere = true
+        var best: (gpu: Int, score: Double)?
+        for load in loads {
+            var r = filters.flatMap { $0.check(request, load) }
+            if r.isEmpty, let blocked = allowed(load) { r = [blocked] }
+            if r.isEmpty, strategy.shareOnlyWhenFaster, !load.occupants.isEmpty {
+                let k = load.occupants.count
+                if sharing.aggregate(k + 1) <= sharing.aggregate(k) * 1.01 {
+                    r = [Rejection(dimension: "sharing", permanent: false, detail: "a job more on GPU \(load.gpu.index) would not raise its throughput (S(\(k + 1)) = \(String(format: "%.2f", sharing.aggregate(k + 1))))")]
+                }
+            }
+            if r.isEmpty {
+                let s = strategy.scorer.score(request, load, sharing: sharing)
+                if best == nil || s > best!.score { best = (load.gpu.index, s) }
+                permanentEverywhere = false
+            } else {
+                reasons[load.gpu.index] = r
+                if !r.allSatisfy(\.permanent) { permanentEverywhere = false }
+            }
+        }
+        if let best { return .place(gpu: best.gpu) }
+        return permanentEverywhere ? .never(reasons) : .wait(reasons)
+    }
+}

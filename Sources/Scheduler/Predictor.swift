@@ -1,0 +1,142 @@
+import Foundation
+import Manifest
+
+/// What a job is expected to need.
+public struct Estimate: Sendable, Hashable, Codable {
+    /// GPU memory to reserve, headroom included.
+    public var memoryGB: Double
+    /// The model's figure before headroom.
+    public var rawMemoryGB: Double
+    /// Seconds running alone on a GPU.
+    public var seconds: Double
+    /// True when the settings lie outside the calibration points.
+    public var extrapolated: Bool
+    /// Where the figures came from: `prior`, `observed` or `oom`.
+    public var source: String
+}
+
+/// Predicts a job's GPU memory and time from the renderer's calibration, corrected by what was observed.
+///
+/// Memory: interpolate the calibration points linearly in x = pixels x infer_frames (extrapolating from the
+/// nearest two points outside their range), add decode memory (offline: per-clip GB x num_clip; online: a
+/// constant), scale by the offload and fp8 factors, then add headroom. Time: startup + ms/frame (interpolated
+/// the same way) x frames, scaled by sample_steps and the offload factor.
+public struct Predictor: Sendable {
+    public var profile: RendererProfile
+    /// Observations by bucket; they override the prior for the same bucket.
+    private var observed: [String: [Observation]] = [:]
+    /// Fraction added to memory predictions.
+    public var headroom: Double
+
+    public init(profile: RendererProfile, observations: [Observation] = [], headroom: Double? = nil) {
+        self.profile = profile
+        self.headroom = headroom ?? profile.memory.headroom
+        for o in observations { observed[o.bucket, default: []].append(o) }
+    }
+
+    /// Adds an observation (the run loop calls this as attempts finish).
+    public mutating func observe(_ o: Observation) {
+        observed[o.bucket, default: []].append(o)
+    }
+
+    /// The settings bucket observations are pooled by: everything that changes memory, with num_clip
+    /// rounded to a power of two (offline decode grows with it).
+    public func bucket(_ s: ClipSettings) -> String {
+        let clips = s.onlineDecode ? 0 : (s.numClip <= 1 ? 1 : 1 << (Int.bitWidth - (s.numClip - 1).leadingZeroBitCount))
+        return "\(profile.name)|\(s.size)|f\(s.inferFrames)|\(s.onlineDecode ? "online" : "offline\(clips)")|offload=\(s.offloadModel)|fp8=\(s.fp8)"
+    }
+
+    /// The estimate for these settings.
+    public func estimate(_ s: ClipSettings) -> Estimate {
+        let m = profile.memory
+        let x = Double(s.size.pixels * s.inferFrames)
+        let (base, memExtra) = Predictor.interpolate(m.points.map { (Double($0.size.pixels * $0.inferFrames), $0.gb) }, at: x)
+        var raw = base + (s.onlineDecode ? m.onlineDecodeGB : m.perClipOfflineGB * Double(s.numClip))
+        if s.offloadModel { raw *= m.offloadFactor }
+        if s.fp8 { raw *= m.fp8Factor }
+        let t = profile.time
+        let (msPerFrame, timeExtra) = Predictor.interpolate(t.points.map { (Double($0.size.pixels * $0.inferFrames), $0.msPerFrame) }, at: x)
+        var perFrame = msPerFrame / 1000
+        if t.referenceSampleSteps > 0 { perFrame *= Double(s.sampleSteps) / Double(t.referenceSampleSteps) }
+        if s.offloadModel { perFrame *= t.offloadFactor }
+        var seconds = t.startupSeconds + perFrame * Double(s.totalFrames)
+        var source = "prior"
+
+        if let obs = observed[bucket(s)] {
+            let peaks = obs.filter { !$0.oom }.compactMap(\.peakGB)
+            if let peak = peaks.max() { raw = peak; source = "observed" }
+            // An OOM is a lower bound: never predict less than what already failed.
+            if let floor = obs.filter(\.oom).compactMap(\.peakGB).max(), floor > raw { raw = floor; source = "oom" }
+            let rates = obs.filter { !$0.oom && $0.frames > 0 }.compactMap { o in o.seconds.map { $0 / Double(o.frames) } }
+            if !rates.isEmpty {
+                seconds = rates.reduce(0, +) / Double(rates.count) * Double(s.totalFrames)
+                if source == "prior" { source = "observed" }
+            }
+        }
+        let extrapolated = source == "prior" && (memExtra || timeExtra)
+        return Estimate(memoryGB: raw * (1 + headroom), rawMemoryGB: raw, seconds: max(seconds, 0.001), extrapolated: extrapolated, source: source)
+    }
+
+    /// Linear interpolation over (x, y) points; flags values outside the points. With one point, y scales with x.
+    static func interpolate(_ points: [(Double, Double)], at x: Double) -> (Double, Bool) {
+        // Average duplicates at the same x, then sort.
+        var byX: [Double: [Double]] = [:]
+        for (px, py) in points { byX[px, default: []].append(py) }
+        let p = byX.map { ($0.key, $0.value.reduce(0, +) / Double($0.value.count)) }.sorted { $0.0 < $1.0 }
+        guard let first = p.first, let last = p.last else { return (0, true) }
+        if p.count == 1 { return (first.0 > 0 ? first.1 * x / first.0 : first.1, x != first.0) }
+        if x < first.0 || x > last.0 {
+            let (a, b) = x < first.0 ? (p[0], p[1]) : (p[p.count - 2], p[p.count - 1])
+            let slope = (b.1 - a.1) / (b.0 - a.0)
+            // Never extrapolate below a fraction of the smallest point: memory does not go to zero.
+            return (max(a.1 + slope * (x - a.0), first.1 * 0.25), true)
+        }
+        for i in 1..<p.count where x <= p[i].0 {
+            let (a, b) = (p[i - 1], p[i])
+            return (a.1 + (b.1 - a.1) * (x - a.0) / (b.0 - a.0), false)
+        }
+        return (last.1, false)
+    }
+}
+
+/// The figures in PyTorch's OOM message: a lower bound on what the job needs.
+public struct OOMReport: Sendable, Hashable, Codable {
+    /// "Tried to allocate X GiB".
+    public var triedGiB: Double?
+    /// "total capacity of Y GiB".
+    public var capacityGiB: Double?
+    /// "this process has Z GiB memory in use".
+    public var processInUseGiB: Double?
+
+    public init(triedGiB: Double? = nil, capacityGiB: Double? = nil, processInUseGiB: Double? = nil) {
+        self.triedGiB = triedGiB
+        self.capacityGiB = capacityGiB
+        self.processInUseGiB = processInUseGiB
+    }
+
+    /// Parses `torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 200.00 GiB. GPU 0 has a total
+    /// capacity of 79.18 GiB of which ... this process has 518.00 MiB memory in use`.
+    public static func parse(_ text: String) -> OOMReport {
+        func figure(after marker: String) -> Double? {
+            guard let r = text.range(of: marker) else { return nil }
+            let rest = text[r.upperBound...].drop(while: { $0 == " " })
+            let number = rest.prefix(while: { $0.isNumber || $0 == "." })
+            guard let value = Double(number) else { return nil }
+            let unit = rest.dropFirst(number.count).drop(while: { $0 == " " }).prefix(3)
+            switch unit {
+            case "MiB": return value / 1024
+            case "KiB": return value / (1024 * 1024)
+            case "TiB": return value * 1024
+            default: return value
+            }
+        }
+        return OOMReport(triedGiB: figure(after: "Tried to allocate"), capacityGiB: figure(after: "total capacity of"),
+                         processInUseGiB: figure(after: "this process has"))
+    }
+
+    /// GB (GiB, as everywhere in avatar-batch) the job needed at least: what it held plus what it asked for.
+    public var lowerBoundGB: Double? {
+        guard let tried = triedGiB else { return nil }
+        return tried + (processInUseGiB ?? 0)
+    }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Checkpoint
+import Executors
+import Foundation
+import Manifest
+import Scheduler
+
+@main
+struct AvatarBatch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "avatar-batch",
+        abstract: "Render batches of talking-avatar videos on GPUs: validate, plan, run, resume.",
+        discussion: """
+            Exit status: 0 every job succeeded (or the input is valid), 1 some jobs failed for good, \
+            2 invalid input, 130 interrupted (run the same command again to resume).
+            """,
+        version: "0.1.0",
+        subcommands: [Validate.self, Plan.self, Run.self, Status.self, Retry.self])
+}
+
+/// Options every command that reads a manifest shares.
+struct ManifestOptions: ParsableArguments {
+    @Argument(help: "The manifest (YAML).")
+    var manifest: String
+
+    @Option(name: .customLong("gpus"), help: "auto, GPU indices (0,2) or a virtual inventory (4x24GB,2x80GB); overrides the manifest's gpus:.")
+    var gpus: String?
+
+    @Flag(help: "Skip probing audio with ffprobe (faster; num_clip: auto then needs WAV audio).")
+    var noProbe = false
+
+    func loadOptions(requireEnvironment: Bool = true) throws -> LoadOptions {
+        var o = LoadOptions()
+        if !noProbe {
+            o.probe = FFprobe.locate()
+        }
+        o.requireEnvironment = requireEnvironment
+        if let gpus {
+            switch GPUSelection.parse(gpus) {
+            case let .success(g): o.gpus = g
+            case let .failure(e): throw ValidationError("--gpus: \(e.message)")
+            }
+        }
+        return o
+    }
+}
+
+/// Prints diagnostics and exits 2 when the manifest is invalid.
+func loadOrExit(_ path: String, _ options: LoadOptions, json: Bool = false, quiet: Bool = false) throws -> Manifest {
+    let result = ManifestLoader.load(path: path, options: options)
+    if !quiet, !json {
+        for n in result.notes { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
+    }
+    guard let manifest = result.manifest else {
+        if json {
+            printJSON(["valid": false, "diagnostics": result.diagnostics.map(diagnosticJSON)])
+        } else {
+            for d in result.diagnostics { FileHandle.standardError.write(Data("\(d)\n".utf8)) }
+            let n = result.diagnostics.filter { $0.severity == .error }.count
+            FileHandle.standardError.write(Data("\(n) error\(n == 1 ? "" : "s"); nothing was run\n".utf8))
+        }
+        throw ExitCode(2)
+    }
+    if !json { for d in result.diagnostics { FileHandle.standardError.write(Data("\(d)\n".utf8)) } }
+    return manifest
+}
+
+func diagnosticJSON(_ d: Diagnostic) -> [String: Any] {
+    var o: [String: Any] = ["severity": d.severity.rawValue, "file": d.file, "line": d.position.line, "column": d.position.column, "message": d.message]
+    if let f = d.fix { o["fix"] = f }
+    return o
+}
+
+func printJSON(_ value: Any) {
+    let data = (try? JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    FileHandle.standardOutput.write(data)
+    FileHandle.standardOutput.write(Data("\n".utf8))
+}
+
+func makeJobs(_ manifest: Manifest, hashInputs: Bool = true) throws -> [Job] {
+    var builder = JobBuilder(hashInputs: hashInputs)
+    return try builder.jobs(for: manifest)
+}
+
+func fail(_ message: String, code: Int32 = 2) -> ExitCode {
+    FileHandle.standardError.write(Data("avatar-batch: error: \(message)\n".utf8))
+    return ExitCode(code)
+}
+
+/// The GPUs to plan or run on: the manifest's selection; CPU renderers without an inventory get one slot per core.
+func resolveGPUs(_ manifest: Manifest) async throws -> [GPU] {
+    if !manifest.renderer.usesGPU, case .auto = manifest.gpus {
+        let slots = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        return (0..<slots).map { GPU(index: $0, model: "cpu slot", memoryGB: 1024) }
+    }
+    return try await GPUDiscovery.discover(manifest.gpus)
+}

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Executors
+import Foundation
+import Manifest
+import Scheduler
+
+struct Plan: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Predict memory and time, and simulate how the batch packs onto the GPUs.",
+        discussion: "Nothing is run. Exit status 2 when a clip fits no GPU at any setting.")
+
+    @OptionGroup var options: ManifestOptions
+
+    @Option(help: "Placement strategy: \(Strategy.table.keys.sorted().joined(separator: ", ")).")
+    var strategy: String?
+
+    @Option(help: "At most this many jobs on one GPU (default: the renderer's max_jobs_per_gpu).")
+    var maxJobsPerGPU: Int?
+
+    @Flag(help: "Say why each job waited.")
+    var explain = false
+
+    @Flag(help: "Print the plan as JSON.")
+    var json = false
+
+    func run() async throws {
+        var lo = try options.loadOptions(requireEnvironment: false)
+        lo.checkFiles = !options.noProbe || lo.probe != nil
+        let manifest = try loadOrExit(options.manifest, lo, json: json)
+        let gpus: [GPU]
+        do { gpus = try await resolveGPUs(manifest) } catch { throw fail("\(error)") }
+        let strategy: Scheduler.Strategy
+        do { strategy = try Scheduler.Strategy.named(self.strategy ?? manifest.strategy) } catch { throw fail("\(error)") }
+        let planner = Planner(predictor: Predictor(profile: manifest.renderer), strategy: strategy, maxJobsPerGPU: maxJobsPerGPU)
+        let plan = planner.plan(manifest.clips.map { PlanJob(id: $0.id, settings: $0.settings, priority: $0.priority, gpuModel: $0.gpuModel, location: $0.location) }, gpus: gpus)
+        if json {
+            printJSON(PlanPrinter.json(plan))
+        } else {
+            print(PlanPrinter.text(plan, manifest: manifest, explain: explain))
+        }
+        if !plan.unplaceable.isEmpty { throw ExitCode(2) }
+    }
+}
+
+/// Plans as text and JSON.
+enum PlanPrinter {
+    static func json(_ plan: Scheduler.Plan) -> [String: Any] {
+        [
+            "strategy": plan.strategy,
+            "makespan_s": plan.makespanS, "lower_bound_s": plan.lowerBoundS, "ratio": plan.ratio,
+            "gpus": plan.gpus.map { ["index": $0.index, "uuid": $0.uuid, "model": $0.model, "memory_gb": $0.memoryGB] as [String: Any] },
+            "placements": plan.runs.map { r -> [String: Any] in
+                let e = plan.estimates[r.jobID]
+                return ["job": r.jobID, "gpu": r.gpu, "start_s": r.startS, "end_s": r.endS, "memory_gb": r.memoryGB,
+                        "predicted_solo_s": e?.seconds ?? 0, "extrapolated": e?.extrapolated ?? false]
+            },
+            "unplaceable": plan.unplaceable.map { u -> [String: Any] in
+                var o: [String: Any] = ["job": u.jobID, "reason": u.reason, "location": u.location]
+                if let s = u.suggestion { o["suggestion"] = s }
+                return o
+            },
+            "waits": plan.waits,
+        ]
+    }
+
+    static func text(_ plan: Scheduler.Plan, manifest: Manifest, explain: Bool) -> String {
+        var out: [String] = []
+        let d = ProgressReporter.duration
+        out.append("plan for \(manifest.name): \(manifest.clips.count) clips, renderer \(manifest.renderer.name), strategy \(plan.strategy), \(plan.gpus.count) GPU(s)")
+        for g in plan.gpus {
+            let runs = plan.runs.filter { $0.gpu == g.index }
+            out.append(String(format: "GPU %d  %@  %.1f GB  (%d jobs, busy until %@)", g.index, g.model, g.memoryGB, runs.count, d(runs.map(\.endS).max() ?? 0)))
+            for r in runs {
+                let extra = plan.estimates[r.jobID]?.extrapolated == true ? "  (extrapolated)" : ""
+                out.append(String(format: "  %@ -> %@  %@  %.1f GB%@", d(r.startS), d(r.endS), r.jobID, r.memoryGB, extra))
+            }
+        }
+        out.append(String(format: "makespan %@, lower bound %@, ratio %.2f", d(plan.makespanS), d(plan.lowerBoundS), plan.ratio))
+        if !plan.unplaceable.isEmpty {
+            out.append("clips that fit no GPU:")
+            for u in plan.unplaceable {
+                out.append("  \(u.location): error: clip \(u.jobID) fits no GPU: \(u.reason)" + (u.suggestion.map { "; \($0)" } ?? ""))
+            }
+        }
+        if explain && !plan.waits.isEmpty {
+            out.append("why jobs waited (first reason):")
+            for (id, why) in plan.waits.sorted(by: { $0.key < $1.key }) { out.append("  \(id): \(why)") }
+        }
+        return out.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,77 @@
+import ArgumentParser
+import Checkpoint
+import Executors
+import Foundation
+import Manifest
+import Scheduler
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Render every clip of a manifest; run the same command again to resume.",
+        discussion: """
+            Every state change is checkpointed in <output_dir>/.avatar-batch/state.sqlite. After an OOM, a crash, Ctrl-C \
+            or a reboot, the same command finishes the batch without redoing finished work. Ctrl-C stops dispatching and \
+            terminates running jobs (exit 130); a second Ctrl-C kills them at once.
+            """)
+
+    @OptionGroup var options: ManifestOptions
+
+    @Option(help: "The store (default: <output_dir>/.avatar-batch/state.sqlite).")
+    var state: String?
+
+    @Option(help: "Placement strategy: \(Strategy.table.keys.sorted().joined(separator: ", ")).")
+    var strategy: String?
+
+    @Option(help: "Stop dispatching after this many jobs failed for good.")
+    var maxFailures: Int?
+
+    @Option(help: "At most this many jobs on one GPU (default: the renderer's max_jobs_per_gpu).")
+    var maxJobsPerGPU: Int?
+
+    @Option(help: "Default job timeout = predicted time x this factor (at least 10 minutes); a clip's timeout: wins.")
+    var timeoutFactor: Double = 3
+
+    @Option(help: "Seconds between SIGTERM and SIGKILL when stopping a job.")
+    var grace: Double = 10
+
+    @Flag(help: "Print only the summary.")
+    var quiet = false
+
+    func run() async throws {
+        let manifest = try loadOrExit(options.manifest, try options.loadOptions())
+        let jobs = try makeJobs(manifest)
+        let gpus: [GPU]
+        do { gpus = try await resolveGPUs(manifest) } catch { throw fail("\(error)") }
+        let strat: Scheduler.Strategy
+        do { strat = try Scheduler.Strategy.named(strategy ?? manifest.strategy) } catch { throw fail("\(error)") }
+
+        // A clip that fits no GPU at any setting is an error before anything runs.
+        let planner = Planner(predictor: Predictor(profile: manifest.renderer), strategy: strat, maxJobsPerGPU: maxJobsPerGPU)
+        let unplaceable = jobs.compactMap { j -> String? in
+            let e = planner.predictor.estimate(j.settings)
+            guard !gpus.contains(where: { e.memoryGB <= $0.memoryGB - $0.foreignUsedGB && (j.clip.gpuModel == nil || $0.model.localizedCaseInsensitiveContains(j.clip.gpuModel!)) }) else { return nil }
+            let hint = planner.suggestFit(PlanJob(id: j.id, settings: j.settings), gpus: gpus).map { "; \($0)" } ?? ""
+            return "\(j.clip.location): error: clip \(j.id) needs \(String(format: "%.1f", e.memoryGB)) GB, more than any GPU has\(hint)"
+        }
+        if !unplaceable.isEmpty {
+            for u in unplaceable { FileHandle.standardError.write(Data("\(u)\n".utf8)) }
+            throw fail("\(unplaceable.count) clip(s) fit no GPU; change their settings (see above) or run on larger GPUs")
+        }
+
+        let store: Store
+        do { store = try Store(path: state ?? manifest.defaultStatePath) } catch { throw fail("\(error)", code: 1) }
+        var runOptions = RunOptions(gpus: gpus, strategy: strat, maxFailures: maxFailures)
+        runOptions.maxJobsPerGPU = maxJobsPerGPU
+        runOptions.timeoutFactor = timeoutFactor
+        runOptions.graceSeconds = grace
+        runOptions.command = CommandLine.arguments.joined(separator: " ")
+        let loop = try RunLoop(manifest: manifest, jobs: jobs, store: store, options: runOptions, progress: ProgressReporter(quiet: quiet))
+        let summary: RunSummary
+        do {
+            summary = try await loop.run()
+        } catch let e as CheckpointError {
+            throw fail(e.description, code: 1)
+        }
+        if summary.exitStatus != 0 { throw ExitCode(summary.exitStatus) }
+    }
+}
