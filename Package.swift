@@ -48,7 +48,7 @@ let package = Package(
         .testTarget(name: "ManifestTests", dependencies: ["Manifest", "TestSupport"]),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "Manifest", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Manifest", "TestSupport"]),
-        .testTarget(name: "ExecutorsTests", dependencies: ["Executors", "Checkpoint", "Scheduler", "Manifest", "TestSupport"]),
+        .testTarget(name: "ExecutorsTests", dependencies: ["Executors", "Checkpoint", "Scheduler", "Manifest", "TestSupport", "avatar-batch"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -90,7 +90,7 @@ public final class Store: Sendable {
                 CREATE TABLE observations (
                     id INTEGER PRIMARY KEY AUTOINCREMENT,
                     renderer TEXT NOT NULL, bucket TEXT NOT NULL, gpu_model TEXT NOT NULL,
-                    peak_gb REAL, seconds REAL, frames INTEGER NOT NULL, oom INTEGER NOT NULL,
+                    peak_gb REAL, seconds REAL, frames INTEGER NOT NULL, oom INTEGER NOT NULL, job_id TEXT,
                     recorded_at REAL NOT NULL
                 );
                 CREATE INDEX observations_by_renderer ON observations(renderer, bucket);
@@ -301,8 +301,8 @@ public final class Store: Sendable {
     /// Adds a measurement for the predictor.
     public func record(_ o: Observation, renderer: String, now: Double = Date().timeIntervalSince1970) throws {
         try pool.write { db in
-            try db.execute(sql: "INSERT INTO observations (renderer, bucket, gpu_model, peak_gb, seconds, frames, oom, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [renderer, o.bucket, o.gpuModel, o.peakGB, o.seconds, o.frames, o.oom, now])
+            try db.execute(sql: "INSERT INTO observations (renderer, bucket, gpu_model, peak_gb, seconds, frames, oom, job_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [renderer, o.bucket, o.gpuModel, o.peakGB, o.seconds, o.frames, o.oom, o.jobID, now])
         }
     }
 
@@ -310,7 +310,7 @@ public final class Store: Sendable {
     public func observations(renderer: String) throws -> [Observation] {
         try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM observations WHERE renderer = ? ORDER BY id", arguments: [renderer]).map {
-                Observation(bucket: $0["bucket"], gpuModel: $0["gpu_model"], peakGB: $0["peak_gb"], seconds: $0["seconds"], frames: $0["frames"], oom: $0["oom"])
+                Observation(bucket: $0["bucket"], gpuModel: $0["gpu_model"], peakGB: $0["peak_gb"], seconds: $0["seconds"], frames: $0["frames"], oom: $0["oom"], jobID: $0["job_id"])
             }
         }
     }

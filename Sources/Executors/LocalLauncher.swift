@@ -75,6 +75,7 @@ public enum LocalLauncher {
                 if let timeout = spec.timeoutSeconds {
                     group.addTask {
                         try await Task.sleep(for: .seconds(timeout))
+                        pidBox.markTimedOut()  // before the kill: the exit may be seen before this task returns
                         if let pid = pidBox.pid { await ProcFS.terminateGroup(pid, graceSeconds: spec.graceSeconds) }
                         return .timedOut
                     }
@@ -85,7 +86,7 @@ public enum LocalLauncher {
                     case .timedOut: timedOut = true
                     case let .exited(status):
                         group.cancelAll()
-                        return (status, timedOut)
+                        return (status, timedOut || pidBox.timedOut)
                     }
                 }
                 throw ExecutorError.launch("the process monitor ended without an exit status")
@@ -115,6 +116,9 @@ public enum LocalLauncher {
 final class PIDBox: @unchecked Sendable {
     private let lock = NSLock()
     private var value: Int32?
+    private var fired = false
     var pid: Int32? { lock.withLock { value } }
+    var timedOut: Bool { lock.withLock { fired } }
     func set(_ pid: Int32) { lock.withLock { value = pid } }
+    func markTimedOut() { lock.withLock { fired = true } }
 }

@@ -142,16 +142,24 @@ public final class RunLoop: @unchecked Sendable {
             }
             while true {
                 // Dispatch what fits now.
+                var degraded = false
                 if !stopping {
                     let now = Date().timeIntervalSince(began)
                     let queued = queue.map { p -> QueuedJob in
-                        let e = predictor.estimate(p.settings)
+                        let e = predictor.estimate(p.settings, jobID: p.job.id)
                         return QueuedJob(request: PlacementRequest(jobID: p.job.id, memoryGB: e.memoryGB, seconds: e.seconds, isolate: p.isolate,
                                                                    gpuModel: p.job.clip.gpuModel), priority: p.job.clip.priority, order: p.order)
                     }
                     let round = dispatcher.round(queue: queued, loads: loads, now: now)
                     for (id, reason) in round.never {
                         let p = queue.first { $0.job.id == id }!
+                        if let next = degradeUntilItFits(p) {
+                            // What it learned from an OOM makes it too big as it is: go down the ladder without running it.
+                            progress.event("\(id): predicted \(String(format: "%.1f", predictor.estimate(p.settings, jobID: p.job.id).memoryGB)) GB fits no GPU; skipping to \(next.change)")
+                            queue[queue.firstIndex { $0.job.id == id }!] = next
+                            degraded = true
+                            continue
+                        }
                         progress.event("FAILED \(id): fits no GPU: \(reason)")
                         try failWithoutAttempt(p, reason: "fits no GPU: \(reason)")
                         queue.removeAll { $0.job.id == id }
@@ -162,7 +170,7 @@ public final class RunLoop: @unchecked Sendable {
                         let p = queue.first { $0.job.id == id }!
                         queue.removeAll { $0.job.id == id }
                         let gpu = options.gpus.first { $0.index == gpuIndex }!
-                        let e = predictor.estimate(p.settings)
+                        let e = predictor.estimate(p.settings, jobID: p.job.id)
                         let li = loads.firstIndex { $0.gpu.index == gpuIndex }!
                         loads[li].occupants.append(Occupant(jobID: id, memoryGB: e.memoryGB, endS: now + e.seconds))
                         if p.isolate { loads[li].isolated = true }
@@ -170,6 +178,7 @@ public final class RunLoop: @unchecked Sendable {
                         running[id] = r
                     }
                 }
+                if degraded { continue }
                 if running.isEmpty && (queue.isEmpty || stopping) { break }
                 if running.isEmpty && !queue.isEmpty {
                     // Nothing runs and nothing could start: every remaining job waits on something that never frees.
@@ -284,7 +293,8 @@ public final class RunLoop: @unchecked Sendable {
                 try store.transition(id, to: .failed, reason: reason)
                 summary.failed += 1
             case .done:
-                break
+                // Pending, yet its last attempt succeeded: the output was lost; render it afresh.
+                queue.append(Pending(job: job, settings: job.settings, isolate: false, rung: 0, change: "", order: i))
             }
         }
         return queue
@@ -311,6 +321,21 @@ public final class RunLoop: @unchecked Sendable {
         if s.offloadModel != base.offloadModel { parts.append("offload_model: \(s.offloadModel)") }
         if s.fp8 != base.fp8 { parts.append("fp8: \(s.fp8)") }
         return parts.joined(separator: ", ")
+    }
+
+    /// The next rungs of the OOM ladder, applied until the predicted memory fits the largest GPU; nil when none does.
+    func degradeUntilItFits(_ p: Pending) -> Pending? {
+        let largest = options.gpus.map { $0.memoryGB - $0.foreignUsedGB }.max() ?? 0
+        let rungs = manifest.retry.onOOM
+        guard p.rung < rungs.count else { return nil }
+        for rung in (p.rung + 1)...rungs.count {
+            let (settings, isolate) = RetryLadder.apply(rungs, upTo: rung, to: p.job.settings)
+            if predictor.estimate(settings, jobID: p.job.id).memoryGB <= largest {
+                return Pending(job: p.job, settings: settings, isolate: isolate, rung: rung,
+                               change: describeChange(p.job.settings, settings, isolate), order: p.order)
+            }
+        }
+        return nil
     }
 
     func failWithoutAttempt(_ p: Pending, reason: String) throws {
@@ -378,7 +403,9 @@ public final class RunLoop: @unchecked Sendable {
             try? store.record(o, renderer: manifest.renderer.name)
         } else if classification == .oom {
             let floor = result.oom?.lowerBoundGB ?? (r.pending.isolate ? r.gpu.memoryGB : r.estimate.rawMemoryGB * 1.25)
-            let o = Observation(bucket: bucket, gpuModel: r.gpu.model, peakGB: floor, seconds: nil, frames: frames, oom: true)
+            // Alone on the card, the OOM speaks for every clip of these settings; sharing it, only for this clip.
+            let o = Observation(bucket: bucket, gpuModel: r.gpu.model, peakGB: floor, seconds: nil, frames: frames, oom: true,
+                                jobID: r.pending.isolate ? nil : id)
             predictor.observe(o)
             try? store.record(o, renderer: manifest.renderer.name)
         }
@@ -436,7 +463,7 @@ public final class RunLoop: @unchecked Sendable {
                 ProgressReporter.Lane(jobID: $0.pending.job.id, started: $0.started, predictedSeconds: $0.estimate.seconds)
             })
         }
-        let work = queue.map { predictor.estimate($0.settings).seconds }.reduce(0, +)
+        let work = queue.map { predictor.estimate($0.settings, jobID: $0.job.id).seconds }.reduce(0, +)
             + running.values.map { max($0.estimate.seconds - Date().timeIntervalSince($0.started), 0) }.reduce(0, +)
         let eta = options.gpus.isEmpty ? nil : work / Double(options.gpus.count)
         progress.draw(gpus: lanes, done: summary.succeeded + summary.skipped, failed: summary.failed, running: running.count, waiting: queue.count, etaSeconds: eta)

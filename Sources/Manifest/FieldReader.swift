@@ -6,7 +6,8 @@ struct Sourced: Sendable {
     var node: YAMLNode
     var file: String
 
-    var directory: String { (file as NSString).deletingLastPathComponent }
+    /// The absolute directory of the file (a relative file name is taken from the current directory).
+    var directory: String { URL(fileURLWithPath: file).standardizedFileURL.deletingLastPathComponent().path }
 }
 
 /// Typed reads of YAML values that record a positioned diagnostic and return nil when the value is wrong.

@@ -195,7 +195,7 @@ public struct ManifestLoader {
         }
         guard let profile else { return }
         if options.requireEnvironment {
-            for name in ArgvTemplate.environmentNames(profile.command) where (options.environment[name] ?? "").isEmpty {
+            for name in Set(ArgvTemplate.environmentNames(profile.command)).sorted() where (options.environment[name] ?? "").isEmpty {
                 reader.error(v, "renderer \(profile.name) reads $\(name), which is not set",
                              fix: "export \(name)=... before running (see the profile's comments), or use --no-env-check to plan only")
             }
@@ -401,7 +401,7 @@ public struct ManifestLoader {
                 continue
             }
             guard let pattern = reader.string(globNode, "audio") else { continue }
-            let absolutePattern = pattern.hasPrefix("/") ? pattern : globNode.directory + "/" + pattern
+            let absolutePattern = pattern.hasPrefix("/") ? pattern : URL(fileURLWithPath: globNode.directory).standardizedFileURL.path + "/" + pattern
             let matches = Glob.expand(absolutePattern)
             if matches.isEmpty {
                 reader.error(globNode, "clips_from glob \"\(pattern)\" matches no files", fix: "check the pattern (relative to \(globNode.file))")

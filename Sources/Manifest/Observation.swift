@@ -10,8 +10,12 @@ public struct Observation: Sendable, Hashable, Codable {
     public var frames: Int
     /// True when the attempt ran out of memory; then `peakGB` is a lower bound.
     public var oom: Bool
+    /// For an OOM while sharing a GPU: the job it applies to (a co-tenant's OOM says little about other clips).
+    /// nil: it applies to the whole bucket.
+    public var jobID: String?
 
-    public init(bucket: String, gpuModel: String = "", peakGB: Double?, seconds: Double?, frames: Int, oom: Bool = false) {
+    public init(bucket: String, gpuModel: String = "", peakGB: Double?, seconds: Double?, frames: Int, oom: Bool = false, jobID: String? = nil) {
+        self.jobID = jobID
         self.bucket = bucket
         self.gpuModel = gpuModel
         self.peakGB = peakGB

@@ -52,8 +52,13 @@ public struct Dispatcher: Sendable {
             let reservations = result.reservations
             let decision = placer.decide(r, loads: loads) { load in
                 guard let res = reservations[load.gpu.index] else { return nil }
-                let finish = now + r.seconds / sharing.perJobRate(load.occupants.count + 1)
-                if finish <= res.startS + 1e-9 { return nil }
+                // Backfill only what ends before the reservation, counting how sharing stretches the jobs already
+                // there: with k jobs each runs at S(k)/k, with k+1 at S(k+1)/(k+1).
+                let k = load.occupants.count
+                let stretch = sharing.perJobRate(max(k, 1)) / sharing.perJobRate(k + 1)
+                let finish = now + r.seconds / sharing.perJobRate(k + 1)
+                let latest = load.occupants.map { now + ($0.endS - now) * stretch }.max() ?? now
+                if max(finish, latest) <= res.startS + 1e-9 { return nil }
                 return Rejection(dimension: "reservation", permanent: false,
                                  detail: "GPU \(load.gpu.index) is held for \(res.jobID) from t=\(Int(res.startS))s and this job would not finish first")
             }

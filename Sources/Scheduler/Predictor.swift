@@ -25,18 +25,24 @@ public struct Predictor: Sendable {
     public var profile: RendererProfile
     /// Observations by bucket; they override the prior for the same bucket.
     private var observed: [String: [Observation]] = [:]
+    /// OOM lower bounds that apply to one job only, by "job|bucket".
+    private var jobFloors: [String: Double] = [:]
     /// Fraction added to memory predictions.
     public var headroom: Double
 
     public init(profile: RendererProfile, observations: [Observation] = [], headroom: Double? = nil) {
         self.profile = profile
         self.headroom = headroom ?? profile.memory.headroom
-        for o in observations { observed[o.bucket, default: []].append(o) }
+        for o in observations { observe(o) }
     }
 
     /// Adds an observation (the run loop calls this as attempts finish).
     public mutating func observe(_ o: Observation) {
-        observed[o.bucket, default: []].append(o)
+        if o.oom, let job = o.jobID {
+            jobFloors[job + "|" + o.bucket] = max(jobFloors[job + "|" + o.bucket] ?? 0, o.peakGB ?? 0)
+        } else {
+            observed[o.bucket, default: []].append(o)
+        }
     }
 
     /// The settings bucket observations are pooled by: everything that changes memory, with num_clip
@@ -46,8 +52,8 @@ public struct Predictor: Sendable {
         return "\(profile.name)|\(s.size)|f\(s.inferFrames)|\(s.onlineDecode ? "online" : "offline\(clips)")|offload=\(s.offloadModel)|fp8=\(s.fp8)"
     }
 
-    /// The estimate for these settings.
-    public func estimate(_ s: ClipSettings) -> Estimate {
+    /// The estimate for these settings; with `jobID`, that job's own OOM lower bounds count too.
+    public func estimate(_ s: ClipSettings, jobID: String? = nil) -> Estimate {
         let m = profile.memory
         let x = Double(s.size.pixels * s.inferFrames)
         let (base, memExtra) = Predictor.interpolate(m.points.map { (Double($0.size.pixels * $0.inferFrames), $0.gb) }, at: x)
@@ -72,6 +78,10 @@ public struct Predictor: Sendable {
                 seconds = rates.reduce(0, +) / Double(rates.count) * Double(s.totalFrames)
                 if source == "prior" { source = "observed" }
             }
+        }
+        if let job = jobID, let floor = jobFloors[job + "|" + bucket(s)], floor > raw {
+            raw = floor
+            source = "oom"
         }
         let extrapolated = source == "prior" && (memExtra || timeExtra)
         return Estimate(memoryGB: raw * (1 + headroom), rawMemoryGB: raw, seconds: max(seconds, 0.001), extrapolated: extrapolated, source: source)

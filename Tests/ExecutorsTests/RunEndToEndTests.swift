@@ -1,0 +1,266 @@
+import Checkpoint
+import Foundation
+import Manifest
+import TestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A batch directory with a test profile around the fake renderer.
+final class Batch: @unchecked Sendable {
+    let dir = TempDir("batch")
+    var ledger: String { dir.path + "/ledger.jsonl" }
+    var manifest: String { dir.path + "/m.yaml" }
+    var store: String { dir.path + "/out/.avatar-batch/state.sqlite" }
+
+    init(clips: [(id: String, mode: String)], extraProfile: String = "", check: String = "nonempty", ffmpeg: Bool = false,
+         retry: String = "{max_attempts: 4, on_oom: [isolate, {online_decode: true}]}", gpus: String = "2x24GB", extraClip: String = "") {
+        dir.write("face.png", Media.png)
+        dir.write("a.wav", Media.wav(seconds: 1))
+        dir.write("test.yaml", """
+            name: fake
+            command: [python3, "\(PackagePaths.fakeRenderer)", --output, "{output}", --clip, "{clip_id}", --ledger, "\(ledger)",
+                      --online-decode, "{online_decode}", --audio, "{audio}", --prompt, "{prompt}", \(ffmpeg ? "--ffmpeg, " : "")"{extra_args}"]
+            sizes: ["384*256"]
+            output_check: \(check)
+            max_jobs_per_gpu: 2
+            memory:
+              points: [{size: "384*256", infer_frames: 48, gb: 10}]
+              headroom: 0
+            time:
+              points: [{size: "384*256", infer_frames: 48, ms_per_frame: 1}]
+            sharing: {2: 1.5}
+            \(extraProfile)
+            """)
+        var yaml = """
+            version: 1
+            name: t
+            output_dir: out
+            renderer: test.yaml
+            gpus: \(gpus)
+            retry: \(retry)
+            defaults: {image: face.png, audio: a.wav, prompt: "p", size: "384*256", num_clip: 1, online_decode: false}
+            clips:
+
+            """
+        for c in clips { yaml += "  - {id: \(c.id), extra_args: [--mode, \(c.mode)]\(extraClip)}\n" }
+        dir.write("m.yaml", yaml)
+    }
+
+    func run(_ extra: [String] = []) throws -> CLIResult { try CLI.run(["run", manifest, "--grace", "1"] + extra) }
+
+    func status() throws -> [String: Any] {
+        let r = try CLI.run(["status", manifest, "--json"])
+        return try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+    }
+
+    func jobs() throws -> [String: [String: Any]] {
+        let list = try status()["jobs"] as! [[String: Any]]
+        return Dictionary(uniqueKeysWithValues: list.map { ($0["id"] as! String, $0) })
+    }
+
+    func ledgerLines() -> [[String: Any]] {
+        guard let text = try? String(contentsOfFile: ledger, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+}
+
+func classifications(_ job: [String: Any]?) -> [String] {
+    ((job?["attempts"] as? [[String: Any]]) ?? []).compactMap { $0["classification"] as? String }
+}
+
+/// Processes whose command line mentions `marker` (to prove nothing was left behind).
+func processes(mentioning marker: String) -> [Int32] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { e -> Int32? in
+        guard let pid = Int32(e), let cmd = try? String(contentsOfFile: "/proc/\(e)/cmdline", encoding: .utf8) else { return nil }
+        if let stat = try? String(contentsOfFile: "/proc/\(e)/stat", encoding: .utf8), stat.contains(") Z") { return nil }
+        return cmd.contains(marker) ? pid : nil
+    }
+}
+
+@Suite(.serialized) struct RunEndToEndTests {
+    @Test func demoRendersAndResumesWithoutRedoingWork() throws {
+        let out = TempDir("demo")
+        let dir = PackagePaths.root + "/manifests"
+        let state = out.path + "/state.sqlite"
+        // The demo manifest with its output redirected to a scratch directory.
+        let text = try String(contentsOfFile: dir + "/demo.yaml", encoding: .utf8).replacingOccurrences(of: "output_dir: ../demo-out", with: "output_dir: \(out.path)/videos")
+        let manifest = dir + "/.demo-test-\(UUID().uuidString.prefix(6)).yaml"
+        try text.write(toFile: manifest, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: manifest) }
+        let r = try CLI.run(["run", manifest, "--state", state])
+        #expect(r.status == 0, "\(r.stderr)")
+        for f in ["lesson-01.mp4", "lesson-02.mp4", "goodbye.mp4"] {
+            #expect(FileManager.default.fileExists(atPath: out.path + "/videos/" + f))
+        }
+        #expect(r.stderr.contains("3 succeeded"))
+        let again = try CLI.run(["run", manifest, "--state", state])
+        #expect(again.status == 0)
+        #expect(again.stderr.contains("3 already done, 0 to render"))
+        let store = try Store(path: state, readOnly: true)
+        #expect(try store.attempts().count == 3)
+    }
+
+    @Test func oomIsRecoveredByTheLadder() throws {
+        // 80 GB cards: the OOM message's figures (20.5 GiB held + 12 GiB asked) still fit, so every rung runs.
+        let b = Batch(clips: [("needs-online", "oom"), ("fine", "ok")], gpus: "2x80GB")
+        let r = try b.run()
+        #expect(r.status == 0, "\(r.stderr)")
+        let jobs = try b.jobs()
+        #expect(classifications(jobs["needs-online"]) == ["oom", "oom", "succeeded"])
+        let attempts = jobs["needs-online"]!["attempts"] as! [[String: Any]]
+        #expect(attempts.map { $0["settings"] as! String } == ["", "isolate", "isolate, online_decode: true"])
+        #expect(classifications(jobs["fine"]) == ["succeeded"])
+        #expect(r.stderr.contains("tried to allocate 12.00 GiB"))
+    }
+
+    @Test func rungsThatCannotFitAreSkippedWithoutRunning() throws {
+        // On 24 GB cards the OOM raises the estimate to 32.5 GB: isolating alone cannot help, so the ladder moves on.
+        let b = Batch(clips: [("needs-online", "oom")], gpus: "1x24GB")
+        let r = try b.run()
+        #expect(r.status == 0, "\(r.stderr)")
+        let attempts = try b.jobs()["needs-online"]!["attempts"] as! [[String: Any]]
+        #expect(attempts.map { $0["settings"] as! String } == ["", "isolate, online_decode: true"])
+        #expect(r.stderr.contains("needs-online: predicted 32.5 GB fits no GPU; skipping to isolate, online_decode: true"))
+    }
+
+    @Test func failuresAreClassifiedAndDoNotStopTheQueue() throws {
+        let b = Batch(clips: [("crash", "crash"), ("empty", "empty"), ("none", "no-output"), ("oomer", "oom-always"), ("ok", "ok"), ("flaky", "crash-once")],
+                      retry: "{max_attempts: 2, on_oom: [isolate]}")
+        let r = try b.run()
+        #expect(r.status == 1)
+        let jobs = try b.jobs()
+        #expect(classifications(jobs["crash"]) == ["crashed", "crashed"])
+        #expect(classifications(jobs["empty"]) == ["invalid-output", "invalid-output"])
+        #expect(classifications(jobs["none"]) == ["invalid-output", "invalid-output"])
+        // Its OOM message says it needs 32.5 GB: running it alone on a 24 GB card cannot help, so it stops there.
+        #expect(classifications(jobs["oomer"]) == ["oom"])
+        #expect((jobs["oomer"]?["reason"] as? String)?.contains("fits no GPU") == true)
+        #expect(classifications(jobs["ok"]) == ["succeeded"])
+        #expect(classifications(jobs["flaky"]) == ["crashed", "succeeded"])
+        #expect(jobs["crash"]?["state"] as? String == "failed")
+        let counts = try b.status()["counts"] as! [String: Int]
+        #expect(counts["succeeded"] == 2 && counts["failed"] == 4)
+        // retry --failed puts them back; a second run renders them again (and they fail again).
+        let retry = try CLI.run(["retry", b.manifest, "--failed"])
+        #expect(retry.stdout.contains("requeued 4 job(s)"))
+        #expect(try b.jobs()["crash"]?["state"] as? String == "pending")
+    }
+
+    @Test func timeoutKillsTheWholeGroupIncludingGrandchildrenAndTermIgnorers() throws {
+        let marker = "clip-marker-\(UUID().uuidString.prefix(8))"
+        let b = Batch(clips: [("\(marker)-hang", "ignore-term"), ("\(marker)-gc", "grandchild")], retry: "{max_attempts: 1}",
+                      extraClip: ", timeout: 2")
+        let r = try b.run()
+        #expect(r.status == 1)
+        let jobs = try b.jobs()
+        #expect(classifications(jobs["\(marker)-hang"]) == ["timeout"])
+        // The grandchild outlives its parent; the group is still ours to stop, and the output still counts.
+        #expect(classifications(jobs["\(marker)-gc"]) == ["succeeded"])
+        #expect(processes(mentioning: marker).isEmpty)
+    }
+
+    @Test func ffprobeRejectsSilentVideo() throws {
+        let b = Batch(clips: [("silent", "silent"), ("real", "ok")], check: "ffprobe", ffmpeg: true, retry: "{max_attempts: 1}")
+        let r = try b.run()
+        #expect(r.status == 1)
+        let jobs = try b.jobs()
+        #expect(classifications(jobs["silent"]) == ["invalid-output"])
+        #expect(classifications(jobs["real"]) == ["succeeded"])
+        let note = ((jobs["silent"]?["attempts"] as? [[String: Any]])?.first?["note"] as? String) ?? ""
+        #expect(note == "the output has no audio stream (silent video)")
+    }
+
+    @Test func hostilePromptReachesTheRendererByteForByte() throws {
+        let b = Batch(clips: [("p", "ok")])
+        let prompt = "it's \\\"$(touch /tmp/pwned)\\\" `id`; rm -rf ~ \\n --mode crash ünï"
+        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
+        text = text.replacingOccurrences(of: "prompt: \"p\"", with: "prompt: \"\(prompt)\"")
+        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --argv-dump, \(b.dir.path)/argv.json]")
+        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        let r = try b.run()
+        #expect(r.status == 0, "\(r.stderr)")
+        let argv = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: b.dir.path + "/argv.json"))) as! [String]
+        let i = try #require(argv.firstIndex(of: "--prompt"))
+        #expect(argv[i + 1] == "it's \"$(touch /tmp/pwned)\" `id`; rm -rf ~ \n --mode crash ünï")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/pwned"))
+    }
+
+    @Test func eachJobSeesOnlyItsGPU() throws {
+        let b = Batch(clips: (0..<4).map { ("c\($0)", "ok") }, gpus: "2x24GB")
+        _ = try b.run()
+        let seen = Set(b.ledgerLines().filter { $0["event"] as? String == "start" }.compactMap { $0["cuda_visible_devices"] as? String })
+        #expect(seen == ["0", "1"])
+    }
+}
+
+@Suite(.serialized) struct InterruptAndResumeTests {
+    @Test func ctrlCInterruptsAndTheSameCommandResumes() async throws {
+        let b = Batch(clips: (0..<4).map { ("slow-\($0)", "ok") }, extraClip: "")
+        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
+        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"30\"]")
+        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"])
+        // Wait until renderers run, then Ctrl-C.
+        for _ in 0..<100 where b.ledgerLines().count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 130)
+        let jobs = try b.jobs()
+        let started = Set(b.ledgerLines().map { $0["clip"] as! String })
+        #expect(started.count >= 2)
+        #expect(Set(jobs.filter { $0.value["state"] as? String == "interrupted" }.keys) == started)
+        #expect(jobs.values.allSatisfy { classifications($0).allSatisfy { $0 == "interrupted" } })
+        #expect(processes(mentioning: b.ledger).isEmpty)
+        // Resume without the sleep: every job completes, the interrupted ones with a second attempt.
+        text = text.replacingOccurrences(of: ", --sleep, \"30\"", with: "")
+        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        let r = try b.run()
+        #expect(r.status == 0, "\(r.stderr)")
+        let after = try b.jobs()
+        #expect(after.values.allSatisfy { $0["state"] as? String == "succeeded" })
+    }
+
+    @Test func sigkilledOrchestratorIsResumedWithoutDuplicates() async throws {
+        let b = Batch(clips: (0..<6).map { ("k-\($0)", "ok") })
+        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
+        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"1\"]")
+        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"])
+        for _ in 0..<200 where b.ledgerLines().filter({ $0["event"] as? String == "end" }).count < 2 { try await Task.sleep(for: .milliseconds(50)) }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let doneBefore = Set(b.ledgerLines().filter { $0["event"] as? String == "end" }.map { $0["clip"] as! String })
+        // A second orchestrator while renderers of the dead one may still run: it stops them and resumes.
+        let r = try b.run()
+        #expect(r.status == 0, "\(r.stderr)")
+        let ends = b.ledgerLines().filter { $0["event"] as? String == "end" }.map { $0["clip"] as! String }
+        let store = try Store(path: b.store, readOnly: true)
+        #expect(try store.integrityCheck() == "ok")
+        let succeeded = try store.jobs().filter { $0.state == .succeeded }.map(\.id)
+        #expect(Set(succeeded) == Set((0..<6).map { "k-\($0)" }))
+        // Nothing the store had recorded as done was rendered again.
+        let recordedDone = try store.attempts().filter { $0.classification == .succeeded }
+        #expect(recordedDone.count == 6)
+        for clip in doneBefore { #expect(ends.filter { $0 == clip }.count >= 1) }
+        #expect(processes(mentioning: b.ledger).isEmpty)
+    }
+
+    @Test func secondRunOnTheSameBatchIsRefused() async throws {
+        let b = Batch(clips: [("long", "ok")])
+        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
+        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"20\"]")
+        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"])
+        for _ in 0..<100 where b.ledgerLines().isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        let second = try b.run()
+        #expect(second.status == 1)
+        #expect(second.stderr.contains("another avatar-batch (run 1, pid \(p.processIdentifier) on"))
+        // status reads while the run holds the store.
+        #expect(try b.jobs()["long"]?["state"] as? String == "running")
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 130)
+    }
+}

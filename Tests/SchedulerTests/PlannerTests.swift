@@ -1,0 +1,77 @@
+import Manifest
+import Scheduler
+import TestSupport
+import Testing
+
+@Suite struct PlannerTests {
+    func planner(_ strategy: String = "earliest-finish", sharing: [Int: Double] = [:], maxJobs: Int = 4) -> Planner {
+        Planner(predictor: Predictor(profile: testProfile(sharing: sharing, maxJobs: maxJobs)), strategy: Strategy.table[strategy]!)
+    }
+
+    @Test func packsTwoSmallJobsPerCardWhenSharingPays() {
+        // Two 10 GB jobs fit a 24 GB card; with S(2) = 1.35 each runs at 0.675 of solo speed.
+        let jobs = (0..<4).map { PlanJob(id: "j\($0)", settings: settings("384*256", clips: 0 + 10)) }
+        let plan = planner(sharing: [2: 1.35]).plan(jobs, gpus: [GPU(index: 0, memoryGB: 24), GPU(index: 1, memoryGB: 24)])
+        #expect(plan.unplaceable.isEmpty)
+        for g in [0, 1] { #expect(plan.runs.filter { $0.gpu == g && $0.startS == 0 }.count == 2) }
+        // Each job is 480 frames x 10 ms = 4.8 s solo; shared: 4.8 / 0.675 = 7.11 s.
+        #expect(abs(plan.makespanS - 4.8 / 0.675) < 1e-6)
+        // Lower bound: total 19.2 s over 2 GPUs x 1.35 = 7.11 s.
+        #expect(abs(plan.ratio - 1) < 1e-6)
+    }
+
+    @Test func neverThreeTenGBJobsOnA24GBCard() {
+        let jobs = (0..<3).map { PlanJob(id: "j\($0)", settings: settings("384*256", clips: 10)) }
+        let plan = planner("pack", sharing: [2: 1.35, 4: 1.36]).plan(jobs, gpus: [GPU(index: 0, memoryGB: 24)])
+        #expect(plan.runs.filter { $0.startS == 0 }.count == 2)
+        #expect(plan.waits["j2"]?.contains("needs 11.0 GB, GPU 0 has 2.0 GB free") == true)
+    }
+
+    @Test func withoutSharingGainsEarliestFinishRunsOnePerCard() {
+        let jobs = (0..<2).map { PlanJob(id: "j\($0)", settings: settings("384*256", clips: 10)) }
+        let plan = planner().plan(jobs, gpus: [GPU(index: 0, memoryGB: 80)])
+        #expect(plan.runs.map(\.startS) == [0, 4.8])
+        #expect(plan.waits["j1"]?.contains("would not raise its throughput") == true)
+    }
+
+    @Test func bigJobIsNotStarvedBySmallOnes() {
+        // One GPU of 24 GB. A big 21 GB job (priority 0) waits behind a running small job; a stream of
+        // small jobs must not keep taking the card forever: once the big job has reserved it, later small
+        // jobs start only if they end before the reservation.
+        var jobs = [PlanJob(id: "small-0", settings: settings("384*256", clips: 20), priority: 5)]
+        jobs.append(PlanJob(id: "big", settings: settings("688*368", clips: 10), priority: 1))
+        for i in 1...6 { jobs.append(PlanJob(id: "small-\(i)", settings: settings("384*256", clips: 10))) }
+        let plan = planner("pack", sharing: [2: 1.5]).plan(jobs, gpus: [GPU(index: 0, memoryGB: 24)])
+        let big = plan.runs.first { $0.jobID == "big" }!
+        let small0 = plan.runs.first { $0.jobID == "small-0" }!
+        // The big job starts as soon as small-0 ends (12 GB + 21 GB do not fit together). Small jobs may backfill
+        // only if they end by then, even though sharing slows small-0 down; the rest wait until the big job is done.
+        #expect(abs(big.startS - small0.endS) < 1e-6)
+        #expect(small0.endS <= 9.6 + 1e-6)  // 960 frames x 10 ms: never stretched past its solo end by a backfill
+        for r in plan.runs where r.jobID.hasPrefix("small-") && r.jobID != "small-0" {
+            #expect(r.endS <= big.startS + 1e-6 || r.startS >= big.endS - 1e-6, "\(r.jobID) overlaps the big job")
+        }
+    }
+
+    @Test func oversizedJobIsUnplaceableWithASuggestion() {
+        var prof = testProfile()
+        prof.memory.perClipOfflineGB = 0.5
+        let p = Planner(predictor: Predictor(profile: prof), strategy: Strategy.table["pack"]!)
+        let j = PlanJob(id: "long", settings: settings("688*368", clips: 30), location: "m.yaml:12")
+        let plan = p.plan([j], gpus: [GPU(index: 0, memoryGB: 24)])
+        // Offline: 20 + 30 x 0.5 = 35 GB; online: 20 + 1 = 21 GB fits.
+        #expect(plan.unplaceable.map(\.jobID) == ["long"])
+        #expect(plan.unplaceable.first?.suggestion == "with online_decode: true it needs 21.0 GB (largest GPU: 24.0 GB)")
+        #expect(plan.unplaceable.first?.location == "m.yaml:12")
+    }
+
+    @Test func heterogeneousInventoryFillsSmallCardsWithSmallJobs() {
+        var jobs = (0..<4).map { PlanJob(id: "s\($0)", settings: settings("384*256", clips: 10)) }
+        jobs += (0..<2).map { PlanJob(id: "b\($0)", settings: settings("688*368", clips: 200)) }  // 20 + 20 = 40 GB: 80 GB cards only
+        let gpus = [GPU(index: 0, memoryGB: 24), GPU(index: 1, memoryGB: 24), GPU(index: 2, memoryGB: 80)]
+        let plan = planner(sharing: [2: 1.35]).plan(jobs, gpus: gpus)
+        #expect(plan.unplaceable.isEmpty)
+        #expect(plan.runs.filter { $0.jobID.hasPrefix("b") }.allSatisfy { $0.gpu == 2 })
+        #expect(plan.runs.filter { $0.jobID.hasPrefix("s") }.allSatisfy { $0.gpu != 2 || $0.startS > 0 })
+    }
+}
