@@ -109,6 +109,13 @@ public enum AttemptRunner {
         var result = AttemptResult(classification: .crashed, exitCode: launched.exitCode, signal: launched.signal, seconds: launched.seconds,
                                    stderrTail: lastLines(tail, 30), oom: nil, reportedPeakGB: report?.peakGB, outputDigest: nil, note: nil,
                                    leftovers: launched.leftovers)
+        // What the renderer says it saw: exactly one device, the one it was given.
+        if let report, report.deviceCount != nil || report.deviceUUID != nil {
+            let count = report.deviceCount.map(String.init) ?? "?"
+            let uuid = report.deviceUUID ?? "?"
+            let matches = report.deviceCount == 1 && (p.gpu.uuid.hasPrefix("virtual-") || uuid == p.gpu.uuid)
+            result.note = "renderer saw \(count) device(s), \(uuid): \(matches ? "matches the assignment" : "DOES NOT match \(p.gpu.uuid)")"
+        }
         let isOOM = p.renderer.oomPatterns.contains { tail.contains($0) }
         if launched.cancelled {
             result.classification = .interrupted

@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Writes the GPU proof manifest: N synthetic-dit clips of mixed sizes, clip counts and decode modes.
+
+Usage: make-manifest.py OUT_DIR N [--repeat R]
+Creates OUT_DIR/audio.wav (60 s, from the demo's speech) and OUT_DIR/gpu-proof.yaml. Deliberately includes
+720*1280 clips decoded offline whose float32 frames outgrow what the profile predicts: they OOM first and
+are recovered by the ladder (isolate, then online decode).
+"""
+import os, subprocess, sys
+
+out, n = sys.argv[1], int(sys.argv[2])
+repeat = sys.argv[sys.argv.index("--repeat") + 1] if "--repeat" in sys.argv else "2"
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.makedirs(out, exist_ok=True)
+wav = os.path.join(out, "audio.wav")
+subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-stream_loop", "20", "-i",
+                os.path.join(root, "manifests/demo-assets/lesson-01.wav"), "-t", "60", wav], check=True)
+# (size, infer_frames, num_clip, online_decode)
+mix = [("384*256", 32, 16, "false"), ("688*368", 48, 8, "false"), ("704*384", 48, 6, "false"), ("384*256", 32, 24, "true"),
+       ("688*368", 48, 12, "true"), ("720*1280", 48, 3, "true")]
+big = [("720*1280", 48, 40, "false"), ("720*1280", 48, 110, "false")]  # offline frames: ~21 GB and ~58 GB beyond the prediction
+lines = [f"""version: 1
+name: gpu-proof
+output_dir: {out}/videos
+renderer: synthetic-dit
+gpus: auto
+retry:
+  max_attempts: 4
+  on_oom: [isolate, {{online_decode: true}}, {{offload_model: true}}]
+defaults:
+  image: {root}/manifests/demo-assets/teacher.png
+  audio: {wav}
+  prompt: "A teacher speaking to the camera"
+  sample_steps: 4
+  extra_args: [--repeat, "{repeat}"]
+clips:"""]
+clips = big[: max(0, min(2, n // 12))]
+i = 0
+while len(clips) < n:
+    clips.append(mix[i % len(mix)])
+    i += 1
+for k, (size, frames, num, online) in enumerate(clips):
+    lines.append(f"  - {{id: clip-{k:03d}, size: \"{size}\", infer_frames: {frames}, num_clip: {num}, online_decode: {online}}}")
+path = os.path.join(out, "gpu-proof.yaml")
+with open(path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+print(path)
