@@ -118,9 +118,14 @@ public final class RunLoop: @unchecked Sendable {
 
         let cap = options.maxJobsPerGPU ?? manifest.renderer.maxJobsPerGPU
         let dispatcher = Dispatcher(placer: Placer(strategy: options.strategy, maxJobsPerGPU: cap, sharing: SharingModel(manifest.renderer.sharing)))
-        var loads = options.gpus.map { GPULoad(gpu: $0) }
-        memory.setBaseline(Dictionary(uniqueKeysWithValues: options.gpus.map { ($0.index, $0.foreignUsedGB) }))
-        let realGPUs = options.gpus.contains { !$0.uuid.hasPrefix("virtual-") }
+        var gpus = options.gpus
+        let realGPUs = gpus.contains { !$0.uuid.hasPrefix("virtual-") }
+        if realGPUs, let used = await GPUDiscovery.memoryUsed() {
+            // Read again now that a dead run's leftovers are gone: what remains belongs to other processes.
+            for i in gpus.indices { gpus[i].foreignUsedGB = used[gpus[i].index] ?? gpus[i].foreignUsedGB }
+        }
+        var loads = gpus.map { GPULoad(gpu: $0) }
+        memory.setBaseline(Dictionary(uniqueKeysWithValues: gpus.map { ($0.index, $0.foreignUsedGB) }))
         var running: [String: Running] = [:]
         var stopping = false
         var failedForGood = 0
@@ -325,7 +330,7 @@ public final class RunLoop: @unchecked Sendable {
 
     /// The next rungs of the OOM ladder, applied until the predicted memory fits the largest GPU; nil when none does.
     func degradeUntilItFits(_ p: Pending) -> Pending? {
-        let largest = options.gpus.map { $0.memoryGB - $0.foreignUsedGB }.max() ?? 0
+        let largest = options.gpus.map(\.memoryGB).max() ?? 0
         let rungs = manifest.retry.onOOM
         guard p.rung < rungs.count else { return nil }
         for rung in (p.rung + 1)...rungs.count {

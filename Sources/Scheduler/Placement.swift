@@ -72,9 +72,12 @@ public protocol PlacementFilter: Sendable {
 public struct MemoryFit: PlacementFilter {
     public init() {}
     public func check(_ r: PlacementRequest, _ load: GPULoad) -> [Rejection] {
-        let usable = load.gpu.memoryGB - load.gpu.foreignUsedGB
-        if r.memoryGB > usable {
-            return [Rejection(dimension: "memory", permanent: true, detail: String(format: "needs %.1f GB, GPU %d (%@) has %.1f GB%@", r.memoryGB, load.gpu.index, load.gpu.model, usable, load.gpu.foreignUsedGB > 0 ? String(format: " after %.1f GB used by other processes", load.gpu.foreignUsedGB) : ""))]
+        // Larger than the whole card: never. Memory used by other processes comes and goes: not now.
+        if r.memoryGB > load.gpu.memoryGB {
+            return [Rejection(dimension: "memory", permanent: true, detail: String(format: "needs %.1f GB, GPU %d (%@) has %.1f GB", r.memoryGB, load.gpu.index, load.gpu.model, load.gpu.memoryGB))]
+        }
+        if load.gpu.foreignUsedGB > 0 && r.memoryGB > load.gpu.memoryGB - load.gpu.foreignUsedGB {
+            return [Rejection(dimension: "memory", permanent: false, detail: String(format: "needs %.1f GB, GPU %d has %.1f GB after %.1f GB used by other processes", r.memoryGB, load.gpu.index, load.gpu.memoryGB - load.gpu.foreignUsedGB, load.gpu.foreignUsedGB))]
         }
         if r.memoryGB > load.freeGB {
             return [Rejection(dimension: "memory", permanent: false, detail: String(format: "needs %.1f GB, GPU %d has %.1f GB free (%.1f GB reserved by %d running)", r.memoryGB, load.gpu.index, load.freeGB, load.reservedGB, load.occupants.count))]

@@ -154,7 +154,7 @@ public struct Planner: Sendable {
 
     /// The first degraded settings under which the job fits the largest GPU, as text.
     public func suggestFit(_ j: PlanJob, gpus: [GPU]) -> String? {
-        guard let largest = gpus.map({ $0.memoryGB - $0.foreignUsedGB }).max() else { return nil }
+        guard let largest = gpus.map(\.memoryGB).max() else { return nil }
         let s = j.settings
         var candidates: [SettingsChange] = [
             SettingsChange(onlineDecode: true), SettingsChange(offloadModel: true), SettingsChange(fp8: true),

@@ -49,7 +49,7 @@ struct Run: AsyncParsableCommand {
         let planner = Planner(predictor: Predictor(profile: manifest.renderer), strategy: strat, maxJobsPerGPU: maxJobsPerGPU)
         let unplaceable = jobs.compactMap { j -> String? in
             let e = planner.predictor.estimate(j.settings)
-            guard !gpus.contains(where: { e.memoryGB <= $0.memoryGB - $0.foreignUsedGB && (j.clip.gpuModel == nil || $0.model.localizedCaseInsensitiveContains(j.clip.gpuModel!)) }) else { return nil }
+            guard !gpus.contains(where: { e.memoryGB <= $0.memoryGB && (j.clip.gpuModel == nil || $0.model.localizedCaseInsensitiveContains(j.clip.gpuModel!)) }) else { return nil }
             let hint = planner.suggestFit(PlanJob(id: j.id, settings: j.settings), gpus: gpus).map { "; \($0)" } ?? ""
             return "\(j.clip.location): error: clip \(j.id) needs \(String(format: "%.1f", e.memoryGB)) GB, more than any GPU has\(hint)"
         }

@@ -6,5 +6,5 @@ mkdir -p /tmp/ab/bin
 tar -C /tmp/ab -xJf .carry/avatar-batch-linux-x86_64.tar.xz
 [ -x /tmp/ab/bin/ffmpeg ] || tar -C /tmp/ab/bin -xJf .carry/ffmpeg-static.tar.xz
 export PATH=/tmp/ab/bin:$PATH
-export AVATAR_BATCH_RENDERERS=/tmp/ab/share/avatar-batch/renderers
+export AVATAR_BATCH_RENDERERS=$PWD/renderers   # the working tree's profiles, newer than the packed ones
 set +e

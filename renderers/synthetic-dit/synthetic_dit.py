@@ -25,6 +25,7 @@ p.add_argument("--online_decode", default="False")
 p.add_argument("--offload_model", default="False")
 p.add_argument("--seed", type=int, default=420)
 p.add_argument("--audio", required=True)
+p.add_argument("--audio_seconds", type=lambda v: float(v) if v else 0.0, default=0.0, help="video frames stop at the audio's end, as Live Avatar's num_clip is capped")
 p.add_argument("--image")
 p.add_argument("--prompt", default="")
 p.add_argument("--output", required=True)
@@ -68,8 +69,17 @@ enc = subprocess.Popen([ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-f", "r
                         "-pix_fmt", "yuv420p", "-f", "mp4", tmp_video], stdin=subprocess.PIPE)
 
 
+frame_budget = math.ceil(a.audio_seconds * 25) if a.audio_seconds > 0 else None
+
+
 def emit(frames):
-    # frames: (F, 3, H, W) float32 in [0, 1] on the GPU
+    # frames: (F, 3, H, W) float32 in [0, 1] on the GPU; nothing past the audio's end is written.
+    global frame_budget
+    if frame_budget is not None:
+        frames = frames[:max(frame_budget, 0)]
+        frame_budget -= frames.shape[0]
+    if frames.shape[0] == 0:
+        return
     rgb = (frames.clamp(0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
     enc.stdin.write(rgb.tobytes())
 
