@@ -155,7 +155,7 @@ public final class RunLoop: @unchecked Sendable {
                         return QueuedJob(request: PlacementRequest(jobID: p.job.id, memoryGB: e.memoryGB, seconds: e.seconds, isolate: p.isolate,
                                                                    gpuModel: p.job.clip.gpuModel), priority: p.job.clip.priority, order: p.order)
                     }
-                    let round = dispatcher.round(queue: queued, loads: loads, now: now)
+                    let round = dispatcher.round(queue: queued, loads: &loads, now: now, explain: false)
                     for (id, reason) in round.never {
                         let p = queue.first { $0.job.id == id }!
                         if let next = degradeUntilItFits(p) {
@@ -175,10 +175,7 @@ public final class RunLoop: @unchecked Sendable {
                         let p = queue.first { $0.job.id == id }!
                         queue.removeAll { $0.job.id == id }
                         let gpu = options.gpus.first { $0.index == gpuIndex }!
-                        let e = predictor.estimate(p.settings, jobID: p.job.id)
-                        let li = loads.firstIndex { $0.gpu.index == gpuIndex }!
-                        loads[li].occupants.append(Occupant(jobID: id, memoryGB: e.memoryGB, endS: now + e.seconds))
-                        if p.isolate { loads[li].isolated = true }
+                        let e = predictor.estimate(p.settings, jobID: p.job.id)  // the round has reserved it on `loads`
                         let r = try launch(p, gpu: gpu, estimate: e, runID: runID, group: &group)
                         running[id] = r
                     }

@@ -43,14 +43,34 @@ public struct Dispatcher: Sendable {
         self.placer = placer
     }
 
-    public func round(queue: [QueuedJob], loads initial: [GPULoad], now: Double) -> DispatchRound {
-        var loads = initial
+    /// One dispatch round at time `now`. `queue` in dispatch order when `presorted`; `explain` asks for the
+    /// reasons each waiting job waits; at most `maxReservations` waiting jobs reserve a GPU per round (as Slurm's
+    /// backfill bounds the jobs it tests), and scanning stops once no GPU can take even the smallest job, or after
+    /// `maxWaiting` jobs that must wait (as Slurm's queue depth), unless explaining.
+    /// `smallestGB` (a lower bound on the queue's smallest job) spares a pass over a presorted queue.
+    /// Jobs started are added to `loads` (with their predicted ends), so the caller's view stays current.
+    public func round<Jobs: Sequence>(queue: Jobs, loads: inout [GPULoad], now: Double, presorted: Bool = false, explain: Bool = true,
+                                      maxReservations: Int = 8, maxWaiting: Int = 128, smallestGB: Double? = nil) -> DispatchRound
+    where Jobs.Element == QueuedJob {
         var result = DispatchRound()
         let sharing = placer.sharing
-        for job in queue.sorted(by: QueuedJob.dispatchOrder) {
+        let jobs: AnySequence<QueuedJob> = presorted ? AnySequence(queue) : AnySequence(queue.sorted(by: QueuedJob.dispatchOrder))
+        guard let smallest = smallestGB ?? jobs.lazy.map(\.request.memoryGB).min() else { return result }
+        var open = 0, busy = 0
+        for i in loads.indices {
+            if !placer.saturated(loads[i], smallestGB: smallest) { open += 1 }
+            if !loads[i].occupants.isEmpty { busy += 1 }
+        }
+        var waited = 0
+        for job in jobs {
+            // Like Slurm's queue depth: after `maxWaiting` jobs that could not start, the rest wait for the next round.
+            if waited >= maxWaiting && !explain { break }
+            // Once no GPU can take even the smallest job, the rest wait; only an explanation needs them looked at.
+            // (With every GPU idle nothing will free up: look at every job, so those that fit no GPU are found.)
+            if open == 0 && !explain && busy > 0 { break }
             let r = job.request
             let reservations = result.reservations
-            let decision = placer.decide(r, loads: loads) { load in
+            let decision = placer.decide(r, loads: loads, explain: explain) { load in
                 guard let res = reservations[load.gpu.index] else { return nil }
                 // Backfill only what ends before the reservation, counting how sharing stretches the jobs already
                 // there: with k jobs each runs at S(k)/k, with k+1 at S(k+1)/(k+1).
@@ -59,19 +79,22 @@ public struct Dispatcher: Sendable {
                 let finish = now + r.seconds / sharing.perJobRate(k + 1)
                 let latest = load.occupants.map { now + ($0.endS - now) * stretch }.max() ?? now
                 if max(finish, latest) <= res.startS + 1e-9 { return nil }
-                return Rejection(dimension: "reservation", permanent: false,
-                                 detail: "GPU \(load.gpu.index) is held for \(res.jobID) from t=\(Int(res.startS))s and this job would not finish first")
+                return Rejection(dimension: "reservation", permanent: false, reason: .reserved(gpu: load.gpu.index, jobID: res.jobID, startS: res.startS))
             }
             switch decision {
             case let .place(gpu):
                 let i = loads.firstIndex { $0.gpu.index == gpu }!
+                let wasOpen = !placer.saturated(loads[i], smallestGB: smallest)
                 let rate = sharing.perJobRate(loads[i].occupants.count + 1)
                 loads[i].occupants.append(Occupant(jobID: r.jobID, memoryGB: r.memoryGB, endS: now + r.seconds / rate))
                 if r.isolate { loads[i].isolated = true }
+                if wasOpen && placer.saturated(loads[i], smallestGB: smallest) { open -= 1 }
                 result.starts.append((r.jobID, gpu))
             case let .wait(reasons):
-                result.waiting[r.jobID] = Dispatcher.summarize(reasons)
-                if let (gpu, start) = earliestStart(r, loads: loads, now: now), result.reservations[gpu] == nil {
+                waited += 1
+                if explain { result.waiting[r.jobID] = Dispatcher.summarize(reasons) }
+                if result.reservations.count < maxReservations, let (gpu, start) = earliestStart(r, loads: loads, now: now),
+                   result.reservations[gpu] == nil {
                     result.reservations[gpu] = (r.jobID, start)
                 }
             case let .never(reasons):
@@ -81,22 +104,27 @@ public struct Dispatcher: Sendable {
         return result
     }
 
-    /// When and where a waiting job could start if the running jobs end as predicted.
+    /// When and where a waiting job could start if the running jobs end as predicted: on each GPU that could
+    /// hold it once emptied, release occupants in order of their predicted ends until it fits.
     func earliestStart(_ r: PlacementRequest, loads: [GPULoad], now: Double) -> (Int, Double)? {
         var best: (Int, Double)?
+        let cap = placer.maxJobsPerGPU
         for load in loads {
-            // Only GPUs that could take it once emptied.
-            let empty = GPULoad(gpu: load.gpu)
-            guard placer.filters.allSatisfy({ $0.check(r, empty).isEmpty }) else { continue }
-            var l = load
+            guard r.memoryGB <= load.gpu.memoryGB - load.gpu.foreignUsedGB,
+                  r.gpuModel.map({ load.gpu.model.localizedCaseInsensitiveContains($0) }) ?? true else { continue }
+            var free = load.freeGB
+            var count = load.occupants.count
             var t = now
-            for o in load.occupants.sorted(by: { $0.endS < $1.endS }) {
-                if placer.filters.allSatisfy({ $0.check(r, l).isEmpty }) { break }
-                l.occupants.removeAll { $0.jobID == o.jobID }
-                l.isolated = false
-                t = max(t, o.endS)
+            if free < r.memoryGB || count >= cap || load.isolated || (r.isolate && count > 0) {
+                for o in load.occupants.sorted(by: { $0.endS < $1.endS }) {
+                    free += o.memoryGB
+                    count -= 1
+                    t = max(t, o.endS)
+                    if free >= r.memoryGB && count < cap && (!r.isolate || count == 0) { break }
+                }
             }
             if best == nil || t < best!.1 { best = (load.gpu.index, t) }
+            if t <= now { break }
         }
         return best
     }

@@ -52,13 +52,56 @@ public struct PlacementRequest: Sendable, Hashable {
     }
 }
 
-/// Why a job cannot run on a GPU, with the figures.
+/// Why a job cannot run on a GPU, with the figures. The text is built only when asked for: the planner
+/// rejects millions of (job, GPU) pairs on large inventories and reads few of the reasons.
 public struct Rejection: Sendable, Hashable, CustomStringConvertible {
-    /// Which dimension: `memory`, `jobs`, `isolation`, `model`.
+    /// The figures behind a rejection.
+    public enum Reason: Sendable, Hashable {
+        case tooSmall(needGB: Double, gpu: Int, model: String, capacityGB: Double)
+        case busy(needGB: Double, gpu: Int, freeGB: Double, reservedGB: Double, running: Int)
+        case foreign(needGB: Double, gpu: Int, availableGB: Double, foreignGB: Double)
+        case cap(gpu: Int, running: Int, limit: Int)
+        case occupiedByIsolated(gpu: Int)
+        case mustRunAlone(gpu: Int, running: Int)
+        case model(want: String, gpu: Int, model: String)
+        case sharing(gpu: Int, jobs: Int, aggregate: Double)
+        case reserved(gpu: Int, jobID: String, startS: Double)
+    }
+
+    /// Which dimension: `memory`, `jobs`, `isolation`, `model`, `sharing`, `reservation`.
     public var dimension: String
     /// True when no amount of waiting helps (the GPU is too small or the wrong model).
     public var permanent: Bool
-    public var detail: String
+    public var reason: Reason
+
+    public init(dimension: String, permanent: Bool, reason: Reason) {
+        self.dimension = dimension
+        self.permanent = permanent
+        self.reason = reason
+    }
+
+    public var detail: String {
+        switch reason {
+        case let .tooSmall(need, gpu, model, capacity):
+            return String(format: "needs %.1f GB, GPU %d (%@) has %.1f GB", need, gpu, model, capacity)
+        case let .busy(need, gpu, free, reserved, running):
+            return String(format: "needs %.1f GB, GPU %d has %.1f GB free (%.1f GB reserved by %d running)", need, gpu, free, reserved, running)
+        case let .foreign(need, gpu, available, foreign):
+            return String(format: "needs %.1f GB, GPU %d has %.1f GB after %.1f GB used by other processes", need, gpu, available, foreign)
+        case let .cap(gpu, running, limit):
+            return "GPU \(gpu) already runs \(running) of at most \(limit) jobs"
+        case let .occupiedByIsolated(gpu):
+            return "GPU \(gpu) runs a job that must be alone"
+        case let .mustRunAlone(gpu, running):
+            return "job must run alone; GPU \(gpu) runs \(running) job(s)"
+        case let .model(want, gpu, model):
+            return "job needs a \(want) GPU, GPU \(gpu) is \(model)"
+        case let .sharing(gpu, jobs, aggregate):
+            return "a job more on GPU \(gpu) would not raise its throughput (S(\(jobs)) = \(String(format: "%.2f", aggregate)))"
+        case let .reserved(gpu, job, start):
+            return "GPU \(gpu) is held for \(job) from t=\(Int(start))s and this job would not finish first"
+        }
+    }
 
     public var description: String { detail }
 }
@@ -74,13 +117,16 @@ public struct MemoryFit: PlacementFilter {
     public func check(_ r: PlacementRequest, _ load: GPULoad) -> [Rejection] {
         // Larger than the whole card: never. Memory used by other processes comes and goes: not now.
         if r.memoryGB > load.gpu.memoryGB {
-            return [Rejection(dimension: "memory", permanent: true, detail: String(format: "needs %.1f GB, GPU %d (%@) has %.1f GB", r.memoryGB, load.gpu.index, load.gpu.model, load.gpu.memoryGB))]
+            return [Rejection(dimension: "memory", permanent: true,
+                              reason: .tooSmall(needGB: r.memoryGB, gpu: load.gpu.index, model: load.gpu.model, capacityGB: load.gpu.memoryGB))]
         }
         if load.gpu.foreignUsedGB > 0 && r.memoryGB > load.gpu.memoryGB - load.gpu.foreignUsedGB {
-            return [Rejection(dimension: "memory", permanent: false, detail: String(format: "needs %.1f GB, GPU %d has %.1f GB after %.1f GB used by other processes", r.memoryGB, load.gpu.index, load.gpu.memoryGB - load.gpu.foreignUsedGB, load.gpu.foreignUsedGB))]
+            return [Rejection(dimension: "memory", permanent: false, reason: .foreign(needGB: r.memoryGB, gpu: load.gpu.index,
+                              availableGB: load.gpu.memoryGB - load.gpu.foreignUsedGB, foreignGB: load.gpu.foreignUsedGB))]
         }
         if r.memoryGB > load.freeGB {
-            return [Rejection(dimension: "memory", permanent: false, detail: String(format: "needs %.1f GB, GPU %d has %.1f GB free (%.1f GB reserved by %d running)", r.memoryGB, load.gpu.index, load.freeGB, load.reservedGB, load.occupants.count))]
+            return [Rejection(dimension: "memory", permanent: false, reason: .busy(needGB: r.memoryGB, gpu: load.gpu.index, freeGB: load.freeGB,
+                                                                                   reservedGB: load.reservedGB, running: load.occupants.count))]
         }
         return []
     }
@@ -92,7 +138,7 @@ public struct JobCap: PlacementFilter {
     public init(limit: Int) { self.limit = limit }
     public func check(_ r: PlacementRequest, _ load: GPULoad) -> [Rejection] {
         load.occupants.count >= limit
-            ? [Rejection(dimension: "jobs", permanent: false, detail: "GPU \(load.gpu.index) already runs \(load.occupants.count) of at most \(limit) jobs")]
+            ? [Rejection(dimension: "jobs", permanent: false, reason: .cap(gpu: load.gpu.index, running: load.occupants.count, limit: limit))]
             : []
     }
 }
@@ -101,9 +147,9 @@ public struct JobCap: PlacementFilter {
 public struct Isolation: PlacementFilter {
     public init() {}
     public func check(_ r: PlacementRequest, _ load: GPULoad) -> [Rejection] {
-        if load.isolated { return [Rejection(dimension: "isolation", permanent: false, detail: "GPU \(load.gpu.index) runs a job that must be alone")] }
+        if load.isolated { return [Rejection(dimension: "isolation", permanent: false, reason: .occupiedByIsolated(gpu: load.gpu.index))] }
         if r.isolate && !load.occupants.isEmpty {
-            return [Rejection(dimension: "isolation", permanent: false, detail: "job must run alone; GPU \(load.gpu.index) runs \(load.occupants.count) job(s)")]
+            return [Rejection(dimension: "isolation", permanent: false, reason: .mustRunAlone(gpu: load.gpu.index, running: load.occupants.count))]
         }
         return []
     }
@@ -114,7 +160,7 @@ public struct ModelConstraint: PlacementFilter {
     public init() {}
     public func check(_ r: PlacementRequest, _ load: GPULoad) -> [Rejection] {
         guard let want = r.gpuModel, !load.gpu.model.localizedCaseInsensitiveContains(want) else { return [] }
-        return [Rejection(dimension: "model", permanent: true, detail: "job needs a \(want) GPU, GPU \(load.gpu.index) is \(load.gpu.model)")]
+        return [Rejection(dimension: "model", permanent: true, reason: .model(want: want, gpu: load.gpu.index, model: load.gpu.model))]
     }
 }
 
@@ -193,16 +239,23 @@ public enum SchedulerError: Error, CustomStringConvertible, Sendable {
 /// S(1) = 1, linear between given points, flat after the last. Each of k jobs runs at S(k)/k of solo speed.
 public struct SharingModel: Sendable, Hashable {
     var points: [(Int, Double)]
+    /// S(k) for k < 65, computed once: the planner asks for it millions of times.
+    var table: [Double] = []
 
     public static func == (a: SharingModel, b: SharingModel) -> Bool { a.points.elementsEqual(b.points) { $0 == $1 } }
     public func hash(into h: inout Hasher) { for (k, s) in points { h.combine(k); h.combine(s) } }
 
     public init(_ table: [Int: Double]) {
         points = [(1, 1.0)] + table.filter { $0.key >= 2 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        self.table = (0..<65).map { interpolate($0) }
     }
 
     /// S(k).
     public func aggregate(_ k: Int) -> Double {
+        k < table.count ? table[max(k, 0)] : interpolate(k)
+    }
+
+    func interpolate(_ k: Int) -> Double {
         guard k > 1 else { return 1 }
         for i in 1..<points.count where k <= points[i].0 {
             let (a, b) = (points[i - 1], points[i])
@@ -223,46 +276,66 @@ public struct Placer: Sendable {
     public var strategy: Strategy
     public var filters: [any PlacementFilter]
     public var sharing: SharingModel
+    public var maxJobsPerGPU: Int
 
     public init(strategy: Strategy, maxJobsPerGPU: Int, sharing: SharingModel) {
         self.strategy = strategy
         self.filters = [ModelConstraint(), MemoryFit(), JobCap(limit: maxJobsPerGPU), Isolation()]
         self.sharing = sharing
+        self.maxJobsPerGPU = maxJobsPerGPU
     }
 
     /// The outcome of trying to place one job.
     public enum Decision: Sendable {
         case place(gpu: Int)
-        /// Not now; each GPU's reasons.
+        /// Not now; each GPU's reasons (empty unless asked to explain).
         case wait([Int: [Rejection]])
         /// Never on these GPUs; each GPU's permanent reasons.
         case never([Int: [Rejection]])
     }
 
-    /// Decides where `request` runs given the loads; `allowed` restricts GPUs (reservations).
-    public func decide(_ request: PlacementRequest, loads: [GPULoad], allowed: (GPULoad) -> Rejection? = { _ in nil }) -> Decision {
-        var reasons: [Int: [Rejection]] = [:]
-        var permanentEverywhere = true
+    /// Decides where `request` runs given the loads; `allowed` restricts GPUs (reservations). With `explain`
+    /// false, a job that must wait gets no reasons (the planner asks once per job, not on every event).
+    public func decide(_ request: PlacementRequest, loads: [GPULoad], explain: Bool = true,
+                       allowed: (GPULoad) -> Rejection? = { _ in nil }) -> Decision {
         var best: (gpu: Int, score: Double)?
+        for i in loads.indices {
+            // A cheap necessary condition first, read in place (copying a load costs more than checking it);
+            // the filters below remain the judges.
+            if loads[i].isolated || loads[i].occupants.count >= maxJobsPerGPU || request.memoryGB > loads[i].freeGB
+                || (request.isolate && !loads[i].occupants.isEmpty) { continue }
+            let load = loads[i]
+            guard filters.allSatisfy({ $0.check(request, load).isEmpty }), allowed(load) == nil, sharingPays(load) else { continue }
+            let s = strategy.scorer.score(request, load, sharing: sharing)
+            if best == nil || s > best!.score { best = (load.gpu.index, s) }
+        }
+        if let best { return .place(gpu: best.gpu) }
+        let permanent = loads.allSatisfy { load in
+            request.memoryGB > load.gpu.memoryGB || (request.gpuModel.map { !load.gpu.model.localizedCaseInsensitiveContains($0) } ?? false)
+        }
+        guard explain || permanent else { return .wait([:]) }
+        var reasons: [Int: [Rejection]] = [:]
         for load in loads {
             var r = filters.flatMap { $0.check(request, load) }
             if r.isEmpty, let blocked = allowed(load) { r = [blocked] }
-            if r.isEmpty, strategy.shareOnlyWhenFaster, !load.occupants.isEmpty {
+            if r.isEmpty, !sharingPays(load) {
                 let k = load.occupants.count
-                if sharing.aggregate(k + 1) <= sharing.aggregate(k) * 1.01 {
-                    r = [Rejection(dimension: "sharing", permanent: false, detail: "a job more on GPU \(load.gpu.index) would not raise its throughput (S(\(k + 1)) = \(String(format: "%.2f", sharing.aggregate(k + 1))))")]
-                }
+                r = [Rejection(dimension: "sharing", permanent: false, reason: .sharing(gpu: load.gpu.index, jobs: k + 1, aggregate: sharing.aggregate(k + 1)))]
             }
-            if r.isEmpty {
-                let s = strategy.scorer.score(request, load, sharing: sharing)
-                if best == nil || s > best!.score { best = (load.gpu.index, s) }
-                permanentEverywhere = false
-            } else {
-                reasons[load.gpu.index] = r
-                if !r.allSatisfy(\.permanent) { permanentEverywhere = false }
-            }
+            if !r.isEmpty { reasons[load.gpu.index] = r }
         }
-        if let best { return .place(gpu: best.gpu) }
-        return permanentEverywhere ? .never(reasons) : .wait(reasons)
+        return permanent ? .never(reasons) : .wait(reasons)
+    }
+
+    /// With `earliest-finish`, a job joins a busy GPU only when that raises the GPU's throughput: S(k+1) > S(k).
+    func sharingPays(_ load: GPULoad) -> Bool {
+        guard strategy.shareOnlyWhenFaster, !load.occupants.isEmpty else { return true }
+        let k = load.occupants.count
+        return sharing.aggregate(k + 1) > sharing.aggregate(k) * 1.01
+    }
+
+    /// True when the GPU can take no job of at least `smallestGB`: at its cap, isolated, or too full.
+    func saturated(_ load: GPULoad, smallestGB: Double) -> Bool {
+        load.isolated || load.occupants.count >= maxJobsPerGPU || load.freeGB < smallestGB || !sharingPays(load)
     }
 }

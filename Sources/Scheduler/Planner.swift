@@ -36,6 +36,46 @@ public struct Plan: Sendable, Codable {
     public var ratio: Double { lowerBoundS > 0 ? makespanS / lowerBoundS : 1 }
 }
 
+/// A job end on one GPU; stale when the GPU's version moved on.
+struct Event {
+    var time: Double
+    var gpu: Int
+    var version: Int
+}
+
+/// A binary min-heap of events by time.
+struct EventHeap {
+    private var items: [Event] = []
+
+    mutating func push(_ e: Event) {
+        items.append(e)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            if items[parent].time <= items[i].time { break }
+            items.swapAt(parent, i)
+            i = parent
+        }
+    }
+
+    mutating func pop() -> Event? {
+        guard !items.isEmpty else { return nil }
+        items.swapAt(0, items.count - 1)
+        let top = items.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < items.count && items[l].time < items[m].time { m = l }
+            if r < items.count && items[r].time < items[m].time { m = r }
+            if m == i { break }
+            items.swapAt(i, m)
+            i = m
+        }
+        return top
+    }
+}
+
 /// A job for the planner: id, request, priority and manifest order.
 public struct PlanJob: Sendable {
     public var id: String
@@ -67,10 +107,12 @@ public struct Planner: Sendable {
         self.dispatcher = Dispatcher(placer: Placer(strategy: strategy, maxJobsPerGPU: cap, sharing: SharingModel(predictor.profile.sharing)))
     }
 
-    public func plan(_ jobs: [PlanJob], gpus: [GPU]) -> Plan {
+    /// Simulates the batch. `explain` records why each job first waited (costly on huge batches).
+    public func plan(_ jobs: [PlanJob], gpus: [GPU], explain: Bool = true) -> Plan {
         var estimates: [String: Estimate] = [:]
-        var queue: [QueuedJob] = []
         var byID: [String: PlanJob] = [:]
+        var queue: [QueuedJob] = []
+        queue.reserveCapacity(jobs.count)
         for (i, j) in jobs.enumerated() {
             let e = predictor.estimate(j.settings)
             estimates[j.id] = e
@@ -78,78 +120,140 @@ public struct Planner: Sendable {
             queue.append(QueuedJob(request: PlacementRequest(jobID: j.id, memoryGB: e.memoryGB, seconds: e.seconds, gpuModel: j.gpuModel),
                                    priority: j.priority, order: i))
         }
+        queue.sort(by: QueuedJob.dispatchOrder)  // once: removals keep the order
+        // Started jobs are marked dead rather than removed (a removal is O(queue)); `head` skips the dead prefix
+        // and the array is compacted every 1,024 deaths (dead entries are skipped on every round until then).
+        var alive = [Bool](repeating: true, count: queue.count)
+        var position = Dictionary(uniqueKeysWithValues: queue.enumerated().map { ($1.request.jobID, $0) })
+        var head = 0, dead = 0, live = queue.count
+        let smallest = queue.map(\.request.memoryGB).min() ?? 0
+        let sharing = dispatcher.placer.sharing
         var loads = gpus.map { GPULoad(gpu: $0) }
-        var remaining: [String: Double] = [:]  // solo-seconds of work left per running job
-        var startS: [String: (gpu: Int, start: Double)] = [:]
+        let slot = Dictionary(uniqueKeysWithValues: gpus.enumerated().map { ($1.index, $0) })
+        // Every job on a GPU progresses at the same rate, so each GPU keeps a progress clock (solo-seconds done
+        // by each of its jobs); a job ends when its GPU's clock reaches its start mark plus its work.
+        var progress = [Double](repeating: 0, count: gpus.count)
+        var clockAt = [Double](repeating: 0, count: gpus.count)
+        var finishMark: [String: Double] = [:]
+        var startS: [String: Double] = [:]
+        var version = [Int](repeating: 0, count: gpus.count)
+        var heap = EventHeap()
         var runs: [PlannedRun] = []
         var unplaceable: [Unplaceable] = []
         var waits: [String: String] = [:]
         var now = 0.0
-        let sharing = dispatcher.placer.sharing
+        var running = 0
 
-        while !queue.isEmpty || !remaining.isEmpty {
-            let round = dispatcher.round(queue: queue, loads: loads, now: now)
-            for (id, reason) in round.never {
-                let j = byID[id]!
-                unplaceable.append(Unplaceable(jobID: id, reason: reason, suggestion: suggestFit(j, gpus: gpus), location: j.location))
+        /// Brings GPU g's progress clock to `now`; `k` is how many jobs ran there since it was last brought up.
+        func advance(_ g: Int, jobs k: Int? = nil) {
+            let k = k ?? loads[g].occupants.count
+            if k > 0 { progress[g] += (now - clockAt[g]) * sharing.perJobRate(k) }
+            clockAt[g] = now
+        }
+        func schedule(_ g: Int) {
+            version[g] += 1
+            let k = loads[g].occupants.count
+            guard k > 0 else { return }
+            let next = loads[g].occupants.map { finishMark[$0.jobID]! }.min()!
+            let t = now + max(next - progress[g], 0) / sharing.perJobRate(k)
+            heap.push(Event(time: t, gpu: g, version: version[g]))
+            for o in loads[g].occupants.indices {
+                loads[g].occupants[o].endS = now + max(finishMark[loads[g].occupants[o].jobID]! - progress[g], 0) / sharing.perJobRate(k)
             }
-            for (id, reason) in round.waiting where waits[id] == nil { waits[id] = reason }
-            let started = Set(round.starts.map(\.jobID))
-            for (id, gpu) in round.starts {
-                let e = estimates[id]!
-                let i = loads.firstIndex { $0.gpu.index == gpu }!
-                loads[i].occupants.append(Occupant(jobID: id, memoryGB: e.memoryGB, endS: now + e.seconds))
-                remaining[id] = e.seconds
-                startS[id] = (gpu, now)
+        }
+
+        while true {
+            if live > 0 {
+                // A scope of its own: the snapshot must be gone before `alive` changes, or the change copies it.
+                let round: DispatchRound = {
+                    let (q, isAlive, start) = (queue, alive, head)
+                    let pending = (start..<q.count).lazy.filter { isAlive[$0] }.map { q[$0] }
+                    return dispatcher.round(queue: pending, loads: &loads, now: now, presorted: true, explain: explain, smallestGB: smallest)
+                }()
+                for (id, reason) in round.never {
+                    let j = byID[id]!
+                    unplaceable.append(Unplaceable(jobID: id, reason: reason, suggestion: suggestFit(j, gpus: gpus), location: j.location))
+                }
+                if explain { for (id, reason) in round.waiting where waits[id] == nil { waits[id] = reason } }
+                // The round added the started jobs to `loads`: bring each touched GPU's clock up at its old rate first.
+                var added: [Int: Int] = [:]
+                for (_, gpu) in round.starts { added[slot[gpu]!, default: 0] += 1 }
+                for (g, n) in added { advance(g, jobs: loads[g].occupants.count - n) }
+                var touched = Set<Int>()
+                for (id, gpu) in round.starts {
+                    let g = slot[gpu]!
+                    let e = estimates[id]!
+                    finishMark[id] = progress[g] + e.seconds
+                    startS[id] = now
+                    running += 1
+                    touched.insert(g)
+                }
+                for g in touched { schedule(g) }
+                for id in round.starts.map(\.jobID) + Array(round.never.keys) {
+                    alive[position[id]!] = false
+                    dead += 1
+                    live -= 1
+                }
+                while head < queue.count && !alive[head] { head += 1 }
+                if dead > 1024 {
+                    queue = queue.indices.filter { alive[$0] }.map { queue[$0] }
+                    alive = [Bool](repeating: true, count: queue.count)
+                    position = Dictionary(uniqueKeysWithValues: queue.enumerated().map { ($1.request.jobID, $0) })
+                    head = 0
+                    dead = 0
+                }
             }
-            queue.removeAll { started.contains($0.request.jobID) || round.never[$0.request.jobID] != nil }
-            if remaining.isEmpty {
-                if queue.isEmpty { break }
-                // Nothing runs and nothing can start: the rest can never be placed.
-                for q in queue {
+            if running == 0 {
+                // Nothing runs and nothing could start: the rest can never be placed.
+                for (i, q) in queue.enumerated() where alive[i] {
                     let j = byID[q.request.jobID]!
-                    unplaceable.append(Unplaceable(jobID: j.id, reason: round.waiting[j.id] ?? "cannot be placed", suggestion: suggestFit(j, gpus: gpus), location: j.location))
+                    unplaceable.append(Unplaceable(jobID: j.id, reason: waits[j.id] ?? "cannot be placed", suggestion: suggestFit(j, gpus: gpus), location: j.location))
                 }
                 break
             }
-            // Advance to the next completion; every job on a GPU with k jobs runs at S(k)/k.
-            var rate: [String: Double] = [:]
-            for l in loads { for o in l.occupants { rate[o.jobID] = sharing.perJobRate(l.occupants.count) } }
-            let dt = remaining.map { $0.value / rate[$0.key]! }.min()!
-            now += dt
-            var finished: [String] = []
-            for (id, left) in remaining {
-                let l = left - dt * rate[id]!
-                if l <= 1e-6 * max(1, estimates[id]!.seconds) { finished.append(id) } else { remaining[id] = l }
+            // The next job to end, on any GPU.
+            var event = heap.pop()!
+            while event.version != version[event.gpu] { event = heap.pop()! }
+            now = event.time
+            let g = event.gpu
+            advance(g)
+            let done = loads[g].occupants.filter { finishMark[$0.jobID]! - progress[g] <= 1e-9 * max(1, finishMark[$0.jobID]!) }
+            let ids = Set(done.map(\.jobID))
+            for o in done {
+                runs.append(PlannedRun(jobID: o.jobID, gpu: gpus[g].index, startS: startS[o.jobID]!, endS: now, memoryGB: o.memoryGB))
+                running -= 1
             }
-            for id in finished {
-                remaining[id] = nil
-                let (gpu, start) = startS[id]!
-                runs.append(PlannedRun(jobID: id, gpu: gpu, startS: start, endS: now, memoryGB: estimates[id]!.memoryGB))
-                let i = loads.firstIndex { $0.gpu.index == gpu }!
-                loads[i].occupants.removeAll { $0.jobID == id }
-                loads[i].isolated = false
-            }
-            // Refresh predicted ends of the survivors (their speed changed).
-            for i in loads.indices {
-                let r = sharing.perJobRate(loads[i].occupants.count)
-                for k in loads[i].occupants.indices {
-                    loads[i].occupants[k].endS = now + (remaining[loads[i].occupants[k].jobID] ?? 0) / r
-                }
-            }
+            loads[g].occupants.removeAll { ids.contains($0.jobID) }
+            if loads[g].occupants.isEmpty { loads[g].isolated = false }
+            schedule(g)
         }
         runs.sort { ($0.startS, $0.gpu, $0.jobID) < ($1.startS, $1.gpu, $1.jobID) }
-        let placeable = jobs.filter { j in !unplaceable.contains { $0.jobID == j.id } }
-        let lower = lowerBound(placeable.map { estimates[$0.id]!.seconds }, gpus: gpus)
+        let lost = Set(unplaceable.map(\.jobID))
+        let placeable = jobs.filter { !lost.contains($0.id) }
+        let lower = lowerBound(placeable.map { estimates[$0.id]! }, gpus: gpus)
         return Plan(gpus: gpus, runs: runs, unplaceable: unplaceable.sorted { $0.jobID < $1.jobID }, makespanS: runs.map(\.endS).max() ?? 0,
                     lowerBoundS: lower, waits: waits, estimates: estimates, strategy: dispatcher.placer.strategy.name)
     }
 
-    /// max(longest job, total work / the GPUs' best aggregate throughput), sharing gains counted.
-    public func lowerBound(_ seconds: [Double], gpus: [GPU]) -> Double {
-        guard !gpus.isEmpty, let longest = seconds.max() else { return 0 }
-        let capacity = Double(gpus.count) * dispatcher.placer.sharing.best(upTo: maxJobsPerGPU)
-        return max(longest, seconds.reduce(0, +) / capacity)
+    /// A lower bound on any schedule's makespan: the longest job; and, for every GPU size class, the work of the
+    /// jobs that fit only GPUs at least that large over those GPUs' best throughput. A GPU's best throughput is
+    /// the best S(k) for k up to the job cap and up to how many of the smallest such jobs fit its memory.
+    public func lowerBound(_ estimates: [Estimate], gpus: [GPU]) -> Double {
+        guard !gpus.isEmpty, let longest = estimates.map(\.seconds).max() else { return 0 }
+        let sharing = dispatcher.placer.sharing
+        var bound = longest
+        for size in Set(gpus.map(\.memoryGB)) {
+            // Jobs that need more than every GPU smaller than `size` has.
+            let smaller = gpus.filter { $0.memoryGB < size }.map(\.memoryGB).max() ?? 0
+            let these = estimates.filter { $0.memoryGB > smaller }
+            guard let smallest = these.map(\.memoryGB).min() else { continue }
+            let capacity = gpus.filter { $0.memoryGB >= size }.reduce(0.0) { total, g in
+                let fit = smallest > 0 ? Int(g.memoryGB / smallest) : maxJobsPerGPU
+                return total + sharing.best(upTo: max(1, min(maxJobsPerGPU, fit)))
+            }
+            bound = max(bound, these.reduce(0) { $0 + $1.seconds } / capacity)
+        }
+        return bound
     }
 
     /// The first degraded settings under which the job fits the largest GPU, as text.

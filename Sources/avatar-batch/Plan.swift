@@ -32,7 +32,7 @@ struct Plan: AsyncParsableCommand {
         let strategy: Scheduler.Strategy
         do { strategy = try Scheduler.Strategy.named(self.strategy ?? manifest.strategy) } catch { throw fail("\(error)") }
         let planner = Planner(predictor: Predictor(profile: manifest.renderer), strategy: strategy, maxJobsPerGPU: maxJobsPerGPU)
-        let plan = planner.plan(manifest.clips.map { PlanJob(id: $0.id, settings: $0.settings, priority: $0.priority, gpuModel: $0.gpuModel, location: $0.location) }, gpus: gpus)
+        let plan = planner.plan(manifest.clips.map { PlanJob(id: $0.id, settings: $0.settings, priority: $0.priority, gpuModel: $0.gpuModel, location: $0.location) }, gpus: gpus, explain: explain)
         if json {
             printJSON(PlanPrinter.json(plan))
         } else {
