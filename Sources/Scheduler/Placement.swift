@@ -300,14 +300,12 @@ public struct Placer: Sendable {
                        allowed: (GPULoad) -> Rejection? = { _ in nil }) -> Decision {
         var best: (gpu: Int, score: Double)?
         for i in loads.indices {
-            // A cheap necessary condition first, read in place (copying a load costs more than checking it);
-            // the filters below remain the judges.
-            if loads[i].isolated || loads[i].occupants.count >= maxJobsPerGPU || request.memoryGB > loads[i].freeGB
-                || (request.isolate && !loads[i].occupants.isEmpty) { continue }
-            let load = loads[i]
-            guard filters.allSatisfy({ $0.check(request, load).isEmpty }), allowed(load) == nil, sharingPays(load) else { continue }
-            let s = strategy.scorer.score(request, load, sharing: sharing)
-            if best == nil || s > best!.score { best = (load.gpu.index, s) }
+            // The filters' conditions, read in place: on a large inventory this loop is the scheduler's hot path
+            // (copying a load costs more than checking it). `filtersAgree` in the tests keeps it equal to the
+            // filters, which remain the source of the reasons below.
+            guard fastPathPasses(request, loads[i]), allowed(loads[i]) == nil, sharingPays(loads[i]) else { continue }
+            let s = strategy.scorer.score(request, loads[i], sharing: sharing)
+            if best == nil || s > best!.score { best = (loads[i].gpu.index, s) }
         }
         if let best { return .place(gpu: best.gpu) }
         let permanent = loads.allSatisfy { load in
@@ -325,6 +323,18 @@ public struct Placer: Sendable {
             if !r.isEmpty { reasons[load.gpu.index] = r }
         }
         return permanent ? .never(reasons) : .wait(reasons)
+    }
+
+    /// Whether the filters pass, by their own checks (the fast path in `decide` must agree with this).
+    public func filtersPass(_ request: PlacementRequest, _ load: GPULoad) -> Bool {
+        filters.allSatisfy { $0.check(request, load).isEmpty }
+    }
+
+    /// The fast path's reading of the filters' conditions.
+    @inline(__always)
+    public func fastPathPasses(_ request: PlacementRequest, _ load: GPULoad) -> Bool {
+        !(load.isolated || load.occupants.count >= maxJobsPerGPU || request.memoryGB > load.freeGB || (request.isolate && !load.occupants.isEmpty))
+            && (request.gpuModel.map { load.gpu.model.localizedCaseInsensitiveContains($0) } ?? true)
     }
 
     /// With `earliest-finish`, a job joins a busy GPU only when that raises the GPU's throughput: S(k+1) > S(k).

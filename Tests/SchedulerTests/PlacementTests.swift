@@ -76,4 +76,19 @@ import Testing
             Issue.record("oversized job not refused"); return
         }
     }
+
+    /// The placer's fast path must accept exactly what the filters accept, over many random loads.
+    @Test func fastPathAgreesWithTheFilters() {
+        var rng = SystemRandomNumberGenerator()
+        let placer = Placer(strategy: Strategy.table["pack"]!, maxJobsPerGPU: 3, sharing: SharingModel([:]))
+        for _ in 0..<5000 {
+            let gpu = GPU(index: 0, model: Bool.random(using: &rng) ? "H100" : "A100", memoryGB: [24, 48, 80].randomElement(using: &rng)!,
+                          foreignUsedGB: Double.random(in: 0...10, using: &rng))
+            let occupants = (0..<Int.random(in: 0...4, using: &rng)).map { Occupant(jobID: "o\($0)", memoryGB: Double.random(in: 1...30, using: &rng), endS: 1) }
+            let load = GPULoad(gpu: gpu, occupants: occupants, isolated: Bool.random(using: &rng) && !occupants.isEmpty)
+            let request = PlacementRequest(jobID: "j", memoryGB: Double.random(in: 1...90, using: &rng), seconds: 1, isolate: Bool.random(using: &rng),
+                                           gpuModel: [nil, "h100", "A100", "V100"].randomElement(using: &rng)!)
+            #expect(placer.fastPathPasses(request, load) == placer.filtersPass(request, load), "\(request) on \(load)")
+        }
+    }
 }
