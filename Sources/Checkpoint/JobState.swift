@@ -5,14 +5,14 @@ public enum JobState: String, Sendable, Hashable, Codable, CaseIterable {
     /// States a job may move to from this one.
     public var successors: Set<JobState> {
         switch self {
-        // pending -> succeeded: a resumed batch finds the output already valid (adopted, no render).
-        case .pending: return [.running, .cancelled, .succeeded]
+        // pending -> failed: it fits no GPU, or its attempts ran out in an earlier run; it fails without running.
+        case .pending: return [.running, .cancelled, .failed]
         // running -> pending: an attempt failed and another one is queued.
         case .running: return [.succeeded, .failed, .pending, .interrupted, .cancelled]
         // succeeded -> pending: its content key changed, or its output disappeared.
         case .succeeded: return [.pending]
         case .failed: return [.pending, .cancelled]
-        case .interrupted: return [.pending, .running, .cancelled]
+        case .interrupted: return [.pending, .running, .cancelled, .failed]
         case .cancelled: return [.pending]
         }
     }

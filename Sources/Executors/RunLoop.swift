@@ -283,15 +283,11 @@ public final class RunLoop: @unchecked Sendable {
                 rec = try store.job(id) ?? rec
             }
             guard rec.state == .pending || rec.state == .interrupted else { continue }
-            let history = (attempts[id] ?? []).filter { $0.contentKey == job.contentKey && $0.classification != nil && $0.number > rec.retryFrom }.map {
-                AttemptHistoryEntry(classification: $0.classification!, settings: $0.settings ?? job.settings, isolated: $0.isolated, rung: $0.rung)
-            }
+            let history = ladderHistory(attempts[id] ?? [], job: job, retryFrom: rec.retryFrom)
             switch RetryLadder.next(history: history, base: job.settings, policy: manifest.retry) {
             case let .run(settings, isolate, rung, _):
                 queue.append(Pending(job: job, settings: settings, isolate: isolate, rung: rung, change: describeChange(job.settings, settings, isolate), order: i))
             case let .giveUp(reason):
-                if rec.state == .interrupted { try store.transition(id, to: .pending, reason: reason) }
-                try store.transition(id, to: .running, reason: nil)
                 try store.transition(id, to: .failed, reason: reason)
                 summary.failed += 1
             case .done:
@@ -341,10 +337,14 @@ public final class RunLoop: @unchecked Sendable {
     }
 
     func failWithoutAttempt(_ p: Pending, reason: String) throws {
-        let state = try store.job(p.job.id)?.state
-        if state == .interrupted { try store.transition(p.job.id, to: .pending, reason: reason) }
-        try store.transition(p.job.id, to: .running, reason: nil)
         try store.transition(p.job.id, to: .failed, reason: reason)
+    }
+
+    /// The finished attempts the OOM ladder looks at: this content key, since the last `retry`.
+    func ladderHistory(_ attempts: [AttemptRecord], job: Job, retryFrom: Int) -> [AttemptHistoryEntry] {
+        attempts.filter { $0.contentKey == job.contentKey && $0.classification != nil && $0.number > retryFrom }.map {
+            AttemptHistoryEntry(classification: $0.classification!, settings: $0.settings ?? job.settings, isolated: $0.isolated, rung: $0.rung)
+        }
     }
 
     func stateDir() -> String { manifest.outputDir + "/.avatar-batch" }
@@ -431,10 +431,8 @@ public final class RunLoop: @unchecked Sendable {
             progress.event("interrupted \(id)")
             return .interrupted
         default:
-            let retryFrom = try store.job(id)?.retryFrom ?? 0
-            let history = try store.attempts(jobID: id).filter { $0.contentKey == r.pending.job.contentKey && $0.classification != nil && $0.number > retryFrom }.map {
-                AttemptHistoryEntry(classification: $0.classification!, settings: $0.settings ?? r.pending.settings, isolated: $0.isolated, rung: $0.rung)
-            } + [AttemptHistoryEntry(classification: classification, settings: r.pending.settings, isolated: r.pending.isolate, rung: r.pending.rung)]
+            let history = ladderHistory(try store.attempts(jobID: id), job: r.pending.job, retryFrom: try store.job(id)?.retryFrom ?? 0)
+                + [AttemptHistoryEntry(classification: classification, settings: r.pending.settings, isolated: r.pending.isolate, rung: r.pending.rung)]
             let what = classification.rawValue + (result.note.map { " (\($0))" } ?? "") + (result.oom?.triedGiB.map { String(format: " tried to allocate %.2f GiB", $0) } ?? "")
             switch RetryLadder.next(history: history, base: r.pending.job.settings, policy: manifest.retry) {
             case let .run(settings, isolate, rung, reason):

@@ -33,6 +33,9 @@ struct ManifestOptions: ParsableArguments {
         var o = LoadOptions()
         if !noProbe {
             o.probe = FFprobe.locate()
+            if o.probe == nil {
+                FileHandle.standardError.write(Data("note: ffprobe is not installed: audio files were not probed (only WAV headers were read for num_clip: auto), and outputs cannot be checked with output_check: ffprobe; apt-get install ffmpeg\n".utf8))
+            }
         }
         o.requireEnvironment = requireEnvironment
         if let gpus {

@@ -22,9 +22,10 @@ import Testing
         let store = try open(dir)
         let run = try store.acquire(me, user: "u", command: "c", manifestPath: "m", manifestDigest: "d", isAlive: { _ in false })
         _ = try store.sync(manifestJobs(1))
-        #expect(throws: CheckpointError.self) { try store.transition("job-0", to: .failed) }
-        do { try store.transition("job-0", to: .failed) } catch {
-            #expect("\(error)" == "internal error: job job-0 cannot move from pending to failed; please report this as a bug with the store file")
+        // "succeeded" is only ever written by finishing an attempt: never straight from pending.
+        #expect(throws: CheckpointError.self) { try store.transition("job-0", to: .succeeded) }
+        do { try store.transition("job-0", to: .succeeded) } catch {
+            #expect("\(error)" == "internal error: job job-0 cannot move from pending to succeeded; please report this as a bug with the store file")
         }
         let a = try start(store, "job-0", run: run)
         #expect(a.number == 1)

@@ -208,9 +208,11 @@ func processes(mentioning marker: String) -> [Int32] {
         p.waitUntilExit()
         #expect(p.terminationStatus == 130)
         let jobs = try b.jobs()
+        // Every renderer that had started is interrupted (one launched a moment before the signal may not have
+        // reached its first line yet, so the store can hold more interrupted jobs than the ledger has starts).
         let started = Set(b.ledgerLines().map { $0["clip"] as! String })
         #expect(started.count >= 2)
-        #expect(Set(jobs.filter { $0.value["state"] as? String == "interrupted" }.keys) == started)
+        #expect(started.isSubset(of: Set(jobs.filter { $0.value["state"] as? String == "interrupted" }.keys)))
         #expect(jobs.values.allSatisfy { classifications($0).allSatisfy { $0 == "interrupted" } })
         #expect(processes(mentioning: b.ledger).isEmpty)
         // Resume without the sleep: every job completes, the interrupted ones with a second attempt.
@@ -262,5 +264,33 @@ func processes(mentioning marker: String) -> [Int32] {
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()
         #expect(p.terminationStatus == 130)
+    }
+
+    @Test func twoOrchestratorsRacingForOneBatchLeaveOneRunning() async throws {
+        let b = Batch(clips: [("race", "ok")])
+        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
+        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"2\"]")
+        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        // Started together: exactly one takes the store, the other exits 1 naming it (or finds the work done).
+        let first = try CLI.start(["run", b.manifest, "--grace", "1"])
+        let second = try CLI.start(["run", b.manifest, "--grace", "1"])
+        first.0.waitUntilExit()
+        second.0.waitUntilExit()
+        let statuses = [first.0.terminationStatus, second.0.terminationStatus].sorted()
+        #expect(statuses == [0, 1])
+        #expect(b.ledgerLines().filter { $0["event"] as? String == "start" }.count == 1)
+        let store = try Store(path: b.store, readOnly: true)
+        #expect(try store.integrityCheck() == "ok")
+        #expect(try store.attempts().count == 1)
+    }
+
+    @Test func maxFailuresStopsDispatching() throws {
+        let b = Batch(clips: (0..<6).map { ("bad-\($0)", "crash") }, retry: "{max_attempts: 1}", gpus: "1x24GB")
+        let r = try b.run(["--max-failures", "2", "--max-jobs-per-gpu", "1"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("stopping: 2 job(s) failed (--max-failures 2)"))
+        let counts = try b.status()["counts"] as! [String: Int]
+        #expect(counts["failed"] == 2)
+        #expect(counts["pending"] == 4)
     }
 }
