@@ -75,6 +75,7 @@ public final class ProgressReporter: @unchecked Sendable {
     private func write(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
 
     public static func duration(_ s: Double) -> String {
+        if s < 10 { return String(format: "%.1fs", s) }
         let t = Int(s.rounded())
         if t >= 3600 { return "\(t / 3600)h\(String(format: "%02d", t % 3600 / 60))m" }
         if t >= 60 { return "\(t / 60)m\(String(format: "%02d", t % 60))s" }

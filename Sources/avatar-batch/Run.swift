@@ -37,6 +37,9 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Print only the summary.")
     var quiet = false
 
+    @Option(help: "When the run ends (also early), write report.json and junit.xml into this directory.")
+    var report: String?
+
     func run() async throws {
         let manifest = try loadOrExit(options.manifest, try options.loadOptions())
         let jobs = try makeJobs(manifest)
@@ -71,6 +74,12 @@ struct Run: AsyncParsableCommand {
             summary = try await loop.run()
         } catch let e as CheckpointError {
             throw fail(e.description, code: 1)
+        }
+        if let dir = report {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let r = try BatchReport(name: manifest.name, store: store)
+            try write(r, json: dir + "/report.json", junit: dir + "/junit.xml")
+            FileHandle.standardError.write(Data("reports: \(dir)/report.json, \(dir)/junit.xml\n".utf8))
         }
         if summary.exitStatus != 0 { throw ExitCode(summary.exitStatus) }
     }

@@ -1,5 +1,8 @@
 import Checkpoint
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import Manifest
 import TestSupport
 import Testing
@@ -128,10 +131,20 @@ func processes(mentioning marker: String) -> [Int32] {
     @Test func failuresAreClassifiedAndDoNotStopTheQueue() throws {
         let b = Batch(clips: [("crash", "crash"), ("empty", "empty"), ("none", "no-output"), ("oomer", "oom-always"), ("ok", "ok"), ("flaky", "crash-once")],
                       retry: "{max_attempts: 2, on_oom: [isolate]}")
-        let r = try b.run()
+        let r = try b.run(["--report", b.dir.path + "/reports"])
         #expect(r.status == 1)
         let jobs = try b.jobs()
         #expect(classifications(jobs["crash"]) == ["crashed", "crashed"])
+        // JUnit: one test case per clip; failures carry the classification; the file is well-formed XML.
+        let junit = try XMLDocument(contentsOf: URL(fileURLWithPath: b.dir.path + "/reports/junit.xml"))
+        let cases = try junit.nodes(forXPath: "//testcase")
+        #expect(cases.count == 6)
+        let failureTypes = try junit.nodes(forXPath: "//testcase/failure/@type").compactMap(\.stringValue).sorted()
+        #expect(failureTypes == ["crashed", "invalid-output", "invalid-output", "oom"])
+        #expect(try junit.nodes(forXPath: "/testsuites/@failures").first?.stringValue == "4")
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: b.dir.path + "/reports/report.json"))) as! [String: Any]
+        #expect((report["counts"] as? [String: Int])?["failed"] == 4)
+        #expect(report["schema"] as? String == "avatar-batch-report/1")
         #expect(classifications(jobs["empty"]) == ["invalid-output", "invalid-output"])
         #expect(classifications(jobs["none"]) == ["invalid-output", "invalid-output"])
         // Its OOM message says it needs 32.5 GB: running it alone on a 24 GB card cannot help, so it stops there.

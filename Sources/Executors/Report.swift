@@ -1,0 +1,113 @@
+import Checkpoint
+import Foundation
+import Manifest
+
+/// What happened to a batch, from its store: the facts behind `report --json` and `--junit`.
+public struct BatchReport: Sendable {
+    public var name: String
+    public var jobs: [JobRecord]
+    public var attempts: [String: [AttemptRecord]]
+    public var runs: [RunRecord]
+    public var counts: [JobState: Int]
+
+    public init(name: String, store: Store) throws {
+        self.name = name
+        jobs = try store.jobs().filter(\.inManifest)
+        attempts = Dictionary(grouping: try store.attempts(), by: \.jobID)
+        runs = try store.runs()
+        counts = try store.counts()
+    }
+
+    /// Wall time from the first run's start to the last run's end (or now, while running).
+    public var wallSeconds: Double {
+        guard let start = runs.map(\.startedAt).min() else { return 0 }
+        let end = runs.compactMap(\.endedAt).max() ?? Date().timeIntervalSince1970
+        return max(end - start, 0)
+    }
+
+    /// The report as JSON (schema in docs/reports.md).
+    public func json() -> [String: Any] {
+        [
+            "schema": "avatar-batch-report/1",
+            "name": name,
+            "wall_s": wallSeconds,
+            "counts": Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0.rawValue, counts[$0] ?? 0) }),
+            "runs": runs.map { r -> [String: Any] in
+                var o: [String: Any] = ["id": r.id, "host": r.host, "pid": r.pid, "started_at": r.startedAt, "command": r.command]
+                if let e = r.endedAt { o["ended_at"] = e }
+                if let x = r.exitStatus { o["exit_status"] = x }
+                return o
+            },
+            "jobs": jobs.map { j -> [String: Any] in
+                var o: [String: Any] = ["id": j.id, "state": j.state.rawValue, "output": j.output, "content_key": j.contentKey]
+                if let v = j.reason { o["reason"] = v }
+                if let v = j.predictedGB { o["predicted_gb"] = v }
+                if let v = j.predictedSeconds { o["predicted_s"] = v }
+                if let v = j.observedPeakGB { o["observed_peak_gb"] = v }
+                if let v = j.observedSeconds { o["observed_s"] = v }
+                o["attempts"] = (attempts[j.id] ?? []).map { a -> [String: Any] in
+                    var x: [String: Any] = ["number": a.number, "started_at": a.startedAt, "settings": a.change, "isolated": a.isolated]
+                    if let v = a.classification { x["classification"] = v.rawValue }
+                    if let v = a.gpu { x["gpu"] = v }
+                    if let v = a.endedAt { x["ended_at"] = v }
+                    if let v = a.exitStatus { x["exit_status"] = v }
+                    if let v = a.signal { x["signal"] = v }
+                    if let v = a.peakGB { x["peak_gb"] = v }
+                    if let v = a.seconds { x["seconds"] = v }
+                    if let v = a.note { x["note"] = v }
+                    if let v = a.logPath { x["log"] = v }
+                    if let v = a.stderrTail { x["log_tail"] = v }
+                    return x
+                }
+                return o
+            },
+        ]
+    }
+
+    /// JUnit XML: one test case per clip; a failed clip is a failure carrying its classification and log tail,
+    /// a clip not rendered (pending, interrupted, cancelled) is skipped.
+    public func junit() -> String {
+        let failures = jobs.filter { $0.state == .failed }.count
+        let skipped = jobs.filter { $0.state != .failed && $0.state != .succeeded }.count
+        var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        xml += "<testsuites name=\"\(escape(name))\" tests=\"\(jobs.count)\" failures=\"\(failures)\" errors=\"0\" skipped=\"\(skipped)\" time=\"\(String(format: "%.3f", wallSeconds))\">\n"
+        xml += "  <testsuite name=\"\(escape(name))\" tests=\"\(jobs.count)\" failures=\"\(failures)\" errors=\"0\" skipped=\"\(skipped)\" time=\"\(String(format: "%.3f", wallSeconds))\">\n"
+        for j in jobs {
+            let tries = attempts[j.id] ?? []
+            let seconds = tries.compactMap(\.seconds).reduce(0, +)
+            xml += "    <testcase classname=\"\(escape(name))\" name=\"\(escape(j.id))\" time=\"\(String(format: "%.3f", seconds))\""
+            switch j.state {
+            case .succeeded:
+                xml += "/>\n"
+            case .failed:
+                let last = tries.last
+                let kind = last?.classification?.rawValue ?? "failed"
+                let ladder = tries.map { "attempt \($0.number): \($0.classification?.rawValue ?? "open")\($0.change.isEmpty ? "" : " [\($0.change)]")" }.joined(separator: "\n")
+                let body = ladder + "\n" + (j.reason ?? "") + (last?.logPath.map { "\nlog: \($0)" } ?? "") + "\n\n" + (last?.stderrTail ?? "")
+                xml += ">\n      <failure type=\"\(escape(kind))\" message=\"\(escape(j.reason ?? kind))\">\(escape(body))</failure>\n    </testcase>\n"
+            default:
+                xml += ">\n      <skipped message=\"\(escape(j.state.rawValue))\"/>\n    </testcase>\n"
+            }
+        }
+        xml += "  </testsuite>\n</testsuites>\n"
+        return xml
+    }
+
+    /// XML text and attribute escaping; characters XML 1.0 forbids (most controls) become U+FFFD.
+    func escape(_ s: String) -> String {
+        var out = ""
+        for u in s.unicodeScalars {
+            switch u {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&apos;"
+            case "\t", "\n", "\r": out.unicodeScalars.append(u)
+            default:
+                if u.value < 0x20 || (0xFFFE...0xFFFF).contains(u.value) { out += "\u{FFFD}" } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out
+    }
+}
