@@ -62,6 +62,9 @@ public struct Dispatcher: Sendable {
             if !loads[i].occupants.isEmpty { busy += 1 }
         }
         var waited = 0
+        // Reservations by position in `loads` (read for every GPU a job could use: an array, not a hash lookup).
+        var reservedFrom = [Double](repeating: .infinity, count: loads.count)  // .infinity: not reserved
+        var reservedFor = [String](repeating: "", count: loads.count)
         for job in jobs {
             // Like Slurm's queue depth: after `maxWaiting` jobs that could not start, the rest wait for the next round.
             if waited >= maxWaiting && !explain { break }
@@ -69,17 +72,17 @@ public struct Dispatcher: Sendable {
             // (With every GPU idle nothing will free up: look at every job, so those that fit no GPU are found.)
             if open == 0 && !explain && busy > 0 { break }
             let r = job.request
-            let reservations = result.reservations
-            let decision = placer.decide(r, loads: loads, explain: explain) { load in
-                guard let res = reservations[load.gpu.index] else { return nil }
+            let decision = placer.decide(r, loads: loads, explain: explain) { i in
+                let start = reservedFrom[i]
+                guard start < .infinity else { return nil }
                 // Backfill only what ends before the reservation, counting how sharing stretches the jobs already
                 // there: with k jobs each runs at S(k)/k, with k+1 at S(k+1)/(k+1).
-                let k = load.occupants.count
+                let k = loads[i].occupants.count
                 let stretch = sharing.perJobRate(max(k, 1)) / sharing.perJobRate(k + 1)
                 let finish = now + r.seconds / sharing.perJobRate(k + 1)
-                let latest = load.occupants.map { now + ($0.endS - now) * stretch }.max() ?? now
-                if max(finish, latest) <= res.startS + 1e-9 { return nil }
-                return Rejection(dimension: "reservation", permanent: false, reason: .reserved(gpu: load.gpu.index, jobID: res.jobID, startS: res.startS))
+                let latest = loads[i].occupants.map { now + ($0.endS - now) * stretch }.max() ?? now
+                if max(finish, latest) <= start + 1e-9 { return nil }
+                return Rejection(dimension: "reservation", permanent: false, reason: .reserved(gpu: loads[i].gpu.index, jobID: reservedFor[i], startS: start))
             }
             switch decision {
             case let .place(gpu):
@@ -94,8 +97,10 @@ public struct Dispatcher: Sendable {
                 waited += 1
                 if explain { result.waiting[r.jobID] = Dispatcher.summarize(reasons) }
                 if result.reservations.count < maxReservations, let (gpu, start) = earliestStart(r, loads: loads, now: now),
-                   result.reservations[gpu] == nil {
+                   result.reservations[gpu] == nil, let i = loads.firstIndex(where: { $0.gpu.index == gpu }) {
                     result.reservations[gpu] = (r.jobID, start)
+                    reservedFrom[i] = start
+                    reservedFor[i] = r.jobID
                 }
             case let .never(reasons):
                 result.never[r.jobID] = Dispatcher.summarize(reasons)

@@ -294,16 +294,17 @@ public struct Placer: Sendable {
         case never([Int: [Rejection]])
     }
 
-    /// Decides where `request` runs given the loads; `allowed` restricts GPUs (reservations). With `explain`
-    /// false, a job that must wait gets no reasons (the planner asks once per job, not on every event).
+    /// Decides where `request` runs given the loads; `allowed` restricts GPUs (reservations), given the
+    /// position of a load in `loads`. With `explain` false, a job that must wait gets no reasons (the planner
+    /// asks once per job, not on every event).
     public func decide(_ request: PlacementRequest, loads: [GPULoad], explain: Bool = true,
-                       allowed: (GPULoad) -> Rejection? = { _ in nil }) -> Decision {
+                       allowed: (Int) -> Rejection? = { _ in nil }) -> Decision {
         var best: (gpu: Int, score: Double)?
         for i in loads.indices {
             // The filters' conditions, read in place: on a large inventory this loop is the scheduler's hot path
             // (copying a load costs more than checking it). `filtersAgree` in the tests keeps it equal to the
             // filters, which remain the source of the reasons below.
-            guard fastPathPasses(request, loads[i]), allowed(loads[i]) == nil, sharingPays(loads[i]) else { continue }
+            guard fastPathPasses(request, loads[i]), allowed(i) == nil, sharingPays(loads[i]) else { continue }
             let s = strategy.scorer.score(request, loads[i], sharing: sharing)
             if best == nil || s > best!.score { best = (loads[i].gpu.index, s) }
         }
@@ -313,9 +314,9 @@ public struct Placer: Sendable {
         }
         guard explain || permanent else { return .wait([:]) }
         var reasons: [Int: [Rejection]] = [:]
-        for load in loads {
+        for (i, load) in loads.enumerated() {
             var r = filters.flatMap { $0.check(request, load) }
-            if r.isEmpty, let blocked = allowed(load) { r = [blocked] }
+            if r.isEmpty, let blocked = allowed(i) { r = [blocked] }
             if r.isEmpty, !sharingPays(load) {
                 let k = load.occupants.count
                 r = [Rejection(dimension: "sharing", permanent: false, reason: .sharing(gpu: load.gpu.index, jobs: k + 1, aggregate: sharing.aggregate(k + 1)))]

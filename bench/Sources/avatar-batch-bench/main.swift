@@ -134,7 +134,7 @@ if wanted("plan") {
     let gpus = (0..<Int(ProcessInfo.processInfo.environment["PLAN_GPUS"] ?? "1000")!).map { GPU(index: $0, model: "H100", memoryGB: 80) }
     let planner = Planner(predictor: Predictor(profile: liveavatar), strategy: Strategy.table["earliest-finish"]!)
     var plan: Plan?
-    measure("plan 100,000 jobs / 1,000 GPUs", repeats: 1) { plan = planner.plan(jobs, gpus: gpus, explain: false) }
+    measure("plan 100,000 jobs / 1,000 GPUs", repeats: 3) { plan = planner.plan(jobs, gpus: gpus, explain: false) }
     print(String(format: "  -> makespan %.0f s, lower bound %.0f s, ratio %.3f", plan!.makespanS, plan!.lowerBoundS, plan!.ratio))
 }
 
