@@ -45,23 +45,28 @@ public struct BatchReport: Sendable {
                 if let v = j.predictedSeconds { o["predicted_s"] = v }
                 if let v = j.observedPeakGB { o["observed_peak_gb"] = v }
                 if let v = j.observedSeconds { o["observed_s"] = v }
-                o["attempts"] = (attempts[j.id] ?? []).map { a -> [String: Any] in
-                    var x: [String: Any] = ["number": a.number, "started_at": a.startedAt, "settings": a.change, "isolated": a.isolated]
-                    if let v = a.classification { x["classification"] = v.rawValue }
-                    if let v = a.gpu { x["gpu"] = v }
-                    if let v = a.endedAt { x["ended_at"] = v }
-                    if let v = a.exitStatus { x["exit_status"] = v }
-                    if let v = a.signal { x["signal"] = v }
-                    if let v = a.peakGB { x["peak_gb"] = v }
-                    if let v = a.seconds { x["seconds"] = v }
-                    if let v = a.note { x["note"] = v }
-                    if let v = a.logPath { x["log"] = v }
-                    if let v = a.stderrTail { x["log_tail"] = v }
-                    return x
-                }
+                o["attempts"] = (attempts[j.id] ?? []).map(BatchReport.attemptJSON)
                 return o
             },
         ]
+    }
+
+    /// One attempt as JSON, the same in `status --json` and the report.
+    public static func attemptJSON(_ a: AttemptRecord) -> [String: Any] {
+        var o: [String: Any] = ["number": a.number, "settings": a.change, "isolated": a.isolated, "started_at": a.startedAt, "host": a.host]
+        o["classification"] = a.classification?.rawValue ?? NSNull()
+        o["gpu"] = a.gpu ?? NSNull()
+        o["exit_status"] = a.exitStatus ?? NSNull()
+        if let v = a.signal { o["signal"] = v }
+        if let v = a.endedAt { o["ended_at"] = v }
+        if let v = a.peakGB { o["peak_gb"] = v }
+        if let v = a.seconds { o["seconds"] = v }
+        if let v = a.logPath { o["log"] = v }
+        if let v = a.note { o["note"] = v }
+        if let v = a.stderrTail { o["stderr_tail"] = v }
+        if let v = a.slurmJobID { o["slurm_job_id"] = v }
+        if let v = a.settingsJSON.data(using: .utf8).flatMap({ try? JSONSerialization.jsonObject(with: $0) }) { o["resolved_settings"] = v }
+        return o
     }
 
     /// JUnit XML: one test case per clip; a failed clip is a failure carrying its classification and log tail,

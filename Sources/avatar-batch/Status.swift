@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import Executors
 import Foundation
 import Manifest
 
@@ -56,7 +57,7 @@ struct Status: AsyncParsableCommand {
                     if let p = j.predictedSeconds { o["predicted_s"] = p }
                     if let p = j.observedPeakGB { o["observed_peak_gb"] = p }
                     if let p = j.observedSeconds { o["observed_s"] = p }
-                    o["attempts"] = (attempts[j.id] ?? []).map(attemptJSON)
+                    o["attempts"] = (attempts[j.id] ?? []).map(BatchReport.attemptJSON)
                     return o
                 },
             ])
@@ -80,22 +81,6 @@ struct Status: AsyncParsableCommand {
             print(line)
         }
     }
-}
-
-func attemptJSON(_ a: AttemptRecord) -> [String: Any] {
-    var o: [String: Any] = ["number": a.number, "settings": a.change, "isolated": a.isolated, "started_at": a.startedAt, "host": a.host]
-    o["classification"] = a.classification?.rawValue ?? NSNull()
-    o["gpu"] = a.gpu ?? NSNull()
-    o["exit_status"] = a.exitStatus ?? NSNull()
-    if let s = a.signal { o["signal"] = s }
-    if let e = a.endedAt { o["ended_at"] = e }
-    if let p = a.peakGB { o["peak_gb"] = p }
-    if let s = a.seconds { o["seconds"] = s }
-    if let l = a.logPath { o["log"] = l }
-    if let n = a.note { o["note"] = n }
-    if let t = a.stderrTail { o["stderr_tail"] = t }
-    if let s = a.settingsJSON.data(using: .utf8).flatMap({ try? JSONSerialization.jsonObject(with: $0) }) { o["resolved_settings"] = s }
-    return o
 }
 
 struct Retry: AsyncParsableCommand {
