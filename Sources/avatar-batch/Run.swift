@@ -37,7 +37,7 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Print only the summary.")
     var quiet = false
 
-    @Option(help: "When the run ends (also early), write report.json and junit.xml into this directory.")
+    @Option(help: "When the run ends (also early), write report.html, report.json and junit.xml into this directory.")
     var report: String?
 
     func run() async throws {
@@ -78,8 +78,8 @@ struct Run: AsyncParsableCommand {
         if let dir = report {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let r = try BatchReport(name: manifest.name, store: store)
-            try write(r, json: dir + "/report.json", junit: dir + "/junit.xml")
-            FileHandle.standardError.write(Data("reports: \(dir)/report.json, \(dir)/junit.xml\n".utf8))
+            try await write(r, outputDir: manifest.outputDir, html: dir + "/report.html", json: dir + "/report.json", junit: dir + "/junit.xml")
+            FileHandle.standardError.write(Data("reports: \(dir)/report.html, \(dir)/report.json, \(dir)/junit.xml\n".utf8))
         }
         if summary.exitStatus != 0 { throw ExitCode(summary.exitStatus) }
     }
