@@ -54,6 +54,8 @@ public enum ProcFS {
 
     /// Live (non-zombie) members of a process group.
     public static func members(ofGroup pgid: Int32) -> [Int32] {
+        // kill(-pgid, 0) fails with ESRCH when the group has no process at all: the common case, without reading /proc.
+        if pgid > 1, kill(-pgid, 0) == -1, errno == ESRCH { return [] }
         guard pgid > 1, let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         var out: [Int32] = []
         for e in entries {

@@ -30,9 +30,15 @@ public struct Predictor: Sendable {
     /// Fraction added to memory predictions.
     public var headroom: Double
 
+    /// The calibration curves, as (pixels x frames, value) sorted by x with duplicates averaged, built once.
+    private let memoryCurve: [(Double, Double)]
+    private let timeCurve: [(Double, Double)]
+
     public init(profile: RendererProfile, observations: [Observation] = [], headroom: Double? = nil) {
         self.profile = profile
         self.headroom = headroom ?? profile.memory.headroom
+        memoryCurve = Predictor.curve(profile.memory.points.map { (Double($0.size.pixels * $0.inferFrames), $0.gb) })
+        timeCurve = Predictor.curve(profile.time.points.map { (Double($0.size.pixels * $0.inferFrames), $0.msPerFrame) })
         for o in observations { observe(o) }
     }
 
@@ -56,12 +62,12 @@ public struct Predictor: Sendable {
     public func estimate(_ s: ClipSettings, jobID: String? = nil) -> Estimate {
         let m = profile.memory
         let x = Double(s.size.pixels * s.inferFrames)
-        let (base, memExtra) = Predictor.interpolate(m.points.map { (Double($0.size.pixels * $0.inferFrames), $0.gb) }, at: x)
+        let (base, memExtra) = Predictor.interpolate(memoryCurve, at: x)
         var raw = base + (s.onlineDecode ? m.onlineDecodeGB : m.perClipOfflineGB * Double(s.numClip))
         if s.offloadModel { raw *= m.offloadFactor }
         if s.fp8 { raw *= m.fp8Factor }
         let t = profile.time
-        let (msPerFrame, timeExtra) = Predictor.interpolate(t.points.map { (Double($0.size.pixels * $0.inferFrames), $0.msPerFrame) }, at: x)
+        let (msPerFrame, timeExtra) = Predictor.interpolate(timeCurve, at: x)
         var perFrame = msPerFrame / 1000
         if t.referenceSampleSteps > 0 { perFrame *= Double(s.sampleSteps) / Double(t.referenceSampleSteps) }
         if s.offloadModel { perFrame *= t.offloadFactor }
@@ -87,12 +93,15 @@ public struct Predictor: Sendable {
         return Estimate(memoryGB: raw * (1 + headroom), rawMemoryGB: raw, seconds: max(seconds, 0.001), extrapolated: extrapolated, source: source)
     }
 
-    /// Linear interpolation over (x, y) points; flags values outside the points. With one point, y scales with x.
-    static func interpolate(_ points: [(Double, Double)], at x: Double) -> (Double, Bool) {
-        // Average duplicates at the same x, then sort.
+    /// Points sorted by x, duplicates at the same x averaged.
+    static func curve(_ points: [(Double, Double)]) -> [(Double, Double)] {
         var byX: [Double: [Double]] = [:]
         for (px, py) in points { byX[px, default: []].append(py) }
-        let p = byX.map { ($0.key, $0.value.reduce(0, +) / Double($0.value.count)) }.sorted { $0.0 < $1.0 }
+        return byX.map { ($0.key, $0.value.reduce(0, +) / Double($0.value.count)) }.sorted { $0.0 < $1.0 }
+    }
+
+    /// Linear interpolation over a `curve`; flags values outside the points. With one point, y scales with x.
+    static func interpolate(_ p: [(Double, Double)], at x: Double) -> (Double, Bool) {
         guard let first = p.first, let last = p.last else { return (0, true) }
         if p.count == 1 { return (first.0 > 0 ? first.1 * x / first.0 : first.1, x != first.0) }
         if x < first.0 || x > last.0 {
