@@ -304,7 +304,7 @@ public struct Placer: Sendable {
             // The filters' conditions, read in place: on a large inventory this loop is the scheduler's hot path
             // (copying a load costs more than checking it). `filtersAgree` in the tests keeps it equal to the
             // filters, which remain the source of the reasons below.
-            guard fastPathPasses(request, loads[i]), allowed(i) == nil, sharingPays(loads[i]) else { continue }
+            guard fastPathPasses(request, loads[i]), sharingPays(jobs: loads[i].occupants.count), allowed(i) == nil else { continue }
             let s = strategy.scorer.score(request, loads[i], sharing: sharing)
             if best == nil || s > best!.score { best = (loads[i].gpu.index, s) }
         }
@@ -339,9 +339,11 @@ public struct Placer: Sendable {
     }
 
     /// With `earliest-finish`, a job joins a busy GPU only when that raises the GPU's throughput: S(k+1) > S(k).
-    func sharingPays(_ load: GPULoad) -> Bool {
-        guard strategy.shareOnlyWhenFaster, !load.occupants.isEmpty else { return true }
-        let k = load.occupants.count
+    func sharingPays(_ load: GPULoad) -> Bool { sharingPays(jobs: load.occupants.count) }
+
+    @inline(__always)
+    func sharingPays(jobs k: Int) -> Bool {
+        guard strategy.shareOnlyWhenFaster, k > 0 else { return true }
         return sharing.aggregate(k + 1) > sharing.aggregate(k) * 1.01
     }
 

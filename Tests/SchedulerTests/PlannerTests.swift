@@ -74,4 +74,14 @@ import Testing
         #expect(plan.runs.filter { $0.jobID.hasPrefix("b") }.allSatisfy { $0.gpu == 2 })
         #expect(plan.runs.filter { $0.jobID.hasPrefix("s") }.allSatisfy { $0.gpu != 2 || $0.startS > 0 })
     }
+
+    @Test func lowerBoundCountsThatJobsDoNotSplit() {
+        // Five 4.8 s jobs, two GPUs, no sharing gain: by work alone 24 / 2 = 12 s, but some GPU must run three
+        // of them one after another: 3 x 4.8 = 14.4 s, which is also what the best schedule achieves.
+        let jobs = (0..<5).map { PlanJob(id: "j\($0)", settings: settings("384*256", clips: 10)) }
+        let p = planner()
+        let plan = p.plan(jobs, gpus: [GPU(index: 0, memoryGB: 24), GPU(index: 1, memoryGB: 24)])
+        #expect(abs(plan.lowerBoundS - 14.4) < 1e-9)
+        #expect(abs(plan.makespanS - 14.4) < 1e-9)
+    }
 }
