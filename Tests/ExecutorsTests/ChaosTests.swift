@@ -1,0 +1,68 @@
+import Checkpoint
+import Foundation
+import TestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Kill the orchestrator with SIGKILL at seeded random moments, again and again, then let it finish: nothing
+/// lost, nothing that had succeeded rendered again, every renderer start accounted for, no process left.
+@Suite(.serialized) struct ChaosTests {
+    struct Rng: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    @Test func sigkillAgainAndAgainLosesNothing() async throws {
+        let clips = Int(ProcessInfo.processInfo.environment["AVATAR_BATCH_CHAOS_CLIPS"] ?? "") ?? 60
+        let kills = Int(ProcessInfo.processInfo.environment["AVATAR_BATCH_CHAOS_KILLS"] ?? "") ?? 8
+        let seed = UInt64(ProcessInfo.processInfo.environment["AVATAR_BATCH_CHAOS_SEED"] ?? "") ?? 7
+        var rng = Rng(state: seed)
+        let b = Batch(clips: (0..<clips).map { ("c\($0)", "ok") }, gpus: "4x24GB")
+        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
+        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"0.3\"]")
+        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+
+        var doneAtKill: [(time: Double, done: Set<String>)] = []
+        for k in 0..<kills {
+            let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"])
+            try await Task.sleep(for: .milliseconds(Int.random(in: 300...1500, using: &rng)))
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            let now = Date().timeIntervalSince1970
+            let store = try Store(path: b.store, readOnly: true)
+            doneAtKill.append((now, Set(try store.jobs().filter { $0.state == .succeeded }.map(\.id))))
+            #expect(try store.integrityCheck() == "ok", "seed \(seed), kill \(k)")
+        }
+        let final = try b.run()
+        #expect(final.status == 0, "seed \(seed): \(final.stderr)")
+
+        let store = try Store(path: b.store, readOnly: true)
+        #expect(try store.integrityCheck() == "ok")
+        let jobs = try store.jobs()
+        #expect(jobs.count == clips && jobs.allSatisfy { $0.state == .succeeded }, "seed \(seed)")
+        for j in jobs { #expect(FileManager.default.fileExists(atPath: b.dir.path + "/out/" + j.output)) }
+        let attempts = Dictionary(grouping: try store.attempts(), by: \.jobID)
+        let starts = Dictionary(grouping: b.ledgerLines().filter { $0["event"] as? String == "start" }, by: { $0["clip"] as! String })
+        for j in jobs {
+            let mine = attempts[j.id] ?? []
+            #expect(mine.filter { $0.classification == .succeeded }.count == 1, "seed \(seed): \(j.id)")
+            // Every renderer start has an attempt in the store (an attempt is recorded before launch).
+            #expect((starts[j.id] ?? []).count <= mine.count, "seed \(seed): \(j.id) started more often than the store knows")
+        }
+        // Nothing recorded as done before a kill was started again after it.
+        for (time, done) in doneAtKill {
+            let again = b.ledgerLines().filter { ($0["event"] as? String) == "start" && ($0["t"] as? Double ?? 0) > time + 0.05 && done.contains($0["clip"] as! String) }
+            #expect(again.isEmpty, "seed \(seed): \(again.map { $0["clip"]! }) rendered again")
+        }
+        #expect(processes(mentioning: b.ledger).isEmpty)
+        #expect(doneAtKill.last!.done.count < clips, "the kills all came after the batch was done: the test proved nothing")
+    }
+}
