@@ -10,7 +10,12 @@ public final class Store: Sendable {
     let pool: DatabasePool
 
     /// Opens (creating when asked) the store at `path`. Readers use `readOnly` and never block a writer.
-    public init(path: String, readOnly: Bool = false) throws {
+    public convenience init(path: String, readOnly: Bool = false) throws {
+        try self.init(path: path, readOnly: readOnly, migratingUpTo: nil)
+    }
+
+    /// Opens the store applying migrations only up to `migratingUpTo` (tests make stores of older versions with it).
+    package init(path: String, readOnly: Bool = false, migratingUpTo last: String?) throws {
         self.path = path
         let dir = (path as NSString).deletingLastPathComponent
         if !readOnly {
@@ -38,7 +43,9 @@ public final class Store: Sendable {
             }
         }
         pool = try DatabasePool(path: path, configuration: config)
-        if !readOnly { try Store.migrator.migrate(pool) }
+        if !readOnly {
+            if let last { try Store.migrator.migrate(pool, upTo: last) } else { try Store.migrator.migrate(pool) }
+        }
     }
 
     /// Schema migrations: string ids, plain SQL, never edited once landed.
@@ -96,7 +103,16 @@ public final class Store: Sendable {
                 CREATE INDEX observations_by_renderer ON observations(renderer, bucket);
                 """)
         }
+        // Status and counts filter jobs by state; a store of 100,000 jobs should not scan them all.
+        m.registerMigration("2026-11-24-jobs-by-state") { db in
+            try db.execute(sql: "CREATE INDEX jobs_by_state ON jobs(in_manifest, state)")
+        }
         return m
+    }
+
+    /// Index names, for tests of migrations.
+    package func indexNames() throws -> [String] {
+        try pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name") }
     }
 
     /// The migrations applied, oldest first.

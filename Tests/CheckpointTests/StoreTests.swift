@@ -120,6 +120,23 @@ import Testing
         #expect(mode == 0o600)
         let dmode = try FileManager.default.attributesOfItem(atPath: dir.path + "/state")[.posixPermissions] as? Int
         #expect(dmode == 0o700)
-        #expect(try store.appliedMigrations() == ["2026-11-24-initial"])
+        #expect(try store.appliedMigrations() == ["2026-11-24-initial", "2026-11-24-jobs-by-state"])
+    }
+
+    @Test func anOlderStoreMigratesForwardKeepingItsJobs() throws {
+        let dir = TempDir()
+        let path = dir.path + "/state/state.sqlite"
+        do {
+            let old = try Store(path: path, migratingUpTo: "2026-11-24-initial")
+            _ = try old.acquire(me, user: "u", command: "c", manifestPath: "m", manifestDigest: "d", isAlive: { _ in false })
+            _ = try old.sync(manifestJobs(3))
+            #expect(try old.appliedMigrations() == ["2026-11-24-initial"])
+            #expect(try !old.indexNames().contains("jobs_by_state"))
+        }
+        let store = try open(dir)
+        #expect(try store.appliedMigrations() == ["2026-11-24-initial", "2026-11-24-jobs-by-state"])
+        #expect(try store.indexNames().contains("jobs_by_state"))
+        #expect(try store.jobs().map(\.id) == ["job-0", "job-1", "job-2"])
+        #expect(try store.integrityCheck() == "ok")
     }
 }
