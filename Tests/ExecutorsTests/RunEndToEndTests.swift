@@ -306,4 +306,23 @@ func processes(mentioning marker: String) -> [Int32] {
         #expect(counts["failed"] == 2)
         #expect(counts["pending"] == 4)
     }
+
+    @Test func stderrFloodIsLoggedAndTheQueueGoesOn() throws {
+        // 64 MB of stderr: the renderer is not blocked by a full pipe (its output goes to a file), the job
+        // succeeds, only the log's tail is read, and the next job runs.
+        let b = Batch(clips: [("noisy", "flood"), ("quiet", "ok")], gpus: "1x24GB")
+        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
+        text = text.replacingOccurrences(of: "[--mode, flood]", with: "[--mode, flood, --flood-mb, \"64\"]")
+        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        let r = try b.run()
+        #expect(r.status == 0, "\(r.stderr)")
+        let jobs = try b.jobs()
+        #expect(classifications(jobs["noisy"]) == ["succeeded"])
+        #expect(classifications(jobs["quiet"]) == ["succeeded"])
+        let log = ((jobs["noisy"]?["attempts"] as? [[String: Any]])?.first?["log"] as? String) ?? ""
+        let size = (try FileManager.default.attributesOfItem(atPath: log)[.size] as? Int) ?? 0
+        #expect(size >= 64 << 20)
+        let tail = ((jobs["noisy"]?["attempts"] as? [[String: Any]])?.first?["stderr_tail"] as? String) ?? ""
+        #expect(tail.count < 64 * 1024)
+    }
 }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Soak: the chaos test (SIGKILL the orchestrator at random moments, then check nothing was lost or redone) again
+# and again with new seeds, for as long as asked. Usage: bash scripts/soak.sh [SECONDS] [CLIPS] [KILLS]
+set -u
+cd "$(dirname "$0")/.."
+duration=${1:-600}; clips=${2:-200}; kills=${3:-30}
+swift build --build-tests 2>&1 | tail -1
+end=$((SECONDS + duration)); seed=1; passed=0; failed=0
+while [ $SECONDS -lt $end ]; do
+  log=$(mktemp)
+  if AVATAR_BATCH_CHAOS_CLIPS=$clips AVATAR_BATCH_CHAOS_KILLS=$kills AVATAR_BATCH_CHAOS_SEED=$seed \
+       swift test --skip-build --filter ChaosTests > "$log" 2>&1; then
+    passed=$((passed + 1)); rm -f "$log"
+  else
+    failed=$((failed + 1)); echo "seed $seed FAILED; replay: AVATAR_BATCH_CHAOS_SEED=$seed ...; log: $log"
+  fi
+  seed=$((seed + 1))
+done
+rounds=$((passed + failed))
+echo "soak: $rounds rounds, $((rounds * clips)) clips, $((rounds * kills)) SIGKILLs"
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
