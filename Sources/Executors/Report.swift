@@ -98,8 +98,10 @@ public struct BatchReport: Sendable {
         return xml
     }
 
-    /// XML text and attribute escaping; characters XML 1.0 forbids (most controls) become U+FFFD.
-    func escape(_ s: String) -> String {
+    func escape(_ s: String) -> String { BatchReport.markupEscape(s) }
+
+    /// Text and attribute escaping for XML and HTML; characters XML 1.0 forbids (most controls) become U+FFFD.
+    public static func markupEscape(_ s: String) -> String {
         var out = ""
         for u in s.unicodeScalars {
             switch u {

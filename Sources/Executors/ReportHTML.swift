@@ -60,20 +60,7 @@ public enum ReportHTML {
         return (Array(repeating: "..", count: a.count - i) + b[i...]).map { $0.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? $0 }.joined(separator: "/")
     }
 
-    static func esc(_ s: String) -> String {
-        var o = ""
-        for c in s.unicodeScalars {
-            switch c {
-            case "&": o += "&amp;"
-            case "<": o += "&lt;"
-            case ">": o += "&gt;"
-            case "\"": o += "&quot;"
-            case "'": o += "&#39;"
-            default: o.unicodeScalars.append(c)
-            }
-        }
-        return o
-    }
+    static func esc(_ s: String) -> String { BatchReport.markupEscape(s) }
 
     static func fmt(_ v: Double?, _ unit: String, digits: Int = 1) -> String {
         guard let v else { return "–" }

@@ -9,22 +9,11 @@ import Glibc
 /// Kill the orchestrator with SIGKILL at seeded random moments, again and again, then let it finish: nothing
 /// lost, nothing that had succeeded rendered again, every renderer start accounted for, no process left.
 @Suite(.serialized) struct ChaosTests {
-    struct Rng: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test func sigkillAgainAndAgainLosesNothing() async throws {
         let clips = Int(ProcessInfo.processInfo.environment["AVATAR_BATCH_CHAOS_CLIPS"] ?? "") ?? 60
         let kills = Int(ProcessInfo.processInfo.environment["AVATAR_BATCH_CHAOS_KILLS"] ?? "") ?? 8
         let seed = UInt64(ProcessInfo.processInfo.environment["AVATAR_BATCH_CHAOS_SEED"] ?? "") ?? 7
-        var rng = Rng(state: seed)
+        var rng = SeededGenerator(seed: seed)
         let b = Batch(clips: (0..<clips).map { ("c\($0)", "ok") }, gpus: "4x24GB")
         var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
         text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"1\"]")

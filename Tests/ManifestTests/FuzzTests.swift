@@ -6,17 +6,6 @@ import Testing
 /// A seeded mutation fuzzer over the manifest loader: every example manifest, mutated thousands of ways, must
 /// give a manifest or diagnostics, never a crash or a hang. A failure prints the seed and iteration to replay.
 @Suite struct FuzzTests {
-    struct Rng: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let fragments: [String] = [
         "&a ", "*a", "<<: *a\n", "[", "]", "{", "}", ": ", "- ", "\n  ", "\t", "\"", "'", "!!binary ", "!!python/object ",
         "? ", "%YAML 1.1\n", "---\n", "...\n", "\u{0}", "\u{FEFF}", "é", "$(id)", "`id`", "../../", "/etc/passwd", "999999999999999999999",
@@ -24,7 +13,7 @@ import Testing
     ]
 
     /// One mutation: flip a byte, delete a span, duplicate a line, or insert a YAML fragment.
-    static func mutate(_ bytes: inout [UInt8], _ rng: inout Rng) {
+    static func mutate(_ bytes: inout [UInt8], _ rng: inout SeededGenerator) {
         guard !bytes.isEmpty else { bytes = Array(fragments.randomElement(using: &rng)!.utf8); return }
         let at = Int.random(in: 0..<bytes.count, using: &rng)
         switch Int.random(in: 0..<4, using: &rng) {
@@ -46,7 +35,7 @@ import Testing
         var options = LoadOptions(rendererSearchPath: [PackagePaths.renderers])
         options.requireEnvironment = false
         let seed: UInt64 = 20261124
-        var rng = Rng(state: seed ^ UInt64(name.utf8.count))
+        var rng = SeededGenerator(seed: seed ^ UInt64(name.utf8.count))
         var slowest = 0.0
         var valid = 0
         let iterations = Int(ProcessInfo.processInfo.environment["AVATAR_BATCH_FUZZ_ITERATIONS"] ?? "") ?? 1500

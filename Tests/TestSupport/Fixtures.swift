@@ -97,3 +97,16 @@ public func testProfile(sharing: [Int: Double] = [:], maxJobs: Int = 4) -> Rende
 public func settings(_ size: String = "384*256", clips: Int = 10, online: Bool = false) -> ClipSettings {
     ClipSettings(size: FrameSize(size)!, numClip: clips, inferFrames: 48, sampleSteps: 4, onlineDecode: online, offloadModel: false, fp8: false, seed: 1)
 }
+
+/// A seeded generator (SplitMix64) for tests that must replay: the same seed gives the same sequence.
+public struct SeededGenerator: RandomNumberGenerator {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
