@@ -92,11 +92,15 @@ struct Retry: AsyncParsableCommand {
     @Flag(help: "Requeue every failed or cancelled job.")
     var failed = false
 
-    @Option(name: .customLong("id"), help: "A job to requeue (repeatable); also requeues a succeeded job.")
-    var ids: [String] = []
+    @Argument(help: ArgumentHelp("Jobs to requeue, after the manifest (also succeeded ones: they render again).", valueName: "job-id"))
+    var jobIDs: [String] = []
+
+    @Option(name: .customLong("id"), help: "A job to requeue (repeatable); the form to use with --state.")
+    var idOptions: [String] = []
 
     func run() async throws {
-        guard failed || !ids.isEmpty else { throw ValidationError("say --failed, or name jobs with --id") }
+        let ids = jobIDs + idOptions
+        guard failed || !ids.isEmpty else { throw ValidationError("say --failed, or name the jobs to requeue") }
         let store = try Store(path: try location.path())
         let done = try store.requeue(ids.isEmpty ? nil : ids, includeSucceeded: !ids.isEmpty)
         let missing = ids.filter { !done.contains($0) }

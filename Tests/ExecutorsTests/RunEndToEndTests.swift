@@ -159,6 +159,10 @@ func processes(mentioning marker: String) -> [Int32] {
         let retry = try CLI.run(["retry", b.manifest, "--failed"])
         #expect(retry.stdout.contains("requeued 4 job(s)"))
         #expect(try b.jobs()["crash"]?["state"] as? String == "pending")
+        // Named after the manifest, a succeeded job is requeued too.
+        let named = try CLI.run(["retry", b.manifest, "ok"])
+        #expect(named.stdout.contains("requeued 1 job(s): ok"))
+        #expect(try b.jobs()["ok"]?["state"] as? String == "pending")
     }
 
     @Test func timeoutKillsTheWholeGroupIncludingGrandchildrenAndTermIgnorers() throws {
