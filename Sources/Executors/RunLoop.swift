@@ -87,6 +87,10 @@ public final class RunLoop: @unchecked Sendable {
         var estimate: Estimate
         var started: Date
         var port: Int
+        /// Seconds of solo-speed progress so far: wall time weighted by S(k)/k of the k jobs it shared a GPU with,
+        /// so a duration learned from a packed GPU is not taken for a solo one.
+        var soloSeconds = 0.0
+        var accountedUntil = Date()
     }
 
     enum Event: Sendable {
@@ -176,6 +180,7 @@ public final class RunLoop: @unchecked Sendable {
                         queue.removeAll { $0.job.id == id }
                         let gpu = options.gpus.first { $0.index == gpuIndex }!
                         let e = predictor.estimate(p.settings, jobID: p.job.id)  // the round has reserved it on `loads`
+                        accrue(gpu: gpuIndex, in: &running, sharing: dispatcher.placer.sharing)
                         let r = try launch(p, gpu: gpu, estimate: e, runID: runID, group: &group)
                         running[id] = r
                     }
@@ -204,6 +209,7 @@ public final class RunLoop: @unchecked Sendable {
                     // Cancelling the group makes every launcher stop its process group (SIGTERM, then SIGKILL).
                     group.cancelAll()
                 case let .finished(id, result):
+                    if let gpu = running[id]?.gpu.index { accrue(gpu: gpu, in: &running, sharing: dispatcher.placer.sharing) }
                     guard let r = running.removeValue(forKey: id) else { continue }
                     let li = loads.firstIndex { $0.gpu.index == r.gpu.index }!
                     loads[li].occupants.removeAll { $0.jobID == id }
@@ -379,6 +385,17 @@ public final class RunLoop: @unchecked Sendable {
         return Running(pending: p, attempt: attempt, gpu: gpu, estimate: e, started: Date(), port: port)
     }
 
+    /// Brings the solo-speed progress of every job on `gpu` up to now, at the rate of how many share it.
+    func accrue(gpu: Int, in running: inout [String: Running], sharing: SharingModel) {
+        let now = Date()
+        let here = running.filter { $0.value.gpu.index == gpu }.map(\.key)
+        let rate = sharing.perJobRate(max(here.count, 1))
+        for id in here {
+            running[id]!.soloSeconds += now.timeIntervalSince(running[id]!.accountedUntil) * rate
+            running[id]!.accountedUntil = now
+        }
+    }
+
     enum Next {
         case requeue(Pending)
         case succeeded, failed, interrupted
@@ -400,7 +417,8 @@ public final class RunLoop: @unchecked Sendable {
         }
         // Feed the predictor: a success is a measurement, an OOM a lower bound.
         if classification == .succeeded {
-            let o = Observation(bucket: bucket, gpuModel: r.gpu.model, peakGB: peak, seconds: result.seconds, frames: frames)
+            // Learn the solo-equivalent duration (see `Running.soloSeconds`), not the wall time of a shared GPU.
+            let o = Observation(bucket: bucket, gpuModel: r.gpu.model, peakGB: peak, seconds: min(r.soloSeconds, result.seconds), frames: frames)
             predictor.observe(o)
             try? store.record(o, renderer: manifest.renderer.name)
         } else if classification == .oom {

@@ -329,4 +329,22 @@ func processes(mentioning marker: String) -> [Int32] {
         let tail = ((jobs["noisy"]?["attempts"] as? [[String: Any]])?.first?["stderr_tail"] as? String) ?? ""
         #expect(tail.count < 64 * 1024)
     }
+
+    @Test func durationsLearnedOnASharedGPUAreSoloEquivalents() throws {
+        // Two jobs share one GPU whose profile says S(2) = 1.5: each runs at 0.75 of its solo speed, so what the
+        // predictor learns is about 0.75 of the wall time, not the wall time.
+        let b = Batch(clips: [("x", "ok"), ("y", "ok")], gpus: "1x24GB")
+        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
+        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"1\"]")
+        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        let r = try b.run()
+        #expect(r.status == 0, "\(r.stderr)")
+        let store = try Store(path: b.store, readOnly: true)
+        let wall = try store.attempts().compactMap(\.seconds)
+        let learned = try store.observations(renderer: "fake").compactMap(\.seconds)
+        #expect(wall.count == 2 && learned.count == 2)
+        for (w, l) in zip(wall.sorted(), learned.sorted()) {
+            #expect(l < w * 0.9 && l > w * 0.6, "learned \(l) s from \(w) s of wall time")
+        }
+    }
 }
