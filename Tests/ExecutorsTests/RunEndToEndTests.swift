@@ -347,4 +347,35 @@ func processes(mentioning marker: String) -> [Int32] {
             #expect(l < w * 0.9 && l > w * 0.6, "learned \(l) s from \(w) s of wall time")
         }
     }
+
+    @Test func unwritableStateIsAClearErrorBeforeAnythingRuns() throws {
+        let b = Batch(clips: [("a", "ok")])
+        // /proc is read-only for everyone, root included.
+        let r = try b.run(["--state", "/proc/avatar-batch-test/state.sqlite"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("avatar-batch: error: cannot write the store at /proc/avatar-batch-test/state.sqlite"))
+        #expect(r.stderr.contains("pass --state PATH"))
+        #expect(b.ledgerLines().isEmpty)
+    }
+
+    @Test func outputDirectoryVanishingMidRunRecordsNothingFalse() async throws {
+        let b = Batch(clips: (0..<4).map { ("v\($0)", "ok") }, retry: "{max_attempts: 3}", gpus: "2x24GB")
+        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
+        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"1\"]")
+        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        let state = b.dir.path + "/state.sqlite"
+        let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1", "--state", state])
+        for _ in 0..<100 where b.ledgerLines().count < 2 { try await Task.sleep(for: .milliseconds(50)) }
+        try FileManager.default.removeItem(atPath: b.dir.path + "/out")
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let store = try Store(path: state, readOnly: true)
+        // The running renderers lost their directory: those attempts failed and were retried.
+        #expect(try store.attempts().contains { $0.classification != .succeeded })
+        for j in try store.jobs() {
+            #expect(j.state == .succeeded)
+            // Whatever was recorded as done is there.
+            #expect(FileManager.default.fileExists(atPath: b.dir.path + "/out/" + j.output), "\(j.id) recorded done without its output")
+        }
+    }
 }
