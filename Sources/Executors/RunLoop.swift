@@ -353,7 +353,8 @@ public final class RunLoop: @unchecked Sendable {
         }
     }
 
-    func stateDir() -> String { manifest.outputDir + "/.avatar-batch" }
+    /// Logs and working directories live beside the store (`<output_dir>/.avatar-batch/` unless --state moves it).
+    func stateDir() -> String { (store.path as NSString).deletingLastPathComponent }
 
     func launch(_ p: Pending, gpu: GPU, estimate e: Estimate, runID: Int64, group: inout ThrowingTaskGroup<Event, any Error>) throws -> Running {
         let port = ports.take()

@@ -378,4 +378,40 @@ func processes(mentioning marker: String) -> [Int32] {
             #expect(FileManager.default.fileExists(atPath: b.dir.path + "/out/" + j.output), "\(j.id) recorded done without its output")
         }
     }
+
+    /// Whether this machine lets the tests mount a small tmpfs (root in a sandbox that allows it).
+    static let canMount: Bool = {
+        let probe = NSTemporaryDirectory() + "avatar-batch-mount-probe-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: probe, withIntermediateDirectories: true)
+        defer { _ = try? runProgram("/bin/umount", [probe]); try? FileManager.default.removeItem(atPath: probe) }
+        return (try? runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", probe]))?.0 == 0
+    }()
+
+    @Test(.enabled(if: canMount, "needs to mount a small tmpfs")) func fullDiskFailsTheJobNotTheRecord() throws {
+        // output_dir on a 3 MB filesystem; each output is 2 MB: the first fits, the second runs out of space.
+        let b = Batch(clips: [("first", "ok"), ("second", "ok")], retry: "{max_attempts: 2}", gpus: "1x24GB")
+        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
+        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --output-mb, \"2\"]")
+        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        let out = b.dir.path + "/out"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        #expect(try runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=3m", "tmpfs", out]).0 == 0)
+        defer { _ = try? runProgram("/bin/umount", [out]) }
+        let state = b.dir.path + "/state.sqlite"
+        let r = try b.run(["--state", state, "--max-jobs-per-gpu", "1"])
+        #expect(r.status == 1)
+        let store = try Store(path: state, readOnly: true)
+        let jobs = Dictionary(uniqueKeysWithValues: try store.jobs().map { ($0.id, $0) })
+        #expect(jobs.values.filter { $0.state == .succeeded }.count == 1)
+        #expect(jobs.values.filter { $0.state == .failed }.count == 1)
+        for j in jobs.values where j.state == .succeeded {
+            #expect(FileManager.default.fileExists(atPath: out + "/" + j.output))
+        }
+        let failed = jobs.values.first { $0.state == .failed }!
+        let tails = try store.attempts(jobID: failed.id).compactMap(\.stderrTail).joined()
+        #expect(tails.contains("No space left on device"))
+        // No partial output is left behind to be mistaken for a result.
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.contains(".partial-") }
+        #expect(leftovers.isEmpty)
+    }
 }

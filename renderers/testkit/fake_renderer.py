@@ -35,6 +35,7 @@ p.add_argument("--image")
 p.add_argument("--prompt")
 p.add_argument("--ffmpeg", action="store_true")
 p.add_argument("--flood-mb", type=int, default=1)
+p.add_argument("--output-mb", type=int, default=0, help="make the output this many MB (disk-full tests)")
 p.add_argument("--report", action="store_true")
 a = p.parse_args()
 
@@ -68,6 +69,8 @@ def write_output():
     else:
         with open(a.output, "wb") as f:
             f.write(b"fake video for " + a.clip.encode() + b"\n" * 64)
+            for _ in range(a.output_mb):
+                f.write(b"\0" * (1 << 20))
 
 
 def oom():
