@@ -54,6 +54,9 @@ public enum LocalLauncher {
         for (k, v) in spec.environment { env[Environment.Key(stringLiteral: k)] = v }
         var options = PlatformOptions()
         options.processGroupID = 0  // a new group whose id is the child's pid
+        // On cancellation Subprocess ends with SIGKILL to the leader; give it the grace period first, as the
+        // cancel handler below gives the rest of the group.
+        options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .milliseconds(Int(spec.graceSeconds * 1000)))]
         let config = Configuration(executable: executable, arguments: Arguments(Array(spec.argv.dropFirst())),
                                    environment: .custom(env), workingDirectory: FilePath(spec.workdir), platformOptions: options)
         let pidBox = PIDBox()

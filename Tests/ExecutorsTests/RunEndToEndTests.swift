@@ -414,4 +414,29 @@ func processes(mentioning marker: String) -> [Int32] {
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.contains(".partial-") }
         #expect(leftovers.isEmpty)
     }
+
+    @Test func secondCtrlCKillsAtOnce() async throws {
+        // Renderers that ignore SIGTERM and a 60 s grace period: the first Ctrl-C waits on them, the second kills
+        // their groups and exits 130 at once, leaving nothing behind; the next run requeues them.
+        let b = Batch(clips: [("stubborn-1", "ignore-term"), ("stubborn-2", "ignore-term")])
+        let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "60"])
+        for _ in 0..<100 where b.ledgerLines().count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+        kill(p.processIdentifier, SIGINT)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(p.isRunning)  // still waiting out the grace period
+        let second = Date()
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        #expect(Date().timeIntervalSince(second) < 5)
+        #expect(p.terminationStatus == 130)
+        for _ in 0..<50 where !processes(mentioning: b.ledger).isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(processes(mentioning: b.ledger).isEmpty)
+        // The hard stop left the attempts open; the next run reconciles them as interrupted.
+        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
+        text = text.replacingOccurrences(of: "ignore-term", with: "ok")
+        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        let r = try b.run()
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try b.jobs().values.allSatisfy { classifications($0) == ["interrupted", "succeeded"] })
+    }
 }
