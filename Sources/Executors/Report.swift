@@ -31,24 +31,33 @@ public struct BatchReport: Sendable {
             "schema": "avatar-batch-report/1",
             "name": name,
             "wall_s": wallSeconds,
-            "counts": Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0.rawValue, counts[$0] ?? 0) }),
+            "counts": BatchReport.countsJSON(counts),
             "runs": runs.map { r -> [String: Any] in
                 var o: [String: Any] = ["id": r.id, "host": r.host, "pid": r.pid, "started_at": r.startedAt, "command": r.command]
                 if let e = r.endedAt { o["ended_at"] = e }
                 if let x = r.exitStatus { o["exit_status"] = x }
                 return o
             },
-            "jobs": jobs.map { j -> [String: Any] in
-                var o: [String: Any] = ["id": j.id, "state": j.state.rawValue, "output": j.output, "content_key": j.contentKey]
-                if let v = j.reason { o["reason"] = v }
-                if let v = j.predictedGB { o["predicted_gb"] = v }
-                if let v = j.predictedSeconds { o["predicted_s"] = v }
-                if let v = j.observedPeakGB { o["observed_peak_gb"] = v }
-                if let v = j.observedSeconds { o["observed_s"] = v }
-                o["attempts"] = (attempts[j.id] ?? []).map(BatchReport.attemptJSON)
-                return o
-            },
+            "jobs": jobs.map { BatchReport.jobJSON($0, attempts: attempts[$0.id] ?? []) },
         ]
+    }
+
+    /// Jobs by state, every state present.
+    public static func countsJSON(_ counts: [JobState: Int]) -> [String: Int] {
+        Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0.rawValue, counts[$0] ?? 0) })
+    }
+
+    /// One job with its attempts as JSON, the same in `status --json` and the report.
+    public static func jobJSON(_ j: JobRecord, attempts: [AttemptRecord]) -> [String: Any] {
+        var o: [String: Any] = ["id": j.id, "state": j.state.rawValue, "output": j.output, "in_manifest": j.inManifest,
+                                "content_key": j.contentKey, "attempt_count": j.attemptCount]
+        if let v = j.reason { o["reason"] = v }
+        if let v = j.predictedGB { o["predicted_gb"] = v }
+        if let v = j.predictedSeconds { o["predicted_s"] = v }
+        if let v = j.observedPeakGB { o["observed_peak_gb"] = v }
+        if let v = j.observedSeconds { o["observed_s"] = v }
+        o["attempts"] = attempts.map(BatchReport.attemptJSON)
+        return o
     }
 
     /// One attempt as JSON, the same in `status --json` and the report.

@@ -309,9 +309,7 @@ public struct Placer: Sendable {
             if best == nil || s > best!.score { best = (loads[i].gpu.index, s) }
         }
         if let best { return .place(gpu: best.gpu) }
-        let permanent = loads.allSatisfy { load in
-            request.memoryGB > load.gpu.memoryGB || (request.gpuModel.map { !load.gpu.model.localizedCaseInsensitiveContains($0) } ?? false)
-        }
+        let permanent = !loads.contains { Placer.canEverRun(request, on: $0.gpu) }
         guard explain || permanent else { return .wait([:]) }
         var reasons: [Int: [Rejection]] = [:]
         for (i, load) in loads.enumerated() {
@@ -329,6 +327,12 @@ public struct Placer: Sendable {
     /// Whether the filters pass, by their own checks (the fast path in `decide` must agree with this).
     public func filtersPass(_ request: PlacementRequest, _ load: GPULoad) -> Bool {
         filters.allSatisfy { $0.check(request, load).isEmpty }
+    }
+
+    /// Whether the job could run on this GPU when it is empty: it fits the whole card and the model matches
+    /// (the permanent half of MemoryFit and ModelConstraint).
+    public static func canEverRun(_ request: PlacementRequest, on gpu: GPU) -> Bool {
+        request.memoryGB <= gpu.memoryGB && (request.gpuModel.map { gpu.model.localizedCaseInsensitiveContains($0) } ?? true)
     }
 
     /// The fast path's reading of the filters' conditions.

@@ -52,7 +52,8 @@ struct Run: AsyncParsableCommand {
         let planner = Planner(predictor: Predictor(profile: manifest.renderer), strategy: strat, maxJobsPerGPU: maxJobsPerGPU)
         let unplaceable = jobs.compactMap { j -> String? in
             let e = planner.predictor.estimate(j.settings)
-            guard !gpus.contains(where: { e.memoryGB <= $0.memoryGB && (j.clip.gpuModel == nil || $0.model.localizedCaseInsensitiveContains(j.clip.gpuModel!)) }) else { return nil }
+            let request = PlacementRequest(jobID: j.id, memoryGB: e.memoryGB, seconds: e.seconds, gpuModel: j.clip.gpuModel)
+            guard !gpus.contains(where: { Placer.canEverRun(request, on: $0) }) else { return nil }
             let hint = planner.suggestFit(PlanJob(id: j.id, settings: j.settings), gpus: gpus).map { "; \($0)" } ?? ""
             return "\(j.clip.location): error: clip \(j.id) needs \(String(format: "%.1f", e.memoryGB)) GB, more than any GPU has\(hint)"
         }

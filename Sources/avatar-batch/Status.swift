@@ -48,18 +48,8 @@ struct Status: AsyncParsableCommand {
             printJSON([
                 "store": path,
                 "running_orchestrator": holder.map { ["host": $0.0.host, "pid": $0.0.pid, "run_id": $0.1, "since": $0.2] as [String: Any] } as Any,
-                "counts": Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0.rawValue, counts[$0] ?? 0) }),
-                "jobs": jobs.map { j -> [String: Any] in
-                    var o: [String: Any] = ["id": j.id, "state": j.state.rawValue, "output": j.output, "in_manifest": j.inManifest,
-                                            "content_key": j.contentKey, "attempt_count": j.attemptCount]
-                    if let r = j.reason { o["reason"] = r }
-                    if let p = j.predictedGB { o["predicted_gb"] = p }
-                    if let p = j.predictedSeconds { o["predicted_s"] = p }
-                    if let p = j.observedPeakGB { o["observed_peak_gb"] = p }
-                    if let p = j.observedSeconds { o["observed_s"] = p }
-                    o["attempts"] = (attempts[j.id] ?? []).map(BatchReport.attemptJSON)
-                    return o
-                },
+                "counts": BatchReport.countsJSON(counts),
+                "jobs": jobs.map { BatchReport.jobJSON($0, attempts: attempts[$0.id] ?? []) },
             ])
             return
         }
