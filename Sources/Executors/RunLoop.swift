@@ -359,9 +359,6 @@ public final class RunLoop: @unchecked Sendable {
     func launch(_ p: Pending, gpu: GPU, estimate e: Estimate, runID: Int64, group: inout ThrowingTaskGroup<Event, any Error>) throws -> Running {
         let port = ports.take()
         let rec = try store.job(p.job.id)
-        if rec?.state == .interrupted {
-            // interrupted -> running is legal; nothing to do.
-        }
         let number = (rec?.attemptCount ?? 0) + 1
         let logPath = stateDir() + "/logs/\(p.job.id).attempt-\(number).log"
         let timeout = p.job.clip.timeoutSeconds ?? max(options.minimumTimeoutSeconds, e.seconds * options.timeoutFactor)

@@ -27,8 +27,6 @@ public struct LoadOptions: Sendable {
 public struct LoadResult: Sendable {
     public var manifest: Manifest?
     public var diagnostics: [Diagnostic]
-    /// Notes that are not problems (what was skipped, e.g. probing without ffprobe).
-    public var notes: [String]
 }
 
 /// Loads and validates a manifest: every problem is collected with its file, line and column.
@@ -43,7 +41,6 @@ public struct ManifestLoader {
 
     var options: LoadOptions
     var reader = FieldReader()
-    var notes: [String] = []
     var visited: [String] = []
     var profile: RendererProfile?
     var profileDefaults: [String: Sourced] = [:]
@@ -160,7 +157,7 @@ public struct ManifestLoader {
 
     func finish(_ manifest: Manifest?) -> LoadResult {
         let diagnostics = reader.diagnostics.sortedByPosition()
-        return LoadResult(manifest: diagnostics.hasErrors ? nil : manifest, diagnostics: diagnostics, notes: notes)
+        return LoadResult(manifest: diagnostics.hasErrors ? nil : manifest, diagnostics: diagnostics)
     }
 
     // MARK: renderer, gpus, retry

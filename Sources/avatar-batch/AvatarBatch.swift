@@ -49,11 +49,8 @@ struct ManifestOptions: ParsableArguments {
 }
 
 /// Prints diagnostics and exits 2 when the manifest is invalid.
-func loadOrExit(_ path: String, _ options: LoadOptions, json: Bool = false, quiet: Bool = false) throws -> Manifest {
+func loadOrExit(_ path: String, _ options: LoadOptions, json: Bool = false) throws -> Manifest {
     let result = ManifestLoader.load(path: path, options: options)
-    if !quiet, !json {
-        for n in result.notes { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
-    }
     guard let manifest = result.manifest else {
         if json {
             printJSON(["valid": false, "diagnostics": result.diagnostics.map(diagnosticJSON)])

@@ -17,7 +17,7 @@ struct StoreLocation: ParsableArguments {
         guard let manifest else { throw ValidationError("give a MANIFEST or --state PATH") }
         var o = LoadOptions(checkFiles: false)
         o.requireEnvironment = false
-        let m = try loadOrExit(manifest, o, quiet: true)
+        let m = try loadOrExit(manifest, o)
         return m.defaultStatePath
     }
 }
