@@ -296,6 +296,13 @@ public final class Store: Sendable {
         }
     }
 
+    /// Records where an attempt runs once the executor knows (a Slurm node).
+    public func recordHost(attemptID: Int64, host: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE attempts SET host = ? WHERE id = ?", arguments: [host, attemptID])
+        }
+    }
+
     /// Closes an attempt and moves its job, in one transaction; "done" is only ever written here, after validation.
     public func finishAttempt(_ attempt: AttemptRecord, _ end: AttemptEnd, now: Double = Date().timeIntervalSince1970) throws {
         try pool.write { db in

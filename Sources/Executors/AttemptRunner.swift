@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// Everything one attempt needs.
-public struct AttemptPlan: Sendable {
+public struct AttemptPlan: Sendable, Codable {
     public var job: Job
     public var settings: ClipSettings
     public var number: Int
@@ -19,10 +19,12 @@ public struct AttemptPlan: Sendable {
     public var logPath: String
     public var workdir: String
     public var masterPort: Int
+    /// Keep the CUDA_VISIBLE_DEVICES the process was given (Slurm sets it on the node) instead of the plan's GPU.
+    public var inheritDevices = false
 }
 
 /// What an attempt produced.
-public struct AttemptResult: Sendable {
+public struct AttemptResult: Sendable, Codable {
     public var classification: AttemptClassification
     public var exitCode: Int32?
     public var signal: Int32?
@@ -84,12 +86,14 @@ public enum AttemptRunner {
         var env = inherited
         for (k, v) in p.renderer.env { env[k] = v }
         // One GPU per job: by UUID for real GPUs (immune to index reordering), by index for virtual ones.
-        env["CUDA_VISIBLE_DEVICES"] = p.gpu.uuid.hasPrefix("virtual-") ? String(p.gpu.index) : p.gpu.uuid
+        if !p.inheritDevices {
+            env["CUDA_VISIBLE_DEVICES"] = p.gpu.uuid.hasPrefix("virtual-") ? String(p.gpu.index) : p.gpu.uuid
+        }
         env["MASTER_PORT"] = String(p.masterPort)
         env["AVATAR_BATCH_REPORT"] = reportPath
         env["AVATAR_BATCH_JOB_ID"] = p.job.id
         env["AVATAR_BATCH_ATTEMPT"] = String(p.number)
-        env["AVATAR_BATCH_GPU_UUID"] = p.gpu.uuid
+        if !p.inheritDevices { env["AVATAR_BATCH_GPU_UUID"] = p.gpu.uuid }
         let argv = argv(p, output: temp, environment: inherited)
         let workdir = p.renderer.workdir == .perJob ? p.workdir : p.manifestDirectory
         let spec = LaunchSpec(argv: argv, environment: env, workdir: workdir, logPath: p.logPath, timeoutSeconds: p.timeoutSeconds,
@@ -113,7 +117,7 @@ public enum AttemptRunner {
         if let report, report.deviceCount != nil || report.deviceUUID != nil {
             let count = report.deviceCount.map(String.init) ?? "?"
             let uuid = report.deviceUUID ?? "?"
-            let matches = report.deviceCount == 1 && (p.gpu.uuid.hasPrefix("virtual-") || uuid == p.gpu.uuid)
+            let matches = report.deviceCount == 1 && (p.gpu.uuid.hasPrefix("virtual-") || p.inheritDevices || uuid == p.gpu.uuid)
             result.note = "renderer saw \(count) device(s), \(uuid): \(matches ? "matches the assignment" : "DOES NOT match \(p.gpu.uuid)")"
         }
         let isOOM = p.renderer.oomPatterns.contains { tail.contains($0) }

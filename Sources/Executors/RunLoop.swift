@@ -20,6 +20,8 @@ public struct RunOptions: Sendable {
     public var sampleInterval: Double = 1
     public var maxJobsPerGPU: Int?
     public var command: String = "avatar-batch run"
+    /// Submit to Slurm instead of running locally.
+    public var slurm: SlurmRunOptions?
 
     public init(gpus: [GPU], strategy: Strategy, maxFailures: Int? = nil) {
         self.gpus = gpus
@@ -100,6 +102,7 @@ public final class RunLoop: @unchecked Sendable {
     }
 
     public func run() async throws -> RunSummary {
+        if let so = options.slurm { return try await runSlurm(so) }
         let began = Date()
         var summary = RunSummary()
         let me = ProcFS.current()
@@ -247,20 +250,13 @@ public final class RunLoop: @unchecked Sendable {
 
     /// Open attempts of a dead orchestrator: stop what is left of their process groups, then requeue them as interrupted.
     func reconcile() async throws {
-        for a in try store.openAttempts() {
-            if let pgid = a.processGroup, a.host == ProcFS.hostname, !ProcFS.members(ofGroup: pgid).isEmpty {
-                // Only a group whose leader is the process we launched (pid + start time), or whose leader is gone.
-                let leaderMatches = a.pid.map { pid in ProcFS.startTime(of: pid) == nil || ProcFS.startTime(of: pid) == a.processStart } ?? true
-                if leaderMatches {
-                    progress.event("stopping leftover processes of \(a.jobID) (process group \(pgid))")
-                    await ProcFS.terminateGroup(pgid, graceSeconds: options.graceSeconds)
-                }
-            }
-            removePartials(a.jobID)
-            try store.finishAttempt(a, AttemptEnd(classification: .interrupted, note: "the orchestrator stopped while it ran", jobState: .interrupted,
-                                                  reason: "interrupted"))
-            progress.event("requeue \(a.jobID): attempt \(a.number) was interrupted")
+        let open = try store.openAttempts()
+        let inSlurm = open.filter { $0.gpuUUID == slurmGPUMarker }
+        if !inSlurm.isEmpty {
+            throw ExecutorError.launch("\(inSlurm.count) attempt(s) were submitted to Slurm by an earlier run and are not collected yet "
+                + "(e.g. \(inSlurm[0].jobID), Slurm job \(inSlurm[0].slurmJobID ?? "?")); run with --executor slurm to collect them first")
         }
+        for a in open { try await reconcileLocal(a) }
     }
 
     func removePartials(_ jobID: String) {

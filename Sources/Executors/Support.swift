@@ -102,7 +102,7 @@ final class SignalWatcher: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
 
-    init(registry: GroupRegistry) {
+    init(registry: GroupRegistry, quiet: Bool = false, onSecond: (@Sendable () -> Void)? = nil) {
         (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
@@ -111,8 +111,12 @@ final class SignalWatcher: @unchecked Sendable {
                 guard let self else { return }
                 let n = self.lock.withLock { self.count += 1; return self.count }
                 if n == 1 {
-                    FileHandle.standardError.write(Data("\navatar-batch: stopping: terminating running jobs (press Ctrl-C again to kill them at once)\n".utf8))
+                    if !quiet {
+                        FileHandle.standardError.write(Data("\navatar-batch: stopping: terminating running jobs (press Ctrl-C again to kill them at once)\n".utf8))
+                    }
                     self.continuation.yield(sig)
+                } else if let onSecond {
+                    onSecond()
                 } else {
                     registry.killAll()
                     FileHandle.standardError.write(Data("avatar-batch: killed running jobs; run the same command again to resume\n".utf8))

@@ -130,6 +130,8 @@ public struct Manifest: Sendable, Codable {
     /// Placement strategy name (`earliest-finish` unless the manifest says otherwise).
     public var strategy: String
     public var clips: [ClipSpec]
+    /// What `run --executor slurm` passes to sbatch.
+    public var slurm = SlurmSettings()
 
     public init(version: Int = 1, name: String, path: String, outputDir: String, renderer: RendererProfile, gpus: GPUSelection = .auto,
                 retry: RetryPolicy = RetryPolicy(), strategy: String = "earliest-finish", clips: [ClipSpec]) {

@@ -31,7 +31,7 @@ public struct LoadResult: Sendable {
 
 /// Loads and validates a manifest: every problem is collected with its file, line and column.
 public struct ManifestLoader {
-    static let topLevelKeys = ["version", "name", "output_dir", "renderer", "defaults", "gpus", "retry", "strategy", "clips", "include", "clips_from"]
+    static let topLevelKeys = ["version", "name", "output_dir", "renderer", "defaults", "gpus", "retry", "strategy", "slurm", "clips", "include", "clips_from"]
     static let includeKeys = ["defaults", "clips", "clips_from", "include"]
     /// Every key a clip (or `defaults`) may set.
     public static let clipFields = [
@@ -121,6 +121,9 @@ public struct ManifestLoader {
         var strategy = "earliest-finish"
         if let v = value("strategy"), let s = reader.string(v, "strategy") { strategy = s }
 
+        var slurm = SlurmSettings()
+        if let v = value("slurm") { slurm = parseSlurm(v) }
+
         var defaults: [String: Sourced] = [:]
         if let v = value("defaults") { defaults = clipFieldMap(v, context: "defaults", allowID: false) }
         visited = [absolute]
@@ -150,8 +153,9 @@ public struct ManifestLoader {
             outputs[clip.output] = clip
             clips.append(clip)
         }
-        let manifest = Manifest(version: version, name: name, path: absolute, outputDir: outputDir, renderer: profile, gpus: gpus,
+        var manifest = Manifest(version: version, name: name, path: absolute, outputDir: outputDir, renderer: profile, gpus: gpus,
                                 retry: retry, strategy: strategy, clips: clips)
+        manifest.slurm = slurm
         return finish(manifest)
     }
 
@@ -261,6 +265,52 @@ public struct ManifestLoader {
             }
         }
         return policy
+    }
+
+    mutating func parseSlurm(_ v: Sourced) -> SlurmSettings {
+        var out = SlurmSettings()
+        guard let entries = v.node.entries else {
+            reader.error(v, "slurm must be a mapping like {partition: gpu, account: media, max_in_flight: 64}")
+            return out
+        }
+        let known = ["partition", "account", "qos", "time_limit", "sbatch_args", "max_in_flight", "gres", "gb_per_shard", "binary"]
+        reader.rejectUnknownKeys(entries, file: v.file, known: known, context: "slurm")
+        for e in entries {
+            let s = Sourced(node: e.value, file: v.file)
+            switch e.key {
+            case "partition": out.partition = reader.string(s, "partition")
+            case "account": out.account = reader.string(s, "account")
+            case "qos": out.qos = reader.string(s, "qos")
+            case "time_limit":
+                if let t = reader.string(s, "time_limit") {
+                    if let secs = FieldReader.parseDuration(t), secs >= 60 { out.timeLimitSeconds = secs } else {
+                        reader.error(s, "time_limit \"\(t)\" is not a duration of at least a minute", fix: "write e.g. 90m, 2h or 1h30m")
+                    }
+                }
+            case "sbatch_args":
+                if let list = reader.stringList(s, "sbatch_args") {
+                    for (i, a) in list.enumerated() where !a.hasPrefix("-") {
+                        reader.error(Sourced(node: e.value.items?[i] ?? e.value, file: v.file), "sbatch_args entry \"\(a)\" is not an option",
+                                     fix: "write each option as one entry, e.g. \"--constraint=a100\"")
+                    }
+                    out.sbatchArgs = list
+                }
+            case "max_in_flight": if let n = reader.int(s, "max_in_flight", range: 1...100_000) { out.maxInFlight = n }
+            case "gres":
+                if let t = reader.string(s, "gres") {
+                    if let g = SlurmGres(rawValue: t) { out.gres = g } else {
+                        reader.error(s, "gres \"\(t)\" is not known", fix: "use auto, shard or gpu")
+                    }
+                }
+            case "gb_per_shard": if let d = reader.double(s, "gb_per_shard", range: 0.01...1024) { out.gbPerShard = d }
+            case "binary":
+                if let t = reader.string(s, "binary") {
+                    out.binary = URL(fileURLWithPath: t, relativeTo: URL(fileURLWithPath: v.directory + "/")).standardizedFileURL.path
+                }
+            default: break
+            }
+        }
+        return out
     }
 
     mutating func parseRung(_ s: Sourced) -> RetryRung? {

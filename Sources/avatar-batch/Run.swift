@@ -40,9 +40,23 @@ struct Run: AsyncParsableCommand {
     @Option(help: "When the run ends (also early), write report.html, report.json and junit.xml into this directory.")
     var report: String?
 
+    @Option(help: "local (run on this machine's GPUs) or slurm (submit each attempt with sbatch).")
+    var executor: String = "local"
+
+    @OptionGroup(title: "Slurm (with --executor slurm; each overrides the manifest's slurm: key)")
+    var slurmFlags: SlurmFlags
+
     func run() async throws {
         let manifest = try loadOrExit(options.manifest, try options.loadOptions())
         let jobs = try makeJobs(manifest)
+        switch executor {
+        case "local": try await runLocal(manifest, jobs)
+        case "slurm": try await runSlurm(manifest, jobs)
+        default: throw fail("--executor must be local or slurm, not \(executor)")
+        }
+    }
+
+    func runLocal(_ manifest: Manifest, _ jobs: [Job]) async throws {
         let gpus: [GPU]
         do { gpus = try await resolveGPUs(manifest) } catch { throw fail("\(error)") }
         let strat: Scheduler.Strategy
@@ -62,10 +76,16 @@ struct Run: AsyncParsableCommand {
             throw fail("\(unplaceable.count) clip(s) fit no GPU; change their settings (see above) or run on larger GPUs")
         }
 
-        let store: Store
-        do { store = try Store(path: state ?? manifest.defaultStatePath) } catch { throw fail("\(error)", code: 1) }
         var runOptions = RunOptions(gpus: gpus, strategy: strat, maxFailures: maxFailures)
         runOptions.maxJobsPerGPU = maxJobsPerGPU
+        try await execute(manifest, jobs, runOptions)
+    }
+
+    /// Opens the store, runs the loop, writes the reports, exits with the run's status.
+    func execute(_ manifest: Manifest, _ jobs: [Job], _ given: RunOptions) async throws {
+        var runOptions = given
+        let store: Store
+        do { store = try Store(path: state ?? manifest.defaultStatePath) } catch { throw fail("\(error)", code: 1) }
         runOptions.timeoutFactor = timeoutFactor
         runOptions.graceSeconds = grace
         runOptions.command = CommandLine.arguments.joined(separator: " ")
@@ -74,6 +94,10 @@ struct Run: AsyncParsableCommand {
         do {
             summary = try await loop.run()
         } catch let e as CheckpointError {
+            throw fail(e.description, code: 1)
+        } catch let e as SlurmError {
+            throw fail(e.description, code: 1)
+        } catch let e as ExecutorError {
             throw fail(e.description, code: 1)
         }
         if let dir = report {

@@ -9,9 +9,9 @@ public struct CLIResult: Sendable {
 
 public enum CLI {
     /// Starts avatar-batch with `args`; the caller waits or signals.
-    public static func start(_ args: [String], cwd: String? = nil, env: [String: String] = [:]) throws -> (Process, Pipe, Pipe) {
+    public static func start(_ args: [String], cwd: String? = nil, env: [String: String] = [:], program: String = PackagePaths.binary) throws -> (Process, Pipe, Pipe) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: PackagePaths.binary)
+        p.executableURL = URL(fileURLWithPath: program)
         p.arguments = args
         var e = ProcessInfo.processInfo.environment
         e["AVATAR_BATCH_RENDERERS"] = PackagePaths.renderers
@@ -28,7 +28,12 @@ public enum CLI {
 
     /// Runs avatar-batch to completion.
     public static func run(_ args: [String], cwd: String? = nil, env: [String: String] = [:]) throws -> CLIResult {
-        let (p, out, err) = try start(args, cwd: cwd, env: env)
+        try runProgram(PackagePaths.binary, args, cwd: cwd, env: env)
+    }
+
+    /// Runs any program to completion.
+    public static func runProgram(_ program: String, _ args: [String], cwd: String? = nil, env: [String: String] = [:]) throws -> CLIResult {
+        let (p, out, err) = try start(args, cwd: cwd, env: env, program: program)
         // Read both pipes while the process runs, so a full pipe never blocks it.
         let box = OutputBox()
         let group = DispatchGroup()
