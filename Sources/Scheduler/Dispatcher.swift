@@ -52,19 +52,49 @@ public struct Dispatcher: Sendable {
     public func round<Jobs: Sequence>(queue: Jobs, loads: inout [GPULoad], now: Double, presorted: Bool = false, explain: Bool = true,
                                       maxReservations: Int = 8, maxWaiting: Int = 128, smallestGB: Double? = nil) -> DispatchRound
     where Jobs.Element == QueuedJob {
+        if presorted {
+            return sortedRound(queue, loads: &loads, now: now, explain: explain, maxReservations: maxReservations, maxWaiting: maxWaiting, smallestGB: smallestGB)
+        }
+        return sortedRound(queue.sorted(by: QueuedJob.dispatchOrder), loads: &loads, now: now, explain: explain, maxReservations: maxReservations,
+                           maxWaiting: maxWaiting, smallestGB: smallestGB)
+    }
+
+    /// `round` over a queue already in dispatch order (generic, so the planner's lazy view is not boxed).
+    func sortedRound<Jobs: Sequence>(_ jobs: Jobs, loads: inout [GPULoad], now: Double, explain: Bool, maxReservations: Int, maxWaiting: Int,
+                                     smallestGB: Double?) -> DispatchRound where Jobs.Element == QueuedJob {
         var result = DispatchRound()
         let sharing = placer.sharing
-        let jobs: AnySequence<QueuedJob> = presorted ? AnySequence(queue) : AnySequence(queue.sorted(by: QueuedJob.dispatchOrder))
         guard let smallest = smallestGB ?? jobs.lazy.map(\.request.memoryGB).min() else { return result }
         var open = 0, busy = 0
+        // The most free memory on a GPU that could take another job and that no waiting job reserved: a job larger
+        // than that can only backfill a reserved GPU, so only those are looked at (free memory only shrinks
+        // during a round, so this stays an upper bound; a reservation recomputes it).
+        var roomGB = 0.0
+        let largestGB = loads.map { $0.gpu.memoryGB - $0.gpu.foreignUsedGB }.max() ?? 0
+        // GPUs that could take some job of the queue: the only ones a placement needs to look at (a GPU only fills
+        // up during a round, so none joins them).
+        var openIdx: [Int] = []
         for i in loads.indices {
-            if !placer.saturated(loads[i], smallestGB: smallest) { open += 1 }
+            if !placer.saturated(loads[i], smallestGB: smallest) {
+                open += 1
+                openIdx.append(i)
+                roomGB = max(roomGB, loads[i].freeGB)
+            }
             if !loads[i].occupants.isEmpty { busy += 1 }
         }
-        var waited = 0
+        var waited = 0, searches = 0
         // Reservations by position in `loads` (read for every GPU a job could use: an array, not a hash lookup).
         var reservedFrom = [Double](repeating: .infinity, count: loads.count)  // .infinity: not reserved
         var reservedFor = [String](repeating: "", count: loads.count)
+        var reserved: [Int] = []
+        var nextEnd: [Double] = []  // per GPU, when its first job ends (computed when a reservation is first sought)
+        func room() -> Double {
+            var most = 0.0
+            for j in openIdx where reservedFrom[j] == .infinity && !placer.saturated(loads[j], smallestGB: smallest) {
+                most = max(most, loads[j].freeGB)
+            }
+            return most
+        }
         for job in jobs {
             // Like Slurm's queue depth: after `maxWaiting` jobs that could not start, the rest wait for the next round.
             if waited >= maxWaiting && !explain { break }
@@ -72,17 +102,14 @@ public struct Dispatcher: Sendable {
             // (With every GPU idle nothing will free up: look at every job, so those that fit no GPU are found.)
             if open == 0 && !explain && busy > 0 { break }
             let r = job.request
-            let decision = placer.decide(r, loads: loads, explain: explain) { i in
-                let start = reservedFrom[i]
-                guard start < .infinity else { return nil }
-                // Backfill only what ends before the reservation, counting how sharing stretches the jobs already
-                // there: with k jobs each runs at S(k)/k, with k+1 at S(k+1)/(k+1).
-                let k = loads[i].occupants.count
-                let stretch = sharing.perJobRate(max(k, 1)) / sharing.perJobRate(k + 1)
-                let finish = now + r.seconds / sharing.perJobRate(k + 1)
-                let latest = loads[i].occupants.map { now + ($0.endS - now) * stretch }.max() ?? now
-                if max(finish, latest) <= start + 1e-9 { return nil }
-                return Rejection(dimension: "reservation", permanent: false, reason: .reserved(gpu: loads[i].gpu.index, jobID: reservedFor[i], startS: start))
+            let decision: Placer.Decision
+            if !explain && busy > 0 && r.memoryGB > roomGB && r.memoryGB <= largestGB && r.gpuModel == nil {
+                // Too big for every open GPU no one reserved: only a reserved GPU could take it (by backfilling).
+                decision = reserved.isEmpty ? .wait([:])
+                    : decide(r, loads: loads, now: now, reservedFrom: reservedFrom, reservedFor: reservedFor, explain: false, candidates: reserved)
+            } else {
+                decision = decide(r, loads: loads, now: now, reservedFrom: reservedFrom, reservedFor: reservedFor, explain: explain,
+                                  candidates: explain || busy == 0 || r.memoryGB > largestGB || r.gpuModel != nil ? nil : openIdx)
             }
             switch decision {
             case let .place(gpu):
@@ -92,15 +119,23 @@ public struct Dispatcher: Sendable {
                 loads[i].occupants.append(Occupant(jobID: r.jobID, memoryGB: r.memoryGB, endS: now + r.seconds / rate))
                 if r.isolate { loads[i].isolated = true }
                 if wasOpen && placer.saturated(loads[i], smallestGB: smallest) { open -= 1 }
+                if wasOpen && reservedFrom[i] == .infinity && loads[i].freeGB + r.memoryGB >= roomGB { roomGB = room() }
                 result.starts.append((r.jobID, gpu))
             case let .wait(reasons):
                 waited += 1
                 if explain { result.waiting[r.jobID] = Dispatcher.summarize(reasons) }
-                if result.reservations.count < maxReservations, let (gpu, start) = earliestStart(r, loads: loads, now: now),
-                   result.reservations[gpu] == nil, let i = loads.firstIndex(where: { $0.gpu.index == gpu }) {
-                    result.reservations[gpu] = (r.jobID, start)
-                    reservedFrom[i] = start
-                    reservedFor[i] = r.jobID
+                // Each reservation takes a GPU no earlier waiting job holds; the searches per round are bounded,
+                // like the reservations themselves (each search reads every GPU).
+                if result.reservations.count < maxReservations && searches < 2 * maxReservations {
+                    searches += 1
+                    if nextEnd.isEmpty { nextEnd = loads.map { $0.occupants.lazy.map(\.endS).min() ?? now } }
+                    if let (i, start) = earliestStart(r, loads: loads, now: now, nextEnd: nextEnd, skip: { reservedFrom[$0] < .infinity }) {
+                        result.reservations[loads[i].gpu.index] = (r.jobID, start)
+                        reservedFrom[i] = start
+                        reservedFor[i] = r.jobID
+                        reserved.append(i)
+                        if loads[i].freeGB >= roomGB { roomGB = room() }
+                    }
                 }
             case let .never(reasons):
                 result.never[r.jobID] = Dispatcher.summarize(reasons)
@@ -109,26 +144,54 @@ public struct Dispatcher: Sendable {
         return result
     }
 
-    /// When and where a waiting job could start if the running jobs end as predicted: on each GPU that could
-    /// hold it once emptied, release occupants in order of their predicted ends until it fits.
-    func earliestStart(_ r: PlacementRequest, loads: [GPULoad], now: Double) -> (Int, Double)? {
+    /// The placer's decision, with reservations: a GPU reserved for an earlier job takes this one only if it, and
+    /// the jobs already there slowed by its company, end before the reservation (EASY backfilling).
+    func decide(_ r: PlacementRequest, loads: [GPULoad], now: Double, reservedFrom: [Double], reservedFor: [String], explain: Bool,
+                candidates: [Int]? = nil) -> Placer.Decision {
+        let sharing = placer.sharing
+        return placer.decide(r, loads: loads, now: now, explain: explain, candidates: candidates) { i in
+            let start = reservedFrom[i]
+            guard start < .infinity else { return nil }
+            // Backfill only what ends before the reservation, counting how sharing stretches the jobs already
+            // there: with k jobs each runs at S(k)/k, with k+1 at S(k+1)/(k+1).
+            let k = loads[i].occupants.count
+            let stretch = sharing.perJobRate(max(k, 1)) / sharing.perJobRate(k + 1)
+            let finish = now + r.seconds / sharing.perJobRate(k + 1)
+            let latest = loads[i].occupants.map { now + ($0.endS - now) * stretch }.max() ?? now
+            if max(finish, latest) <= start + 1e-9 { return nil }
+            return Rejection(dimension: "reservation", permanent: false, reason: .reserved(gpu: loads[i].gpu.index, jobID: reservedFor[i], startS: start))
+        }
+    }
+
+    /// When and where (a position in `loads`) a waiting job could start if the running jobs end as predicted, among
+    /// the GPUs `skip` leaves: on each GPU that could hold it once emptied, release occupants in order of their
+    /// predicted ends until it fits.
+    func earliestStart(_ r: PlacementRequest, loads: [GPULoad], now: Double, nextEnd: [Double]? = nil, skip: (Int) -> Bool = { _ in false }) -> (Int, Double)? {
         var best: (Int, Double)?
         let cap = placer.maxJobsPerGPU
-        for load in loads {
-            guard r.memoryGB <= load.gpu.memoryGB - load.gpu.foreignUsedGB,
-                  r.gpuModel.map({ load.gpu.model.localizedCaseInsensitiveContains($0) }) ?? true else { continue }
-            var free = load.freeGB
-            var count = load.occupants.count
+        var ends: [(endS: Double, memoryGB: Double)] = []
+        for i in loads.indices where !skip(i) {
+            // A GPU whose first job ends no sooner than the best start found cannot beat it.
+            if let b = best, let nextEnd, nextEnd[i] >= b.1 { continue }
+            guard r.memoryGB <= loads[i].gpu.memoryGB - loads[i].gpu.foreignUsedGB,
+                  r.gpuModel.map({ loads[i].gpu.model.localizedCaseInsensitiveContains($0) }) ?? true else { continue }
+            var free = loads[i].freeGB
+            var count = loads[i].occupants.count
             var t = now
-            if free < r.memoryGB || count >= cap || load.isolated || (r.isolate && count > 0) {
-                for o in load.occupants.sorted(by: { $0.endS < $1.endS }) {
+            if free < r.memoryGB || count >= cap || loads[i].isolated || (r.isolate && count > 0) {
+                // A GPU that cannot beat the best found so far is not worth sorting.
+                if let b = best, let soonest = loads[i].occupants.lazy.map(\.endS).min(), soonest >= b.1 { continue }
+                ends.removeAll(keepingCapacity: true)
+                for o in loads[i].occupants { ends.append((o.endS, o.memoryGB)) }
+                ends.sort { $0.endS < $1.endS }
+                for o in ends {
                     free += o.memoryGB
                     count -= 1
                     t = max(t, o.endS)
                     if free >= r.memoryGB && count < cap && (!r.isolate || count == 0) { break }
                 }
             }
-            if best == nil || t < best!.1 { best = (load.gpu.index, t) }
+            if best == nil || t < best!.1 { best = (i, t) }
             if t <= now { break }
         }
         return best

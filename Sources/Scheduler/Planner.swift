@@ -124,7 +124,11 @@ public struct Planner: Sendable {
         // Started jobs are marked dead rather than removed (a removal is O(queue)); `head` skips the dead prefix
         // and the array is compacted every 1,024 deaths (dead entries are skipped on every round until then).
         var alive = [Bool](repeating: true, count: queue.count)
-        var position = Dictionary(uniqueKeysWithValues: queue.enumerated().map { ($1.request.jobID, $0) })
+        // Where each job (by manifest order) sits in `queue`: an array, rebuilt on compaction (a dictionary of
+        // 100,000 ids rebuilt every 1,024 deaths cost more than the whole schedule).
+        let orderOf = Dictionary(uniqueKeysWithValues: queue.map { ($0.request.jobID, $0.order) })
+        var position = [Int](repeating: 0, count: jobs.count)
+        for (k, q) in queue.enumerated() { position[q.order] = k }
         var head = 0, dead = 0, live = queue.count
         let smallest = queue.map(\.request.memoryGB).min() ?? 0
         let sharing = dispatcher.placer.sharing
@@ -190,7 +194,7 @@ public struct Planner: Sendable {
                 }
                 for g in touched { schedule(g) }
                 for id in round.starts.map(\.jobID) + Array(round.never.keys) {
-                    alive[position[id]!] = false
+                    alive[position[orderOf[id]!]] = false
                     dead += 1
                     live -= 1
                 }
@@ -198,7 +202,7 @@ public struct Planner: Sendable {
                 if dead > 1024 {
                     queue = queue.indices.filter { alive[$0] }.map { queue[$0] }
                     alive = [Bool](repeating: true, count: queue.count)
-                    position = Dictionary(uniqueKeysWithValues: queue.enumerated().map { ($1.request.jobID, $0) })
+                    for (k, q) in queue.enumerated() { position[q.order] = k }
                     head = 0
                     dead = 0
                 }

@@ -85,3 +85,29 @@ import Testing
         #expect(abs(plan.makespanS - 14.4) < 1e-9)
     }
 }
+
+/// The dispatcher's shortcuts (jobs too large for every open unreserved GPU wait without a scan; placements look
+/// only at GPUs open at the round's start) must never change a decision: a plan made with them (explain off) has
+/// the same placements as one where every job is checked against every GPU (explain on), while fewer than
+/// `maxWaiting` jobs wait (beyond that, explain looks further down the queue by design).
+@Suite struct DispatcherShortcutTests {
+    @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8])
+    func shortcutsDecideAsAFullScanDoes(seed: UInt64) {
+        var rng = SeededGenerator(seed: seed)
+        let sizes = ["384*256", "688*368", "704*384"]
+        let jobs = (0..<60).map { i in
+            PlanJob(id: "j\(i)", settings: settings(sizes.randomElement(using: &rng)!, clips: Int.random(in: 1...40, using: &rng),
+                                                     online: Bool.random(using: &rng)),
+                    priority: Int.random(in: 0...1, using: &rng))
+        }
+        let gpus = [GPU(index: 0, memoryGB: 24), GPU(index: 1, memoryGB: 24), GPU(index: 2, memoryGB: 48), GPU(index: 3, memoryGB: 80)]
+        for strategy in ["earliest-finish", "pack", "spread"] {
+            let p = Planner(predictor: Predictor(profile: testProfile(sharing: [2: 1.35, 3: 1.5, 4: 1.6])), strategy: Strategy.table[strategy]!)
+            let fast = p.plan(jobs, gpus: gpus, explain: false)
+            let full = p.plan(jobs, gpus: gpus, explain: true)
+            #expect(fast.runs == full.runs, "seed \(seed), \(strategy)")
+            #expect(fast.unplaceable.map(\.jobID) == full.unplaceable.map(\.jobID))
+            #expect(!fast.runs.isEmpty)
+        }
+    }
+}
