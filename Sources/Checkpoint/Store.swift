@@ -110,6 +110,25 @@ public final class Store: Sendable {
         return m
     }
 
+    /// A store error in words, with the fix, for SQLite's own errors (disk full, read-only, I/O); nil for others.
+    /// Whatever was committed before it stays: the same command resumes once the cause is fixed.
+    public static func explain(_ error: any Error, path: String) -> String? {
+        guard let e = error as? DatabaseError else { return nil }
+        let resume = "what was recorded before is kept; run the same command again to resume"
+        switch e.resultCode {
+        case .SQLITE_FULL:
+            return "the store's filesystem is full (\(path)): nothing more can be recorded, so the run stopped; free space there (or pass --state on another disk); \(resume)"
+        case .SQLITE_READONLY:
+            return "the store became read-only (\(path)); make its folder writable again; \(resume)"
+        case .SQLITE_IOERR, .SQLITE_CANTOPEN:
+            return "cannot read or write the store (\(path)): \(e.message ?? "I/O error") (SQLite \(e.extendedResultCode.rawValue)); check its disk; \(resume)"
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            return "the store \(path) is damaged: \(e.message ?? "") ; move it aside to start the batch afresh (outputs already in place are kept and skipped when unchanged)"
+        default:
+            return nil
+        }
+    }
+
     /// Index names, for tests of migrations.
     package func indexNames() throws -> [String] {
         try pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name") }

@@ -19,6 +19,8 @@ public struct AttemptPlan: Sendable, Codable {
     public var logPath: String
     public var workdir: String
     public var masterPort: Int
+    /// Log disk cap in bytes (nil: unbounded).
+    public var logCapBytes: Int?
     /// Keep the CUDA_VISIBLE_DEVICES the process was given (Slurm sets it on the node) instead of the plan's GPU.
     public var inheritDevices = false
 }
@@ -97,7 +99,7 @@ public enum AttemptRunner {
         let argv = argv(p, output: temp, environment: inherited)
         let workdir = p.renderer.workdir == .perJob ? p.workdir : p.manifestDirectory
         let spec = LaunchSpec(argv: argv, environment: env, workdir: workdir, logPath: p.logPath, timeoutSeconds: p.timeoutSeconds,
-                              graceSeconds: p.graceSeconds)
+                              graceSeconds: p.graceSeconds, logCapBytes: p.logCapBytes)
         let launched: LaunchOutcome
         do {
             launched = try await LocalLauncher.run(spec, started: started)
@@ -107,6 +109,9 @@ public enum AttemptRunner {
             appendToLog(p.logPath, "avatar-batch: " + text)
             return AttemptResult(classification: .crashed, exitCode: nil, signal: nil, seconds: 0, stderrTail: text, oom: nil,
                                  reportedPeakGB: nil, outputDigest: nil, note: text, leftovers: [])
+        }
+        if launched.logDroppedBytes > 0 {
+            appendToLog(p.logPath, "avatar-batch: the log passed its cap of \((p.logCapBytes ?? 0) >> 20) MB: \(launched.logDroppedBytes) bytes after the first MB were dropped (they read as NUL bytes and take no disk)")
         }
         let tail = logTail(p.logPath, bytes: 256 * 1024)
         let report = RendererReport.read(reportPath)

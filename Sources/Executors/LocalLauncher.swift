@@ -15,8 +15,13 @@ public struct LaunchSpec: Sendable {
     public var timeoutSeconds: Double?
     /// Seconds between SIGTERM and SIGKILL.
     public var graceSeconds: Double
+    /// At most this many bytes of the log take disk space: past it, all but the first MB and the last
+    /// (cap - 1 MB) become a hole (see `LogCap`). nil: unbounded.
+    public var logCapBytes: Int?
 
-    public init(argv: [String], environment: [String: String], workdir: String, logPath: String, timeoutSeconds: Double?, graceSeconds: Double = 10) {
+    public init(argv: [String], environment: [String: String], workdir: String, logPath: String, timeoutSeconds: Double?, graceSeconds: Double = 10,
+                logCapBytes: Int? = nil) {
+        self.logCapBytes = logCapBytes
         self.argv = argv
         self.environment = environment
         self.workdir = workdir
@@ -37,6 +42,8 @@ public struct LaunchOutcome: Sendable {
     public var seconds: Double
     /// Group members still alive after SIGKILL (should always be empty).
     public var leftovers: [Int32]
+    /// Bytes of the log dropped by the cap (0 when it stayed under).
+    public var logDroppedBytes = 0
 }
 
 /// Starts a renderer in its own process group with swift-subprocess and stops the whole group on timeout or
@@ -63,7 +70,8 @@ public enum LocalLauncher {
         let began = Date()
         let log = FileDescriptor(rawValue: fd)
 
-        enum Event: Sendable { case exited(TerminationStatus), timedOut }
+        enum Event: Sendable { case exited(TerminationStatus), timedOut, monitorStopped }
+        let cap = spec.logCapBytes.map { LogCap(fd: fd, capBytes: $0) }
         let outcome: (TerminationStatus, Bool) = try await withTaskCancellationHandler {
             try await withThrowingTaskGroup(of: Event.self) { group in
                 group.addTask {
@@ -83,9 +91,19 @@ public enum LocalLauncher {
                         return .timedOut
                     }
                 }
+                if let cap {
+                    group.addTask {
+                        while !Task.isCancelled {
+                            cap.enforce()
+                            try? await Task.sleep(for: .milliseconds(250))
+                        }
+                        return .monitorStopped
+                    }
+                }
                 var timedOut = false
                 while let event = try await group.next() {
                     switch event {
+                    case .monitorStopped: break
                     case .timedOut: timedOut = true
                     case let .exited(status):
                         group.cancelAll()
@@ -101,6 +119,7 @@ public enum LocalLauncher {
                 DispatchQueue.global().asyncAfter(deadline: .now() + spec.graceSeconds) { ProcFS.signalGroup(pid, SIGKILL) }
             }
         }
+        cap?.enforce()
         let pid = pidBox.pid ?? -1
         // The leader is gone; a grandchild that outlived it is still ours to stop.
         let leftovers = await ProcFS.terminateGroup(pid, graceSeconds: min(spec.graceSeconds, 2))
@@ -110,8 +129,10 @@ public enum LocalLauncher {
         case let .exited(code): exitCode = code
         case let .signaled(sig): signal = sig
         }
-        return LaunchOutcome(exitCode: exitCode, signal: signal, timedOut: outcome.1, cancelled: Task.isCancelled, pid: pid,
-                             seconds: Date().timeIntervalSince(began), leftovers: leftovers)
+        var outcomeValue = LaunchOutcome(exitCode: exitCode, signal: signal, timedOut: outcome.1, cancelled: Task.isCancelled, pid: pid,
+                                         seconds: Date().timeIntervalSince(began), leftovers: leftovers)
+        outcomeValue.logDroppedBytes = cap?.dropped ?? 0
+        return outcomeValue
     }
 }
 
@@ -124,4 +145,47 @@ final class PIDBox: @unchecked Sendable {
     var timedOut: Bool { lock.withLock { fired } }
     func set(_ pid: Int32) { lock.withLock { value = pid } }
     func markTimedOut() { lock.withLock { fired = true } }
+}
+
+/// Bounds the disk a log takes while the renderer writes it: once the file is larger than the cap, everything
+/// between its first MB and its last (cap - 1 MB) is deallocated with fallocate(PUNCH_HOLE). The file keeps its
+/// length and the renderer its offset (nothing it writes is blocked or reordered); the dropped middle reads as
+/// NUL bytes and takes no space. Checked every 250 ms, so a burst can overshoot by what is written in that time.
+final class LogCap: @unchecked Sendable {
+    let fd: Int32
+    let head: Int
+    let tail: Int
+    private let lock = NSLock()
+    private var punchedTo: Int
+    private(set) var dropped = 0
+
+    /// glibc's fallocate(2) wrapper (a GNU extension Swift's Glibc module does not import).
+    typealias Fallocate = @convention(c) (Int32, Int32, Int64, Int64) -> Int32
+    static let fallocate: Fallocate? = {
+        guard let handle = dlopen(nil, RTLD_NOW), let sym = dlsym(handle, "fallocate64") ?? dlsym(handle, "fallocate") else { return nil }
+        return unsafeBitCast(sym, to: Fallocate.self)
+    }()
+
+    init(fd: Int32, capBytes: Int) {
+        self.fd = fd
+        head = min(1 << 20, capBytes / 2)
+        tail = max(capBytes - head, 4096)
+        punchedTo = head
+    }
+
+    func enforce() {
+        lock.withLock {
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { return }
+            let size = Int(st.st_size)
+            guard size > head + tail else { return }
+            let end = (size - tail) / 4096 * 4096
+            guard end > punchedTo else { return }
+            // FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE (linux/falloc.h)
+            if let punch = LogCap.fallocate, punch(fd, 0x02 | 0x01, Int64(punchedTo), Int64(end - punchedTo)) == 0 {
+                dropped += end - punchedTo
+                punchedTo = end
+            }
+        }
+    }
 }

@@ -20,6 +20,8 @@ public struct RunOptions: Sendable {
     public var sampleInterval: Double = 1
     public var maxJobsPerGPU: Int?
     public var command: String = "avatar-batch run"
+    /// Each attempt's log takes at most this many MB of disk (first MB and the rest from the end); nil: unbounded.
+    public var logCapMB: Int? = 64
     /// Submit to Slurm instead of running locally.
     public var slurm: SlurmRunOptions?
 
@@ -62,11 +64,14 @@ public final class RunLoop: @unchecked Sendable {
     let ports = PortAllocator()
     let groups = GroupRegistry()
     let memory = MemoryTracker()
+    /// Every clip's final output path (files the batch owns in output_dir).
+    let ownedOutputs: Set<String>
 
     public init(manifest: Manifest, jobs: [Job], store: Store, options: RunOptions, progress: ProgressReporter) throws {
         self.manifest = manifest
         self.jobs = Dictionary(uniqueKeysWithValues: jobs.map { ($0.id, $0) })
         self.order = jobs.map(\.id)
+        self.ownedOutputs = Set(jobs.map { manifest.outputDir + "/" + $0.clip.output })
         self.store = store
         self.options = options
         self.progress = progress
@@ -93,6 +98,8 @@ public final class RunLoop: @unchecked Sendable {
         /// so a duration learned from a packed GPU is not taken for a solo one.
         var soloSeconds = 0.0
         var accountedUntil = Date()
+        /// What the output's folder held when the attempt started (nil: not watched).
+        var folderBefore: Set<String>? = nil
     }
 
     enum Event: Sendable {
@@ -364,7 +371,8 @@ public final class RunLoop: @unchecked Sendable {
         let plan = AttemptPlan(job: p.job, settings: p.settings, number: attempt.number, gpu: gpu, renderer: manifest.renderer,
                                outputDir: manifest.outputDir, manifestDirectory: (manifest.path as NSString).deletingLastPathComponent,
                                timeoutSeconds: timeout, graceSeconds: options.graceSeconds, logPath: logPath,
-                               workdir: stateDir() + "/work/\(p.job.id)/attempt-\(attempt.number)", masterPort: port)
+                               workdir: stateDir() + "/work/\(p.job.id)/attempt-\(attempt.number)", masterPort: port,
+                               logCapBytes: options.logCapMB.map { $0 << 20 })
         let key = "\(p.job.id)#\(attempt.number)"
         memory.begin(key, gpu: gpu.index)
         progress.event("start \(p.job.id) on GPU \(gpu.index) (attempt \(attempt.number), \(String(format: "%.1f", e.memoryGB)) GB, ~\(ProgressReporter.duration(e.seconds))\(p.change.isEmpty ? "" : "; " + p.change))")
@@ -376,7 +384,27 @@ public final class RunLoop: @unchecked Sendable {
             }
             return .finished(id, result)
         }
-        return Running(pending: p, attempt: attempt, gpu: gpu, estimate: e, started: Date(), port: port)
+        var r = Running(pending: p, attempt: attempt, gpu: gpu, estimate: e, started: Date(), port: port)
+        r.folderBefore = folderListing(p.job)
+        return r
+    }
+
+    /// Names in the folder a job's output goes to; nil when it is too large to watch cheaply (over 5,000 entries).
+    func folderListing(_ job: Job) -> Set<String>? {
+        let dir = ((manifest.outputDir + "/" + job.clip.output) as NSString).deletingLastPathComponent
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir), names.count <= 5000 else { return nil }
+        return Set(names)
+    }
+
+    /// Files that appeared in the output's folder during the attempt and belong to no clip: a renderer writing
+    /// outside its output path (renderers are trusted and not sandboxed; this is reported, not prevented).
+    func strayFiles(_ r: Running) -> [String] {
+        guard let before = r.folderBefore, let after = folderListing(r.pending.job) else { return [] }
+        let dir = ((manifest.outputDir + "/" + r.pending.job.clip.output) as NSString).deletingLastPathComponent
+        return after.subtracting(before).filter { name in
+            if name == ".avatar-batch" || (name.hasPrefix(".") && name.contains(".partial-")) { return false }
+            return !ownedOutputs.contains(dir + "/" + name)
+        }.sorted()
     }
 
     /// Brings the solo-speed progress of every job on `gpu` up to now, at the rate of how many share it.
@@ -423,8 +451,16 @@ public final class RunLoop: @unchecked Sendable {
             predictor.observe(o)
             try? store.record(o, renderer: manifest.renderer.name)
         }
+        var note = result.note
+        let strays = strayFiles(r)
+        if !strays.isEmpty {
+            let list = strays.prefix(5).joined(separator: ", ") + (strays.count > 5 ? ", ..." : "")
+            let text = "files appeared beside its output that no clip owns (written outside its output path, by it or a job beside it): \(list)"
+            note = note.map { $0 + "; " + text } ?? text
+            progress.event("warning: \(id): \(text)")
+        }
         var end = AttemptEnd(classification: classification, exitStatus: result.exitCode, signal: result.signal, stderrTail: result.stderrTail,
-                             peakGB: peak, seconds: result.seconds, outputDigest: result.outputDigest, note: result.note, jobState: .pending)
+                             peakGB: peak, seconds: result.seconds, outputDigest: result.outputDigest, note: note, jobState: .pending)
         switch classification {
         case .succeeded:
             let path = manifest.outputDir + "/" + r.pending.job.clip.output

@@ -244,7 +244,8 @@ extension RunLoop {
         let plan = AttemptPlan(job: p.job, settings: p.settings, number: attempt.number, gpu: gpu, renderer: manifest.renderer,
                                outputDir: manifest.outputDir, manifestDirectory: (manifest.path as NSString).deletingLastPathComponent,
                                timeoutSeconds: timeout, graceSeconds: options.graceSeconds, logPath: logPath,
-                               workdir: stateDir() + "/work/\(p.job.id)/attempt-\(attempt.number)", masterPort: 0, inheritDevices: true)
+                               workdir: stateDir() + "/work/\(p.job.id)/attempt-\(attempt.number)", masterPort: 0,
+                               logCapBytes: options.logCapMB.map { $0 << 20 }, inheritDevices: true)
         let files = paths(attemptID: attempt.id)
         try? FileManager.default.removeItem(atPath: files.result)
         try FileManager.default.createDirectory(atPath: stateDir() + "/logs", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

@@ -40,6 +40,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "When the run ends (also early), write report.html, report.json and junit.xml into this directory.")
     var report: String?
 
+    @Option(help: "Each attempt's log keeps at most this many MB on disk: its first MB and its last ones (0: no cap).")
+    var maxLogMB: Int = 64
+
     @Option(help: "local (run on this machine's GPUs) or slurm (submit each attempt with sbatch).")
     var executor: String = "local"
 
@@ -88,6 +91,8 @@ struct Run: AsyncParsableCommand {
         do { store = try Store(path: state ?? manifest.defaultStatePath) } catch { throw fail("\(error)", code: 1) }
         runOptions.timeoutFactor = timeoutFactor
         runOptions.graceSeconds = grace
+        guard maxLogMB >= 0 else { throw fail("--max-log-mb must be 0 (no cap) or more") }
+        runOptions.logCapMB = maxLogMB == 0 ? nil : max(maxLogMB, 2)
         runOptions.command = CommandLine.arguments.joined(separator: " ")
         let loop = try RunLoop(manifest: manifest, jobs: jobs, store: store, options: runOptions, progress: ProgressReporter(quiet: quiet))
         let summary: RunSummary
@@ -99,6 +104,9 @@ struct Run: AsyncParsableCommand {
             throw fail(e.description, code: 1)
         } catch let e as ExecutorError {
             throw fail(e.description, code: 1)
+        } catch {
+            if let words = Store.explain(error, path: store.path) { throw fail(words, code: 1) }
+            throw error
         }
         if let dir = report {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -318,16 +318,39 @@ func processes(mentioning marker: String) -> [Int32] {
         var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
         text = text.replacingOccurrences(of: "[--mode, flood]", with: "[--mode, flood, --flood-mb, \"64\"]")
         try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
-        let r = try b.run()
+        let r = try b.run(["--max-log-mb", "8"])
         #expect(r.status == 0, "\(r.stderr)")
         let jobs = try b.jobs()
         #expect(classifications(jobs["noisy"]) == ["succeeded"])
         #expect(classifications(jobs["quiet"]) == ["succeeded"])
         let log = ((jobs["noisy"]?["attempts"] as? [[String: Any]])?.first?["log"] as? String) ?? ""
-        let size = (try FileManager.default.attributesOfItem(atPath: log)[.size] as? Int) ?? 0
-        #expect(size >= 64 << 20)
+        var st = stat()
+        #expect(stat(log, &st) == 0)
+        #expect(Int(st.st_size) >= 64 << 20)           // the renderer wrote all of it, unblocked
+        #expect(Int(st.st_blocks) * 512 <= 9 << 20)    // but the log takes at most the 8 MB cap on disk
+        let h = FileHandle(forReadingAtPath: log)!
+        #expect(String(decoding: try h.read(upToCount: 4096) ?? Data(), as: UTF8.self).hasPrefix("xxxx"))  // its first MB is kept
+        try h.close()
+        let end = AttemptTailReader.tail(log)
+        #expect(end.contains("the log passed its cap of 8 MB"))
         let tail = ((jobs["noisy"]?["attempts"] as? [[String: Any]])?.first?["stderr_tail"] as? String) ?? ""
         #expect(tail.count < 64 * 1024)
+    }
+
+    @Test func aWriteOutsideTheOutputPathIsReportedAndTheQueueGoesOn() throws {
+        // Renderers are trusted, not sandboxed: a file written beside the output is reported on the attempt,
+        // the clip's own (valid) output is still accepted, and the next job runs.
+        let b = Batch(clips: [("stray", "outside"), ("fine", "ok")], gpus: "1x24GB")
+        let r = try b.run(["--max-jobs-per-gpu", "1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let jobs = try b.jobs()
+        #expect(classifications(jobs["stray"]) == ["succeeded"])
+        #expect(classifications(jobs["fine"]) == ["succeeded"])
+        let note = ((jobs["stray"]?["attempts"] as? [[String: Any]])?.first?["note"] as? String) ?? ""
+        #expect(note.contains("no clip owns"), "\(note)")
+        #expect(note.contains("escaped-stray"))
+        #expect(((jobs["fine"]?["attempts"] as? [[String: Any]])?.first?["note"] as? String) == nil)
+        #expect(r.stderr.contains("warning: stray:"))
     }
 
     @Test func durationsLearnedOnASharedGPUAreSoloEquivalents() throws {
@@ -415,6 +438,39 @@ func processes(mentioning marker: String) -> [Int32] {
         #expect(leftovers.isEmpty)
     }
 
+    @Test(.enabled(if: canMount, "needs to mount a small tmpfs")) func fullStoreFilesystemStopsCleanlyAndResumes() throws {
+        // The store (and the logs beside it) on a 1 MB filesystem; a renderer's 3 MB of stderr fills it, so the
+        // next commit fails. The run must stop with a clear error, record nothing false, leave no process, and
+        // once space is freed the same command finishes without rendering the finished clip again.
+        let b = Batch(clips: [("a", "ok"), ("noisy", "flood"), ("c", "ok")], gpus: "1x24GB")
+        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
+        text = text.replacingOccurrences(of: "[--mode, flood]", with: "[--mode, flood, --flood-mb, \"3\"]")
+        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        let st = b.dir.path + "/st"
+        try FileManager.default.createDirectory(atPath: st, withIntermediateDirectories: true)
+        #expect(try runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", st]).0 == 0)
+        defer { _ = try? runProgram("/bin/umount", [st]) }
+        let r = try b.run(["--state", st + "/state.sqlite", "--max-jobs-per-gpu", "1"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("the store's filesystem is full"), "\(r.stderr)")
+        #expect(r.stderr.contains("run the same command again to resume"))
+        #expect(processes(mentioning: b.ledger).isEmpty)
+        // Free the space (the flood's log), calm the renderer, resume.
+        for f in (try FileManager.default.contentsOfDirectory(atPath: st + "/logs")) where f.hasPrefix("noisy") {
+            try FileManager.default.removeItem(atPath: st + "/logs/" + f)
+        }
+        text = text.replacingOccurrences(of: "[--mode, flood, --flood-mb, \"3\"]", with: "[--mode, ok]")
+        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        let again = try b.run(["--state", st + "/state.sqlite", "--max-jobs-per-gpu", "1"])
+        #expect(again.status == 0, "\(again.stderr)")
+        let store = try Store(path: st + "/state.sqlite", readOnly: true)
+        #expect(try store.integrityCheck() == "ok")
+        #expect(try store.jobs().allSatisfy { $0.state == .succeeded })
+        for j in try store.jobs() { #expect(FileManager.default.fileExists(atPath: b.dir.path + "/out/" + j.output)) }
+        let starts = b.ledgerLines().filter { $0["event"] as? String == "start" }.map { $0["clip"] as! String }
+        #expect(starts.filter { $0 == "a" }.count == 1)  // finished before the disk filled: not rendered again
+    }
+
     @Test func secondCtrlCKillsAtOnce() async throws {
         // Renderers that ignore SIGTERM and a 60 s grace period: the first Ctrl-C waits on them, the second kills
         // their groups and exits 130 at once, leaving nothing behind; the next run requeues them.
@@ -438,5 +494,16 @@ func processes(mentioning marker: String) -> [Int32] {
         let r = try b.run()
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try b.jobs().values.allSatisfy { classifications($0) == ["interrupted", "succeeded"] })
+    }
+}
+
+enum AttemptTailReader {
+    /// The last 4 KB of a file, as text.
+    static func tail(_ path: String) -> String {
+        guard let h = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? h.close() }
+        let size = (try? h.seekToEnd()) ?? 0
+        try? h.seek(toOffset: size > 4096 ? size - 4096 : 0)
+        return String(decoding: (try? h.readToEnd()) ?? Data(), as: UTF8.self)
     }
 }

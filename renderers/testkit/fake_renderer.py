@@ -17,7 +17,7 @@ Modes:
   empty         exit 0 with an empty output
   silent        write an mp4 with no audio stream (needs ffmpeg)
   flood         write --flood-mb MB to stderr, then ok
-  outside       try to write outside the output path (beside it), then ok
+  outside       write a file beside the output (outside its output path), then ok
 Every invocation appends one JSON line to --ledger (clip, pid, mode, started, ended).
 """
 import argparse, json, os, signal, subprocess, sys, time
@@ -130,7 +130,7 @@ elif mode == "flood":
         sys.stderr.write(chunk)
 elif mode == "outside":
     try:
-        with open(os.path.join(os.path.dirname(a.output), "..", "escaped-" + a.clip), "w") as f:
+        with open(os.path.join(os.path.dirname(a.output), "escaped-" + a.clip), "w") as f:
             f.write("escaped")
     except OSError:
         pass
