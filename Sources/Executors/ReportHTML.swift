@@ -96,16 +96,22 @@ public enum ReportHTML {
         for s in JobState.allCases { h += "<span><b>\(report.counts[s] ?? 0)</b> \(s.rawValue)</span>" }
         h += "<span>wall time <b>\(esc(ProgressReporter.duration(report.wallSeconds)))</b></span><span>\(report.runs.count) run(s)</span></p>\n"
 
-        // Timeline: one lane per GPU; co-located attempts stack in sub-rows.
-        let gpus = Set(attempts.compactMap(\.gpu)).sorted()
+        // Timeline: one lane per GPU (per node for Slurm attempts, whose GPU is Slurm's choice); co-located attempts
+        // stack in sub-rows.
+        func laneKey(_ a: AttemptRecord) -> (order: Int, label: String, id: String) {
+            if let g = a.gpu { return (g, "GPU \(g)", String(g)) }
+            return (Int.max, a.slurmJobID != nil ? "Slurm \(a.host)" : a.host, "slurm-" + a.host)
+        }
+        let keys = Dictionary(attempts.map { (laneKey($0).id, laneKey($0)) }, uniquingKeysWith: { a, _ in a }).values
+            .sorted { ($0.order, $0.label) < ($1.order, $1.label) }
         let width = 1200.0, left = 70.0, row = 14.0
-        var lanes: [(gpu: Int, rows: [[AttemptRecord]])] = []
-        for g in gpus {
+        var lanes: [(gpu: String, label: String, rows: [[AttemptRecord]])] = []
+        for k in keys {
             var rows: [[AttemptRecord]] = []
-            for a in attempts.filter({ $0.gpu == g }).sorted(by: { $0.startedAt < $1.startedAt }) {
+            for a in attempts.filter({ laneKey($0).id == k.id }).sorted(by: { $0.startedAt < $1.startedAt }) {
                 if let i = rows.firstIndex(where: { ($0.last?.endedAt ?? now) <= a.startedAt }) { rows[i].append(a) } else { rows.append([a]) }
             }
-            lanes.append((g, rows))
+            lanes.append((k.id, k.label, rows))
         }
         let height = lanes.reduce(20.0) { $0 + Double(max($1.rows.count, 1)) * row + 8 }
         h += "<h2>Timeline</h2><p class=\"legend\">"
@@ -118,13 +124,13 @@ public enum ReportHTML {
         var y = 4.0
         for lane in lanes {
             let laneHeight = Double(max(lane.rows.count, 1)) * row
-            h += "<g class=\"lane\" data-gpu=\"\(lane.gpu)\"><text x=\"4\" y=\"\(y + laneHeight / 2 + 4)\" font-size=\"11\">GPU \(lane.gpu)</text>\n"
+            h += "<g class=\"lane\" data-gpu=\"\(lane.gpu)\"><text x=\"4\" y=\"\(y + laneHeight / 2 + 4)\" font-size=\"11\">\(esc(lane.label))</text>\n"
             for (r, attemptsInRow) in lane.rows.enumerated() {
                 for a in attemptsInRow {
                     let kind = a.classification?.rawValue ?? "running"
                     let x = left + (a.startedAt - t0) / span * width
                     let w = max(((a.endedAt ?? now) - a.startedAt) / span * width, 1.5)
-                    let tip = "\(a.jobID) attempt \(a.number): \(kind)\(a.change.isEmpty ? "" : " [\(a.change)]")\nGPU \(lane.gpu), \(ProgressReporter.duration(a.seconds ?? ((a.endedAt ?? now) - a.startedAt)))\(a.peakGB.map { String(format: ", peak %.1f GB", $0) } ?? "")\(a.note.map { "\n" + $0 } ?? "")"
+                    let tip = "\(a.jobID) attempt \(a.number): \(kind)\(a.change.isEmpty ? "" : " [\(a.change)]")\n\(lane.label)\(a.slurmJobID.map { ", Slurm job \($0)" } ?? ""), \(ProgressReporter.duration(a.seconds ?? ((a.endedAt ?? now) - a.startedAt)))\(a.peakGB.map { String(format: ", peak %.1f GB", $0) } ?? "")\(a.note.map { "\n" + $0 } ?? "")"
                     h += "<rect class=\"attempt \(kind)\" x=\"\(String(format: "%.1f", x))\" y=\"\(String(format: "%.1f", y + Double(r) * row))\" width=\"\(String(format: "%.1f", w))\" height=\"\(row - 2)\" fill=\"\(colors[kind] ?? "#495057")\"><title>\(esc(tip))</title></rect>\n"
                 }
             }
