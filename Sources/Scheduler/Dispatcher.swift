@@ -115,7 +115,13 @@ public struct Dispatcher: Sendable {
             case let .place(gpu):
                 let i = loads.firstIndex { $0.gpu.index == gpu }!
                 let wasOpen = !placer.saturated(loads[i], smallestGB: smallest)
-                let rate = sharing.perJobRate(loads[i].occupants.count + 1)
+                let k = loads[i].occupants.count
+                let rate = sharing.perJobRate(k + 1)
+                // The jobs already there slow down by its company: their predicted ends move out.
+                if k > 0 {
+                    let stretch = sharing.perJobRate(k) / rate
+                    for o in loads[i].occupants.indices { loads[i].occupants[o].endS = now + (loads[i].occupants[o].endS - now) * stretch }
+                }
                 loads[i].occupants.append(Occupant(jobID: r.jobID, memoryGB: r.memoryGB, endS: now + r.seconds / rate))
                 if r.isolate { loads[i].isolated = true }
                 if wasOpen && placer.saturated(loads[i], smallestGB: smallest) { open -= 1 }

@@ -6,6 +6,9 @@ public struct Occupant: Sendable, Hashable {
     public var memoryGB: Double
     /// When the job is predicted to end, on the caller's clock.
     public var endS: Double
+    /// The planner's bookkeeping: the GPU's progress clock at which the job is done, and when it started.
+    public var mark = 0.0
+    public var startS = 0.0
 
     public init(jobID: String, memoryGB: Double, endS: Double) {
         self.jobID = jobID

@@ -47,12 +47,15 @@ struct Event {
 struct EventHeap {
     private var items: [Event] = []
 
+    /// Earlier first; at the same time, the lower GPU first (so plans never depend on hash-table order).
+    static func before(_ a: Event, _ b: Event) -> Bool { a.time < b.time || (a.time == b.time && a.gpu < b.gpu) }
+
     mutating func push(_ e: Event) {
         items.append(e)
         var i = items.count - 1
         while i > 0 {
             let parent = (i - 1) / 2
-            if items[parent].time <= items[i].time { break }
+            if !Self.before(items[i], items[parent]) { break }
             items.swapAt(parent, i)
             i = parent
         }
@@ -66,8 +69,8 @@ struct EventHeap {
         while true {
             let l = 2 * i + 1, r = l + 1
             var m = i
-            if l < items.count && items[l].time < items[m].time { m = l }
-            if r < items.count && items[r].time < items[m].time { m = r }
+            if l < items.count && Self.before(items[l], items[m]) { m = l }
+            if r < items.count && Self.before(items[r], items[m]) { m = r }
             if m == i { break }
             items.swapAt(i, m)
             i = m
@@ -138,8 +141,6 @@ public struct Planner: Sendable {
         // by each of its jobs); a job ends when its GPU's clock reaches its start mark plus its work.
         var progress = [Double](repeating: 0, count: gpus.count)
         var clockAt = [Double](repeating: 0, count: gpus.count)
-        var finishMark: [String: Double] = [:]
-        var startS: [String: Double] = [:]
         var version = [Int](repeating: 0, count: gpus.count)
         var heap = EventHeap()
         var runs: [PlannedRun] = []
@@ -158,11 +159,11 @@ public struct Planner: Sendable {
             version[g] += 1
             let k = loads[g].occupants.count
             guard k > 0 else { return }
-            let next = loads[g].occupants.map { finishMark[$0.jobID]! }.min()!
+            let next = loads[g].occupants.map(\.mark).min()!
             let t = now + max(next - progress[g], 0) / sharing.perJobRate(k)
             heap.push(Event(time: t, gpu: g, version: version[g]))
             for o in loads[g].occupants.indices {
-                loads[g].occupants[o].endS = now + max(finishMark[loads[g].occupants[o].jobID]! - progress[g], 0) / sharing.perJobRate(k)
+                loads[g].occupants[o].endS = now + max(loads[g].occupants[o].mark - progress[g], 0) / sharing.perJobRate(k)
             }
         }
 
@@ -182,17 +183,20 @@ public struct Planner: Sendable {
                 // The round added the started jobs to `loads`: bring each touched GPU's clock up at its old rate first.
                 var added: [Int: Int] = [:]
                 for (_, gpu) in round.starts { added[slot[gpu]!, default: 0] += 1 }
-                for (g, n) in added { advance(g, jobs: loads[g].occupants.count - n) }
+                for (g, n) in added.sorted(by: { $0.key < $1.key }) { advance(g, jobs: loads[g].occupants.count - n) }
                 var touched = Set<Int>()
                 for (id, gpu) in round.starts {
                     let g = slot[gpu]!
                     let e = estimates[id]!
-                    finishMark[id] = progress[g] + e.seconds
-                    startS[id] = now
+                    // The round appended it to this GPU's occupants; mark it there (no lookups by id later).
+                    if let o = loads[g].occupants.lastIndex(where: { $0.jobID == id }) {
+                        loads[g].occupants[o].mark = progress[g] + e.seconds
+                        loads[g].occupants[o].startS = now
+                    }
                     running += 1
                     touched.insert(g)
                 }
-                for g in touched { schedule(g) }
+                for g in touched.sorted() { schedule(g) }
                 for id in round.starts.map(\.jobID) + Array(round.never.keys) {
                     alive[position[orderOf[id]!]] = false
                     dead += 1
@@ -221,10 +225,10 @@ public struct Planner: Sendable {
             now = event.time
             let g = event.gpu
             advance(g)
-            let done = loads[g].occupants.filter { finishMark[$0.jobID]! - progress[g] <= 1e-9 * max(1, finishMark[$0.jobID]!) }
+            let done = loads[g].occupants.filter { $0.mark - progress[g] <= 1e-9 * max(1, $0.mark) }
             let ids = Set(done.map(\.jobID))
             for o in done {
-                runs.append(PlannedRun(jobID: o.jobID, gpu: gpus[g].index, startS: startS[o.jobID]!, endS: now, memoryGB: o.memoryGB))
+                runs.append(PlannedRun(jobID: o.jobID, gpu: gpus[g].index, startS: o.startS, endS: now, memoryGB: o.memoryGB))
                 running -= 1
             }
             loads[g].occupants.removeAll { ids.contains($0.jobID) }
