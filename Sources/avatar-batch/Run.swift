@@ -11,7 +11,7 @@ struct Run: AsyncParsableCommand {
         discussion: """
             Every state change is checkpointed in <output_dir>/.avatar-batch/state.sqlite. After an OOM, a crash, Ctrl-C \
             or a reboot, the same command finishes the batch without redoing finished work. Ctrl-C stops dispatching and \
-            terminates running jobs (exit 130); a second Ctrl-C kills them at once.
+            terminates running jobs (exit 130); a second Ctrl-C kills them at once. With --executor slurm each attempt             is a Slurm job instead (see docs/slurm.md); everything else stays the same.
             """)
 
     @OptionGroup var options: ManifestOptions
