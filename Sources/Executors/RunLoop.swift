@@ -112,21 +112,13 @@ public final class RunLoop: @unchecked Sendable {
         if let so = options.slurm { return try await runSlurm(so) }
         let began = Date()
         var summary = RunSummary()
-        let me = ProcFS.current()
-        let digest = (try? SHA256.hex(fileAt: manifest.path)) ?? ""
-        let runID = try store.acquire(me, user: ProcessInfo.processInfo.environment["USER"] ?? String(getuid()), command: options.command,
-                                      manifestPath: manifest.path, manifestDigest: digest, isAlive: ProcFS.isAlive)
+        let runID = try acquireStore()
         summary.runID = runID
         var exit: Int32 = 1
         defer { try? store.release(runID: runID, exitStatus: exit) }
 
         try await reconcile()
-        _ = try store.sync(order.map { id in
-            let j = jobs[id]!
-            let e = predictor.estimate(j.settings)
-            return ManifestJob(id: id, contentKey: j.contentKey, settingsJSON: String(decoding: (try? JSONEncoder.sorted.encode(j.settings)) ?? Data(), as: UTF8.self),
-                               output: j.clip.output, priority: j.clip.priority, predictedGB: e.memoryGB, predictedSeconds: e.seconds)
-        })
+        try syncJobs()
         var queue = try buildQueue(&summary)
         progress.event("batch \(manifest.name): \(order.count) clips, \(summary.skipped) already done, \(queue.count) to render on \(options.gpus.count) GPU(s) [\(options.strategy.name)]")
 
@@ -247,13 +239,25 @@ public final class RunLoop: @unchecked Sendable {
         summary.devicePeakGB = memory.peaks
         summary.wallSeconds = Date().timeIntervalSince(began)
         exit = summary.exitStatus
-        let counts = try store.counts()
-        progress.event("batch \(manifest.name) \(summary.interrupted ? "interrupted" : "finished") in \(ProgressReporter.duration(summary.wallSeconds)): "
-            + JobState.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(separator: ", "))
+        try printTotals(summary)
         return summary
     }
 
+    /// The closing line: how the batch ended and the store's counts.
+    func printTotals(_ summary: RunSummary) throws {
+        let counts = try store.counts()
+        progress.event("batch \(manifest.name) \(summary.interrupted ? "interrupted" : "finished") in \(ProgressReporter.duration(summary.wallSeconds)): "
+            + JobState.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(separator: ", "))
+    }
+
     // MARK: start
+
+    /// Becomes this store's one orchestrator (a dead holder is replaced; a live one makes this throw `locked`).
+    func acquireStore() throws -> Int64 {
+        let digest = (try? SHA256.hex(fileAt: manifest.path)) ?? ""
+        return try store.acquire(ProcFS.current(), user: ProcessInfo.processInfo.environment["USER"] ?? String(getuid()), command: options.command,
+                                 manifestPath: manifest.path, manifestDigest: digest, isAlive: ProcFS.isAlive)
+    }
 
     /// Open attempts of a dead orchestrator: stop what is left of their process groups, then requeue them as interrupted.
     func reconcile() async throws {

@@ -73,10 +73,7 @@ extension RunLoop {
     func runSlurm(_ so: SlurmRunOptions) async throws -> RunSummary {
         let began = Date()
         var summary = RunSummary()
-        let me = ProcFS.current()
-        let digest = (try? SHA256.hex(fileAt: manifest.path)) ?? ""
-        let runID = try store.acquire(me, user: ProcessInfo.processInfo.environment["USER"] ?? String(getuid()), command: options.command,
-                                      manifestPath: manifest.path, manifestDigest: digest, isAlive: ProcFS.isAlive)
+        let runID = try acquireStore()
         summary.runID = runID
         var exit: Int32 = 1
         defer { try? store.release(runID: runID, exitStatus: exit) }
@@ -189,9 +186,7 @@ extension RunLoop {
         progress.finish()
         summary.wallSeconds = Date().timeIntervalSince(began)
         exit = summary.exitStatus
-        let counts = try store.counts()
-        progress.event("batch \(manifest.name) \(summary.interrupted ? "interrupted" : "finished") in \(ProgressReporter.duration(summary.wallSeconds)): "
-            + JobState.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(separator: ", "))
+        try printTotals(summary)
         return summary
     }
 

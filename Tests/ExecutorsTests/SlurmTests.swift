@@ -164,6 +164,9 @@ extension SlurmTests {
         for _ in 0..<200 where b.ledgerLines().isEmpty { try await Task.sleep(for: .milliseconds(100)) }
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
+        // Only with the job really in Slurm does the local run have something to refuse (else it would run the
+        // hanging renderer itself).
+        try #require(b.ledgerLines().count == 1, "the Slurm job never started")
         let r = try b.run()
         #expect(r.status == 1)
         #expect(r.stderr.contains("submitted to Slurm by an earlier run"), "\(r.stderr)")
