@@ -161,7 +161,7 @@ public final class RunLoop: @unchecked Sendable {
                         return QueuedJob(request: PlacementRequest(jobID: p.job.id, memoryGB: e.memoryGB, seconds: e.seconds, isolate: p.isolate,
                                                                    gpuModel: p.job.clip.gpuModel), priority: p.job.clip.priority, order: p.order)
                     }
-                    let round = dispatcher.round(queue: queued, loads: &loads, now: now, explain: false)
+                    let round = dispatcher.round(queue: queued, loads: &loads, now: now, explain: false, queueCount: queued.count)
                     for (id, reason) in round.never {
                         let p = queue.first { $0.job.id == id }!
                         if let next = degradeUntilItFits(p) {

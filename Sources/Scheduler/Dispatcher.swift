@@ -50,21 +50,50 @@ public struct Dispatcher: Sendable {
     /// `smallestGB` (a lower bound on the queue's smallest job) spares a pass over a presorted queue.
     /// Jobs started are added to `loads` (with their predicted ends), so the caller's view stays current.
     public func round<Jobs: Sequence>(queue: Jobs, loads: inout [GPULoad], now: Double, presorted: Bool = false, explain: Bool = true,
-                                      maxReservations: Int = 8, maxWaiting: Int = 128, smallestGB: Double? = nil) -> DispatchRound
+                                      maxReservations: Int = 8, maxWaiting: Int = 128, smallestGB: Double? = nil, queueCount: Int? = nil) -> DispatchRound
     where Jobs.Element == QueuedJob {
         if presorted {
-            return sortedRound(queue, loads: &loads, now: now, explain: explain, maxReservations: maxReservations, maxWaiting: maxWaiting, smallestGB: smallestGB)
+            return sortedRound(queue, loads: &loads, now: now, explain: explain, maxReservations: maxReservations, maxWaiting: maxWaiting, smallestGB: smallestGB,
+                               queueCount: queueCount)
         }
         return sortedRound(queue.sorted(by: QueuedJob.dispatchOrder), loads: &loads, now: now, explain: explain, maxReservations: maxReservations,
-                           maxWaiting: maxWaiting, smallestGB: smallestGB)
+                           maxWaiting: maxWaiting, smallestGB: smallestGB, queueCount: queueCount)
     }
 
     /// `round` over a queue already in dispatch order (generic, so the planner's lazy view is not boxed).
     func sortedRound<Jobs: Sequence>(_ jobs: Jobs, loads: inout [GPULoad], now: Double, explain: Bool, maxReservations: Int, maxWaiting: Int,
-                                     smallestGB: Double?) -> DispatchRound where Jobs.Element == QueuedJob {
+                                     smallestGB: Double?, queueCount: Int?) -> DispatchRound where Jobs.Element == QueuedJob {
         var result = DispatchRound()
         let sharing = placer.sharing
         guard let smallest = smallestGB ?? jobs.lazy.map(\.request.memoryGB).min() else { return result }
+        // The batch's tail: when every queued job can start now, assign them together (see TailAssignment.swift).
+        if placer.strategy.shareOnlyWhenFaster, (queueCount ?? 0) <= Dispatcher.tailLimit {
+            var tail: [QueuedJob] = []
+            for j in jobs {
+                tail.append(j)
+                if tail.count > Dispatcher.tailLimit { break }
+            }
+            if tail.count <= Dispatcher.tailLimit, tail.count * loads.count <= Dispatcher.tailWork, let starts = tailAssignment(tail, loads: loads, now: now) {
+                let byID = Dictionary(uniqueKeysWithValues: tail.map { ($0.request.jobID, $0.request) })
+                for (id, gpu) in starts {
+                    let r = byID[id]!
+                    let i = loads.firstIndex { $0.gpu.index == gpu }!
+                    place(r, at: i, loads: &loads, now: now)
+                    result.starts.append((id, gpu))
+                }
+                if explain {
+                    let started = Set(starts.map(\.jobID))
+                    for j in tail where !started.contains(j.request.jobID) {
+                        var why = "the last \(tail.count) jobs are placed together and this one waits for a GPU to free up"
+                        if case let .wait(reasons) = placer.decide(j.request, loads: loads, now: now, explain: true), !reasons.isEmpty {
+                            why = Dispatcher.summarize(reasons) + " (" + why + ")"
+                        }
+                        result.waiting[j.request.jobID] = why
+                    }
+                }
+                return result
+            }
+        }
         var open = 0, busy = 0
         // The most free memory on a GPU that could take another job and that no waiting job reserved: a job larger
         // than that can only backfill a reserved GPU, so only those are looked at (free memory only shrinks
@@ -115,15 +144,7 @@ public struct Dispatcher: Sendable {
             case let .place(gpu):
                 let i = loads.firstIndex { $0.gpu.index == gpu }!
                 let wasOpen = !placer.saturated(loads[i], smallestGB: smallest)
-                let k = loads[i].occupants.count
-                let rate = sharing.perJobRate(k + 1)
-                // The jobs already there slow down by its company: their predicted ends move out.
-                if k > 0 {
-                    let stretch = sharing.perJobRate(k) / rate
-                    for o in loads[i].occupants.indices { loads[i].occupants[o].endS = now + (loads[i].occupants[o].endS - now) * stretch }
-                }
-                loads[i].occupants.append(Occupant(jobID: r.jobID, memoryGB: r.memoryGB, endS: now + r.seconds / rate))
-                if r.isolate { loads[i].isolated = true }
+                place(r, at: i, loads: &loads, now: now)
                 if wasOpen && placer.saturated(loads[i], smallestGB: smallest) { open -= 1 }
                 if wasOpen && reservedFrom[i] == .infinity && loads[i].freeGB + r.memoryGB >= roomGB { roomGB = room() }
                 result.starts.append((r.jobID, gpu))
@@ -148,6 +169,19 @@ public struct Dispatcher: Sendable {
             }
         }
         return result
+    }
+
+    /// Adds a job to a GPU's load: the jobs already there slow down by its company, so their predicted ends move out.
+    func place(_ r: PlacementRequest, at i: Int, loads: inout [GPULoad], now: Double) {
+        let sharing = placer.sharing
+        let k = loads[i].occupants.count
+        let rate = sharing.perJobRate(k + 1)
+        if k > 0 {
+            let stretch = sharing.perJobRate(k) / rate
+            for o in loads[i].occupants.indices { loads[i].occupants[o].endS = now + (loads[i].occupants[o].endS - now) * stretch }
+        }
+        loads[i].occupants.append(Occupant(jobID: r.jobID, memoryGB: r.memoryGB, endS: now + r.seconds / rate))
+        if r.isolate { loads[i].isolated = true }
     }
 
     /// The placer's decision, with reservations: a GPU reserved for an earlier job takes this one only if it, and

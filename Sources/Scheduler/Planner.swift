@@ -173,7 +173,8 @@ public struct Planner: Sendable {
                 let round: DispatchRound = {
                     let (q, isAlive, start) = (queue, alive, head)
                     let pending = (start..<q.count).lazy.filter { isAlive[$0] }.map { q[$0] }
-                    return dispatcher.round(queue: pending, loads: &loads, now: now, presorted: true, explain: explain, smallestGB: smallest)
+                    return dispatcher.round(queue: pending, loads: &loads, now: now, presorted: true, explain: explain, smallestGB: smallest,
+                                           queueCount: live)
                 }()
                 for (id, reason) in round.never {
                     let j = byID[id]!

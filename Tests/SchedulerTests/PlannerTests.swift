@@ -91,7 +91,7 @@ import Testing
 /// the same placements as one where every job is checked against every GPU (explain on), while fewer than
 /// `maxWaiting` jobs wait (beyond that, explain looks further down the queue by design).
 @Suite struct DispatcherShortcutTests {
-    @Test(arguments: [1, 2, 3, 4, 5, 6, 7, 8])
+    @Test(arguments: [1, 2, 3, 4])
     func shortcutsDecideAsAFullScanDoes(seed: UInt64) {
         var rng = SeededGenerator(seed: seed)
         let sizes = ["384*256", "688*368", "704*384"]
@@ -109,5 +109,32 @@ import Testing
             #expect(fast.unplaceable.map(\.jobID) == full.unplaceable.map(\.jobID))
             #expect(!fast.runs.isEmpty)
         }
+    }
+}
+
+/// The batch's tail is placed together, not one job at a time.
+@Suite struct TailAssignmentTests {
+    @Test func theLastJobsAreSpreadSoNoCardFinishesLongAfterTheOthers() {
+        // 20 jobs of 2-10 clips on 8 cards where a third job adds almost nothing (S(3) = 1.355 against S(2) = 1.35):
+        // one at a time, 16 start in pairs and the last 4 wait for a pair to end (makespan about 1.2 x the lower
+        // bound); placed together, they start at once where they even out the cards' finish.
+        var rng = SeededGenerator(seed: 2)
+        let jobs = (0..<20).map { PlanJob(id: "c\($0)", settings: settings("384*256", clips: Int.random(in: 2...10, using: &rng))) }
+        let gpus = (0..<8).map { GPU(index: $0, memoryGB: 80) }
+        let p = Planner(predictor: Predictor(profile: testProfile(sharing: [2: 1.35, 4: 1.36])), strategy: Strategy.table["earliest-finish"]!)
+        let plan = p.plan(jobs, gpus: gpus)
+        #expect(plan.ratio < 1.10, "ratio \(plan.ratio)")
+        #expect(plan.runs.allSatisfy { $0.startS == 0 })
+        // Never more jobs on a card than raise its throughput (S(4) > S(3) > S(2): up to the cap of 4).
+        #expect(Dictionary(grouping: plan.runs, by: \.gpu).values.allSatisfy { $0.count <= 4 })
+    }
+
+    @Test func withoutSharingGainsTheTailStillRunsOnePerCard() {
+        let jobs = (0..<3).map { PlanJob(id: "j\($0)", settings: settings("384*256", clips: 10)) }
+        let plan = Planner(predictor: Predictor(profile: testProfile()), strategy: Strategy.table["earliest-finish"]!)
+            .plan(jobs, gpus: [GPU(index: 0, memoryGB: 80), GPU(index: 1, memoryGB: 80)])
+        // S(k) = 1 everywhere: two start, the third waits for a card and runs alone.
+        #expect(plan.runs.filter { $0.startS == 0 }.count == 2)
+        #expect(plan.runs.count == 3)
     }
 }
