@@ -66,14 +66,14 @@ public struct Dispatcher: Sendable {
         var result = DispatchRound()
         let sharing = placer.sharing
         guard let smallest = smallestGB ?? jobs.lazy.map(\.request.memoryGB).min() else { return result }
-        // The batch's tail: when every queued job can start now, assign them together (see TailAssignment.swift).
+        // The batch's tail: once few jobs are left, they are assigned together (see TailAssignment.swift).
         if placer.strategy.shareOnlyWhenFaster, (queueCount ?? 0) <= Dispatcher.tailLimit {
             var tail: [QueuedJob] = []
             for j in jobs {
                 tail.append(j)
                 if tail.count > Dispatcher.tailLimit { break }
             }
-            if tail.count <= Dispatcher.tailLimit, tail.count * loads.count <= Dispatcher.tailWork, let starts = tailAssignment(tail, loads: loads, now: now) {
+            if let starts = tailAssignment(tail, loads: loads, now: now) {
                 let byID = Dictionary(uniqueKeysWithValues: tail.map { ($0.request.jobID, $0.request) })
                 for (id, gpu) in starts {
                     let r = byID[id]!
@@ -85,7 +85,7 @@ public struct Dispatcher: Sendable {
                     let started = Set(starts.map(\.jobID))
                     for j in tail where !started.contains(j.request.jobID) {
                         var why = "the last \(tail.count) jobs are placed together and this one waits for a GPU to free up"
-                        if case let .wait(reasons) = placer.decide(j.request, loads: loads, now: now, explain: true), !reasons.isEmpty {
+                        if case let .wait(reasons) = placer.decide(j.request, loads: loads, explain: true), !reasons.isEmpty {
                             why = Dispatcher.summarize(reasons) + " (" + why + ")"
                         }
                         result.waiting[j.request.jobID] = why
@@ -189,7 +189,7 @@ public struct Dispatcher: Sendable {
     func decide(_ r: PlacementRequest, loads: [GPULoad], now: Double, reservedFrom: [Double], reservedFor: [String], explain: Bool,
                 candidates: [Int]? = nil) -> Placer.Decision {
         let sharing = placer.sharing
-        return placer.decide(r, loads: loads, now: now, explain: explain, candidates: candidates) { i in
+        return placer.decide(r, loads: loads, explain: explain, candidates: candidates) { i in
             let start = reservedFrom[i]
             guard start < .infinity else { return nil }
             // Backfill only what ends before the reservation, counting how sharing stretches the jobs already

@@ -169,15 +169,15 @@ public struct ModelConstraint: PlacementFilter {
 
 /// A scorer ranks GPUs that passed every filter: higher is better. It never rejects.
 public protocol PlacementScorer: Sendable {
-    /// A score in 0...100 at time `now` (the clock the loads' predicted ends are on).
-    func score(_ request: PlacementRequest, _ load: GPULoad, sharing: SharingModel, now: Double) -> Double
+    /// A score in 0...100.
+    func score(_ request: PlacementRequest, _ load: GPULoad, sharing: SharingModel) -> Double
 }
 
 /// Prefers the GPU the job fills most tightly (least free memory left after it), keeping big GPUs for big jobs.
 /// Score = 100 x (1 - free_after / usable), in 0...100.
 public struct BestFit: PlacementScorer {
     public init() {}
-    public func score(_ r: PlacementRequest, _ load: GPULoad, sharing: SharingModel, now: Double) -> Double {
+    public func score(_ r: PlacementRequest, _ load: GPULoad, sharing: SharingModel) -> Double {
         let usable = max(load.gpu.memoryGB - load.gpu.foreignUsedGB, 0.001)
         return 100 * (1 - max(load.freeGB - r.memoryGB, 0) / usable)
     }
@@ -186,7 +186,7 @@ public struct BestFit: PlacementScorer {
 /// Prefers the emptiest GPU: fewest jobs, then most free memory. Score = 100 / (1 + jobs) - free-memory tiebreak, in 0...100.
 public struct LeastLoaded: PlacementScorer {
     public init() {}
-    public func score(_ r: PlacementRequest, _ load: GPULoad, sharing: SharingModel, now: Double) -> Double {
+    public func score(_ r: PlacementRequest, _ load: GPULoad, sharing: SharingModel) -> Double {
         let usable = max(load.gpu.memoryGB, 0.001)
         return 100 / Double(1 + load.occupants.count) * (0.9 + 0.1 * max(load.freeGB, 0) / usable)
     }
@@ -197,9 +197,9 @@ public struct LeastLoaded: PlacementScorer {
 /// Score = 100 x rate, in 0...100; ties are broken by best fit, so big GPUs stay free for big jobs.
 public struct EarliestFinish: PlacementScorer {
     public init() {}
-    public func score(_ r: PlacementRequest, _ load: GPULoad, sharing: SharingModel, now: Double) -> Double {
+    public func score(_ r: PlacementRequest, _ load: GPULoad, sharing: SharingModel) -> Double {
         let rate = sharing.perJobRate(load.occupants.count + 1)
-        return 99 * rate + BestFit().score(r, load, sharing: sharing, now: now) / 100
+        return 99 * rate + BestFit().score(r, load, sharing: sharing) / 100
     }
 }
 
@@ -302,7 +302,7 @@ public struct Placer: Sendable {
     /// asks once per job, not on every event).
     /// `candidates` (positions in `loads`), when given, are the only GPUs that could take the job now: the caller
     /// knows the others are too full.
-    public func decide(_ request: PlacementRequest, loads: [GPULoad], now: Double = 0, explain: Bool = true, candidates: [Int]? = nil,
+    public func decide(_ request: PlacementRequest, loads: [GPULoad], explain: Bool = true, candidates: [Int]? = nil,
                        allowed: (Int) -> Rejection? = { _ in nil }) -> Decision {
         var best: (gpu: Int, score: Double)?
         func consider(_ i: Int) {
@@ -310,7 +310,7 @@ public struct Placer: Sendable {
             // (copying a load costs more than checking it). `filtersAgree` in the tests keeps it equal to the
             // filters, which remain the source of the reasons below.
             guard fastPathPasses(request, loads[i]), sharingPays(jobs: loads[i].occupants.count), allowed(i) == nil else { return }
-            let s = strategy.scorer.score(request, loads[i], sharing: sharing, now: now)
+            let s = strategy.scorer.score(request, loads[i], sharing: sharing)
             if best == nil || s > best!.score { best = (loads[i].gpu.index, s) }
         }
         if let candidates { for i in candidates { consider(i) } } else { for i in loads.indices { consider(i) } }

@@ -16,11 +16,12 @@ extension Dispatcher {
     /// Card simulations one assignment may spend (the greedy start always completes; the improvement stops here).
     static let tailBudget = 20_000
 
-    /// The jobs to start now and their GPUs (possibly none), or nil when some job fits no GPU (the one-by-one path
-    /// then reports it).
+    /// The jobs to start now and their GPUs (possibly none), or nil when the tail is too large to assign together
+    /// or some job fits no GPU (the one-by-one path then decides, and reports it).
     func tailAssignment(_ queue: [QueuedJob], loads: [GPULoad], now: Double) -> [(jobID: String, gpu: Int)]? {
         let sharing = placer.sharing
-        guard placer.strategy.shareOnlyWhenFaster, !queue.isEmpty, queue.count <= Dispatcher.tailLimit else { return nil }
+        guard placer.strategy.shareOnlyWhenFaster, !queue.isEmpty, queue.count <= Dispatcher.tailLimit,
+              queue.count * loads.count <= Dispatcher.tailWork else { return nil }
         // The most jobs a card may hold: up to the cap, while each added job raises the card's throughput.
         var kmax = 1
         while kmax < placer.maxJobsPerGPU && sharing.aggregate(kmax + 1) > sharing.aggregate(kmax) * (1 + 1e-9) { kmax += 1 }
