@@ -178,7 +178,8 @@ public enum AttemptRunner {
         return max(1.0, clip, 0.05 * (expectedDuration(p) ?? 0))
     }
 
-    static func logTail(_ path: String, bytes: Int) -> String {
+    /// The last `bytes` of a log, as text.
+    public static func logTail(_ path: String, bytes: Int) -> String {
         guard let h = FileHandle(forReadingAtPath: path) else { return "" }
         defer { try? h.close() }
         let size = (try? h.seekToEnd()) ?? 0

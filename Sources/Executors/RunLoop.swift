@@ -217,20 +217,8 @@ public final class RunLoop: @unchecked Sendable {
                     loads[li].occupants.removeAll { $0.jobID == id }
                     if r.pending.isolate { loads[li].isolated = false }
                     ports.release(r.port)
-                    let next = try finish(r, result, stopping: stopping)
-                    switch next {
-                    case let .requeue(p): queue.append(p)
-                    case .succeeded: summary.succeeded += 1
-                    case .failed:
-                        summary.failed += 1
-                        failedForGood += 1
-                    case .interrupted: break
-                    }
-                    if let limit = options.maxFailures, failedForGood >= limit, !stopping {
-                        progress.event("stopping: \(failedForGood) job(s) failed (--max-failures \(limit)); running jobs finish, \(queue.count) stay queued")
-                        stopping = true
-                        summary.stoppedEarly = true
-                    }
+                    if let p = tally(try finish(r, result, stopping: stopping), &summary, failedForGood: &failedForGood) { queue.append(p) }
+                    if !stopping && failureLimitReached(failedForGood, &summary, queued: queue.count, still: "running jobs finish") { stopping = true }
                 }
             }
             group.cancelAll()
@@ -241,6 +229,16 @@ public final class RunLoop: @unchecked Sendable {
         exit = summary.exitStatus
         try printTotals(summary)
         return summary
+    }
+
+    /// Brings the store's jobs in line with the manifest (predictions included).
+    func syncJobs() throws {
+        _ = try store.sync(order.map { id in
+            let j = jobs[id]!
+            let e = predictor.estimate(j.settings)
+            return ManifestJob(id: id, contentKey: j.contentKey, settingsJSON: String(decoding: (try? JSONEncoder.sorted.encode(j.settings)) ?? Data(), as: UTF8.self),
+                               output: j.clip.output, priority: j.clip.priority, predictedGB: e.memoryGB, predictedSeconds: e.seconds)
+        })
     }
 
     /// The closing line: how the batch ended and the store's counts.
@@ -268,6 +266,22 @@ public final class RunLoop: @unchecked Sendable {
                 + "(e.g. \(inSlurm[0].jobID), Slurm job \(inSlurm[0].slurmJobID ?? "?")); run with --executor slurm to collect them first")
         }
         for a in open { try await reconcileLocal(a) }
+    }
+
+    /// A dead local run's attempt: stop what is left of its process group and requeue it.
+    func reconcileLocal(_ a: AttemptRecord) async throws {
+        if let pgid = a.processGroup, a.host == ProcFS.hostname, !ProcFS.members(ofGroup: pgid).isEmpty {
+            // Only a group whose leader is the process we launched (pid + start time), or whose leader is gone.
+            let leaderMatches = a.pid.map { pid in ProcFS.startTime(of: pid) == nil || ProcFS.startTime(of: pid) == a.processStart } ?? true
+            if leaderMatches {
+                progress.event("stopping leftover processes of \(a.jobID) (process group \(pgid))")
+                await ProcFS.terminateGroup(pgid, graceSeconds: options.graceSeconds)
+            }
+        }
+        removePartials(a.jobID)
+        try store.finishAttempt(a, AttemptEnd(classification: .interrupted, note: "the orchestrator stopped while it ran", jobState: .interrupted,
+                                              reason: "interrupted"))
+        progress.event("requeue \(a.jobID): attempt \(a.number) was interrupted")
     }
 
     func removePartials(_ jobID: String) {
@@ -363,20 +377,33 @@ public final class RunLoop: @unchecked Sendable {
     /// Logs and working directories live beside the store (`<output_dir>/.avatar-batch/` unless --state moves it).
     func stateDir() -> String { (store.path as NSString).deletingLastPathComponent }
 
+    /// The number the job's next attempt will get (the store assigns it in `startAttempt`).
+    func nextAttemptNumber(_ jobID: String) throws -> Int { (try store.job(jobID)?.attemptCount ?? 0) + 1 }
+
+    /// Where an attempt's log goes: `logs/<id>.attempt-N.log` beside the store (`slurm.log` for Slurm's own output).
+    func logPath(_ jobID: String, attempt n: Int, kind: String = "log") -> String { stateDir() + "/logs/\(jobID).attempt-\(n).\(kind)" }
+
+    /// A job's timeout: its clip's `timeout`, else predicted time x --timeout-factor, at least the minimum.
+    func timeout(_ p: Pending, _ e: Estimate) -> Double {
+        p.job.clip.timeoutSeconds ?? max(options.minimumTimeoutSeconds, e.seconds * options.timeoutFactor)
+    }
+
+    /// Everything one attempt needs, for either executor.
+    func attemptPlan(_ p: Pending, attempt: AttemptRecord, gpu: GPU, timeout: Double, port: Int, inheritDevices: Bool = false) -> AttemptPlan {
+        AttemptPlan(job: p.job, settings: p.settings, number: attempt.number, gpu: gpu, renderer: manifest.renderer,
+                    outputDir: manifest.outputDir, manifestDirectory: (manifest.path as NSString).deletingLastPathComponent,
+                    timeoutSeconds: timeout, graceSeconds: options.graceSeconds, logPath: attempt.logPath ?? logPath(p.job.id, attempt: attempt.number),
+                    workdir: stateDir() + "/work/\(p.job.id)/attempt-\(attempt.number)", masterPort: port,
+                    logCapBytes: options.logCapMB.map { $0 << 20 }, inheritDevices: inheritDevices)
+    }
+
     func launch(_ p: Pending, gpu: GPU, estimate e: Estimate, runID: Int64, group: inout ThrowingTaskGroup<Event, any Error>) throws -> Running {
         let port = ports.take()
-        let rec = try store.job(p.job.id)
-        let number = (rec?.attemptCount ?? 0) + 1
-        let logPath = stateDir() + "/logs/\(p.job.id).attempt-\(number).log"
-        let timeout = p.job.clip.timeoutSeconds ?? max(options.minimumTimeoutSeconds, e.seconds * options.timeoutFactor)
+        let logPath = self.logPath(p.job.id, attempt: try nextAttemptNumber(p.job.id))
         let attempt = try store.startAttempt(p.job.id, runID: runID, host: ProcFS.hostname, AttemptStart(
             settings: p.settings, change: p.change, isolated: p.isolate, rung: p.rung, gpu: gpu.index, gpuUUID: gpu.uuid, logPath: logPath,
             predictedGB: e.memoryGB, predictedSeconds: e.seconds))
-        let plan = AttemptPlan(job: p.job, settings: p.settings, number: attempt.number, gpu: gpu, renderer: manifest.renderer,
-                               outputDir: manifest.outputDir, manifestDirectory: (manifest.path as NSString).deletingLastPathComponent,
-                               timeoutSeconds: timeout, graceSeconds: options.graceSeconds, logPath: logPath,
-                               workdir: stateDir() + "/work/\(p.job.id)/attempt-\(attempt.number)", masterPort: port,
-                               logCapBytes: options.logCapMB.map { $0 << 20 })
+        let plan = attemptPlan(p, attempt: attempt, gpu: gpu, timeout: timeout(p, e), port: port)
         let key = "\(p.job.id)#\(attempt.number)"
         memory.begin(key, gpu: gpu.index)
         progress.event("start \(p.job.id) on GPU \(gpu.index) (attempt \(attempt.number), \(String(format: "%.1f", e.memoryGB)) GB, ~\(ProgressReporter.duration(e.seconds))\(p.change.isEmpty ? "" : "; " + p.change))")
@@ -425,6 +452,27 @@ public final class RunLoop: @unchecked Sendable {
     enum Next {
         case requeue(Pending)
         case succeeded, failed, interrupted
+    }
+
+    /// Counts what a finished attempt led to; returns the job to queue again, if any.
+    func tally(_ next: Next, _ summary: inout RunSummary, failedForGood: inout Int) -> Pending? {
+        switch next {
+        case let .requeue(p): return p
+        case .succeeded: summary.succeeded += 1
+        case .failed:
+            summary.failed += 1
+            failedForGood += 1
+        case .interrupted: break
+        }
+        return nil
+    }
+
+    /// Whether --max-failures is reached; says so and marks the run stopped early when it is.
+    func failureLimitReached(_ failedForGood: Int, _ summary: inout RunSummary, queued: Int, still: String) -> Bool {
+        guard let limit = options.maxFailures, failedForGood >= limit else { return false }
+        progress.event("stopping: \(failedForGood) job(s) failed (--max-failures \(limit)); \(still), \(queued) stay queued")
+        summary.stoppedEarly = true
+        return true
     }
 
     func finish(_ r: Running, _ result: AttemptResult, stopping: Bool) throws -> Next {

@@ -168,35 +168,16 @@ extension RunLoop {
                 let files = paths(attemptID: t.running.attempt.id)
                 try? FileManager.default.removeItem(atPath: files.job)
                 try? FileManager.default.removeItem(atPath: files.result)
-                switch next {
-                case let .requeue(p): queue.insert(p, at: 0)
-                case .succeeded: summary.succeeded += 1
-                case .failed:
-                    summary.failed += 1
-                    failedForGood += 1
-                case .interrupted: break
-                }
+                // A retry goes to the front: it is submitted before jobs not yet tried.
+                if let p = tally(next, &summary, failedForGood: &failedForGood) { queue.insert(p, at: 0) }
             }
-            if let limit = options.maxFailures, failedForGood >= limit, !stopping {
-                progress.event("stopping: \(failedForGood) job(s) failed (--max-failures \(limit)); submitted jobs finish, \(queue.count) stay queued")
-                stopping = true
-                summary.stoppedEarly = true
-            }
+            if !stopping && failureLimitReached(failedForGood, &summary, queued: queue.count, still: "submitted jobs finish") { stopping = true }
         }
         progress.finish()
         summary.wallSeconds = Date().timeIntervalSince(began)
         exit = summary.exitStatus
         try printTotals(summary)
         return summary
-    }
-
-    func syncJobs() throws {
-        _ = try store.sync(order.map { id in
-            let j = jobs[id]!
-            let e = predictor.estimate(j.settings)
-            return ManifestJob(id: id, contentKey: j.contentKey, settingsJSON: String(decoding: (try? JSONEncoder.sorted.encode(j.settings)) ?? Data(), as: UTF8.self),
-                               output: j.clip.output, priority: j.clip.priority, predictedGB: e.memoryGB, predictedSeconds: e.seconds)
-        })
     }
 
     /// The fixed script every Slurm job starts (sbatch wants a script): it runs its arguments and nothing else.
@@ -221,26 +202,21 @@ extension RunLoop {
     }
 
     func submit(_ p: Pending, estimate e: Estimate, so: SlurmRunOptions, runID: Int64, script: String, token: String) async throws -> Tracked {
-        var timeout = p.job.clip.timeoutSeconds ?? max(options.minimumTimeoutSeconds, e.seconds * options.timeoutFactor)
+        var timeout = self.timeout(p, e)
         var minutes = Int(((timeout + options.graceSeconds + 60) / 60).rounded(.up))
         if let hard = so.settings.timeLimitSeconds {
             // The renderer's own timeout fires first, so a slow job is classified as a timeout, not lost to Slurm's kill.
             timeout = min(timeout, max(30, hard - options.graceSeconds - 30))
             minutes = Int((hard / 60).rounded(.up))
         }
-        let rec = try store.job(p.job.id)
-        let number = (rec?.attemptCount ?? 0) + 1
-        let logPath = stateDir() + "/logs/\(p.job.id).attempt-\(number).log"
-        let slurmLog = stateDir() + "/logs/\(p.job.id).attempt-\(number).slurm.log"
+        let number = try nextAttemptNumber(p.job.id)
+        let logPath = self.logPath(p.job.id, attempt: number)
+        let slurmLog = self.logPath(p.job.id, attempt: number, kind: "slurm.log")
         let attempt = try store.startAttempt(p.job.id, runID: runID, host: "slurm", AttemptStart(
             settings: p.settings, change: p.change, isolated: p.isolate, rung: p.rung, gpu: nil, gpuUUID: slurmGPUMarker, logPath: logPath,
             predictedGB: e.memoryGB, predictedSeconds: e.seconds))
         let gpu = slurmGPU(so)
-        let plan = AttemptPlan(job: p.job, settings: p.settings, number: attempt.number, gpu: gpu, renderer: manifest.renderer,
-                               outputDir: manifest.outputDir, manifestDirectory: (manifest.path as NSString).deletingLastPathComponent,
-                               timeoutSeconds: timeout, graceSeconds: options.graceSeconds, logPath: logPath,
-                               workdir: stateDir() + "/work/\(p.job.id)/attempt-\(attempt.number)", masterPort: 0,
-                               logCapBytes: options.logCapMB.map { $0 << 20 }, inheritDevices: true)
+        let plan = attemptPlan(p, attempt: attempt, gpu: gpu, timeout: timeout, port: 0, inheritDevices: true)  // the node picks the port
         let files = paths(attemptID: attempt.id)
         try? FileManager.default.removeItem(atPath: files.result)
         try FileManager.default.createDirectory(atPath: stateDir() + "/logs", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -298,7 +274,7 @@ extension RunLoop {
             let running = Running(pending: p, attempt: a, gpu: slurmGPU(so), estimate: e, started: Date(timeIntervalSince1970: a.startedAt), port: 0,
                                   soloSeconds: .infinity)
             let files = paths(attemptID: a.id)
-            let slurmLog = stateDir() + "/logs/\(a.jobID).attempt-\(a.number).slurm.log"
+            let slurmLog = logPath(a.jobID, attempt: a.number, kind: "slurm.log")
             tracked[a.jobID] = Tracked(running: running, slurmID: id, resultPath: files.result, slurmLog: slurmLog,
                                        submitted: Date(timeIntervalSince1970: a.startedAt))
             progress.event("re-attached \(a.jobID): Slurm job \(id) (attempt \(a.number))")
@@ -378,20 +354,5 @@ extension RunLoop {
             }
         }
         return try finish(t.running, result, stopping: stopping)
-    }
-
-    /// A dead local run's attempt: stop what is left of its process group and requeue it.
-    func reconcileLocal(_ a: AttemptRecord) async throws {
-        if let pgid = a.processGroup, a.host == ProcFS.hostname, !ProcFS.members(ofGroup: pgid).isEmpty {
-            let leaderMatches = a.pid.map { pid in ProcFS.startTime(of: pid) == nil || ProcFS.startTime(of: pid) == a.processStart } ?? true
-            if leaderMatches {
-                progress.event("stopping leftover processes of \(a.jobID) (process group \(pgid))")
-                await ProcFS.terminateGroup(pgid, graceSeconds: options.graceSeconds)
-            }
-        }
-        removePartials(a.jobID)
-        try store.finishAttempt(a, AttemptEnd(classification: .interrupted, note: "the orchestrator stopped while it ran", jobState: .interrupted,
-                                              reason: "interrupted"))
-        progress.event("requeue \(a.jobID): attempt \(a.number) was interrupted")
     }
 }
