@@ -15,9 +15,7 @@ import Glibc
         let seed = UInt64(ProcessInfo.processInfo.environment["AVATAR_BATCH_CHAOS_SEED"] ?? "") ?? 7
         var rng = SeededGenerator(seed: seed)
         let b = Batch(clips: (0..<clips).map { ("c\($0)", "ok") }, gpus: "4x24GB")
-        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"1\"]")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"1\"]"))
 
         var doneAtKill: [(time: Double, done: Set<String>)] = []
         for k in 0..<kills {

@@ -30,9 +30,7 @@ func which(_ name: String) -> String? {
     func renderedBatch() throws -> (Batch, String) {
         let b = Batch(clips: [("a", "ok"), ("b", "ok"), ("c", "ok"), ("d", "ok"), ("broken", "crash"), ("big", "oom")],
                       check: "ffprobe", ffmpeg: true, retry: "{max_attempts: 2, on_oom: [isolate, {online_decode: true}]}", gpus: "2x80GB")
-        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"0.6\"]")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"0.6\"]"))
         let r = try b.run(["--report", b.dir.path + "/reports"])
         #expect(r.status == 1, "\(r.stderr)")
         return (b, b.dir.path + "/reports/report.html")

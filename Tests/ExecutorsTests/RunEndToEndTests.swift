@@ -1,4 +1,5 @@
 import Checkpoint
+import Executors
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
@@ -49,6 +50,13 @@ final class Batch: @unchecked Sendable {
             """
         for c in clips { yaml += "  - {id: \(c.id), extra_args: [--mode, \(c.mode)]\(extraClip)}\n" }
         dir.write("m.yaml", yaml)
+    }
+
+    /// Rewrites the manifest with each (text, replacement) applied in turn (e.g. a clip's extra_args).
+    func editManifest(_ replacements: (String, String)...) throws {
+        var text = try String(contentsOfFile: manifest, encoding: .utf8)
+        for (from, to) in replacements { text = text.replacingOccurrences(of: from, with: to) }
+        try text.write(toFile: manifest, atomically: true, encoding: .utf8)
     }
 
     func run(_ extra: [String] = []) throws -> CLIResult { try CLI.run(["run", manifest, "--grace", "1"] + extra) }
@@ -192,10 +200,7 @@ func processes(mentioning marker: String) -> [Int32] {
     @Test func hostilePromptReachesTheRendererByteForByte() throws {
         let b = Batch(clips: [("p", "ok")])
         let prompt = "it's \\\"$(touch /tmp/pwned)\\\" `id`; rm -rf ~ \\n --mode crash ünï"
-        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "prompt: \"p\"", with: "prompt: \"\(prompt)\"")
-        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --argv-dump, \(b.dir.path)/argv.json]")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("prompt: \"p\"", "prompt: \"\(prompt)\""), ("[--mode, ok]", "[--mode, ok, --argv-dump, \(b.dir.path)/argv.json]"))
         let r = try b.run()
         #expect(r.status == 0, "\(r.stderr)")
         let argv = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: b.dir.path + "/argv.json"))) as! [String]
@@ -215,9 +220,7 @@ func processes(mentioning marker: String) -> [Int32] {
 @Suite(.serialized) struct InterruptAndResumeTests {
     @Test func ctrlCInterruptsAndTheSameCommandResumes() async throws {
         let b = Batch(clips: (0..<4).map { ("slow-\($0)", "ok") }, extraClip: "")
-        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"30\"]")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"30\"]"))
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"])
         // Wait until renderers run, then Ctrl-C.
         for _ in 0..<100 where b.ledgerLines().count < 2 { try await Task.sleep(for: .milliseconds(100)) }
@@ -233,8 +236,7 @@ func processes(mentioning marker: String) -> [Int32] {
         #expect(jobs.values.allSatisfy { classifications($0).allSatisfy { $0 == "interrupted" } })
         #expect(processes(mentioning: b.ledger).isEmpty)
         // Resume without the sleep: every job completes, the interrupted ones with a second attempt.
-        text = text.replacingOccurrences(of: ", --sleep, \"30\"", with: "")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest((", --sleep, \"30\"", ""))
         let r = try b.run()
         #expect(r.status == 0, "\(r.stderr)")
         let after = try b.jobs()
@@ -243,9 +245,7 @@ func processes(mentioning marker: String) -> [Int32] {
 
     @Test func sigkilledOrchestratorIsResumedWithoutDuplicates() async throws {
         let b = Batch(clips: (0..<6).map { ("k-\($0)", "ok") })
-        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"1\"]")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"1\"]"))
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"])
         for _ in 0..<200 where b.ledgerLines().filter({ $0["event"] as? String == "end" }).count < 2 { try await Task.sleep(for: .milliseconds(50)) }
         kill(p.processIdentifier, SIGKILL)
@@ -268,9 +268,7 @@ func processes(mentioning marker: String) -> [Int32] {
 
     @Test func secondRunOnTheSameBatchIsRefused() async throws {
         let b = Batch(clips: [("long", "ok")])
-        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"20\"]")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"20\"]"))
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"])
         for _ in 0..<100 where b.ledgerLines().isEmpty { try await Task.sleep(for: .milliseconds(100)) }
         let second = try b.run()
@@ -285,9 +283,7 @@ func processes(mentioning marker: String) -> [Int32] {
 
     @Test func twoOrchestratorsRacingForOneBatchLeaveOneRunning() async throws {
         let b = Batch(clips: [("race", "ok")])
-        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"2\"]")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"2\"]"))
         // Started together: exactly one takes the store, the other exits 1 naming it (or finds the work done).
         let first = try CLI.start(["run", b.manifest, "--grace", "1"])
         let second = try CLI.start(["run", b.manifest, "--grace", "1"])
@@ -315,9 +311,7 @@ func processes(mentioning marker: String) -> [Int32] {
         // 64 MB of stderr: the renderer is not blocked by a full pipe (its output goes to a file), the job
         // succeeds, only the log's tail is read, and the next job runs.
         let b = Batch(clips: [("noisy", "flood"), ("quiet", "ok")], gpus: "1x24GB")
-        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "[--mode, flood]", with: "[--mode, flood, --flood-mb, \"64\"]")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("[--mode, flood]", "[--mode, flood, --flood-mb, \"64\"]"))
         let r = try b.run(["--max-log-mb", "8"])
         #expect(r.status == 0, "\(r.stderr)")
         let jobs = try b.jobs()
@@ -331,7 +325,7 @@ func processes(mentioning marker: String) -> [Int32] {
         let h = FileHandle(forReadingAtPath: log)!
         #expect(String(decoding: try h.read(upToCount: 4096) ?? Data(), as: UTF8.self).hasPrefix("xxxx"))  // its first MB is kept
         try h.close()
-        let end = AttemptTailReader.tail(log)
+        let end = AttemptRunner.logTail(log, bytes: 4096)
         #expect(end.contains("the log passed its cap of 8 MB"))
         let tail = ((jobs["noisy"]?["attempts"] as? [[String: Any]])?.first?["stderr_tail"] as? String) ?? ""
         #expect(tail.count < 64 * 1024)
@@ -357,9 +351,7 @@ func processes(mentioning marker: String) -> [Int32] {
         // Two jobs share one GPU whose profile says S(2) = 1.5: each runs at 0.75 of its solo speed, so what the
         // predictor learns is about 0.75 of the wall time, not the wall time.
         let b = Batch(clips: [("x", "ok"), ("y", "ok")], gpus: "1x24GB")
-        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"1\"]")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"1\"]"))
         let r = try b.run()
         #expect(r.status == 0, "\(r.stderr)")
         let store = try Store(path: b.store, readOnly: true)
@@ -383,9 +375,7 @@ func processes(mentioning marker: String) -> [Int32] {
 
     @Test func outputDirectoryVanishingMidRunRecordsNothingFalse() async throws {
         let b = Batch(clips: (0..<4).map { ("v\($0)", "ok") }, retry: "{max_attempts: 3}", gpus: "2x24GB")
-        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"1\"]")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"1\"]"))
         let state = b.dir.path + "/state.sqlite"
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1", "--state", state])
         for _ in 0..<100 where b.ledgerLines().count < 2 { try await Task.sleep(for: .milliseconds(50)) }
@@ -413,9 +403,7 @@ func processes(mentioning marker: String) -> [Int32] {
     @Test(.enabled(if: canMount, "needs to mount a small tmpfs")) func fullDiskFailsTheJobNotTheRecord() throws {
         // output_dir on a 3 MB filesystem; each output is 2 MB: the first fits, the second runs out of space.
         let b = Batch(clips: [("first", "ok"), ("second", "ok")], retry: "{max_attempts: 2}", gpus: "1x24GB")
-        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --output-mb, \"2\"]")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("[--mode, ok]", "[--mode, ok, --output-mb, \"2\"]"))
         let out = b.dir.path + "/out"
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         #expect(try runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=3m", "tmpfs", out]).0 == 0)
@@ -443,9 +431,7 @@ func processes(mentioning marker: String) -> [Int32] {
         // next commit fails. The run must stop with a clear error, record nothing false, leave no process, and
         // once space is freed the same command finishes without rendering the finished clip again.
         let b = Batch(clips: [("a", "ok"), ("noisy", "flood"), ("c", "ok")], gpus: "1x24GB")
-        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "[--mode, flood]", with: "[--mode, flood, --flood-mb, \"3\"]")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("[--mode, flood]", "[--mode, flood, --flood-mb, \"3\"]"))
         let st = b.dir.path + "/st"
         try FileManager.default.createDirectory(atPath: st, withIntermediateDirectories: true)
         #expect(try runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", st]).0 == 0)
@@ -459,8 +445,7 @@ func processes(mentioning marker: String) -> [Int32] {
         for f in (try FileManager.default.contentsOfDirectory(atPath: st + "/logs")) where f.hasPrefix("noisy") {
             try FileManager.default.removeItem(atPath: st + "/logs/" + f)
         }
-        text = text.replacingOccurrences(of: "[--mode, flood, --flood-mb, \"3\"]", with: "[--mode, ok]")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("[--mode, flood, --flood-mb, \"3\"]", "[--mode, ok]"))
         let again = try b.run(["--state", st + "/state.sqlite", "--max-jobs-per-gpu", "1"])
         #expect(again.status == 0, "\(again.stderr)")
         let store = try Store(path: st + "/state.sqlite", readOnly: true)
@@ -488,22 +473,9 @@ func processes(mentioning marker: String) -> [Int32] {
         for _ in 0..<50 where !processes(mentioning: b.ledger).isEmpty { try await Task.sleep(for: .milliseconds(100)) }
         #expect(processes(mentioning: b.ledger).isEmpty)
         // The hard stop left the attempts open; the next run reconciles them as interrupted.
-        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "ignore-term", with: "ok")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("ignore-term", "ok"))
         let r = try b.run()
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try b.jobs().values.allSatisfy { classifications($0) == ["interrupted", "succeeded"] })
-    }
-}
-
-enum AttemptTailReader {
-    /// The last 4 KB of a file, as text.
-    static func tail(_ path: String) -> String {
-        guard let h = FileHandle(forReadingAtPath: path) else { return "" }
-        defer { try? h.close() }
-        let size = (try? h.seekToEnd()) ?? 0
-        try? h.seek(toOffset: size > 4096 ? size - 4096 : 0)
-        return String(decoding: (try? h.readToEnd()) ?? Data(), as: UTF8.self)
     }
 }

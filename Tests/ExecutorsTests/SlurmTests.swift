@@ -33,9 +33,7 @@ struct SlurmTests {
     @Test func packsTwoTenGigabyteJobsPerTwentyFourShardGPUNeverThree() throws {
         let ids = (0..<12).map { "pack-\(tag)-\($0)" }
         let b = Batch(clips: ids.map { ($0, "ok") })
-        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"2\"]")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"2\"]"))
         let r = try b.run(slurmArgs)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.contains("--gres=shard:10"))
@@ -66,9 +64,7 @@ struct SlurmTests {
     @Test func refusesAJobLargerThanAnyGPUsShardsBeforeSubmitting() throws {
         let big = "big-\(tag)"
         let b = Batch(clips: [("small-\(tag)", "ok"), (big, "ok")])
-        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "{id: \(big), extra_args", with: "{id: \(big), infer_frames: 192, extra_args")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("{id: \(big), extra_args", "{id: \(big), infer_frames: 192, extra_args"))
         let r = try b.run(slurmArgs)
         #expect(r.status == 2)
         #expect(r.stderr.contains("m.yaml:"), "\(r.stderr)")
@@ -93,9 +89,7 @@ struct SlurmTests {
     @Test func aKilledOrchestratorIsResumedWithoutSubmittingTwice() async throws {
         let ids = (0..<8).map { "resume-\(tag)-\($0)" }
         let b = Batch(clips: ids.map { ($0, "ok") })
-        var text = try String(contentsOfFile: b.manifest, encoding: .utf8)
-        text = text.replacingOccurrences(of: "[--mode, ok]", with: "[--mode, ok, --sleep, \"4\"]")
-        try text.write(toFile: b.manifest, atomically: true, encoding: .utf8)
+        try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"4\"]"))
         // At most 4 in flight, so some jobs are still to be submitted when the orchestrator dies.
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1", "--max-in-flight", "4"] + slurmArgs)
         for _ in 0..<200 where b.ledgerLines().filter({ $0["event"] as? String == "start" }).count < 4 { try await Task.sleep(for: .milliseconds(100)) }

@@ -38,9 +38,9 @@ import Testing
 
     @Test func bestFitScore() {
         // 24 GB GPU, empty, job 18 GB: free after = 6, score = 100 x (1 - 6/24) = 75.
-        #expect(BestFit().score(PlacementRequest(jobID: "j", memoryGB: 18, seconds: 1), GPULoad(gpu: gpu24), sharing: SharingModel([:]), now: 0) == 75)
+        #expect(BestFit().score(PlacementRequest(jobID: "j", memoryGB: 18, seconds: 1), GPULoad(gpu: gpu24), sharing: SharingModel([:])) == 75)
         // 80 GB GPU: free after = 62, score = 100 x (1 - 62/80) = 22.5; the 24 GB card wins.
-        #expect(abs(BestFit().score(PlacementRequest(jobID: "j", memoryGB: 18, seconds: 1), GPULoad(gpu: gpu80), sharing: SharingModel([:]), now: 0) - 22.5) < 1e-9)
+        #expect(abs(BestFit().score(PlacementRequest(jobID: "j", memoryGB: 18, seconds: 1), GPULoad(gpu: gpu80), sharing: SharingModel([:])) - 22.5) < 1e-9)
     }
 
     @Test func sharingModelInterpolates() {
