@@ -64,7 +64,6 @@ public struct Dispatcher: Sendable {
     func sortedRound<Jobs: Sequence>(_ jobs: Jobs, loads: inout [GPULoad], now: Double, explain: Bool, maxReservations: Int, maxWaiting: Int,
                                      smallestGB: Double?, queueCount: Int?) -> DispatchRound where Jobs.Element == QueuedJob {
         var result = DispatchRound()
-        let sharing = placer.sharing
         guard let smallest = smallestGB ?? jobs.lazy.map(\.request.memoryGB).min() else { return result }
         // The batch's tail: once few jobs are left, they are assigned together (see TailAssignment.swift).
         if placer.strategy.shareOnlyWhenFaster, (queueCount ?? 0) <= Dispatcher.tailLimit {

@@ -244,37 +244,6 @@ public struct Planner: Sendable {
                     lowerBoundS: lower, waits: waits, estimates: estimates, strategy: dispatcher.placer.strategy.name)
     }
 
-    /// A lower bound on any schedule's makespan (jobs never split across GPUs, and k jobs on a card progress at
-    /// most S(k) times one job's rate): the longest job; for every GPU size class, the work of the jobs that fit
-    /// only GPUs at least that large over those GPUs' best throughput (the best S(k) for k up to the job cap and
-    /// up to how many of the smallest such jobs fit a card); and the pigeonhole bound below.
-    public func lowerBound(_ estimates: [Estimate], gpus: [GPU]) -> Double {
-        guard !gpus.isEmpty, let longest = estimates.map(\.seconds).max() else { return 0 }
-        let sharing = dispatcher.placer.sharing
-        var bound = longest
-        for size in Set(gpus.map(\.memoryGB)) {
-            // Jobs that need more than every GPU smaller than `size` has.
-            let smaller = gpus.filter { $0.memoryGB < size }.map(\.memoryGB).max() ?? 0
-            let these = estimates.filter { $0.memoryGB > smaller }
-            guard let smallest = these.map(\.memoryGB).min() else { continue }
-            let cards = gpus.filter { $0.memoryGB >= size }
-            let best = cards.map { g in sharing.best(upTo: max(1, min(maxJobsPerGPU, smallest > 0 ? Int(g.memoryGB / smallest) : maxJobsPerGPU))) }
-            bound = max(bound, these.reduce(0) { $0 + $1.seconds } / best.reduce(0, +))
-            // Pigeonhole: of the m x G + 1 longest of these jobs, some card runs at least m + 1, whose work takes at
-            // least its sum over the best throughput any card reaches. The lightest such group is the m + 1
-            // shortest of those m x G + 1.
-            let longestFirst = these.map(\.seconds).sorted(by: >)
-            let top = best.max() ?? 1
-            var m = 1
-            while m * cards.count + 1 <= longestFirst.count {
-                let n = m * cards.count + 1
-                bound = max(bound, longestFirst[(n - m - 1)..<n].reduce(0, +) / top)
-                m += 1
-            }
-        }
-        return bound
-    }
-
     /// The first degraded settings under which the job fits the largest GPU, as text.
     public func suggestFit(_ j: PlanJob, gpus: [GPU]) -> String? {
         guard let largest = gpus.map(\.memoryGB).max() else { return nil }

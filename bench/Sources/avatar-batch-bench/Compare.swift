@@ -83,6 +83,13 @@ enum Compare {
                 let planner = Planner(predictor: predictor, strategy: Strategy.table["earliest-finish"]!)
                 let plan = planner.plan(jobs, gpus: gpus)
                 let lb = plan.lowerBoundS
+                // COMPARE_DETAIL=<workload prefix> COMPARE_GPUS=<inventory>: that row's plan, one line per job.
+                if let d = ProcessInfo.processInfo.environment["COMPARE_DETAIL"], wname.hasPrefix(d), iname == ProcessInfo.processInfo.environment["COMPARE_GPUS"] {
+                    for r in plan.runs.sorted(by: { ($0.gpu, $0.startS) < ($1.gpu, $1.startS) }) {
+                        print(String(format: "  gpu %d %@ %.0f-%.0f %.1fGB work %.0f", r.gpu, r.jobID as NSString, r.startS, r.endS, r.memoryGB, plan.estimates[r.jobID]!.seconds))
+                    }
+                    print("  makespan", plan.makespanS, "lb", lb)
+                }
                 let est = jobs.map { (predictor.estimate($0.settings), $0.id) }
                 let s = serial(est, gpus: gpus), p = slots(est, gpus: gpus)
                 let f = firstFitFIFO(est, gpus: gpus, sharing: sharing, cap: profile.maxJobsPerGPU)
