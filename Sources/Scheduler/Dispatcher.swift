@@ -50,7 +50,7 @@ public struct Dispatcher: Sendable {
     /// `smallestGB` (a lower bound on the queue's smallest job) spares a pass over a presorted queue.
     /// Jobs started are added to `loads` (with their predicted ends), so the caller's view stays current.
     public func round<Jobs: Sequence>(queue: Jobs, loads: inout [GPULoad], now: Double, presorted: Bool = false, explain: Bool = true,
-                                      maxReservations: Int = 8, maxWaiting: Int = 128, smallestGB: Double? = nil, queueCount: Int? = nil) -> DispatchRound
+                                      maxReservations: Int = Dispatcher.reservationsPerRound, maxWaiting: Int = Dispatcher.waitingPerRound, smallestGB: Double? = nil, queueCount: Int? = nil) -> DispatchRound
     where Jobs.Element == QueuedJob {
         if presorted {
             return sortedRound(queue, loads: &loads, now: now, explain: explain, maxReservations: maxReservations, maxWaiting: maxWaiting, smallestGB: smallestGB,
@@ -60,9 +60,24 @@ public struct Dispatcher: Sendable {
                            maxWaiting: maxWaiting, smallestGB: smallestGB, queueCount: queueCount)
     }
 
+    /// Defaults of `round`: waiting jobs that may reserve a GPU per round, and waiting jobs looked at per round.
+    public static let reservationsPerRound = 8
+    public static let waitingPerRound = 128
+
+    /// What a caller that tracks the GPUs between rounds (the planner) already knows, so a round on 1,000 GPUs
+    /// does not read every one of them again.
+    struct RoundHint {
+        /// Positions in `loads`, in order, of the GPUs not `saturated` for the round's smallest job.
+        var open: [Int]
+        /// Whether any GPU runs a job.
+        var anyBusy: Bool
+        /// The most memory any GPU has for the orchestrator's jobs (capacity less foreign use).
+        var largestGB: Double
+    }
+
     /// `round` over a queue already in dispatch order (generic, so the planner's lazy view is not boxed).
     func sortedRound<Jobs: Sequence>(_ jobs: Jobs, loads: inout [GPULoad], now: Double, explain: Bool, maxReservations: Int, maxWaiting: Int,
-                                     smallestGB: Double?, queueCount: Int?) -> DispatchRound where Jobs.Element == QueuedJob {
+                                     smallestGB: Double?, queueCount: Int?, hint: RoundHint? = nil) -> DispatchRound where Jobs.Element == QueuedJob {
         var result = DispatchRound()
         guard let smallest = smallestGB ?? jobs.lazy.map(\.request.memoryGB).min() else { return result }
         // The batch's tail: once few jobs are left, they are assigned together (see TailAssignment.swift).
@@ -98,27 +113,36 @@ public struct Dispatcher: Sendable {
         // than that can only backfill a reserved GPU, so only those are looked at (free memory only shrinks
         // during a round, so this stays an upper bound; a reservation recomputes it).
         var roomGB = 0.0
-        let largestGB = loads.map { $0.gpu.memoryGB - $0.gpu.foreignUsedGB }.max() ?? 0
+        let largestGB: Double
         // GPUs that could take some job of the queue: the only ones a placement needs to look at (a GPU only fills
         // up during a round, so none joins them).
         var openIdx: [Int] = []
-        for i in loads.indices {
-            if !placer.saturated(loads[i], smallestGB: smallest) {
-                open += 1
-                openIdx.append(i)
-                roomGB = max(roomGB, loads[i].freeGB)
+        if let hint {
+            assert(hint.open == loads.indices.filter { !placer.saturated(loads[$0], smallestGB: smallest) }, "stale open GPUs")
+            assert(hint.anyBusy == loads.contains { !$0.occupants.isEmpty }, "stale busy flag")
+            openIdx = hint.open
+            open = openIdx.count
+            busy = hint.anyBusy ? 1 : 0
+            largestGB = hint.largestGB
+            for i in openIdx { roomGB = max(roomGB, loads[i].freeGB) }
+        } else {
+            largestGB = loads.map { $0.gpu.memoryGB - $0.gpu.foreignUsedGB }.max() ?? 0
+            for i in loads.indices {
+                if !placer.saturated(loads[i], smallestGB: smallest) {
+                    open += 1
+                    openIdx.append(i)
+                    roomGB = max(roomGB, loads[i].freeGB)
+                }
+                if !loads[i].occupants.isEmpty { busy += 1 }
             }
-            if !loads[i].occupants.isEmpty { busy += 1 }
         }
         var waited = 0, searches = 0
-        // Reservations by position in `loads` (read for every GPU a job could use: an array, not a hash lookup).
-        var reservedFrom = [Double](repeating: .infinity, count: loads.count)  // .infinity: not reserved
-        var reservedFor = [String](repeating: "", count: loads.count)
+        var held = RoundReservations(gpus: loads.count)
         var reserved: [Int] = []
         var nextEnd: [Double] = []  // per GPU, when its first job ends (computed when a reservation is first sought)
         func room() -> Double {
             var most = 0.0
-            for j in openIdx where reservedFrom[j] == .infinity && !placer.saturated(loads[j], smallestGB: smallest) {
+            for j in openIdx where !held.isReserved(j) && !placer.saturated(loads[j], smallestGB: smallest) {
                 most = max(most, loads[j].freeGB)
             }
             return most
@@ -134,9 +158,9 @@ public struct Dispatcher: Sendable {
             if !explain && busy > 0 && r.memoryGB > roomGB && r.memoryGB <= largestGB && r.gpuModel == nil {
                 // Too big for every open GPU no one reserved: only a reserved GPU could take it (by backfilling).
                 decision = reserved.isEmpty ? .wait([:])
-                    : decide(r, loads: loads, now: now, reservedFrom: reservedFrom, reservedFor: reservedFor, explain: false, candidates: reserved)
+                    : decide(r, loads: loads, now: now, reservations: held, explain: false, candidates: reserved)
             } else {
-                decision = decide(r, loads: loads, now: now, reservedFrom: reservedFrom, reservedFor: reservedFor, explain: explain,
+                decision = decide(r, loads: loads, now: now, reservations: held, explain: explain,
                                   candidates: explain || busy == 0 || r.memoryGB > largestGB || r.gpuModel != nil ? nil : openIdx)
             }
             switch decision {
@@ -145,7 +169,7 @@ public struct Dispatcher: Sendable {
                 let wasOpen = !placer.saturated(loads[i], smallestGB: smallest)
                 place(r, at: i, loads: &loads, now: now)
                 if wasOpen && placer.saturated(loads[i], smallestGB: smallest) { open -= 1 }
-                if wasOpen && reservedFrom[i] == .infinity && loads[i].freeGB + r.memoryGB >= roomGB { roomGB = room() }
+                if wasOpen && !held.isReserved(i) && loads[i].freeGB + r.memoryGB >= roomGB { roomGB = room() }
                 result.starts.append((r.jobID, gpu))
             case let .wait(reasons):
                 waited += 1
@@ -155,10 +179,9 @@ public struct Dispatcher: Sendable {
                 if result.reservations.count < maxReservations && searches < 2 * maxReservations {
                     searches += 1
                     if nextEnd.isEmpty { nextEnd = loads.map { $0.occupants.lazy.map(\.endS).min() ?? now } }
-                    if let (i, start) = earliestStart(r, loads: loads, now: now, nextEnd: nextEnd, skip: { reservedFrom[$0] < .infinity }) {
+                    if let (i, start) = earliestStart(r, loads: loads, now: now, nextEnd: nextEnd, skip: { held.isReserved($0) }) {
                         result.reservations[loads[i].gpu.index] = (r.jobID, start)
-                        reservedFrom[i] = start
-                        reservedFor[i] = r.jobID
+                        held.reserve(i, for: r.jobID, from: start)
                         reserved.append(i)
                         if loads[i].freeGB >= roomGB { roomGB = room() }
                     }
@@ -185,11 +208,11 @@ public struct Dispatcher: Sendable {
 
     /// The placer's decision, with reservations: a GPU reserved for an earlier job takes this one only if it, and
     /// the jobs already there slowed by its company, end before the reservation (EASY backfilling).
-    func decide(_ r: PlacementRequest, loads: [GPULoad], now: Double, reservedFrom: [Double], reservedFor: [String], explain: Bool,
+    func decide(_ r: PlacementRequest, loads: [GPULoad], now: Double, reservations: RoundReservations, explain: Bool,
                 candidates: [Int]? = nil) -> Placer.Decision {
         let sharing = placer.sharing
         return placer.decide(r, loads: loads, explain: explain, candidates: candidates) { i in
-            let start = reservedFrom[i]
+            let start = reservations.start(i)
             guard start < .infinity else { return nil }
             // Backfill only what ends before the reservation, counting how sharing stretches the jobs already
             // there: with k jobs each runs at S(k)/k, with k+1 at S(k+1)/(k+1).
@@ -198,7 +221,7 @@ public struct Dispatcher: Sendable {
             let finish = now + r.seconds / sharing.perJobRate(k + 1)
             let latest = loads[i].occupants.map { now + ($0.endS - now) * stretch }.max() ?? now
             if max(finish, latest) <= start + 1e-9 { return nil }
-            return Rejection(dimension: "reservation", permanent: false, reason: .reserved(gpu: loads[i].gpu.index, jobID: reservedFor[i], startS: start))
+            return Rejection(dimension: "reservation", permanent: false, reason: .reserved(gpu: loads[i].gpu.index, jobID: reservations.job(i), startS: start))
         }
     }
 
@@ -234,6 +257,28 @@ public struct Dispatcher: Sendable {
             if t <= now { break }
         }
         return best
+    }
+
+    /// The reservations made during one round, by position in `loads`. Read for every GPU a job could use, so an
+    /// array rather than a hash lookup, allocated at the first reservation: most rounds make none, and a round on
+    /// 1,000 GPUs that allocated (and freed) a slot per GPU spent more time on that than on placing jobs.
+    struct RoundReservations {
+        private var from: [Double] = []  // .infinity: not reserved
+        private var jobs: [Int: String] = [:]
+        private let gpus: Int
+
+        init(gpus: Int) { self.gpus = gpus }
+
+        /// When the job holding GPU `i` is predicted to start; .infinity when none does.
+        func start(_ i: Int) -> Double { from.isEmpty ? .infinity : from[i] }
+        func isReserved(_ i: Int) -> Bool { !from.isEmpty && from[i] < .infinity }
+        func job(_ i: Int) -> String { jobs[i] ?? "" }
+
+        mutating func reserve(_ i: Int, for jobID: String, from start: Double) {
+            if from.isEmpty { from = [Double](repeating: .infinity, count: gpus) }
+            from[i] = start
+            jobs[i] = jobID
+        }
     }
 
     static func summarize(_ reasons: [Int: [Rejection]]) -> String {

@@ -360,6 +360,7 @@ public struct Placer: Sendable {
 
     /// True when the GPU can take no job of at least `smallestGB`: at its cap, isolated, or too full.
     func saturated(_ load: GPULoad, smallestGB: Double) -> Bool {
-        load.isolated || load.occupants.count >= maxJobsPerGPU || load.freeGB < smallestGB || !sharingPays(load)
+        // The sum over occupants last: this runs for every GPU on every round.
+        load.isolated || load.occupants.count >= maxJobsPerGPU || !sharingPays(load) || load.freeGB < smallestGB
     }
 }

@@ -137,6 +137,17 @@ public struct Planner: Sendable {
         let sharing = dispatcher.placer.sharing
         var loads = gpus.map { GPULoad(gpu: $0) }
         let slot = Dictionary(uniqueKeysWithValues: gpus.enumerated().map { ($1.index, $0) })
+        // Which GPUs could take the smallest job, kept up to date as GPUs change (a round would otherwise read all
+        // of them, on every event): positions in `loads`, in order.
+        var openList = Array(loads.indices).filter { !dispatcher.placer.saturated(loads[$0], smallestGB: smallest) }
+        let largestGB = gpus.map { $0.memoryGB - $0.foreignUsedGB }.max() ?? 0
+        func refresh(_ g: Int) {
+            let isOpen = !dispatcher.placer.saturated(loads[g], smallestGB: smallest)
+            var lo = 0, hi = openList.count
+            while lo < hi { let mid = (lo + hi) / 2; if openList[mid] < g { lo = mid + 1 } else { hi = mid } }
+            let listed = lo < openList.count && openList[lo] == g
+            if isOpen && !listed { openList.insert(g, at: lo) } else if !isOpen && listed { openList.remove(at: lo) }
+        }
         // Every job on a GPU progresses at the same rate, so each GPU keeps a progress clock (solo-seconds done
         // by each of its jobs); a job ends when its GPU's clock reaches its start mark plus its work.
         var progress = [Double](repeating: 0, count: gpus.count)
@@ -173,8 +184,10 @@ public struct Planner: Sendable {
                 let round: DispatchRound = {
                     let (q, isAlive, start) = (queue, alive, head)
                     let pending = (start..<q.count).lazy.filter { isAlive[$0] }.map { q[$0] }
-                    return dispatcher.round(queue: pending, loads: &loads, now: now, presorted: true, explain: explain, smallestGB: smallest,
-                                           queueCount: live)
+                    return dispatcher.sortedRound(pending, loads: &loads, now: now, explain: explain, maxReservations: Dispatcher.reservationsPerRound,
+                                                  maxWaiting: Dispatcher.waitingPerRound,
+                                                  smallestGB: smallest, queueCount: live,
+                                                  hint: Dispatcher.RoundHint(open: openList, anyBusy: running > 0, largestGB: largestGB))
                 }()
                 for (id, reason) in round.never {
                     let j = byID[id]!
@@ -197,7 +210,7 @@ public struct Planner: Sendable {
                     running += 1
                     touched.insert(g)
                 }
-                for g in touched.sorted() { schedule(g) }
+                for g in touched.sorted() { schedule(g); refresh(g) }
                 for id in round.starts.map(\.jobID) + Array(round.never.keys) {
                     alive[position[orderOf[id]!]] = false
                     dead += 1
@@ -235,6 +248,7 @@ public struct Planner: Sendable {
             loads[g].occupants.removeAll { ids.contains($0.jobID) }
             if loads[g].occupants.isEmpty { loads[g].isolated = false }
             schedule(g)
+            refresh(g)
         }
         runs.sort { ($0.startS, $0.gpu, $0.jobID) < ($1.startS, $1.gpu, $1.jobID) }
         let lost = Set(unplaceable.map(\.jobID))
