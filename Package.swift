@@ -20,7 +20,10 @@ let package = Package(
     ],
     targets: [
         // The YAML model: loading, validation with positions, renderer profiles, jobs and content keys.
-        .target(name: "Manifest", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "Manifest", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
         // Pure decisions: memory/time prediction, filter + score placement, the retry ladder, plan simulation.
         .target(name: "Scheduler", dependencies: [
             "Manifest",

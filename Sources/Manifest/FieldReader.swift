@@ -1,3 +1,4 @@
+import SystemPackage
 import Foundation
 
 /// A YAML value together with the file it came from (defaults, includes and profiles layer values from
@@ -7,7 +8,18 @@ struct Sourced: Sendable {
     var file: String
 
     /// The absolute directory of the file (a relative file name is taken from the current directory).
-    var directory: String { URL(fileURLWithPath: file).standardizedFileURL.deletingLastPathComponent().path }
+    var directory: String { LexicalPath.absolute(file, in: FileManager.default.currentDirectoryPath).removingLastComponent().string }
+}
+
+/// Paths made absolute and normalized without touching the disk ("." and ".." parts resolved as
+/// `URL.standardizedFileURL` does; symbolic links are not followed). Foundation's URL did the same about ten
+/// times slower, and a 10,000-clip manifest resolves 20,000 paths.
+enum LexicalPath {
+    static func absolute(_ path: String, in directory: String) -> FilePath {
+        var p = FilePath(path)
+        if !p.isAbsolute { p = FilePath(directory).pushing(p) }
+        return p.lexicallyNormalized()
+    }
 }
 
 /// Typed reads of YAML values that record a positioned diagnostic and return nil when the value is wrong.

@@ -604,8 +604,7 @@ public struct ManifestLoader {
     mutating func inputFile(_ v: Sourced, key: String) -> String? {
         guard let text = reader.string(v, key) else { return nil }
         if text.isEmpty { reader.error(v, "\(key) is empty", fix: "give a file path"); return nil }
-        let path = text.hasPrefix("/") ? URL(fileURLWithPath: text).standardizedFileURL.path
-            : URL(fileURLWithPath: text, relativeTo: URL(fileURLWithPath: v.directory + "/")).standardizedFileURL.path
+        let path = LexicalPath.absolute(text, in: text.hasPrefix("/") ? "/" : v.directory).string
         guard options.checkFiles else { return path }
         let problem: String?
         if let cached = fileChecks[path] { problem = cached } else {
