@@ -54,6 +54,28 @@ import Testing
         #expect(try store.counts()[.pending] == 2)
     }
 
+    @Test func syncUpdatesPriorityAndPredictionsOfUnchangedJobs() throws {
+        // Unchanged jobs are only rewritten when what sync records changed: a new priority or prediction, or a
+        // job coming back to the manifest.
+        let dir = TempDir()
+        let store = try open(dir)
+        _ = try store.acquire(me, user: "u", command: "c", manifestPath: "m", manifestDigest: "d", isAlive: { _ in false })
+        _ = try store.sync(manifestJobs(3))
+        #expect(try store.sync(manifestJobs(2)).removed == 1)
+        var next = manifestJobs(3)
+        next[0].priority = 5
+        next[1].predictedGB = 21.5
+        next[1].predictedSeconds = 90
+        let s = try store.sync(next)
+        #expect(s.unchanged == 3 && s.changed == 0 && s.added == 0 && s.removed == 0)
+        #expect(try store.job("job-0")?.priority == 5)
+        #expect(try store.job("job-1")?.predictedGB == 21.5 && store.job("job-1")?.predictedSeconds == 90)
+        #expect(try store.job("job-2")?.inManifest == true)
+        // And the same manifest again changes nothing.
+        #expect(try store.sync(next).unchanged == 3)
+        #expect(try store.job("job-0")?.priority == 5)
+    }
+
     @Test func oneOrchestratorPerStore() throws {
         let dir = TempDir()
         let store = try open(dir)
