@@ -43,7 +43,7 @@ struct FieldReader {
     }
 
     mutating func int(_ s: Sourced, _ key: String, range: ClosedRange<Int>) -> Int? {
-        guard let text = s.node.scalar, let value = Int(text.replacingOccurrences(of: "_", with: "")) else {
+        guard let text = s.node.scalar, let value = Int(text) ?? (text.contains("_") ? Int(text.replacingOccurrences(of: "_", with: "")) : nil) else {
             error(s, "\(key) must be a whole number, not \(s.node.kindDescription)")
             return nil
         }

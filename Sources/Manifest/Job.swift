@@ -26,18 +26,27 @@ public struct JobBuilder {
 
     /// The jobs of a manifest, in manifest order.
     public mutating func jobs(for manifest: Manifest) throws -> [Job] {
-        try manifest.clips.map { try job(for: $0, renderer: manifest.renderer) }
+        let identity = manifest.renderer.identityParts  // once, not per clip
+        return try manifest.clips.map { try job(for: $0, identity: identity) }
     }
 
     /// The job for one clip.
     public mutating func job(for clip: ClipSpec, renderer: RendererProfile) throws -> Job {
-        let parts = try keyParts(for: clip, renderer: renderer)
+        try job(for: clip, identity: renderer.identityParts)
+    }
+
+    mutating func job(for clip: ClipSpec, identity: [String]) throws -> Job {
+        let parts = try keyParts(for: clip, identity: identity)
         return Job(clip: clip, contentKey: SHA256.hex(parts.joined(separator: "\n")), keyParts: parts)
     }
 
     /// Every part of a clip's key, sorted.
     public mutating func keyParts(for clip: ClipSpec, renderer: RendererProfile) throws -> [String] {
-        var parts = renderer.identityParts + clip.settings.canonicalParts
+        try keyParts(for: clip, identity: renderer.identityParts)
+    }
+
+    mutating func keyParts(for clip: ClipSpec, identity: [String]) throws -> [String] {
+        var parts = identity + clip.settings.canonicalParts
         parts.append("prompt=\(clip.prompt)")
         parts.append("output=\(clip.output)")
         parts.append("image.sha256=\(try digest(clip.image))")

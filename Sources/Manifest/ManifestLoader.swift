@@ -49,6 +49,8 @@ public struct ManifestLoader {
     var rawClips: [(fields: [String: Sourced], file: String, position: SourcePosition)] = []
     var probeCache: [String: AudioProbeResult] = [:]
     var fileChecks: [String: String?] = [:]
+    /// Absolute directory of each file values came from (every clip's paths resolve against one).
+    var directories: [String: String] = [:]
 
     public init(options: LoadOptions = LoadOptions()) {
         self.options = options
@@ -505,7 +507,7 @@ public struct ManifestLoader {
         var prompt = ""
         if let v = required("prompt", fix: "add prompt: \"A teacher speaking to the camera\" (or set it in defaults)"),
            let text = reader.string(v, "prompt") {
-            if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            if text.allSatisfy(\.isWhitespace) {
                 reader.error(v, "prompt is empty", fix: "describe the speaker and scene")
             } else { prompt = text }
         }
@@ -604,7 +606,9 @@ public struct ManifestLoader {
     mutating func inputFile(_ v: Sourced, key: String) -> String? {
         guard let text = reader.string(v, key) else { return nil }
         if text.isEmpty { reader.error(v, "\(key) is empty", fix: "give a file path"); return nil }
-        let path = LexicalPath.absolute(text, in: text.hasPrefix("/") ? "/" : v.directory).string
+        let dir: String
+        if text.hasPrefix("/") { dir = "/" } else if let d = directories[v.file] { dir = d } else { dir = v.directory; directories[v.file] = dir }
+        let path = LexicalPath.absolute(text, in: dir).string
         guard options.checkFiles else { return path }
         let problem: String?
         if let cached = fileChecks[path] { problem = cached } else {
