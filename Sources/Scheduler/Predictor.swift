@@ -23,8 +23,17 @@ public struct Estimate: Sendable, Hashable, Codable {
 /// the same way) x frames, scaled by sample_steps and the offload factor.
 public struct Predictor: Sendable {
     public var profile: RendererProfile
-    /// Observations by bucket; they override the prior for the same bucket.
-    private var observed: [String: [Observation]] = [:]
+    /// What was observed, by bucket; it overrides the prior for the same bucket. Kept as running figures: the
+    /// run loop estimates every queued job at every event, and filtering each bucket's observations there made a
+    /// 1,000-job batch quadratic in its observations.
+    private var observed: [String: Observed] = [:]
+
+    struct Observed {
+        var peakGB: Double?      // the largest measured peak of runs that did not run out of memory
+        var oomGB: Double?       // the largest memory figure of an OOM (a lower bound)
+        var rateSum = 0.0        // seconds per frame, summed over runs with a duration and frames
+        var rates = 0
+    }
     /// OOM lower bounds that apply to one job only, by "job|bucket".
     private var jobFloors: [String: Double] = [:]
     /// Fraction added to memory predictions.
@@ -47,7 +56,14 @@ public struct Predictor: Sendable {
         if o.oom, let job = o.jobID {
             jobFloors[job + "|" + o.bucket] = max(jobFloors[job + "|" + o.bucket] ?? 0, o.peakGB ?? 0)
         } else {
-            observed[o.bucket, default: []].append(o)
+            var b = observed[o.bucket] ?? Observed()
+            if o.oom {
+                if let p = o.peakGB { b.oomGB = max(b.oomGB ?? p, p) }
+            } else {
+                if let p = o.peakGB { b.peakGB = max(b.peakGB ?? p, p) }
+                if o.frames > 0, let sec = o.seconds { b.rateSum += sec / Double(o.frames); b.rates += 1 }
+            }
+            observed[o.bucket] = b
         }
     }
 
@@ -74,18 +90,17 @@ public struct Predictor: Sendable {
         var seconds = t.startupSeconds + perFrame * Double(s.totalFrames)
         var source = "prior"
 
-        if let obs = observed[bucket(s)] {
-            let peaks = obs.filter { !$0.oom }.compactMap(\.peakGB)
-            if let peak = peaks.max() { raw = peak; source = "observed" }
+        let key = bucket(s)
+        if let obs = observed[key] {
+            if let peak = obs.peakGB { raw = peak; source = "observed" }
             // An OOM is a lower bound: never predict less than what already failed.
-            if let floor = obs.filter(\.oom).compactMap(\.peakGB).max(), floor > raw { raw = floor; source = "oom" }
-            let rates = obs.filter { !$0.oom && $0.frames > 0 }.compactMap { o in o.seconds.map { $0 / Double(o.frames) } }
-            if !rates.isEmpty {
-                seconds = rates.reduce(0, +) / Double(rates.count) * Double(s.totalFrames)
+            if let floor = obs.oomGB, floor > raw { raw = floor; source = "oom" }
+            if obs.rates > 0 {
+                seconds = obs.rateSum / Double(obs.rates) * Double(s.totalFrames)
                 if source == "prior" { source = "observed" }
             }
         }
-        if let job = jobID, let floor = jobFloors[job + "|" + bucket(s)], floor > raw {
+        if let job = jobID, let floor = jobFloors[job + "|" + key], floor > raw {
             raw = floor
             source = "oom"
         }
