@@ -228,6 +228,11 @@ extension RunLoop {
         if let v = so.settings.partition { args.append("--partition=\(v)") }
         if let v = so.settings.account { args.append("--account=\(v)") }
         if let v = so.settings.qos { args.append("--qos=\(v)") }
+        // Slurm requeues a batch job whose node fails (JobRequeue=1) under the same job id, so the renderer would run
+        // again inside this attempt, unseen. Without that, the job ends NODE_FAIL (or PREEMPTED) and avatar-batch
+        // submits a new, recorded attempt that does not count against max_attempts. `--sbatch-arg=--requeue` (later
+        // on the line, so it wins) gives Slurm the job back.
+        args.append("--no-requeue")
         args += so.settings.sbatchArgs
         args += [script, so.binary, "exec-attempt", files.job]
 

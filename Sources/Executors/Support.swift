@@ -94,27 +94,52 @@ final class MemoryTracker: @unchecked Sendable {
     var peaks: [Int: Double] { lock.withLock { devicePeak } }
 }
 
+/// The write end of the pipe SIGINT and SIGTERM are written to; read by the handler, which must not capture.
+nonisolated(unsafe) private var signalPipeWrite: Int32 = -1
+
 /// Signals delivered as an async stream; the second one kills every renderer group and exits 130 at once.
+///
+/// A plain signal handler writes the signal's number to a pipe that a thread of ours reads. It is installed
+/// before `init` returns, so no signal is lost: a DispatchSource (what this used before) is registered
+/// asynchronously on Linux, and a Ctrl-C in between, with the signal ignored meanwhile, vanished (a loaded CI
+/// machine showed it: the batch ran to its end).
 final class SignalWatcher: @unchecked Sendable {
     let stream: AsyncStream<Int32>
     private let continuation: AsyncStream<Int32>.Continuation
-    private var sources: [DispatchSourceSignal] = []
     private let lock = NSLock()
     private var count = 0
+    private var stopped = false
 
     init(registry: GroupRegistry, quiet: Bool = false, onSecond: (@Sendable () -> Void)? = nil) {
         (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [weak self] in
-                guard let self else { return }
-                let n = self.lock.withLock { self.count += 1; return self.count }
-                if n == 1 {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)  // the handler never blocks
+        signalPipeWrite = fds[1]
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { sig in
+            var byte = UInt8(truncatingIfNeeded: sig)
+            _ = write(signalPipeWrite, &byte, 1)
+        }
+        action.sa_flags = SA_RESTART
+        sigemptyset(&action.sa_mask)
+        sigaction(SIGINT, &action, nil)
+        sigaction(SIGTERM, &action, nil)
+        let readEnd = fds[0]
+        let reader = Thread { [self] in
+            var byte: UInt8 = 0
+            while true {
+                let n = read(readEnd, &byte, 1)
+                if n < 0 && errno == EINTR { continue }
+                guard n == 1 else { break }  // the write end was closed: stopped
+                let sig = Int32(byte)
+                let nth = lock.withLock { count += 1; return count }
+                if nth == 1 {
                     if !quiet {
                         FileHandle.standardError.write(Data("\navatar-batch: stopping: terminating running jobs (press Ctrl-C again to kill them at once)\n".utf8))
                     }
-                    self.continuation.yield(sig)
+                    continuation.yield(sig)
                 } else if let onSecond {
                     onSecond()
                 } else {
@@ -123,15 +148,18 @@ final class SignalWatcher: @unchecked Sendable {
                     _exit(130)
                 }
             }
-            source.resume()
-            sources.append(source)
+            close(readEnd)
         }
+        reader.name = "avatar-batch signals"
+        reader.start()
     }
 
     func stop() {
-        for s in sources { s.cancel() }
-        continuation.finish()
+        let first = lock.withLock { () -> Bool in defer { stopped = true }; return !stopped }
+        guard first else { return }
         signal(SIGINT, SIG_DFL)
         signal(SIGTERM, SIG_DFL)
+        continuation.finish()
+        if signalPipeWrite >= 0 { close(signalPipeWrite); signalPipeWrite = -1 }  // the reader sees the end and exits
     }
 }

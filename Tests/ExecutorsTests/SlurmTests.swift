@@ -151,6 +151,34 @@ extension SlurmTests {
         #expect(try squeueJobs(named: [victim]).count == 1)  // not resubmitted
     }
 
+    @Test func aFailedNodeGetsTheJobANewUncountedAttempt() async throws {
+        // The node goes down under a running job: Slurm ends it NODE_FAIL (submitted with --no-requeue, it is not
+        // requeued behind avatar-batch's back); avatar-batch records the attempt interrupted, without counting it,
+        // and submits the clip again, which runs once the node is back.
+        let id = "nodefail-\(tag)"
+        let b = Batch(clips: [(id, "ok")], retry: "{max_attempts: 1}")
+        try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"3\"]"))
+        let node = try #require(try CLI.runProgram("/usr/bin/sinfo", ["-h", "-N", "-o", "%N"]).stdout.split(separator: "\n").first.map(String.init))
+        let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"] + slurmArgs)
+        // The test cluster's ReturnToService=2 brings the node back as soon as its slurmd registers again; resume it
+        // in any case.
+        defer { _ = try? CLI.runProgram("/usr/bin/scontrol", ["update", "nodename=\(node)", "state=resume"]) }
+        for _ in 0..<200 where b.ledgerLines().isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        try #require(b.ledgerLines().count == 1, "the Slurm job never started")
+        _ = try CLI.runProgram("/usr/bin/scontrol", ["update", "nodename=\(node)", "state=down", "reason=avatar-batch test"])
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let job = try b.jobs()[id]
+        #expect(job?["state"] as? String == "succeeded")
+        #expect(classifications(job) == ["interrupted", "succeeded"])  // with max_attempts 1: the first did not count
+        let notes = ((job?["attempts"] as? [[String: Any]]) ?? []).compactMap { $0["note"] as? String }
+        #expect(notes.first?.contains("NODE_FAIL") == true, "\(notes)")
+        // Two Slurm jobs, each run once: the first ended NODE_FAIL and was not requeued by Slurm.
+        let inSlurm = try squeueJobs(named: [id])
+        #expect(inSlurm.count == 2 && Set(inSlurm.map(\.state)) == ["NODE_FAIL", "COMPLETED"], "\(inSlurm)")
+        #expect(b.ledgerLines().filter { $0["event"] as? String == "start" }.count == 2)
+    }
+
     @Test func aLocalRunRefusesWhileSlurmAttemptsAreOpen() async throws {
         let id = "open-\(tag)"
         let b = Batch(clips: [(id, "hang")])
