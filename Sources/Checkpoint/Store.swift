@@ -321,6 +321,13 @@ public final class Store: Sendable {
         }
     }
 
+    /// Notes something about an open attempt before it ends (its end replaces the note).
+    public func recordNote(attemptID: Int64, note: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE attempts SET note = ? WHERE id = ? AND ended_at IS NULL", arguments: [note, attemptID])
+        }
+    }
+
     /// Records where an attempt runs once the executor knows (a Slurm node).
     public func recordHost(attemptID: Int64, host: String) throws {
         try pool.write { db in

@@ -66,8 +66,13 @@ extension RunLoop {
         var resultPath: String
         var slurmLog: String
         var submitted: Date
+        /// scancel'd by avatar-batch (this run or, per the store, an earlier one).
         var cancelled = false
     }
+
+    /// The note an attempt carries from the moment avatar-batch cancels its Slurm job until it is collected, so a
+    /// run that re-attaches after a second Ctrl-C knows the cancellation was ours.
+    static let cancelledNote = "cancelled by avatar-batch (Ctrl-C)"
 
     /// The Slurm run: the same queue, ladder and store as a local run; Slurm places the jobs.
     func runSlurm(_ so: SlurmRunOptions) async throws -> RunSummary {
@@ -113,6 +118,7 @@ extension RunLoop {
                 stopAt = Date()
                 let ids = tracked.values.map { $0.slurmID }
                 progress.event("stopping: cancelling \(ids.count) Slurm job(s)")
+                for t in tracked.values { try? store.recordNote(attemptID: t.running.attempt.id, note: RunLoop.cancelledNote) }
                 try? await client.cancel(ids)
                 for k in tracked.keys { tracked[k]!.cancelled = true }
             }
@@ -281,10 +287,19 @@ extension RunLoop {
             let files = paths(attemptID: a.id)
             let slurmLog = logPath(a.jobID, attempt: a.number, kind: "slurm.log")
             tracked[a.jobID] = Tracked(running: running, slurmID: id, resultPath: files.result, slurmLog: slurmLog,
-                                       submitted: Date(timeIntervalSince1970: a.startedAt))
+                                       submitted: Date(timeIntervalSince1970: a.startedAt), cancelled: a.note == RunLoop.cancelledNote)
             progress.event("re-attached \(a.jobID): Slurm job \(id) (attempt \(a.number))")
         }
         return tracked
+    }
+
+    /// What an interrupted attempt is requeued as: itself, unless the manifest changed the clip since it was
+    /// submitted (a job re-attached after the orchestrator stopped): then the clip as the manifest has it now, from
+    /// the start of its ladder, as a local run does once its sync has reset the job.
+    func requeued(_ r: Running) -> Pending {
+        guard let job = jobs[r.pending.job.id], job.contentKey != r.attempt.contentKey else { return r.pending }
+        try? syncJobs()  // the job is no longer running: the store takes its new content key (and resets it)
+        return Pending(job: job, settings: job.settings, isolate: false, rung: 0, change: "", order: r.pending.order)
     }
 
     /// Statuses of the tracked jobs: squeue first, sacct for those it no longer lists, the result file last.
@@ -321,14 +336,16 @@ extension RunLoop {
         var result = fromNode ?? AttemptResult(classification: .crashed, exitCode: nil, signal: nil, seconds: Date().timeIntervalSince(t.running.started),
                                                stderrTail: slurmTail, oom: nil, reportedPeakGB: nil, outputDigest: nil, note: nil, leftovers: [])
         let requeueStates: Set<String> = ["NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "LOST"]
-        if requeueStates.contains(status.state) || (t.cancelled && stopping) || (fromNode?.classification == .interrupted && stopping) {
+        // Cancelled by avatar-batch (now or before a second Ctrl-C): not the job's fault, unless it had finished.
+        let cancelledByUs = t.cancelled && fromNode?.classification != .succeeded
+        if requeueStates.contains(status.state) || cancelledByUs || (fromNode?.classification == .interrupted && stopping) {
             // Not the job's fault: no attempt counted; requeued now (or by the next run when stopping).
-            let note = t.cancelled ? "cancelled by avatar-batch (Ctrl-C)" : "\(where_) ended \(status.state)"
+            let note = cancelledByUs ? RunLoop.cancelledNote : "\(where_) ended \(status.state)"
             try store.finishAttempt(t.running.attempt, AttemptEnd(classification: .interrupted, stderrTail: result.stderrTail, note: note,
                                                                   jobState: .interrupted, reason: "interrupted"))
             removePartials(id)
             progress.event("interrupted \(id): \(note)")
-            return stopping ? .interrupted : .requeue(t.running.pending)
+            return stopping ? .interrupted : .requeue(requeued(t.running))
         }
         // Slurm's word on how the job ended wins over a node result that only says "stopped by a signal".
         let endedBySlurm = ["TIMEOUT", "DEADLINE", "CANCELLED", "OUT_OF_MEMORY"].contains(status.state)

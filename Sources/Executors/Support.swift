@@ -99,10 +99,12 @@ nonisolated(unsafe) private var signalPipeWrite: Int32 = -1
 
 /// Signals delivered as an async stream; the second one kills every renderer group and exits 130 at once.
 ///
-/// A plain signal handler writes the signal's number to a pipe that a thread of ours reads. It is installed
-/// before `init` returns, so no signal is lost: a DispatchSource (what this used before) is registered
-/// asynchronously on Linux, and a Ctrl-C in between, with the signal ignored meanwhile, vanished (a loaded CI
-/// machine showed it: the batch ran to its end).
+/// A plain signal handler writes the signal's number to a pipe that a thread of ours reads; that thread unblocks
+/// SIGINT and SIGTERM for itself, so some thread always takes them. Before this, the watcher set SIGINT to SIG_IGN
+/// and relied on a DispatchSource: setting SIG_IGN discards a signal already pending, and a process started with
+/// SIGINT blocked (as children of the test runner are) had its early Ctrl-C discarded: the batch ran to its end.
+/// Now a signal that arrives before the watcher exists either ends the process (the default action) or, where it
+/// is blocked, waits for the watcher: it is never lost.
 final class SignalWatcher: @unchecked Sendable {
     let stream: AsyncStream<Int32>
     private let continuation: AsyncStream<Int32>.Continuation
@@ -128,6 +130,11 @@ final class SignalWatcher: @unchecked Sendable {
         sigaction(SIGTERM, &action, nil)
         let readEnd = fds[0]
         let reader = Thread { [self] in
+            var set = sigset_t()
+            sigemptyset(&set)
+            sigaddset(&set, SIGINT)
+            sigaddset(&set, SIGTERM)
+            pthread_sigmask(SIG_UNBLOCK, &set, nil)
             var byte: UInt8 = 0
             while true {
                 let n = read(readEnd, &byte, 1)

@@ -222,8 +222,9 @@ func processes(mentioning marker: String) -> [Int32] {
         let b = Batch(clips: (0..<4).map { ("slow-\($0)", "ok") }, extraClip: "")
         try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"30\"]"))
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"])
-        // Wait until renderers run, then Ctrl-C.
-        for _ in 0..<100 where b.ledgerLines().count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+        // Wait until renderers run, then Ctrl-C (on a loaded machine that can take more than 10 s).
+        for _ in 0..<600 where b.ledgerLines().count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+        try #require(b.ledgerLines().count >= 2, "the renderers never started")
         kill(p.processIdentifier, SIGINT)
         p.waitUntilExit()
         #expect(p.terminationStatus == 130)
@@ -461,7 +462,8 @@ func processes(mentioning marker: String) -> [Int32] {
         // their groups and exits 130 at once, leaving nothing behind; the next run requeues them.
         let b = Batch(clips: [("stubborn-1", "ignore-term"), ("stubborn-2", "ignore-term")])
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "60"])
-        for _ in 0..<100 where b.ledgerLines().count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+        for _ in 0..<600 where b.ledgerLines().count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+        try #require(b.ledgerLines().count >= 2, "the renderers never started")
         kill(p.processIdentifier, SIGINT)
         try await Task.sleep(for: .milliseconds(500))
         #expect(p.isRunning)  // still waiting out the grace period

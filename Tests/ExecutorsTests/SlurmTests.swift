@@ -179,6 +179,32 @@ extension SlurmTests {
         #expect(b.ledgerLines().filter { $0["event"] as? String == "start" }.count == 2)
     }
 
+    @Test func aSecondCtrlCLeavesAndTheNextRunRequeuesWhatItCancelled() async throws {
+        // The first Ctrl-C cancels the jobs and waits for them to end (renderers that ignore SIGTERM: until Slurm's
+        // KillWait); the second leaves at once. The next run re-attaches, finds them CANCELLED, and knows from the
+        // store that avatar-batch cancelled them: interrupted and rendered again, not "cancelled outside".
+        let ids = (0..<2).map { "twice-\(tag)-\($0)" }
+        let b = Batch(clips: ids.map { ($0, "ignore-term") })
+        let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "60"] + slurmArgs)
+        for _ in 0..<200 where b.ledgerLines().count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+        try #require(b.ledgerLines().count == 2, "the Slurm jobs never started")
+        kill(p.processIdentifier, SIGINT)
+        func noted() throws -> Bool {
+            try b.jobs().values.allSatisfy { (($0["attempts"] as? [[String: Any]]) ?? []).last?["note"] as? String == "cancelled by avatar-batch (Ctrl-C)" }
+        }
+        for _ in 0..<50 where try !noted() { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(try noted())
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 130)
+        try b.editManifest(("ignore-term", "ok"))
+        let r = try b.run(slurmArgs)
+        #expect(r.status == 0, "\(r.stderr)")
+        let jobs = try b.jobs()
+        #expect(jobs.values.allSatisfy { classifications($0) == ["interrupted", "succeeded"] }, "\(jobs.values.map(classifications))")
+        #expect(try squeueJobs(named: ids).count == 4)  // one cancelled and one completed Slurm job per clip
+    }
+
     @Test func aLocalRunRefusesWhileSlurmAttemptsAreOpen() async throws {
         let id = "open-\(tag)"
         let b = Batch(clips: [(id, "hang")])
