@@ -102,7 +102,7 @@ nonisolated(unsafe) private var signalPipeWrite: Int32 = -1
 /// A plain signal handler writes the signal's number to a pipe that a thread of ours reads; that thread unblocks
 /// SIGINT and SIGTERM for itself, so some thread always takes them. Before this, the watcher set SIGINT to SIG_IGN
 /// and relied on a DispatchSource: setting SIG_IGN discards a signal already pending, and a process started with
-/// SIGINT blocked (as children of the test runner are) had its early Ctrl-C discarded: the batch ran to its end.
+/// SIGINT blocked (children of the test runner can be) had its early Ctrl-C discarded: the batch ran to its end.
 /// Now a signal that arrives before the watcher exists either ends the process (the default action) or, where it
 /// is blocked, waits for the watcher: it is never lost.
 final class SignalWatcher: @unchecked Sendable {
@@ -115,7 +115,7 @@ final class SignalWatcher: @unchecked Sendable {
     init(registry: GroupRegistry, quiet: Bool = false, onSecond: (@Sendable () -> Void)? = nil) {
         (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { return }
+        guard pipe(&fds) == 0 else { return }  // out of descriptors: SIGINT and SIGTERM keep their default action
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)  // the handler never blocks
         signalPipeWrite = fds[1]
