@@ -205,6 +205,23 @@ extension SlurmTests {
         #expect(try squeueJobs(named: ids).count == 4)  // one cancelled and one completed Slurm job per clip
     }
 
+    @Test func slurmsOwnTimeLimitIsATimeout() throws {
+        // A renderer that ignores SIGTERM under a one-minute --time-limit and a 60 s grace: the renderer's own
+        // timeout (30 s) cannot stop it before Slurm's limit does. Slurm ends the job TIMEOUT; the attempt is a
+        // timeout, counted (max_attempts 1: the clip fails, exit 1).
+        let id = "limit-\(tag)"
+        let b = Batch(clips: [(id, "ignore-term")], retry: "{max_attempts: 1}")
+        let r = try CLI.run(["run", b.manifest, "--grace", "60", "--time-limit", "1m"] + slurmArgs)
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("--gres=shard:"), "\(r.stderr)")
+        let job = try b.jobs()[id]
+        #expect(job?["state"] as? String == "failed")
+        #expect(classifications(job) == ["timeout"])
+        let notes = ((job?["attempts"] as? [[String: Any]]) ?? []).compactMap { $0["note"] as? String }
+        #expect(notes.first?.contains("reached its time limit") == true, "\(notes)")
+        #expect(try squeueJobs(named: [id]).map(\.state) == ["TIMEOUT"])
+    }
+
     @Test func aLocalRunRefusesWhileSlurmAttemptsAreOpen() async throws {
         let id = "open-\(tag)"
         let b = Batch(clips: [(id, "hang")])
