@@ -108,15 +108,29 @@ public final class RunLoop: @unchecked Sendable {
         case tick
     }
 
+    /// Runs the batch, locally or through Slurm: either way the store is held for the run and released with its
+    /// exit status, and the closing line is printed.
     public func run() async throws -> RunSummary {
-        if let so = options.slurm { return try await runSlurm(so) }
         let began = Date()
         var summary = RunSummary()
         let runID = try acquireStore()
         summary.runID = runID
         var exit: Int32 = 1
         defer { try? store.release(runID: runID, exitStatus: exit) }
+        if let so = options.slurm {
+            try await runSlurm(so, runID: runID, summary: &summary)
+        } else {
+            try await runLocal(runID: runID, began: began, summary: &summary)
+        }
+        progress.finish()
+        summary.wallSeconds = Date().timeIntervalSince(began)
+        exit = summary.exitStatus
+        try printTotals(summary)
+        return summary
+    }
 
+    /// The local run: jobs placed on this machine's GPUs by the dispatcher.
+    func runLocal(runID: Int64, began: Date, summary: inout RunSummary) async throws {
         try await reconcile()
         try syncJobs()
         var queue = try buildQueue(&summary)
@@ -223,12 +237,7 @@ public final class RunLoop: @unchecked Sendable {
             }
             group.cancelAll()
         }
-        progress.finish()
         summary.devicePeakGB = memory.peaks
-        summary.wallSeconds = Date().timeIntervalSince(began)
-        exit = summary.exitStatus
-        try printTotals(summary)
-        return summary
     }
 
     /// Brings the store's jobs in line with the manifest (predictions included).

@@ -75,14 +75,7 @@ extension RunLoop {
     static let cancelledNote = "cancelled by avatar-batch (Ctrl-C)"
 
     /// The Slurm run: the same queue, ladder and store as a local run; Slurm places the jobs.
-    func runSlurm(_ so: SlurmRunOptions) async throws -> RunSummary {
-        let began = Date()
-        var summary = RunSummary()
-        let runID = try acquireStore()
-        summary.runID = runID
-        var exit: Int32 = 1
-        defer { try? store.release(runID: runID, exitStatus: exit) }
-
+    func runSlurm(_ so: SlurmRunOptions, runID: Int64, summary: inout RunSummary) async throws {
         let script = try writeExecScript()
         let token = SHA256.hex(store.path).prefix(12)
         var tracked = try await reattach(so, token: String(token))
@@ -179,11 +172,6 @@ extension RunLoop {
             }
             if !stopping && failureLimitReached(failedForGood, &summary, queued: queue.count, still: "submitted jobs finish") { stopping = true }
         }
-        progress.finish()
-        summary.wallSeconds = Date().timeIntervalSince(began)
-        exit = summary.exitStatus
-        try printTotals(summary)
-        return summary
     }
 
     /// The fixed script every Slurm job starts (sbatch wants a script): it runs its arguments and nothing else.

@@ -65,7 +65,7 @@ extension Planner {
         guard cards > 0, slots <= 2, work.count > cards, work.count <= twoSlotJobs else { return nil }
         // Other jobs on the card may only slow these down.
         for k in 1..<max(maxJobsPerGPU, 2) where sharing.perJobRate(k + 1) > sharing.perJobRate(k) + 1e-12 { return nil }
-        let c = slots <= 1 || maxJobsPerGPU <= 1 ? 0 : max(0, 1 - 1 / sharing.aggregate(2))
+        let c = slots <= 1 ? 0 : max(0, 1 - 1 / sharing.aggregate(2))  // the caller gives one slot where the cap is 1
 
         /// The least time a card needs for the jobs in `set` (a bit mask over `work`), computed once per set.
         var memo = [Double](repeating: -1, count: 1 << work.count)
