@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs on the GPU host (one H200), from the repository root, with .carry/la carried (see prepare.sh):
+#   bash bench/liveavatar/device.sh measure CASE...     measure.py's cases in one warm process
+#   bash bench/liveavatar/device.sh cli MANIFEST [ARGS]  avatar-batch run MANIFEST with the real liveavatar profile
+# Both first build random weights in the released layout (make_weights.py, about 48 GB on local disk).
+# Results go to $OUT (the device tool's folder; ./out-la elsewhere): JSON lines, logs, an nvidia-smi trace.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+carry=$repo/.carry/la
+OUT=${OUT:-$repo/out-la}
+mkdir -p "$OUT"
+mode=$1; shift
+t0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
+
+site=/tmp/la-site
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" "$carry"/wheels/*.whl || exit 1
+mkdir -p /tmp/ffbin && tar -xJf "$carry/ffbin.tar.xz" -C /tmp/ffbin && chmod +x /tmp/ffbin/*
+export LIVEAVATAR_HOME=/tmp/LiveAvatar
+mkdir -p "$LIVEAVATAR_HOME" && tar -xJf "$carry"/liveavatar-*.tar.xz -C "$LIVEAVATAR_HOME"
+export PATH=/tmp/ffbin:$(dirname "$(command -v python3)"):$PATH
+export IMAGEIO_FFMPEG_EXE=/tmp/ffbin/ffmpeg
+export PYTHONPATH=$site:$carry/pylib:$here/shims
+export HF_HUB_OFFLINE=1 ENABLE_COMPILE=${ENABLE_COMPILE:-false} PYTHONUNBUFFERED=1
+stamp "setup done; $(ffmpeg -version | head -1); $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader)"
+python3 -c 'import torch, diffusers, transformers, peft; print("torch", torch.__version__, "diffusers", diffusers.__version__, "transformers", transformers.__version__, "peft", peft.__version__)'
+
+nvidia-smi --query-gpu=timestamp,memory.used --format=csv,noheader,nounits -lms 250 >"$OUT/smi.csv" 2>/dev/null &
+smi=$!
+trap 'kill $smi 2>/dev/null' EXIT
+python3 "$here/make_weights.py" "$LIVEAVATAR_HOME" 2>&1 | tee "$OUT/weights.log" | grep '^{' || exit 1
+stamp "weights written: $(du -sh "$LIVEAVATAR_HOME/ckpt" | cut -f1)"
+
+case $mode in
+  measure)
+    MASTER_PORT=29611 python3 "$here/measure.py" "$LIVEAVATAR_HOME" "$OUT/measure.jsonl" "$@" >"$OUT/measure.log" 2>&1
+    echo "measure.py exit $?"; grep '^{' "$OUT/measure.log"; tail -5 "$OUT/measure.log" ;;
+  cli)
+    mkdir -p /tmp/ab && tar -xJf "$carry/avatar-batch.tar.xz" -C /tmp/ab
+    bin=$(find /tmp/ab -name avatar-batch -type f | head -1)
+    manifest=$1; shift
+    work=/tmp/la-batch && mkdir -p "$work" && cp -r "$(dirname "$manifest")"/. "$work"/
+    cp "$LIVEAVATAR_HOME"/inputs/* "$work"/
+    export AVATAR_BATCH_RENDERERS=$repo/renderers
+    (cd "$work" && "$bin" validate "$(basename "$manifest")" && "$bin" plan "$(basename "$manifest")" --explain)
+    # The page cache is dropped first, so the jobs load their 48 GB from disk as after a reboot.
+    sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null && stamp "page cache dropped"
+    stamp "run starts"
+    (cd "$work" && timeout "${RUN_LIMIT:-300}" "$bin" run "$(basename "$manifest")" --report "$OUT/report" "$@") >"$OUT/run.log" 2>&1
+    echo "run exit $?"; stamp "run ended"; tail -25 "$OUT/run.log"
+    (cd "$work" && "$bin" status "$(basename "$manifest")" --json) >"$OUT/status.json"
+    find "$work" -name '*.log' -path '*attempt*' | head -4 | while read -r f; do echo "== $f"; grep -E "Error|error|Traceback|parameters are loaded|Finished|Saving" "$f" | head -8; done
+    tar -C "$work" -czf "$OUT/batch-logs.tgz" --exclude='*.mp4' . 2>/dev/null ;;
+esac
+stamp "done"
