@@ -53,9 +53,13 @@ public struct ClipSettings: Sendable, Hashable, Codable {
     public var fp8: Bool
     public var seed: Int
     public var extraArgs: [String]
+    /// The reference image's size in pixels, when known: renderers that fit their frames to the image
+    /// (`Framing.fitArea`) render, and so use memory, by it. Not part of the content key (the image's digest is).
+    public var reference: FrameSize?
 
     public init(size: FrameSize, numClip: Int, inferFrames: Int, sampleSteps: Int, onlineDecode: Bool,
-                offloadModel: Bool, fp8: Bool, seed: Int, extraArgs: [String] = []) {
+                offloadModel: Bool, fp8: Bool, seed: Int, extraArgs: [String] = [], reference: FrameSize? = nil) {
+        self.reference = reference
         self.size = size
         self.numClip = numClip
         self.inferFrames = inferFrames
@@ -70,7 +74,13 @@ public struct ClipSettings: Sendable, Hashable, Codable {
     enum CodingKeys: String, CodingKey {
         case size, numClip = "num_clip", inferFrames = "infer_frames", sampleSteps = "sample_steps"
         case onlineDecode = "online_decode", offloadModel = "offload_model", fp8, seed, extraArgs = "extra_args"
+        case reference
     }
+
+    /// Equal when the renderer is asked the same: the reference image's size is derived from the image, whose
+    /// digest the content key already holds, and an attempt recorded before it was known must still compare equal.
+    public static func == (a: ClipSettings, b: ClipSettings) -> Bool { a.canonicalParts == b.canonicalParts }
+    public func hash(into h: inout Hasher) { h.combine(canonicalParts) }
 
     /// Frames rendered in total.
     public var totalFrames: Int { numClip * inferFrames }

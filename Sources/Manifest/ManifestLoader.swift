@@ -51,6 +51,12 @@ public struct ManifestLoader {
     var fileChecks: [String: String?] = [:]
     /// Absolute directory of each file values came from (every clip's paths resolve against one).
     var directories: [String: String] = [:]
+    /// Reference image sizes by path (read once per image).
+    var imageSizes: [String: FrameSize?] = [:]
+    /// Boolean settings whose flag the renderer's parser source lacks, with the flag (an older checkout).
+    var unsupportedFlags: [String: String] = [:]
+    /// The parser source read for `unsupportedFlags`, for messages.
+    var flagSourcePath = ""
 
     public init(options: LoadOptions = LoadOptions()) {
         self.options = options
@@ -119,6 +125,13 @@ public struct ManifestLoader {
 
         var retry = RetryPolicy()
         if let v = value("retry") { retry = parseRetry(v) }
+        // The built-in ladder is a default, not the user's word: drop the rungs this renderer cannot honour.
+        if value("retry")?.node.entries?.contains(where: { $0.key == "on_oom" }) != true {
+            retry.onOOM = retry.onOOM.filter { rung in
+                if case let .change(c) = rung { return rungProblem(c) == nil }
+                return true
+            }
+        }
 
         var strategy = "earliest-finish"
         if let v = value("strategy"), let s = reader.string(v, "strategy") { strategy = s }
@@ -202,6 +215,9 @@ public struct ManifestLoader {
                 reader.error(v, "renderer \(profile.name) reads $\(name), which is not set",
                              fix: "export \(name)=... before running (see the profile's comments), or use --no-env-check to plan only")
             }
+        }
+        if options.requireEnvironment && options.checkFiles {
+            checkRendererFiles(profile, at: v)
         }
         // Profile defaults are checked like manifest defaults, at the profile's own position.
         for (key, text) in profile.defaults {
@@ -342,6 +358,7 @@ public struct ManifestLoader {
             default: break
             }
         }
+        if let (message, fix) = rungProblem(change) { reader.error(s, message, fix: fix) }
         return change.isEmpty ? nil : .change(change)
     }
 
@@ -463,6 +480,105 @@ public struct ManifestLoader {
                 clip["id"] = Sourced(node: YAMLNode(value: .scalar(id, quoted: true), position: globNode.node.position), file: globNode.file)
                 clip["audio"] = Sourced(node: YAMLNode(value: .scalar(match, quoted: true), position: globNode.node.position), file: globNode.file)
                 rawClips.append((clip, globNode.file, globNode.node.position))
+            }
+        }
+    }
+
+    /// Expands a profile path template (`{env.NAME}`, `{profile_dir}`); nil when a variable it reads is unset.
+    func expandProfilePath(_ template: String, _ profile: RendererProfile) -> String? {
+        var values = ["profile_dir": profile.directory]
+        for name in ArgvTemplate.environmentNames([template]) {
+            guard let value = options.environment[name], !value.isEmpty else { return nil }
+            values["env." + name] = value
+        }
+        return ArgvTemplate.expand([template], values: values, flags: [:], extraArgs: []).first
+    }
+
+    /// The files a profile needs (checkpoints, its entry script) exist, and its parser source is read for the flags
+    /// this checkout knows: both before any GPU time is spent.
+    mutating func checkRendererFiles(_ profile: RendererProfile, at v: Sourced) {
+        for template in profile.requiredFiles {
+            guard let path = expandProfilePath(template, profile) else { continue }  // the unset variable is reported already
+            if !FileManager.default.fileExists(atPath: path) {
+                let names = ArgvTemplate.environmentNames([template])
+                let fix = names.isEmpty ? "put the file in place (see the profile's comments)"
+                    : "put it where the profile expects it (see the profile's comments), or point $\(names[0]) at a checkout that has it"
+                reader.error(v, "renderer \(profile.name) needs \(path), which does not exist", fix: fix)
+            }
+        }
+        guard let template = profile.flagSource, let path = expandProfilePath(template, profile),
+              let data = FileManager.default.contents(atPath: path) else { return }
+        let source = String(decoding: data, as: UTF8.self)
+        flagSourcePath = path
+        for entry in profile.command {
+            for case let .placeholder(name, conditional?) in ArgvTemplate.tokens(entry) {
+                // The flag as the parser declares it: "--fp8" in add_argument("--fp8", ...).
+                let flag = conditional.split(separator: "=").first.map(String.init) ?? conditional
+                if flag.hasPrefix("-") && !source.contains("\"\(flag)\"") && !source.contains("'\(flag)'") {
+                    unsupportedFlags[name] = flag
+                }
+            }
+        }
+    }
+
+    /// Why a retry rung cannot be honoured by the renderer, with the fix; nil when it can.
+    func rungProblem(_ c: SettingsChange) -> (String, String)? {
+        guard let profile else { return nil }
+        let l = profile.limits
+        if let off = c.offloadModel, let need = l.offloadModel, off != need {
+            return ("retry rung sets offload_model: \(off), which \(profile.name) does not support", "remove the rung (offload_model must stay \(need))")
+        }
+        if let steps = c.sampleSteps, !l.sampleSteps.isEmpty, !l.sampleSteps.contains(steps) {
+            return ("retry rung sets sample_steps: \(steps), which \(profile.name) does not support",
+                    "use \(l.sampleSteps.map(String.init).joined(separator: " or ")) or remove the rung")
+        }
+        if let f = c.inferFrames, l.inferFramesMultiple > 0, f % l.inferFramesMultiple != 0 {
+            return ("retry rung sets infer_frames: \(f), not a multiple of \(l.inferFramesMultiple) as \(profile.name) needs",
+                    "use \(max(l.inferFramesMultiple, f / l.inferFramesMultiple * l.inferFramesMultiple))")
+        }
+        for (name, on) in [("online_decode", c.onlineDecode), ("fp8", c.fp8), ("offload_model", c.offloadModel)] where on == true {
+            if let flag = unsupportedFlags[name] {
+                return ("retry rung sets \(name): true, but this \(profile.name) checkout has no \(flag) (\(flagSourcePath))",
+                        "update the checkout, or remove the rung")
+            }
+        }
+        return nil
+    }
+
+    /// Settings the renderer cannot honour, each reported at the field that set it (or the clip).
+    mutating func checkLimits(_ s: ClipSettings, fields: [String: Sourced], here: Sourced, profile: RendererProfile) {
+        let l = profile.limits
+        func at(_ key: String) -> Sourced { fields[key] ?? here }
+        if !l.sampleSteps.isEmpty && !l.sampleSteps.contains(s.sampleSteps) {
+            reader.error(at("sample_steps"), "sample_steps \(s.sampleSteps) is not supported by \(profile.name)",
+                         fix: "use \(l.sampleSteps.map(String.init).joined(separator: " or "))")
+        }
+        if l.inferFramesMultiple > 0 && s.inferFrames % l.inferFramesMultiple != 0 {
+            let m = l.inferFramesMultiple, lower = s.inferFrames / m * m
+            reader.error(at("infer_frames"), "infer_frames \(s.inferFrames) is not a multiple of \(m): \(profile.name) denoises in blocks of \(m) frames and leaves the rest of every clip undenoised",
+                         fix: lower > 0 ? "use \(lower) or \(lower + m)" : "use \(m)")
+        }
+        if let need = l.offloadModel, s.offloadModel != need {
+            reader.error(at("offload_model"), "offload_model \(s.offloadModel) is not supported by \(profile.name) on one GPU (it fails after all the denoising)",
+                         fix: "set offload_model: \(need), or remove it to use the profile's default")
+        }
+        if l.maxFrameTokens > 0 {
+            let frame = profile.renderedFrame(s), tokens = frame.pixels / 256
+            if tokens > l.maxFrameTokens {
+                let fitting = profile.sizes.sorted(by: >).first { size in
+                    var t = s
+                    t.size = size
+                    return profile.renderedFrame(t).pixels / 256 <= l.maxFrameTokens
+                }
+                let image = s.reference.map { " from this \($0.width)x\($0.height) image" } ?? ""
+                reader.error(at("size"), "size \(s.size) renders \(frame.width)x\(frame.height) frames\(image), \(tokens) tokens a latent frame, over \(profile.name)'s limit of \(l.maxFrameTokens)",
+                             fix: fitting.map { "use size \($0) or smaller" } ?? "use a smaller size or image")
+            }
+        }
+        for (name, on) in [("online_decode", s.onlineDecode), ("fp8", s.fp8), ("offload_model", s.offloadModel)] where on {
+            if let flag = unsupportedFlags[name] {
+                reader.error(at(name), "\(name) needs \(flag), which this \(profile.name) checkout does not have (\(flagSourcePath))",
+                             fix: "update the checkout, or set \(name): false")
             }
         }
     }
@@ -595,9 +711,28 @@ public struct ManifestLoader {
             reader.error(here, problem, fix: "remove the file or link that is in the way")
         }
 
-        guard reader.diagnostics.count == before, let image, let audio else { return nil }
+        if let audio, let v = fields["audio"] {
+            for bad in profile.limits.audioPathForbids where audio.contains(bad) {
+                reader.error(v, "audio path \"\(v.node.scalar ?? audio)\" contains \"\(bad)\", which \(profile.name) reads as a separator between several files",
+                             fix: "rename or link the file to a path without \"\(bad)\"")
+            }
+        }
+        var reference: FrameSize?
+        if let image, options.checkFiles, profile.framing != .exact {
+            if let known = imageSizes[image] { reference = known } else {
+                reference = MediaSniffer.imageSize(at: image)
+                imageSizes[image] = reference
+            }
+            if reference == nil, let v = fields["image"] {
+                reader.error(v, "image \"\(v.node.scalar ?? image)\" has no readable size in its header, which \(profile.name) needs to frame the video",
+                             fix: "re-save it as PNG or JPEG")
+            }
+        }
         let settings = ClipSettings(size: size, numClip: numClip, inferFrames: inferFramesValue, sampleSteps: sampleSteps,
-                                    onlineDecode: onlineDecode, offloadModel: offload, fp8: fp8, seed: seed, extraArgs: extra)
+                                    onlineDecode: onlineDecode, offloadModel: offload, fp8: fp8, seed: seed, extraArgs: extra,
+                                    reference: reference)
+        checkLimits(settings, fields: fields, here: here, profile: profile)
+        guard reader.diagnostics.count == before, let image, let audio else { return nil }
         return ClipSpec(id: id, image: image, audio: audio, prompt: prompt, output: output, priority: priority, timeoutSeconds: timeout,
                         gpuModel: gpuModel, settings: settings, audioSeconds: audioSeconds, file: file, position: position)
     }

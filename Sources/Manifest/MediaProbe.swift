@@ -43,6 +43,57 @@ public enum MediaSniffer {
         return nil
     }
 
+    /// The pixel size recorded in an image's header (PNG IHDR, JPEG SOFn, WebP VP8/VP8L/VP8X, BMP), or nil when the
+    /// header cannot be read. Renderers that fit frames to the image (Live Avatar) need it before any GPU time.
+    public static func imageSize(at path: String) -> FrameSize? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        // JPEG's SOF marker follows EXIF and ICC segments, which can be large; 1 MiB covers what cameras write.
+        guard let data = try? handle.read(upToCount: 1 << 20), data.count >= 26 else { return nil }
+        let b = [UInt8](data)
+        func be16(_ i: Int) -> Int { Int(b[i]) << 8 | Int(b[i + 1]) }
+        func le16(_ i: Int) -> Int { Int(b[i]) | Int(b[i + 1]) << 8 }
+        func be32(_ i: Int) -> Int { be16(i) << 16 | be16(i + 2) }
+        func le32(_ i: Int) -> Int { le16(i) | le16(i + 2) << 16 }
+        func size(_ w: Int, _ h: Int) -> FrameSize? { w > 0 && h > 0 && w <= 1 << 16 && h <= 1 << 16 ? FrameSize(width: w, height: h) : nil }
+        switch imageFormat(at: path) {
+        case "png":
+            guard b[12..<16] == [0x49, 0x48, 0x44, 0x52][...] else { return nil }
+            return size(be32(16), be32(20))
+        case "jpeg":
+            var i = 2
+            while i + 9 < b.count {
+                guard b[i] == 0xFF else { return nil }
+                let marker = b[i + 1]
+                if marker == 0xFF { i += 1; continue }
+                if marker == 0xD8 || (0xD0...0xD7).contains(marker) || marker == 0x01 { i += 2; continue }
+                // SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
+                if (0xC0...0xCF).contains(marker) && ![0xC4, 0xC8, 0xCC].contains(marker) {
+                    return size(be16(i + 7), be16(i + 5))
+                }
+                if marker == 0xD9 || marker == 0xDA { return nil }
+                i += 2 + be16(i + 2)
+            }
+            return nil
+        case "webp":
+            let chunk = String(decoding: b[12..<16], as: UTF8.self)
+            if chunk == "VP8 ", b.count >= 30 { return size(le16(26) & 0x3FFF, le16(28) & 0x3FFF) }
+            if chunk == "VP8L", b.count >= 25 {
+                let bits = le32(21)
+                return size((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
+            }
+            if chunk == "VP8X", b.count >= 30 {
+                return size((Int(b[24]) | Int(b[25]) << 8 | Int(b[26]) << 16) + 1, (Int(b[27]) | Int(b[28]) << 8 | Int(b[29]) << 16) + 1)
+            }
+            return nil
+        case "bmp":
+            let h = le32(22)
+            return size(le32(18), h > 0x7FFF_FFFF ? (1 << 32) - h : h)
+        default:
+            return nil
+        }
+    }
+
     /// The image format from the file's first bytes (`png`, `jpeg`, `webp`, `bmp`), or nil.
     public static func imageFormat(at path: String) -> String? {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }

@@ -5,6 +5,7 @@ public enum ProfileLoader {
     static let knownKeys = [
         "name", "description", "command", "sizes", "defaults", "env", "workdir", "output_check", "output_extension",
         "oom_patterns", "max_jobs_per_gpu", "uses_gpu", "fps", "auto_online_decode_clips", "memory", "time", "sharing",
+        "framing", "limits", "required_files", "flag_source",
     ]
 
     /// Directories searched for `NAME.yaml`, in order: `$AVATAR_BATCH_RENDERERS` (colon-separated),
@@ -140,6 +141,24 @@ public enum ProfileLoader {
         if let v = value("auto_online_decode_clips"), let n = r.int(v, "auto_online_decode_clips", range: 1...1_000_000) {
             profile.autoOnlineDecodeClips = n
         }
+        if let v = value("framing"), let text = r.string(v, "framing") {
+            if let f = Framing(rawValue: text) { profile.framing = f } else {
+                r.error(v, "framing \"\(text)\" is not known", fix: "use one of \(Framing.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        if let v = value("limits") { profile.limits = parseLimits(v, &r) }
+        if let v = value("required_files"), let list = r.stringList(v, "required_files") {
+            for (i, entry) in list.enumerated() {
+                for problem in ArgvTemplate.check([entry]) {
+                    r.error(Sourced(node: v.node.items![i], file: s.file), problem.message)
+                }
+            }
+            profile.requiredFiles = list
+        }
+        if let v = value("flag_source"), let text = r.string(v, "flag_source") {
+            for problem in ArgvTemplate.check([text]) { r.error(v, problem.message) }
+            profile.flagSource = text
+        }
         if let v = value("memory") { profile.memory = parseMemory(v, &r) }
         if let v = value("time") { profile.time = parseTime(v, &r) }
         if let v = value("sharing") {
@@ -175,7 +194,9 @@ public enum ProfileLoader {
     static func parseMemory(_ s: Sourced, _ r: inout FieldReader) -> MemoryModel {
         var m = MemoryModel()
         guard let entries = s.node.entries else { r.error(s, "memory must be a mapping"); return m }
-        let known = ["points", "per_clip_offline_gb", "online_decode_gb", "offload_factor", "fp8_factor", "headroom", "host_ram_gb"]
+        let known = ["points", "per_clip_offline_gb", "online_decode_gb", "offload_factor", "fp8_factor", "headroom", "host_ram_gb",
+                     "host_ram_per_megapixel_frame_gb", "resident_gb", "resident_fp8_gb", "per_latent_token_gb", "per_job_gb",
+                     "per_frame_token_gb"]
         r.rejectUnknownKeys(entries, file: s.file, known: known, context: "memory model")
         for e in entries {
             let v = Sourced(node: e.value, file: s.file)
@@ -192,10 +213,40 @@ public enum ProfileLoader {
             case "fp8_factor": m.fp8Factor = r.double(v, e.key, range: 0.01...10) ?? 1
             case "headroom": m.headroom = r.double(v, e.key, range: 0...2) ?? 0.1
             case "host_ram_gb": m.hostRAMGB = r.double(v, e.key, range: 0...100_000) ?? 0
+            case "host_ram_per_megapixel_frame_gb": m.hostRAMPerMegapixelFrameGB = r.double(v, e.key, range: 0...100) ?? 0
+            case "resident_gb": m.residentGB = r.double(v, e.key, range: 0...10_000) ?? 0
+            case "resident_fp8_gb": m.residentFP8GB = r.double(v, e.key, range: 0...10_000) ?? 0
+            case "per_latent_token_gb": m.perLatentTokenGB = r.double(v, e.key, range: 0...10) ?? 0
+            case "per_job_gb": m.perJobGB = r.double(v, e.key, range: 0...10_000) ?? 0
+            case "per_frame_token_gb": m.perFrameTokenGB = r.double(v, e.key, range: 0...10) ?? 0
             default: break
             }
         }
         return m
+    }
+
+    static func parseLimits(_ s: Sourced, _ r: inout FieldReader) -> RendererLimits {
+        var l = RendererLimits()
+        guard let entries = s.node.entries else { r.error(s, "limits must be a mapping"); return l }
+        r.rejectUnknownKeys(entries, file: s.file, known: ["sample_steps", "infer_frames_multiple", "offload_model", "max_frame_tokens",
+                                                          "audio_path_forbids"], context: "renderer limits")
+        for e in entries {
+            let v = Sourced(node: e.value, file: s.file)
+            switch e.key {
+            case "sample_steps":
+                for (i, text) in (r.stringList(v, e.key) ?? []).enumerated() {
+                    if let n = Int(text), n >= 1 { l.sampleSteps.append(n) } else {
+                        r.error(Sourced(node: e.value.items![i], file: s.file), "sample_steps limit \"\(text)\" is not a positive integer")
+                    }
+                }
+            case "infer_frames_multiple": l.inferFramesMultiple = r.int(v, e.key, range: 1...1024) ?? 0
+            case "offload_model": l.offloadModel = r.bool(v, e.key)
+            case "max_frame_tokens": l.maxFrameTokens = r.int(v, e.key, range: 1...10_000_000) ?? 0
+            case "audio_path_forbids": l.audioPathForbids = r.stringList(v, e.key) ?? []
+            default: break
+            }
+        }
+        return l
     }
 
     static func parseTime(_ s: Sourced, _ r: inout FieldReader) -> TimeModel {

@@ -40,9 +40,25 @@ public struct MemoryModel: Sendable, Hashable, Codable {
     public var headroom: Double
     /// Host RAM per job in GB (a floor; offline decode adds to it).
     public var hostRAMGB: Double
+    /// Host RAM in GB per million pixels of rendered video (frame width x height x frames), on top of `hostRAMGB`.
+    public var hostRAMPerMegapixelFrameGB: Double
+
+    /// The resident-plus-cache model (`resident_gb:` in YAML), used instead of `points` when `residentGB` > 0.
+    /// Peak = resident weights (fp8 ones with `fp8`) + per_latent_token_gb x latent tokens of one clip + per_job_gb
+    /// + per_frame_token_gb x tokens of one latent frame (+ online_decode_gb when decoding online). Tokens come from
+    /// the rendered frame (see `Framing`): one latent frame has (H/16)(W/16) tokens and a clip of F frames F/4 latent
+    /// frames. Live Avatar's four KV caches are exactly per_latent_token_gb x tokens (measured to the byte).
+    public var residentGB: Double
+    /// Resident weights with `fp8` (0: the same as `residentGB`).
+    public var residentFP8GB: Double
+    public var perLatentTokenGB: Double
+    public var perJobGB: Double
+    public var perFrameTokenGB: Double
 
     public init(points: [MemoryPoint] = [], perClipOfflineGB: Double = 0, onlineDecodeGB: Double = 0, offloadFactor: Double = 1,
-                fp8Factor: Double = 1, headroom: Double = 0.10, hostRAMGB: Double = 0) {
+                fp8Factor: Double = 1, headroom: Double = 0.10, hostRAMGB: Double = 0, hostRAMPerMegapixelFrameGB: Double = 0,
+                residentGB: Double = 0, residentFP8GB: Double = 0, perLatentTokenGB: Double = 0, perJobGB: Double = 0,
+                perFrameTokenGB: Double = 0) {
         self.points = points
         self.perClipOfflineGB = perClipOfflineGB
         self.onlineDecodeGB = onlineDecodeGB
@@ -50,7 +66,34 @@ public struct MemoryModel: Sendable, Hashable, Codable {
         self.fp8Factor = fp8Factor
         self.headroom = headroom
         self.hostRAMGB = hostRAMGB
+        self.hostRAMPerMegapixelFrameGB = hostRAMPerMegapixelFrameGB
+        self.residentGB = residentGB
+        self.residentFP8GB = residentFP8GB
+        self.perLatentTokenGB = perLatentTokenGB
+        self.perJobGB = perJobGB
+        self.perFrameTokenGB = perFrameTokenGB
     }
+
+    /// True when the profile uses the resident-plus-cache model.
+    public var isResidentModel: Bool { residentGB > 0 }
+}
+
+/// Settings a renderer cannot honour, refused at validation with the reason (`limits:` in a profile).
+public struct RendererLimits: Sendable, Hashable, Codable {
+    /// The only sample_steps it accepts; empty means any.
+    public var sampleSteps: [Int] = []
+    /// infer_frames must be a multiple of this (0: only the general multiple of 4).
+    public var inferFramesMultiple = 0
+    /// The value offload_model must have, when only one works.
+    public var offloadModel: Bool?
+    /// The most tokens one latent frame may have: (H/16)(W/16) of the rendered frame (0: no limit).
+    public var maxFrameTokens = 0
+    /// Substrings an audio path may not contain (the renderer gives them a meaning of its own).
+    public var audioPathForbids: [String] = []
+
+    public init() {}
+
+    public var isEmpty: Bool { self == RendererLimits() }
 }
 
 /// The time model a profile carries (`time:` in YAML).
@@ -117,6 +160,15 @@ public struct RendererProfile: Sendable, Hashable, Codable {
     public var sharing: [Int: Double]
     /// The directory the profile file lives in (`{profile_dir}`); empty for inline profiles.
     public var directory: String
+    /// How `size` and the reference image become the rendered frame.
+    public var framing: Framing = .exact
+    /// Settings the renderer cannot honour.
+    public var limits = RendererLimits()
+    /// Files (templates with `{env.NAME}`) that must exist before any GPU time is spent: checkpoints, the entry script.
+    public var requiredFiles: [String] = []
+    /// The renderer's argument-parser source (a template with `{env.NAME}`): a conditional flag of the command
+    /// (`{fp8:--fp8}`) that a clip turns on must appear in it, so an older checkout is caught at validation.
+    public var flagSource: String?
 
     public init(name: String, description: String = "", command: [String], sizes: [FrameSize] = [], defaults: [String: String] = [:],
                 env: [String: String] = [:], workdir: WorkdirPolicy = .perJob, outputCheck: OutputCheck = .ffprobe,
@@ -148,6 +200,15 @@ public struct RendererProfile: Sendable, Hashable, Codable {
         "torch.OutOfMemoryError", "torch.cuda.OutOfMemoryError", "CUDA out of memory", "CUBLAS_STATUS_ALLOC_FAILED",
         "CUDA error: out of memory", "cudaErrorMemoryAllocation", "RESOURCE_EXHAUSTED",
     ]
+
+    /// The frame the renderer generates for these settings: `size` itself, or the reference image fitted under
+    /// `size`'s area (`Framing.fitArea`; `size`'s own shape when the image's size is unknown).
+    public func renderedFrame(_ s: ClipSettings) -> FrameSize {
+        switch framing {
+        case .exact: return s.size
+        case .fitArea: return FrameFit.fit(image: s.reference ?? s.size, area: s.size.pixels)
+        }
+    }
 
     /// What identifies the profile in a content key: name, argv template, environment and output check.
     public var identityParts: [String] {

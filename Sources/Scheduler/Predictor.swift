@@ -13,6 +13,8 @@ public struct Estimate: Sendable, Hashable, Codable {
     public var extrapolated: Bool
     /// Where the figures came from: `prior`, `observed` or `oom`.
     public var source: String
+    /// Host RAM the job is expected to peak at, in GB (0 when the profile has no host-RAM model).
+    public var hostRAMGB: Double = 0
 }
 
 /// Predicts a job's GPU memory and time from the renderer's calibration, corrected by what was observed.
@@ -46,6 +48,7 @@ public struct Predictor: Sendable {
     public init(profile: RendererProfile, observations: [Observation] = [], headroom: Double? = nil) {
         self.profile = profile
         self.headroom = headroom ?? profile.memory.headroom
+        // Calibration points of a fit-area renderer are written at the frame it rendered, so their x needs no fitting.
         memoryCurve = Predictor.curve(profile.memory.points.map { (Double($0.size.pixels * $0.inferFrames), $0.gb) })
         timeCurve = Predictor.curve(profile.time.points.map { (Double($0.size.pixels * $0.inferFrames), $0.msPerFrame) })
         for o in observations { observe(o) }
@@ -71,17 +74,35 @@ public struct Predictor: Sendable {
     /// rounded to a power of two (offline decode grows with it).
     public func bucket(_ s: ClipSettings) -> String {
         let clips = s.onlineDecode ? 0 : (s.numClip <= 1 ? 1 : 1 << (Int.bitWidth - (s.numClip - 1).leadingZeroBitCount))
-        return "\(profile.name)|\(s.size)|f\(s.inferFrames)|\(s.onlineDecode ? "online" : "offline\(clips)")|offload=\(s.offloadModel)|fp8=\(s.fp8)"
+        // A fit-area renderer's memory follows the frame it renders, not the size asked for.
+        let size = profile.framing == .exact ? "\(s.size)" : "\(s.size)>\(profile.renderedFrame(s))"
+        return "\(profile.name)|\(size)|f\(s.inferFrames)|\(s.onlineDecode ? "online" : "offline\(clips)")|offload=\(s.offloadModel)|fp8=\(s.fp8)"
     }
 
     /// The estimate for these settings; with `jobID`, that job's own OOM lower bounds count too.
     public func estimate(_ s: ClipSettings, jobID: String? = nil) -> Estimate {
         let m = profile.memory
-        let x = Double(s.size.pixels * s.inferFrames)
-        let (base, memExtra) = Predictor.interpolate(memoryCurve, at: x)
-        var raw = base + (s.onlineDecode ? m.onlineDecodeGB : m.perClipOfflineGB * Double(s.numClip))
-        if s.offloadModel { raw *= m.offloadFactor }
-        if s.fp8 { raw *= m.fp8Factor }
+        let frame = profile.renderedFrame(s)
+        let x = Double(frame.pixels * s.inferFrames)
+        var raw: Double
+        var memExtra = false
+        if m.isResidentModel {
+            // Weights stay for the whole job; the KV caches follow the latent tokens of one clip (F/4 latent frames of
+            // (H/16)(W/16) tokens); activations follow one latent frame's tokens. Measured on an H200: within 0.6 GB of
+            // every peak from 256x384 to 384x704, bf16 and fp8 (docs/benchmarks.md).
+            let frameTokens = Double(frame.pixels) / 256
+            let latentTokens = Double(s.inferFrames) / 4 * frameTokens
+            raw = (s.fp8 && m.residentFP8GB > 0 ? m.residentFP8GB : m.residentGB) + m.perLatentTokenGB * latentTokens + m.perJobGB
+                + m.perFrameTokenGB * frameTokens + (s.onlineDecode ? m.onlineDecodeGB : 0)
+            if s.offloadModel { raw *= m.offloadFactor }
+        } else {
+            let (base, extra) = Predictor.interpolate(memoryCurve, at: x)
+            memExtra = extra
+            raw = base + (s.onlineDecode ? m.onlineDecodeGB : m.perClipOfflineGB * Double(s.numClip))
+            if s.offloadModel { raw *= m.offloadFactor }
+            if s.fp8 { raw *= m.fp8Factor }
+        }
+        let hostRAM = m.hostRAMGB + m.hostRAMPerMegapixelFrameGB * Double(frame.pixels) * Double(s.totalFrames) / 1e6
         let t = profile.time
         let (msPerFrame, timeExtra) = Predictor.interpolate(timeCurve, at: x)
         var perFrame = msPerFrame / 1000
@@ -105,7 +126,8 @@ public struct Predictor: Sendable {
             source = "oom"
         }
         let extrapolated = source == "prior" && (memExtra || timeExtra)
-        return Estimate(memoryGB: raw * (1 + headroom), rawMemoryGB: raw, seconds: max(seconds, 0.001), extrapolated: extrapolated, source: source)
+        return Estimate(memoryGB: raw * (1 + headroom), rawMemoryGB: raw, seconds: max(seconds, 0.001), extrapolated: extrapolated, source: source,
+                        hostRAMGB: hostRAM)
     }
 
     /// Points sorted by x, duplicates at the same x averaged.

@@ -52,7 +52,7 @@ enum PlanPrinter {
             "placements": plan.runs.map { r -> [String: Any] in
                 let e = plan.estimates[r.jobID]
                 return ["job": r.jobID, "gpu": r.gpu, "start_s": r.startS, "end_s": r.endS, "memory_gb": r.memoryGB,
-                        "predicted_solo_s": e?.seconds ?? 0, "extrapolated": e?.extrapolated ?? false]
+                        "predicted_solo_s": e?.seconds ?? 0, "extrapolated": e?.extrapolated ?? false, "host_ram_gb": e?.hostRAMGB ?? 0]
             },
             "unplaceable": plan.unplaceable.map { u -> [String: Any] in
                 var o: [String: Any] = ["job": u.jobID, "reason": u.reason, "location": u.location]
@@ -71,7 +71,15 @@ enum PlanPrinter {
             let runs = plan.runs.filter { $0.gpu == g.index }
             out.append(String(format: "GPU %d  %@  %.1f GB  (%d jobs, busy until %@)", g.index, g.model, g.memoryGB, runs.count, d(runs.map(\.endS).max() ?? 0)))
             for r in runs {
-                let extra = plan.estimates[r.jobID]?.extrapolated == true ? "  (extrapolated)" : ""
+                var extra = plan.estimates[r.jobID]?.extrapolated == true ? "  (extrapolated)" : ""
+                if explain, let e = plan.estimates[r.jobID] {
+                    // The frame the renderer will generate (a fit-area renderer follows the image), and the host RAM.
+                    if manifest.renderer.framing != .exact, let clip = manifest.clips.first(where: { $0.id == r.jobID }) {
+                        let f = manifest.renderer.renderedFrame(clip.settings)
+                        extra += "  frame \(f.width)x\(f.height)"
+                    }
+                    if e.hostRAMGB > 0 { extra += String(format: "  host RAM %.0f GB", e.hostRAMGB) }
+                }
                 out.append(String(format: "  %@ -> %@  %@  %.1f GB%@", d(r.startS), d(r.endS), r.jobID, r.memoryGB, extra))
             }
         }
