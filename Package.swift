@@ -51,7 +51,8 @@ let package = Package(
         .testTarget(name: "ManifestTests", dependencies: ["Manifest", "TestSupport"]),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "Manifest", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Manifest", "TestSupport"]),
-        .testTarget(name: "ExecutorsTests", dependencies: ["Executors", "Checkpoint", "Scheduler", "Manifest", "TestSupport", "avatar-batch"]),
+        .testTarget(name: "ExecutorsTests", dependencies: ["Executors", "Checkpoint", "Scheduler", "Manifest", "TestSupport", "avatar-batch"],
+                    exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -49,9 +49,12 @@ public enum AttemptRunner {
         let s = p.settings
         let c = p.job.clip
         let py: (Bool) -> String = { $0 ? "True" : "False" }
+        // {width} and {height} are the frame the renderer generates: `size` itself, or with `framing: fit-area` the
+        // reference image fitted under size's area, as Live Avatar frames it (so the preview shows that framing).
+        let frame = p.renderer.renderedFrame(s)
         var values: [String: String] = [
-            "image": c.image, "audio": c.audio, "prompt": c.prompt, "size": s.size.description, "width": String(s.size.width),
-            "height": String(s.size.height), "num_clip": String(s.numClip), "infer_frames": String(s.inferFrames),
+            "image": c.image, "audio": c.audio, "prompt": c.prompt, "size": s.size.description, "width": String(frame.width),
+            "height": String(frame.height), "num_clip": String(s.numClip), "infer_frames": String(s.inferFrames),
             "sample_steps": String(s.sampleSteps), "seed": String(s.seed), "output": output, "workdir": p.workdir,
             "master_port": String(p.masterPort), "profile_dir": p.renderer.directory.isEmpty ? p.manifestDirectory : p.renderer.directory,
             "clip_id": c.id, "offload_model": py(s.offloadModel), "online_decode": py(s.onlineDecode), "fp8": py(s.fp8),
@@ -159,13 +162,34 @@ public enum AttemptRunner {
                 }
             }
         }
-        if result.classification != .succeeded { try? fm.removeItem(atPath: temp) }
+        removeTemporaries(of: temp)
+        if result.classification == .crashed || result.classification == .invalidOutput, let hint = videoWriterHint(result.stderrTail) {
+            result.note = (result.note.map { $0 + "; " } ?? "") + hint
+        }
         if result.classification == .succeeded && p.renderer.workdir == .perJob { try? fm.removeItem(atPath: p.workdir) }
         if let note = result.note { appendToLog(p.logPath, "avatar-batch: \(result.classification.rawValue): \(note)") }
         return result
     }
 
     /// Seconds the video should last: the audio, or num_clip x infer_frames / fps when that is shorter.
+    /// Removes the temporary output and whatever the renderer named after it: Live Avatar muxes the audio into
+    /// `<base>_temp.mp4` beside its output, which a kill or timeout leaves in output_dir otherwise.
+    static func removeTemporaries(of temp: String) {
+        let dir = (temp as NSString).deletingLastPathComponent
+        let stem = ((temp as NSString).lastPathComponent as NSString).deletingPathExtension
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(stem) {
+            try? FileManager.default.removeItem(atPath: dir + "/" + name)
+        }
+    }
+
+    /// What to tell the user when the renderer says its own video writing failed (Live Avatar catches those errors,
+    /// logs them and exits 0, or fails later at the mux): nearly always no ffmpeg on the renderer's PATH.
+    static func videoWriterHint(_ log: String) -> String? {
+        let signs = ["save_video failed", "merge_video_audio failed", "No such file or directory: 'ffmpeg'", "imageio_ffmpeg"]
+        guard signs.contains(where: log.contains) else { return nil }
+        return "the renderer's log says it could not write or mux the video: put ffmpeg on the GPU host's PATH (Live Avatar calls it to add the audio)"
+    }
+
     static func expectedDuration(_ p: AttemptPlan) -> Double? {
         let frames = Double(p.settings.totalFrames) / p.renderer.fps
         guard let audio = p.job.clip.audioSeconds else { return nil }
