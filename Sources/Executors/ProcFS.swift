@@ -91,4 +91,12 @@ public enum ProcFS {
         }
         return members(ofGroup: pgid)
     }
+
+    /// This machine's memory in GB (GiB, as everywhere in avatar-batch) from /proc/meminfo, or nil.
+    static func memTotalGB() -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemTotal:") }),
+              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+        return kb / (1024 * 1024)
+    }
 }

@@ -24,6 +24,9 @@ public struct RunOptions: Sendable {
     public var logCapMB: Int? = 64
     /// Submit to Slurm instead of running locally.
     public var slurm: SlurmRunOptions?
+    /// Host RAM in GB the local jobs may use together, by their predicted host RAM (nil: this machine's MemTotal;
+    /// 0: not checked). Live Avatar keeps every decoded frame in host memory, so long clips exhaust the host first.
+    public var hostRAMGB: Double?
 
     public init(gpus: [GPU], strategy: Strategy, maxFailures: Int? = nil) {
         self.gpus = gpus
@@ -149,6 +152,7 @@ public final class RunLoop: @unchecked Sendable {
         var running: [String: Running] = [:]
         var stopping = false
         var failedForGood = 0
+        let hostRAM = options.hostRAMGB ?? ProcFS.memTotalGB() ?? 0
         let signals = SignalWatcher(registry: groups)
         defer { signals.stop() }
 
@@ -191,11 +195,29 @@ public final class RunLoop: @unchecked Sendable {
                         failedForGood += 1
                         summary.failed += 1
                     }
+                    var hostUsed = running.values.reduce(0) { $0 + $1.estimate.hostRAMGB }
                     for (id, gpuIndex) in round.starts {
                         let p = queue.first { $0.job.id == id }!
-                        queue.removeAll { $0.job.id == id }
                         let gpu = options.gpus.first { $0.index == gpuIndex }!
                         let e = predictor.estimate(p.settings, jobID: p.job.id)  // the round has reserved it on `loads`
+                        if hostRAM > 0 && e.hostRAMGB > 0 && hostUsed + e.hostRAMGB > hostRAM {
+                            // The host, not the GPU, is full: release the GPU reservation and wait, or fail when even an
+                            // empty host could not hold it.
+                            let li = loads.firstIndex { $0.gpu.index == gpuIndex }!
+                            loads[li].occupants.removeAll { $0.jobID == id }
+                            if p.isolate { loads[li].isolated = false }
+                            if e.hostRAMGB > hostRAM {
+                                let reason = String(format: "needs %.0f GB of host RAM (predicted), this machine has %.0f GB (--host-ram)", e.hostRAMGB, hostRAM)
+                                progress.event("FAILED \(id): \(reason)")
+                                try failWithoutAttempt(p, reason: reason)
+                                queue.removeAll { $0.job.id == id }
+                                failedForGood += 1
+                                summary.failed += 1
+                            }
+                            continue
+                        }
+                        hostUsed += e.hostRAMGB
+                        queue.removeAll { $0.job.id == id }
                         accrue(gpu: gpuIndex, in: &running, sharing: dispatcher.placer.sharing)
                         let r = try launch(p, gpu: gpu, estimate: e, runID: runID, group: &group)
                         running[id] = r

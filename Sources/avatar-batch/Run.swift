@@ -28,6 +28,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "At most this many jobs on one GPU (default: the renderer's max_jobs_per_gpu).")
     var maxJobsPerGPU: Int?
 
+    @Option(name: .customLong("host-ram"), help: ArgumentHelp("GB of host RAM local jobs may use together, by their predicted host RAM (default: this machine's memory; 0: no check).", valueName: "GB"))
+    var hostRAM: Double?
+
     @Option(help: "Default job timeout = predicted time x this factor (at least 10 minutes); a clip's timeout: wins.")
     var timeoutFactor: Double = 3
 
@@ -91,6 +94,8 @@ struct Run: AsyncParsableCommand {
         do { store = try Store(path: state ?? manifest.defaultStatePath) } catch { throw fail("\(error)", code: 1) }
         runOptions.timeoutFactor = timeoutFactor
         runOptions.graceSeconds = grace
+        guard (hostRAM ?? 0) >= 0 else { throw fail("--host-ram must be 0 (no check) or more") }
+        runOptions.hostRAMGB = hostRAM
         guard maxLogMB >= 0 else { throw fail("--max-log-mb must be 0 (no cap) or more") }
         runOptions.logCapMB = maxLogMB == 0 ? nil : max(maxLogMB, 2)
         runOptions.command = CommandLine.arguments.joined(separator: " ")

@@ -480,4 +480,29 @@ func processes(mentioning marker: String) -> [Int32] {
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try b.jobs().values.allSatisfy { classifications($0) == ["interrupted", "succeeded"] })
     }
+
+    /// Predicted host RAM holds jobs back when the host, not the GPUs, is full, and a job no host of this size can
+    /// hold fails before it starts (Live Avatar keeps every decoded frame in host memory).
+    @Test func hostRAMHoldsJobsBackAndRefusesWhatNeverFits() throws {
+        let b = Batch(clips: [("a", "ok, --sleep, \"1\""), ("b", "ok, --sleep, \"1\"")])
+        let profile = b.dir.path + "/test.yaml"
+        // Each job predicts 10 GB of host RAM; two idle GPUs could run both at once.
+        let text = try String(contentsOfFile: profile, encoding: .utf8)
+        try text.replacingOccurrences(of: "  headroom: 0", with: "  headroom: 0\n  host_ram_gb: 10").write(toFile: profile, atomically: true, encoding: .utf8)
+        let r = try b.run(["--host-ram", "15"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let events = b.ledgerLines()
+        func t(_ clip: String, _ event: String) -> Double { events.first { $0["clip"] as? String == clip && $0["event"] as? String == event }?["t"] as? Double ?? .nan }
+        let (first, second) = t("a", "start") < t("b", "start") ? ("a", "b") : ("b", "a")
+        #expect(t(second, "start") >= t(first, "end"), "\(events)")
+
+        let big = Batch(clips: [("a", "ok")])
+        let bigProfile = big.dir.path + "/test.yaml"
+        let bigText = try String(contentsOfFile: bigProfile, encoding: .utf8)
+        try bigText.replacingOccurrences(of: "  headroom: 0", with: "  headroom: 0\n  host_ram_gb: 100").write(toFile: bigProfile, atomically: true, encoding: .utf8)
+        let refused = try big.run(["--host-ram", "15"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("FAILED a: needs 100 GB of host RAM (predicted), this machine has 15 GB (--host-ram)"), "\(refused.stderr)")
+        #expect(big.ledgerLines().isEmpty)
+    }
 }
