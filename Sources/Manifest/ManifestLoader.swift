@@ -15,6 +15,9 @@ public struct LoadOptions: Sendable {
     public var requireEnvironment = true
     /// The environment `{env.NAME}` reads.
     public var environment: [String: String] = ProcessInfo.processInfo.environment
+    /// Treat the manifest as untrusted (a pull request's, in CI): it may only name an installed profile, add only the
+    /// profile's `extra_args_allowed`, and include files inside its own folder (docs/security.md).
+    public var untrusted = false
 
     public init(checkFiles: Bool = true, probe: (any MediaProbe)? = nil, rendererSearchPath: [String]? = nil) {
         self.checkFiles = checkFiles
@@ -182,6 +185,12 @@ public struct ManifestLoader {
     // MARK: renderer, gpus, retry
 
     mutating func loadRenderer(_ v: Sourced, manifestDir: String) {
+        if options.untrusted && (v.node.entries != nil || (v.node.scalar.map { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") || $0.contains("/") } ?? false)) {
+            let known = ProfileLoader.available(in: options.rendererSearchPath ?? ProfileLoader.searchPath(manifestDirectory: manifestDir, environment: options.environment, installedOnly: true))
+            reader.error(v, "an untrusted manifest may only name an installed renderer profile, not \(v.node.entries != nil ? "define one inline" : "a profile file") (a profile is code: it chooses the program)",
+                         fix: known.isEmpty ? "name an installed profile" : "use one of \(known.joined(separator: ", "))")
+            return
+        }
         if v.node.entries != nil {
             let (p, d) = ProfileLoader.parse(v, directory: manifestDir)
             reader.diagnostics += d
@@ -195,7 +204,7 @@ public struct ManifestLoader {
                     return
                 }
             } else {
-                let search = options.rendererSearchPath ?? ProfileLoader.searchPath(manifestDirectory: manifestDir)
+                let search = options.rendererSearchPath ?? ProfileLoader.searchPath(manifestDirectory: manifestDir, environment: options.environment, installedOnly: options.untrusted)
                 guard let found = ProfileLoader.find(name: text, in: search) else {
                     let known = ProfileLoader.available(in: search)
                     var fix = known.isEmpty ? "set AVATAR_BATCH_RENDERERS to the renderers/ directory" : "use one of \(known.joined(separator: ", "))"
@@ -409,6 +418,16 @@ public struct ManifestLoader {
 
     mutating func include(_ text: String, node: Sourced, defaults: [String: Sourced]) {
         let path = URL(fileURLWithPath: text, relativeTo: URL(fileURLWithPath: node.directory + "/")).standardizedFileURL.path
+        if options.untrusted {
+            // Links resolved on both sides, so a symbolic link inside the folder cannot lead out of it.
+            let root = URL(fileURLWithPath: manifestFile).standardizedFileURL.deletingLastPathComponent().resolvingSymlinksInPath().path
+            let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+            guard real.hasPrefix(root + "/") else {
+                reader.error(node, "an untrusted manifest may only include files inside its own folder, not \"\(text)\"",
+                             fix: "move the file into \(root)")
+                return
+            }
+        }
         if visited.contains(path) {
             reader.error(node, "include \"\(text)\" forms a cycle", fix: "remove the include that leads back to this file")
             return
@@ -545,6 +564,45 @@ public struct ManifestLoader {
         return nil
     }
 
+    /// `extra_args` may add flags, never override the command's own: argparse keeps an option's last occurrence and
+    /// accepts any unique prefix of its name, so `--save_f=/elsewhere` after the profile's `--save_file` moves the
+    /// output. A profile's `extra_args_allowed` narrows them to a list; an untrusted manifest needs that list.
+    mutating func checkExtraArgs(_ extra: [String], at v: Sourced, profile: RendererProfile) {
+        guard profile.command.contains("{extra_args}") else {
+            reader.error(v, "extra_args would be dropped: renderer \(profile.name)'s command has no {extra_args}",
+                         fix: "remove extra_args, or add \"{extra_args}\" to the profile's command")
+            return
+        }
+        if options.untrusted && profile.extraArgsAllowed == nil {
+            reader.error(v, "an untrusted manifest may not pass extra_args to \(profile.name): its profile lists no extra_args_allowed",
+                         fix: "remove extra_args, or list the flags in the installed profile's extra_args_allowed")
+            return
+        }
+        let own = profile.commandFlags
+        let items = v.node.items ?? []
+        for (i, arg) in extra.enumerated() where arg.hasPrefix("-") && arg.count > 1 && Double(arg) == nil {
+            let at = i < items.count ? Sourced(node: items[i], file: v.file) : v
+            let name = String(arg.split(separator: "=", maxSplits: 1).first ?? Substring(arg))
+            if let hit = own.first(where: { $0 == name || ($0.hasPrefix(name) && name.count > 2 && name.hasPrefix("--")) }) {
+                reader.error(at, "extra_args \"\(sanitizedValue(arg))\" would override \(hit), which renderer \(profile.name) sets itself",
+                             fix: "remove it: the profile's own \(hit) stands")
+            } else if let allowed = profile.extraArgsAllowed, !allowed.contains(name) {
+                reader.error(at, "extra_args flag \"\(sanitizedValue(name))\" is not one renderer \(profile.name) allows",
+                             fix: allowed.isEmpty ? "remove it (the profile allows none)" : "use one of \(allowed.joined(separator: ", "))")
+            }
+        }
+    }
+
+    /// A user's value as a message may show it: control characters escaped, at most 80 characters.
+    func sanitizedValue(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if out.count >= 80 { return out + "..." }
+            if scalar.value < 0x20 || scalar.value == 0x7F { out += String(format: "\\x%02X", scalar.value) } else { out.unicodeScalars.append(scalar) }
+        }
+        return out
+    }
+
     /// Settings the renderer cannot honour, each reported at the field that set it (or the clip).
     mutating func checkLimits(_ s: ClipSettings, fields: [String: Sourced], here: Sourced, profile: RendererProfile) {
         let l = profile.limits
@@ -647,6 +705,7 @@ public struct ManifestLoader {
         let fp8 = fields["fp8"].flatMap { reader.bool($0, "fp8") } ?? false
         let priority = fields["priority"].flatMap { reader.int($0, "priority", range: -1_000_000...1_000_000) } ?? 0
         let extra = fields["extra_args"].flatMap { reader.stringList($0, "extra_args") } ?? []
+        if let v = fields["extra_args"], !extra.isEmpty { checkExtraArgs(extra, at: v, profile: profile) }
         let gpuModel = fields["gpu_model"].flatMap { reader.string($0, "gpu_model") }
         var timeout: Double?
         if let v = fields["timeout"], let text = reader.string(v, "timeout") {

@@ -5,19 +5,22 @@ public enum ProfileLoader {
     static let knownKeys = [
         "name", "description", "command", "sizes", "defaults", "env", "workdir", "output_check", "output_extension",
         "oom_patterns", "max_jobs_per_gpu", "uses_gpu", "fps", "auto_online_decode_clips", "memory", "time", "sharing",
-        "framing", "limits", "required_files", "flag_source",
+        "framing", "limits", "required_files", "flag_source", "extra_args_allowed",
     ]
 
     /// Directories searched for `NAME.yaml`, in order: `$AVATAR_BATCH_RENDERERS` (colon-separated),
     /// `renderers/` beside the manifest or in any directory above it, then `renderers/` and
     /// `../share/avatar-batch/renderers` beside the executable.
-    public static func searchPath(manifestDirectory: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+    /// With `installedOnly` (untrusted manifests), only `$AVATAR_BATCH_RENDERERS` and the executable's directories:
+    /// a `renderers/` folder beside an untrusted manifest is the manifest author's, not the installation's.
+    public static func searchPath(manifestDirectory: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+                                  installedOnly: Bool = false) -> [String] {
         var dirs: [String] = []
         if let extra = environment["AVATAR_BATCH_RENDERERS"] {
             dirs += extra.split(separator: ":").map(String.init)
         }
         var dir = URL(fileURLWithPath: manifestDirectory).standardizedFileURL
-        for _ in 0..<32 {
+        for _ in 0..<(installedOnly ? 0 : 32) {
             dirs.append(dir.appendingPathComponent("renderers").path)
             let parent = dir.deletingLastPathComponent()
             if parent.path == dir.path { break }
@@ -154,6 +157,13 @@ public enum ProfileLoader {
                 }
             }
             profile.requiredFiles = list
+        }
+        if let v = value("extra_args_allowed"), let list = r.stringList(v, "extra_args_allowed") {
+            for (i, flag) in list.enumerated() where !flag.hasPrefix("-") || flag.contains("=") {
+                r.error(Sourced(node: v.node.items![i], file: s.file), "extra_args_allowed entry \"\(flag)\" is not a flag",
+                        fix: "list option names such as --offload_kv_cache")
+            }
+            profile.extraArgsAllowed = list
         }
         if let v = value("flag_source"), let text = r.string(v, "flag_source") {
             for problem in ArgvTemplate.check([text]) { r.error(v, problem.message) }

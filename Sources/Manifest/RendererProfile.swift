@@ -166,6 +166,9 @@ public struct RendererProfile: Sendable, Hashable, Codable {
     public var limits = RendererLimits()
     /// Files (templates with `{env.NAME}`) that must exist before any GPU time is spent: checkpoints, the entry script.
     public var requiredFiles: [String] = []
+    /// The flags a manifest may add through `extra_args` (nil: any flag the command does not already set; an untrusted
+    /// manifest may then add none).
+    public var extraArgsAllowed: [String]?
     /// The renderer's argument-parser source (a template with `{env.NAME}`): a conditional flag of the command
     /// (`{fp8:--fp8}`) that a clip turns on must appear in it, so an older checkout is caught at validation.
     public var flagSource: String?
@@ -208,6 +211,24 @@ public struct RendererProfile: Sendable, Hashable, Codable {
         case .exact: return s.size
         case .fitArea: return FrameFit.fit(image: s.reference ?? s.size, area: s.size.pixels)
         }
+    }
+
+    /// The options the command sets itself (`--size`, `--save_file=...`, `{fp8:--fp8}`): an `extra_args` flag may never
+    /// repeat one, since argparse keeps the last occurrence.
+    public var commandFlags: [String] {
+        var flags: [String] = []
+        for entry in command {
+            let text: String?
+            switch ArgvTemplate.tokens(entry).first {
+            case let .text(t)?: text = t
+            case let .placeholder(_, conditional?)?: text = conditional
+            default: text = nil
+            }
+            if let t = text, t.hasPrefix("-"), t.count > 1 {
+                flags.append(String(t.split(separator: "=", maxSplits: 1).first ?? Substring(t)))
+            }
+        }
+        return flags
     }
 
     /// What identifies the profile in a content key: name, argv template, environment and output check.

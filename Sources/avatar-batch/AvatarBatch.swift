@@ -29,6 +29,9 @@ struct ManifestOptions: ParsableArguments {
     @Flag(help: "Skip probing audio with ffprobe (faster; num_clip: auto then needs WAV audio).")
     var noProbe = false
 
+    @Flag(help: ArgumentHelp("Treat the manifest as untrusted (CI on pull requests): installed profiles by name only, extra_args only from the profile's extra_args_allowed, includes inside the manifest's folder. Also set by AVATAR_BATCH_TRUST=untrusted."))
+    var untrusted = false
+
     func loadOptions(requireEnvironment: Bool = true) throws -> LoadOptions {
         var o = LoadOptions()
         if !noProbe {
@@ -38,6 +41,11 @@ struct ManifestOptions: ParsableArguments {
             }
         }
         o.requireEnvironment = requireEnvironment
+        switch ProcessInfo.processInfo.environment["AVATAR_BATCH_TRUST"] {
+        case nil, "", "trusted": o.untrusted = untrusted
+        case "untrusted": o.untrusted = true
+        case let other?: throw ValidationError("AVATAR_BATCH_TRUST=\(other) is not known; use untrusted or trusted")
+        }
         if let gpus {
             switch GPUSelection.parse(gpus) {
             case let .success(g): o.gpus = g
