@@ -114,7 +114,7 @@ public enum AttemptRunner {
                                  reportedPeakGB: nil, outputDigest: nil, note: text, leftovers: [])
         }
         if launched.logDroppedBytes > 0 {
-            appendToLog(p.logPath, "avatar-batch: the log passed its cap of \((p.logCapBytes ?? 0) >> 20) MB: \(launched.logDroppedBytes) bytes after the first MB were dropped (they read as NUL bytes and take no disk)")
+            appendToLog(p.logPath, "avatar-batch: the log passed its cap of \((p.logCapBytes ?? 0) >> 20) MB: \(launched.logDroppedBytes) bytes after its start were dropped (they read as NUL bytes and take no disk)")
         }
         let tail = logTail(p.logPath, bytes: 256 * 1024)
         let report = RendererReport.read(reportPath)
@@ -208,7 +208,9 @@ public enum AttemptRunner {
         defer { try? h.close() }
         let size = (try? h.seekToEnd()) ?? 0
         try? h.seek(toOffset: size > UInt64(bytes) ? size - UInt64(bytes) : 0)
-        return String(decoding: (try? h.readToEnd()) ?? Data(), as: UTF8.self)
+        // NUL bytes (a punched log hole reads as them, and renderers print them) would cut the text where it is stored
+        // and reported (SQLite text, JUnit, JSON): they are written out as \0 instead.
+        return String(decoding: (try? h.readToEnd()) ?? Data(), as: UTF8.self).replacingOccurrences(of: "\u{0}", with: "\\0")
     }
 
     static func lastLines(_ text: String, _ n: Int) -> String {

@@ -15,7 +15,7 @@ public struct LaunchSpec: Sendable {
     public var timeoutSeconds: Double?
     /// Seconds between SIGTERM and SIGKILL.
     public var graceSeconds: Double
-    /// At most this many bytes of the log take disk space: past it, all but the first MB and the last
+    /// At most this many bytes of the log take disk space: past it, all but the start (half the cap, at most 1 MB) and the last
     /// (cap - 1 MB) become a hole (see `LogCap`). nil: unbounded.
     public var logCapBytes: Int?
 

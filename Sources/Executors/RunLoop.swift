@@ -20,7 +20,7 @@ public struct RunOptions: Sendable {
     public var sampleInterval: Double = 1
     public var maxJobsPerGPU: Int?
     public var command: String = "avatar-batch run"
-    /// Each attempt's log takes at most this many MB of disk (first MB and the rest from the end); nil: unbounded.
+    /// Each attempt's log takes at most this many MB of disk (its start, half the cap and at most 1 MB, and its end); nil: unbounded.
     public var logCapMB: Int? = 64
     /// Submit to Slurm instead of running locally.
     public var slurm: SlurmRunOptions?

@@ -31,13 +31,36 @@ public struct Diagnostic: Sendable, Hashable, Codable, CustomStringConvertible {
         self.severity = severity
         self.file = file
         self.position = position
-        self.message = message
-        self.fix = fix
+        self.message = Diagnostic.printable(message)
+        self.fix = fix.map { Diagnostic.printable($0) }
+    }
+
+    /// Longest message or fix shown, in characters: a 1 MiB value quoted in a message is cut here.
+    public static let maxTextLength = 600
+
+    /// Text that is safe for a terminal and stays on one line: control characters (C0, DEL, C1: newlines, ESC, BEL,
+    /// CSI) become `\n`, `\t`, `\r` or `\u{XX}`, and text past `maxTextLength` characters becomes "...". Messages quote
+    /// user values, which may hold anything YAML can.
+    public static func printable(_ text: String) -> String {
+        var out = ""
+        var count = 0
+        for scalar in text.unicodeScalars {
+            if count >= maxTextLength { return out + "..." }
+            switch scalar.value {
+            case 0x0A: out += "\\n"
+            case 0x09: out += "\\t"
+            case 0x0D: out += "\\r"
+            case 0x00..<0x20, 0x7F..<0xA0: out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            default: out.unicodeScalars.append(scalar)
+            }
+            count += 1
+        }
+        return out
     }
 
     /// The single-line form tools and editors understand.
     public var description: String {
-        var text = "\(file):\(position.line):\(position.column): \(severity.rawValue): \(message)"
+        var text = "\(Diagnostic.printable(file)):\(position.line):\(position.column): \(severity.rawValue): \(message)"
         if let fix { text += "; \(fix)" }
         return text
     }

@@ -23,6 +23,9 @@ public enum GPUSelection: Sendable, Hashable, Codable, CustomStringConvertible {
         if parts.allSatisfy({ Int($0) != nil }) {
             let indices = parts.compactMap { Int($0) }
             if let bad = indices.first(where: { $0 < 0 }) { return .failure(GPUSpecError(message: "GPU index \(bad) is negative")) }
+            if let twice = indices.first(where: { i in indices.filter { $0 == i }.count > 1 }) {
+                return .failure(GPUSpecError(message: "GPU index \(twice) is listed more than once"))
+            }
             return .success(.indices(indices))
         }
         var entries: [GPUInventoryEntry] = []

@@ -75,7 +75,7 @@ public struct ManifestLoader {
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
         manifestFile = path
         let origin = SourcePosition(line: 1, column: 1)
-        guard let data = FileManager.default.contents(atPath: absolute) else {
+        guard let data = FileBytes.read(absolute) else {
             reader.error(file: path, at: origin, "cannot read the manifest", fix: "check the path and its permissions")
             return finish(nil)
         }
@@ -154,13 +154,20 @@ public struct ManifestLoader {
         var clips: [ClipSpec] = []
         var ids: [String: ClipSpec] = [:]
         var outputs: [String: ClipSpec] = [:]
-        for raw in rawClips {
-            guard let clip = resolveClip(raw.fields, file: raw.file, position: raw.position, profile: profile) else { continue }
-            if let first = ids[clip.id] {
-                let pos = raw.fields["id"]?.node.position ?? raw.position
-                reader.error(file: raw.file, at: pos, "duplicate clip id \"\(clip.id)\" (first at \(first.location))", fix: "give each clip its own id")
-                continue
+        // Duplicate ids are found on the raw clips, so they are reported in the same pass as every other problem.
+        var firstID: [String: String] = [:]
+        var duplicate = Set<Int>()
+        for (i, raw) in rawClips.enumerated() {
+            guard let v = raw.fields["id"], let id = v.node.scalar else { continue }
+            if let first = firstID[id] {
+                reader.error(file: raw.file, at: v.node.position, "duplicate clip id \"\(id)\" (first at \(first))", fix: "give each clip its own id")
+                duplicate.insert(i)
+            } else {
+                firstID[id] = "\(raw.file):\(raw.position.line)"
             }
+        }
+        for (i, raw) in rawClips.enumerated() {
+            guard let clip = resolveClip(raw.fields, file: raw.file, position: raw.position, profile: profile), !duplicate.contains(i) else { continue }
             ids[clip.id] = clip
             if let first = outputs[clip.output] {
                 let pos = raw.fields["output"]?.node.position ?? raw.position
@@ -432,7 +439,7 @@ public struct ManifestLoader {
             reader.error(node, "include \"\(text)\" forms a cycle", fix: "remove the include that leads back to this file")
             return
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = FileBytes.read(path) else {
             reader.error(node, "included file \"\(text)\" cannot be read", fix: "check the path (relative to \(node.file))")
             return
         }
@@ -526,7 +533,7 @@ public struct ManifestLoader {
             }
         }
         guard let template = profile.flagSource, let path = expandProfilePath(template, profile),
-              let data = FileManager.default.contents(atPath: path) else { return }
+              let data = FileBytes.read(path) else { return }
         let source = String(decoding: data, as: UTF8.self)
         flagSourcePath = path
         for entry in profile.command {
@@ -584,23 +591,13 @@ public struct ManifestLoader {
             let at = i < items.count ? Sourced(node: items[i], file: v.file) : v
             let name = String(arg.split(separator: "=", maxSplits: 1).first ?? Substring(arg))
             if let hit = own.first(where: { $0 == name || ($0.hasPrefix(name) && name.count > 2 && name.hasPrefix("--")) }) {
-                reader.error(at, "extra_args \"\(sanitizedValue(arg))\" would override \(hit), which renderer \(profile.name) sets itself",
+                reader.error(at, "extra_args \"\(arg)\" would override \(hit), which renderer \(profile.name) sets itself",
                              fix: "remove it: the profile's own \(hit) stands")
             } else if let allowed = profile.extraArgsAllowed, !allowed.contains(name) {
-                reader.error(at, "extra_args flag \"\(sanitizedValue(name))\" is not one renderer \(profile.name) allows",
+                reader.error(at, "extra_args flag \"\(name)\" is not one renderer \(profile.name) allows",
                              fix: allowed.isEmpty ? "remove it (the profile allows none)" : "use one of \(allowed.joined(separator: ", "))")
             }
         }
-    }
-
-    /// A user's value as a message may show it: control characters escaped, at most 80 characters.
-    func sanitizedValue(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
-            if out.count >= 80 { return out + "..." }
-            if scalar.value < 0x20 || scalar.value == 0x7F { out += String(format: "\\x%02X", scalar.value) } else { out.unicodeScalars.append(scalar) }
-        }
-        return out
     }
 
     /// Settings the renderer cannot honour, each reported at the field that set it (or the clip).
@@ -724,6 +721,7 @@ public struct ManifestLoader {
 
         // Audio seconds: ffprobe when given; otherwise the WAV header when there is one.
         var audioSeconds: Double?
+        var audioUnreadable = false
         if let audio, options.checkFiles {
             if let probe = options.probe {
                 let result = probeCache[audio] ?? probe.probeAudio(at: audio)
@@ -731,6 +729,7 @@ public struct ManifestLoader {
                 switch result {
                 case let .duration(d): audioSeconds = d
                 case let .unreadable(why):
+                    audioUnreadable = true
                     reader.error(fields["audio"]!, "audio \"\(fields["audio"]!.node.scalar ?? "")\" cannot be read by ffprobe: \(why)",
                                  fix: "convert it to WAV or MP3")
                 }
@@ -743,7 +742,7 @@ public struct ManifestLoader {
             if v.node.scalar == "auto" {
                 if let seconds = audioSeconds {
                     numClip = max(1, Int((seconds * profile.fps / Double(inferFramesValue)).rounded(.up)))
-                } else if options.checkFiles && audio != nil {
+                } else if options.checkFiles && audio != nil && !audioUnreadable {
                     reader.error(v, "num_clip: auto needs the audio's duration, and it could not be measured",
                                  fix: "install ffprobe (apt-get install ffmpeg), use WAV audio, or give a number")
                 } else {

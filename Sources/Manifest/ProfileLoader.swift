@@ -55,7 +55,7 @@ public enum ProfileLoader {
 
     /// Loads a profile file.
     public static func load(path: String) -> (RendererProfile?, [Diagnostic]) {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = FileBytes.read(path) else {
             return (nil, [Diagnostic(file: path, at: SourcePosition(line: 1, column: 1), "cannot read renderer profile", fix: "check the path and its permissions")])
         }
         switch YAMLReader.parse(data, file: path) {

@@ -160,6 +160,11 @@ public enum YAMLReader {
     static func diagnostic(for error: YamlError, file: String) -> Diagnostic {
         switch error {
         case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _), let .composer(context, problem, mark, _):
+            if problem.contains("Maximum nesting level") {
+                // libyaml stops before the tree exists, with its own wording (a C function name and a stray ")").
+                return Diagnostic(file: file, at: position(mark), "nesting deeper than the YAML parser allows (1000 levels)",
+                                  fix: "flatten the document")
+            }
             let text = [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
             return Diagnostic(file: file, at: position(mark), "invalid YAML: \(text)", fix: "fix the YAML syntax at this position")
         case let .reader(problem, offset, _, yaml):

@@ -43,7 +43,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "When the run ends (also early), write report.html, report.json and junit.xml into this directory.")
     var report: String?
 
-    @Option(help: "Each attempt's log keeps at most this many MB on disk: its first MB and its last ones (0: no cap).")
+    @Option(help: "Each attempt's log keeps at most this many MB on disk: its start (half the cap, at most 1 MB) and its end (0: no cap).")
     var maxLogMB: Int = 64
 
     @Option(help: "local (run on this machine's GPUs) or slurm (submit each attempt with sbatch).")
@@ -97,7 +97,7 @@ struct Run: AsyncParsableCommand {
         guard (hostRAM ?? 0) >= 0 else { throw fail("--host-ram must be 0 (no check) or more") }
         runOptions.hostRAMGB = hostRAM
         guard maxLogMB >= 0 else { throw fail("--max-log-mb must be 0 (no cap) or more") }
-        runOptions.logCapMB = maxLogMB == 0 ? nil : max(maxLogMB, 2)
+        runOptions.logCapMB = maxLogMB == 0 ? nil : maxLogMB
         runOptions.command = CommandLine.arguments.joined(separator: " ")
         let loop = try RunLoop(manifest: manifest, jobs: jobs, store: store, options: runOptions, progress: ProgressReporter(quiet: quiet))
         let summary: RunSummary

@@ -505,4 +505,34 @@ func processes(mentioning marker: String) -> [Int32] {
         #expect(refused.stderr.contains("FAILED a: needs 100 GB of host RAM (predicted), this machine has 15 GB (--host-ram)"), "\(refused.stderr)")
         #expect(big.ledgerLines().isEmpty)
     }
+
+    /// A NUL byte in a renderer's log is kept, escaped, in the stored tail, the JSON status and the JUnit report,
+    /// instead of cutting the text there.
+    @Test func aNULInTheLogIsEscapedNotTruncated() throws {
+        let b = Batch(clips: [("a", "nul-crash")], retry: "{max_attempts: 1}")
+        let r = try b.run()
+        #expect(r.status == 1)
+        let attempt = try #require((try b.jobs()["a"]?["attempts"] as? [[String: Any]])?.first)
+        #expect((attempt["stderr_tail"] as? String)?.contains("before\\0after the NUL") == true, "\(attempt)")
+        let report = try CLI.run(["report", b.manifest, "--junit", b.dir.path + "/junit.xml"])
+        #expect(report.status == 0, "\(report.stderr)")
+        let xml = try String(contentsOfFile: b.dir.path + "/junit.xml", encoding: .utf8)
+        #expect(xml.contains("before\\0after the NUL"))
+        #expect(!xml.contains("<testsuites name=\"t\" tests=\"1\" failures=\"1\" errors=\"0\" skipped="))
+    }
+
+    /// --max-log-mb 1 keeps 1 MB on disk (half of it the log's start), not the 2 MB it used to round up to.
+    @Test func aOneMegabyteLogCapKeepsOneMegabyte() throws {
+        let b = Batch(clips: [("noisy", "flood")], gpus: "1x24GB")
+        try b.editManifest(("[--mode, flood]", "[--mode, flood, --flood-mb, \"16\"]"))
+        let r = try b.run(["--max-log-mb", "1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let log = ((try b.jobs()["noisy"]?["attempts"] as? [[String: Any]])?.first?["log"] as? String) ?? ""
+        var st = stat()
+        #expect(stat(log, &st) == 0)
+        #expect(Int(st.st_size) >= 16 << 20)
+        // The cap, plus the hole's 4 KiB alignment and the closing note avatar-batch appends.
+        #expect(Int(st.st_blocks) * 512 <= (1 << 20) + (16 << 10), "\(Int(st.st_blocks) * 512) bytes on disk")
+        #expect(AttemptRunner.logTail(log, bytes: 4096).contains("the log passed its cap of 1 MB"))
+    }
 }

@@ -96,6 +96,10 @@ if mode == "oom" and a.online_decode != "True":
     oom()
 elif mode == "oom-always":
     oom()
+elif mode == "nul-crash":
+    sys.stderr.write("renderer: before\0after the NUL\n")
+    sys.stderr.flush()
+    sys.exit(3)
 elif mode == "crash":
     sys.stderr.write("renderer: something broke\n")
     ledger("crash")
