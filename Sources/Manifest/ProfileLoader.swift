@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reads renderer profiles: built-in ones by name from the search path, user ones by path or inline.
 public enum ProfileLoader {
@@ -33,18 +36,20 @@ public enum ProfileLoader {
         return dirs.filter { seen.insert($0).inserted }
     }
 
-    /// Finds a built-in profile file by name; nil when no directory on the path has it.
+    /// Finds a profile file by name: the first directory on the path that has it, else the profile built into the
+    /// binary (unpacked on first use, with the files it runs, into a cache folder); nil when neither has it.
     public static func find(name: String, in searchPath: [String]) -> String? {
         for dir in searchPath {
             let candidate = dir + "/" + name + ".yaml"
             if FileManager.default.isReadableFile(atPath: candidate) { return candidate }
         }
-        return nil
+        guard builtinNames.contains(name), let dir = unpackedBuiltins else { return nil }
+        return dir + "/" + name + ".yaml"
     }
 
-    /// Profile names available on the search path.
+    /// Profile names available on the search path or built in.
     public static func available(in searchPath: [String]) -> [String] {
-        var names = Set<String>()
+        var names = Set(builtinNames)
         for dir in searchPath {
             for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where f.hasSuffix(".yaml") {
                 names.insert(String(f.dropLast(5)))
@@ -52,6 +57,43 @@ public enum ProfileLoader {
         }
         return names.sorted()
     }
+
+    /// The profiles built into the binary (scripts/embed-renderers.sh).
+    public static let builtinNames: [String] = BuiltinRenderers.files.keys.filter { $0.hasSuffix(".yaml") && !$0.contains("/") }
+        .map { String($0.dropLast(5)) }.sorted()
+
+    /// The folder holding the built-in renderer files: `$XDG_CACHE_HOME/avatar-batch/renderers-<digest>` (else
+    /// `~/.cache/...`, else the temporary folder). Named by the files' digest, so binaries of different versions never
+    /// share one; written under a temporary name and renamed, so a reader never sees half of it. Nil when it cannot be
+    /// written.
+    static let unpackedBuiltins: String? = {
+        let env = ProcessInfo.processInfo.environment
+        let names = BuiltinRenderers.files.keys.sorted()
+        let digest = SHA256.hex(names.map { $0 + "\u{0}" + BuiltinRenderers.files[$0]! }.joined(separator: "\u{0}"))
+        let base = (env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? env["HOME"].map { $0 + "/.cache" } ?? NSTemporaryDirectory())
+            + "/avatar-batch"
+        let dir = base + "/renderers-" + digest.prefix(16)
+        let fm = FileManager.default
+        if fm.fileExists(atPath: dir + "/.complete") { return dir }
+        let temp = base + "/.renderers-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            for name in names {
+                let path = temp + "/" + name
+                try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try Data((BuiltinRenderers.files[name]! + "\n").utf8).write(to: URL(fileURLWithPath: path))
+            }
+            try Data().write(to: URL(fileURLWithPath: temp + "/.complete"))
+            if rename(temp, dir) != 0 {
+                // Another process unpacked the same files first: use theirs.
+                try? fm.removeItem(atPath: temp)
+                return fm.fileExists(atPath: dir + "/.complete") ? dir : nil
+            }
+            return dir
+        } catch {
+            try? fm.removeItem(atPath: temp)
+            return nil
+        }
+    }()
 
     /// Loads a profile file.
     public static func load(path: String) -> (RendererProfile?, [Diagnostic]) {

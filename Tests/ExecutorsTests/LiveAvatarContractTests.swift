@@ -113,4 +113,29 @@ import Glibc
         }
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/out"))
     }
+
+    /// A binary copied anywhere, with nothing beside it and no AVATAR_BATCH_RENDERERS, knows the shipped profiles and
+    /// unpacks the files they run.
+    @Test func theBinaryWorksFromAnyDirectory() throws {
+        let dir = TempDir("anywhere")
+        let bin = dir.path + "/bin/avatar-batch"
+        try FileManager.default.createDirectory(atPath: dir.path + "/bin", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: PackagePaths.binary, toPath: bin)
+        dir.write("work/face.png", Media.png)
+        dir.write("work/a.wav", Media.wav(seconds: 1))
+        dir.write("work/m.yaml", """
+            version: 1
+            renderer: synthetic-dit
+            defaults: {image: face.png, prompt: p, num_clip: 1}
+            clips:
+              - {id: a, audio: a.wav}
+            """)
+        let env = ["AVATAR_BATCH_RENDERERS": "", "HOME": dir.path + "/home", "XDG_CACHE_HOME": ""]
+        let r = try CLI.runProgram(bin, ["validate", dir.path + "/work/m.yaml"], env: env)
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        let cache = dir.path + "/home/.cache/avatar-batch"
+        let unpacked = try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasPrefix("renderers-") }
+        #expect(unpacked.count == 1)
+        #expect(FileManager.default.fileExists(atPath: cache + "/" + (unpacked.first ?? "") + "/synthetic-dit/synthetic_dit.py"))
+    }
 }
