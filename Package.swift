@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess", exact: "1.0.2"),
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections", exact: "1.6.0"),
+        // SHA-256 for content keys and output digests (BoringSSL on Linux: about 6x the hand-written one it replaced).
+        .package(url: "https://github.com/apple/swift-crypto", exact: "4.5.2"),
         // swift-subprocess's own dependency; named so the executors can pass it file descriptors.
         .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
     ],
@@ -22,6 +24,7 @@ let package = Package(
         // The YAML model: loading, validation with positions, renderer profiles, jobs and content keys.
         .target(name: "Manifest", dependencies: [
             .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
         // Pure decisions: memory/time prediction, filter + score placement, the retry ladder, plan simulation.

@@ -1,4 +1,6 @@
+import Foundation
 import Manifest
+import TestSupport
 import Testing
 
 @Suite struct SHA256Tests {
@@ -12,10 +14,11 @@ import Testing
         #expect(SHA256.hex(input) == digest)
     }
 
-    @Test func millionAs() {
-        var h = SHA256()
-        let chunk = [UInt8](repeating: 0x61, count: 1000)
-        for _ in 0..<1000 { h.update(chunk) }
-        #expect(h.finalizeHex() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    /// A million "a", through the file path in 1 MiB chunks (the way outputs are hashed).
+    @Test func millionAs() throws {
+        let dir = TempDir()
+        let path = dir.write("a.bin", Data(repeating: 0x61, count: 1_000_000))
+        #expect(try SHA256.hex(fileAt: path) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        #expect(SHA256.hex(Data(repeating: 0x61, count: 1_000_000)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 }
