@@ -20,6 +20,7 @@ public enum ArgvTemplate {
     public struct Problem: Sendable, Hashable {
         public var index: Int
         public var message: String
+        public var fix: String
     }
 
     /// Checks every placeholder of a template; returns the problems found.
@@ -30,18 +31,20 @@ public enum ArgvTemplate {
                 guard case let .placeholder(name, conditional) = token else { continue }
                 if conditional != nil {
                     if !conditionalPlaceholders.contains(name) {
-                        problems.append(Problem(index: i, message: "\"{\(name):...}\" is not a boolean setting; conditionals take one of \(conditionalPlaceholders.sorted().joined(separator: ", "))"))
+                        problems.append(Problem(index: i, message: "\"{\(name):...}\" is not a boolean setting",
+                                                fix: "conditionals take one of \(conditionalPlaceholders.sorted().joined(separator: ", "))"))
                     }
                 } else if name == "extra_args" {
                     if entry != "{extra_args}" {
-                        problems.append(Problem(index: i, message: "{extra_args} must stand alone in its entry"))
+                        problems.append(Problem(index: i, message: "{extra_args} must stand alone in its entry",
+                                                fix: "make \"{extra_args}\" a list entry of its own"))
                     }
                 } else if name.hasPrefix("env.") {
-                    if name.count <= 4 { problems.append(Problem(index: i, message: "{env.} needs a variable name, e.g. {env.HOME}")) }
+                    if name.count <= 4 { problems.append(Problem(index: i, message: "{env.} needs a variable name", fix: "write it like {env.HOME}")) }
                 } else if !valuePlaceholders.contains(name) {
-                    var message = "unknown placeholder {\(name)}"
-                    if let s = didYouMean(name, among: Array(valuePlaceholders)) { message += "; did you mean {\(s)}?" }
-                    problems.append(Problem(index: i, message: message))
+                    var fix = "use one of the placeholders in docs/manifest.md, or {{ and }} for literal braces"
+                    if let s = didYouMean(name, among: Array(valuePlaceholders)) { fix = "did you mean {\(s)}?" }
+                    problems.append(Problem(index: i, message: "unknown placeholder {\(name)}", fix: fix))
                 }
             }
         }

@@ -27,7 +27,8 @@ public struct Diagnostic: Sendable, Hashable, Codable, CustomStringConvertible {
     /// What the user should do about it; printed after the message.
     public var fix: String?
 
-    public init(_ severity: Severity = .error, file: String, at position: SourcePosition, _ message: String, fix: String? = nil) {
+    /// Every error says what to do about it (`fix` is required); a warning may stand alone.
+    public init(_ severity: Severity = .error, file: String, at position: SourcePosition, _ message: String, fix: String?) {
         self.severity = severity
         self.file = file
         self.position = position

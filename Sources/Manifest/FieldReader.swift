@@ -26,17 +26,17 @@ enum LexicalPath {
 struct FieldReader {
     var diagnostics: [Diagnostic] = []
 
-    mutating func error(_ s: Sourced, _ message: String, fix: String? = nil) {
+    mutating func error(_ s: Sourced, _ message: String, fix: String) {
         diagnostics.append(Diagnostic(file: s.file, at: s.node.position, message, fix: fix))
     }
 
-    mutating func error(file: String, at position: SourcePosition, _ message: String, fix: String? = nil) {
+    mutating func error(file: String, at position: SourcePosition, _ message: String, fix: String) {
         diagnostics.append(Diagnostic(file: file, at: position, message, fix: fix))
     }
 
     mutating func string(_ s: Sourced, _ key: String) -> String? {
         guard let text = s.node.scalar, !s.node.isNull else {
-            error(s, "\(key) must be a string, not \(s.node.isNull ? "empty" : s.node.kindDescription)")
+            error(s, "\(key) must be a string, not \(s.node.isNull ? "empty" : s.node.kindDescription)", fix: "write \(key): followed by text (quote it if it looks like a number or starts with a symbol)")
             return nil
         }
         return text
@@ -44,7 +44,7 @@ struct FieldReader {
 
     mutating func int(_ s: Sourced, _ key: String, range: ClosedRange<Int>) -> Int? {
         guard let text = s.node.scalar, let value = Int(text) ?? (text.contains("_") ? Int(text.replacingOccurrences(of: "_", with: "")) : nil) else {
-            error(s, "\(key) must be a whole number, not \(s.node.kindDescription)")
+            error(s, "\(key) must be a whole number, not \(s.node.scalar.map { "\"\($0)\"" } ?? s.node.kindDescription)", fix: "write digits only, e.g. \(key): 4")
             return nil
         }
         guard range.contains(value) else {
@@ -56,7 +56,7 @@ struct FieldReader {
 
     mutating func double(_ s: Sourced, _ key: String, range: ClosedRange<Double>) -> Double? {
         guard let text = s.node.scalar, let value = Double(text), value.isFinite else {
-            error(s, "\(key) must be a number, not \(s.node.kindDescription)")
+            error(s, "\(key) must be a number, not \(s.node.scalar.map { "\"\($0)\"" } ?? s.node.kindDescription)", fix: "write a number, e.g. \(key): 1.5")
             return nil
         }
         guard range.contains(value) else {
@@ -76,7 +76,7 @@ struct FieldReader {
 
     mutating func bool(_ s: Sourced, _ key: String) -> Bool? {
         guard let text = s.node.scalar, let value = FieldReader.parseBool(text) else {
-            error(s, "\(key) must be true or false, not \(s.node.kindDescription)")
+            error(s, "\(key) must be true or false, not \(s.node.scalar.map { "\"\($0)\"" } ?? s.node.kindDescription)", fix: "write \(key): true or \(key): false")
             return nil
         }
         return value
@@ -85,13 +85,13 @@ struct FieldReader {
     mutating func stringList(_ s: Sourced, _ key: String) -> [String]? {
         if s.node.isNull { return [] }
         guard let items = s.node.items else {
-            error(s, "\(key) must be a list of strings, not \(s.node.kindDescription)")
+            error(s, "\(key) must be a list of strings, not \(s.node.kindDescription)", fix: "write it as a list, e.g. \(key): [a, b]")
             return nil
         }
         var out: [String] = []
         for item in items {
             guard let text = item.scalar else {
-                error(Sourced(node: item, file: s.file), "\(key) entries must be strings, not \(item.kindDescription)")
+                error(Sourced(node: item, file: s.file), "\(key) entries must be strings, not \(item.kindDescription)", fix: "put each entry on its own as plain text, quoted if needed")
                 return nil
             }
             out.append(text)

@@ -92,7 +92,7 @@ public struct ManifestLoader {
         }
         let top = Sourced(node: root, file: path)
         guard let entries = root.entries else {
-            reader.error(top, "a manifest must be a mapping of keys such as version, renderer and clips, not \(root.kindDescription)")
+            reader.error(top, "a manifest must be a mapping of keys such as version, renderer and clips, not \(root.kindDescription)", fix: "start with version: 1, then renderer:, defaults: and clips: at the left margin")
             return finish(nil)
         }
         reader.rejectUnknownKeys(entries, file: path, known: Self.topLevelKeys, context: "manifest")
@@ -257,7 +257,7 @@ public struct ManifestLoader {
             }
         }
         guard let items = v.node.items, !items.isEmpty else {
-            reader.error(v, "gpus must be auto, a list of indices, or an inventory")
+            reader.error(v, "gpus must be auto, a list of indices, or an inventory", fix: "write gpus: auto, gpus: \"0,1\", or gpus: \"4x24GB,2x80GB\"")
             return nil
         }
         if items.allSatisfy({ $0.scalar.flatMap { Int($0) } != nil }) {
@@ -267,7 +267,7 @@ public struct ManifestLoader {
         for item in items {
             let s = Sourced(node: item, file: v.file)
             guard let fields = item.entries else {
-                reader.error(s, "an inventory entry must be a mapping like {count: 2, memory: 80GB, model: A100}")
+                reader.error(s, "an inventory entry must be a mapping like {count: 2, memory: 80GB, model: A100}", fix: "write each entry as {count: 2, memory: 80GB}")
                 continue
             }
             reader.rejectUnknownKeys(fields, file: v.file, known: ["count", "memory", "model"], context: "GPU inventory entry")
@@ -286,7 +286,7 @@ public struct ManifestLoader {
     mutating func parseRetry(_ v: Sourced) -> RetryPolicy {
         var policy = RetryPolicy()
         guard let entries = v.node.entries else {
-            reader.error(v, "retry must be a mapping like {max_attempts: 4, on_oom: [isolate, {online_decode: true}]}")
+            reader.error(v, "retry must be a mapping like {max_attempts: 4, on_oom: [isolate, {online_decode: true}]}", fix: "write retry: {max_attempts: 4, on_oom: [isolate]}")
             return policy
         }
         reader.rejectUnknownKeys(entries, file: v.file, known: ["max_attempts", "on_oom"], context: "retry")
@@ -294,7 +294,7 @@ public struct ManifestLoader {
             let s = Sourced(node: e.value, file: v.file)
             if e.key == "max_attempts", let n = reader.int(s, "max_attempts", range: 1...100) { policy.maxAttempts = n }
             if e.key == "on_oom" {
-                guard let items = e.value.items else { reader.error(s, "on_oom must be a list of rungs"); continue }
+                guard let items = e.value.items else { reader.error(s, "on_oom must be a list of rungs", fix: "write on_oom: [isolate, {fp8: true}]"); continue }
                 policy.onOOM = items.compactMap { parseRung(Sourced(node: $0, file: v.file)) }
             }
         }
@@ -304,7 +304,7 @@ public struct ManifestLoader {
     mutating func parseSlurm(_ v: Sourced) -> SlurmSettings {
         var out = SlurmSettings()
         guard let entries = v.node.entries else {
-            reader.error(v, "slurm must be a mapping like {partition: gpu, account: media, max_in_flight: 64}")
+            reader.error(v, "slurm must be a mapping like {partition: gpu, account: media, max_in_flight: 64}", fix: "write slurm: {partition: gpu}")
             return out
         }
         let known = ["partition", "account", "qos", "time_limit", "sbatch_args", "max_in_flight", "gres", "gb_per_shard", "binary"]
@@ -353,7 +353,7 @@ public struct ManifestLoader {
             reader.error(s, "retry rung \"\(text)\" is not known", fix: "use isolate or a map of settings such as {online_decode: true}")
             return nil
         }
-        guard let entries = s.node.entries else { reader.error(s, "a retry rung must be isolate or a map of settings"); return nil }
+        guard let entries = s.node.entries else { reader.error(s, "a retry rung must be isolate or a map of settings", fix: "write isolate, or settings such as {online_decode: true}"); return nil }
         let allowed = ["size", "infer_frames", "sample_steps", "online_decode", "offload_model", "fp8"]
         reader.rejectUnknownKeys(entries, file: s.file, known: allowed, context: "retry rung")
         var change = SettingsChange()
@@ -382,7 +382,7 @@ public struct ManifestLoader {
 
     mutating func clipFieldMap(_ v: Sourced, context: String, allowID: Bool) -> [String: Sourced] {
         guard let entries = v.node.entries else {
-            reader.error(v, "\(context) must be a mapping of clip settings, not \(v.node.kindDescription)")
+            reader.error(v, "\(context) must be a mapping of clip settings, not \(v.node.kindDescription)", fix: "write it as key: value lines, e.g. size: \"688*368\"")
             return [:]
         }
         let known = allowID ? Self.clipFields : Self.clipFields.filter { $0 != "id" }
@@ -399,14 +399,14 @@ public struct ManifestLoader {
                 for item in items {
                     let s = Sourced(node: item, file: file)
                     guard item.entries != nil else {
-                        reader.error(s, "a clip must be a mapping with id, audio and the settings that differ from defaults, not \(item.kindDescription)")
+                        reader.error(s, "a clip must be a mapping with id, audio and the settings that differ from defaults, not \(item.kindDescription)", fix: "write each clip as {id: lesson-01, audio: lesson-01.wav}")
                         continue
                     }
                     let fields = clipFieldMap(s, context: "clip", allowID: true)
                     rawClips.append((defaults.merging(fields) { _, new in new }, file, item.position))
                 }
             } else if !v.node.isNull {
-                reader.error(v, "clips must be a list, not \(v.node.kindDescription)")
+                reader.error(v, "clips must be a list, not \(v.node.kindDescription)", fix: "write clips: followed by lines starting with \"- \"")
             }
         }
         if let v = value("clips_from") { expandClipsFrom(v, defaults: defaults) }
@@ -414,9 +414,9 @@ public struct ManifestLoader {
             let paths: [(String, Sourced)]
             if let t = v.node.scalar { paths = [(t, v)] } else if let items = v.node.items {
                 paths = items.compactMap { i in i.scalar.map { ($0, Sourced(node: i, file: file)) } }
-                for i in items where i.scalar == nil { reader.error(Sourced(node: i, file: file), "include entries must be file paths") }
+                for i in items where i.scalar == nil { reader.error(Sourced(node: i, file: file), "include entries must be file paths", fix: "list file paths, e.g. include: [week3-extra.yaml]") }
             } else {
-                reader.error(v, "include must be a path or a list of paths")
+                reader.error(v, "include must be a path or a list of paths", fix: "write include: more.yaml or include: [a.yaml, b.yaml]")
                 return
             }
             for (text, node) in paths { include(text, node: node, defaults: defaults) }
@@ -451,7 +451,7 @@ public struct ManifestLoader {
             break
         case let .success(root?):
             guard let entries = root.entries else {
-                reader.error(Sourced(node: root, file: shown), "an included file must be a mapping with clips, clips_from or defaults")
+                reader.error(Sourced(node: root, file: shown), "an included file must be a mapping with clips, clips_from or defaults", fix: "give the included file clips:, clips_from: or defaults: at the left margin")
                 return
             }
             reader.rejectUnknownKeys(entries, file: shown, known: Self.includeKeys, context: "included file")
@@ -475,7 +475,7 @@ public struct ManifestLoader {
         if v.node.scalar != nil || v.node.entries != nil { specs = [v] } else if let items = v.node.items {
             specs = items.map { Sourced(node: $0, file: v.file) }
         } else {
-            reader.error(v, "clips_from must be a glob such as lessons/*.wav, or a list of {audio: GLOB, ...}")
+            reader.error(v, "clips_from must be a glob such as lessons/*.wav, or a list of {audio: GLOB, ...}", fix: "write clips_from: \"lessons/*.wav\"")
             return
         }
         for spec in specs {
@@ -489,7 +489,7 @@ public struct ManifestLoader {
                 globNode = g
                 fields.merge(map) { _, new in new }
             } else {
-                reader.error(spec, "clips_from entries must be globs or mappings")
+                reader.error(spec, "clips_from entries must be globs or mappings", fix: "write each entry as a glob or {audio: \"lessons/*.wav\"}")
                 continue
             }
             guard let pattern = reader.string(globNode, "audio") else { continue }
@@ -713,10 +713,10 @@ public struct ManifestLoader {
         var decode = Switch.auto
         if let v = fields["online_decode"], let text = v.node.scalar {
             if text == "auto" { decode = .auto } else if let b = FieldReader.parseBool(text) { decode = b ? .on : .off } else {
-                reader.error(v, "online_decode must be true, false or auto, not \"\(text)\"")
+                reader.error(v, "online_decode must be true, false or auto, not \"\(text)\"", fix: "write online_decode: true, false or auto")
             }
         } else if let v = fields["online_decode"] {
-            reader.error(v, "online_decode must be true, false or auto, not \(v.node.kindDescription)")
+            reader.error(v, "online_decode must be true, false or auto, not \(v.node.kindDescription)", fix: "write online_decode: true, false or auto")
         }
 
         // Audio seconds: ffprobe when given; otherwise the WAV header when there is one.

@@ -104,7 +104,7 @@ public enum ProfileLoader {
         case let .failure(d):
             return (nil, [d])
         case .success(nil):
-            return (nil, [Diagnostic(file: path, at: SourcePosition(line: 1, column: 1), "renderer profile is empty")])
+            return (nil, [Diagnostic(file: path, at: SourcePosition(line: 1, column: 1), "renderer profile is empty", fix: "write name: and command: at least")])
         case let .success(root?):
             return parse(Sourced(node: root, file: path), directory: (path as NSString).deletingLastPathComponent)
         }
@@ -114,7 +114,7 @@ public enum ProfileLoader {
     static func parse(_ s: Sourced, directory: String) -> (RendererProfile?, [Diagnostic]) {
         var r = FieldReader()
         guard let entries = s.node.entries else {
-            r.error(s, "a renderer profile must be a mapping, not \(s.node.kindDescription)")
+            r.error(s, "a renderer profile must be a mapping, not \(s.node.kindDescription)", fix: "write the profile as key: value lines: name:, command:, ...")
             return (nil, r.diagnostics)
         }
         r.rejectUnknownKeys(entries, file: s.file, known: knownKeys, context: "renderer profile")
@@ -135,7 +135,7 @@ public enum ProfileLoader {
                 if cmd.isEmpty { r.error(v, "command is empty", fix: "name the program to run") }
                 let items = v.node.items ?? []
                 for problem in ArgvTemplate.check(cmd) {
-                    r.error(Sourced(node: items[problem.index], file: s.file), problem.message)
+                    r.error(Sourced(node: items[problem.index], file: s.file), problem.message, fix: problem.fix)
                 }
                 profile.command = cmd
             }
@@ -157,16 +157,16 @@ public enum ProfileLoader {
                         profile.defaults[e.key] = list.compactMap(\.scalar).joined(separator: "\u{1F}")
                     }
                 }
-            } else { r.error(v, "defaults must be a mapping") }
+            } else { r.error(v, "defaults must be a mapping", fix: "write defaults: {size: \"688*368\", infer_frames: 48}") }
         }
         if let v = value("env") {
             if let d = v.node.entries {
                 for e in d {
                     if let text = e.value.scalar { profile.env[e.key] = text } else {
-                        r.error(Sourced(node: e.value, file: s.file), "env \(e.key) must be a string")
+                        r.error(Sourced(node: e.value, file: s.file), "env \(e.key) must be a string", fix: "quote the value, e.g. \"1\"")
                     }
                 }
-            } else { r.error(v, "env must be a mapping of names to strings") }
+            } else { r.error(v, "env must be a mapping of names to strings", fix: "write env: {NAME: \"value\"}") }
         }
         if let v = value("workdir"), let text = r.string(v, "workdir") {
             if let w = WorkdirPolicy(rawValue: text) { profile.workdir = w } else {
@@ -195,7 +195,7 @@ public enum ProfileLoader {
         if let v = value("required_files"), let list = r.stringList(v, "required_files") {
             for (i, entry) in list.enumerated() {
                 for problem in ArgvTemplate.check([entry]) {
-                    r.error(Sourced(node: v.node.items![i], file: s.file), problem.message)
+                    r.error(Sourced(node: v.node.items![i], file: s.file), problem.message, fix: problem.fix)
                 }
             }
             profile.requiredFiles = list
@@ -208,7 +208,7 @@ public enum ProfileLoader {
             profile.extraArgsAllowed = list
         }
         if let v = value("flag_source"), let text = r.string(v, "flag_source") {
-            for problem in ArgvTemplate.check([text]) { r.error(v, problem.message) }
+            for problem in ArgvTemplate.check([text]) { r.error(v, problem.message, fix: problem.fix) }
             profile.flagSource = text
         }
         if let v = value("memory") { profile.memory = parseMemory(v, &r) }
@@ -218,34 +218,34 @@ public enum ProfileLoader {
                 for e in d {
                     let node = Sourced(node: e.value, file: s.file)
                     guard let k = Int(e.key), k >= 2 else {
-                        r.error(file: s.file, at: e.keyPosition, "sharing keys are job counts of 2 or more, not \"\(e.key)\"")
+                        r.error(file: s.file, at: e.keyPosition, "sharing keys are job counts of 2 or more, not \"\(e.key)\"", fix: "use 2, 3, 4 ... as keys")
                         continue
                     }
                     if let x = r.double(node, "sharing[\(k)]", range: 0.1...Double(k)) { profile.sharing[k] = x }
                 }
-            } else { r.error(v, "sharing must map job counts to throughput, e.g. {2: 1.35, 4: 1.36}") }
+            } else { r.error(v, "sharing must map job counts to throughput, e.g. {2: 1.35, 4: 1.36}", fix: "write sharing: {2: 1.35, 4: 1.36}") }
         }
         return (r.diagnostics.hasErrors ? nil : profile, r.diagnostics)
     }
 
     static func sizeFramePoint(_ e: YAMLNode, file: String, _ r: inout FieldReader, valueKey: String) -> (FrameSize, Int, Double)? {
         let s = Sourced(node: e, file: file)
-        guard let entries = e.entries else { r.error(s, "a calibration point must be a mapping {size, infer_frames, \(valueKey)}"); return nil }
+        guard let entries = e.entries else { r.error(s, "a calibration point must be a mapping {size, infer_frames, \(valueKey)}", fix: "write points as {size: \"688*368\", infer_frames: 48, ...}"); return nil }
         r.rejectUnknownKeys(entries, file: file, known: ["size", "infer_frames", valueKey], context: "calibration point")
         func v(_ k: String) -> Sourced? { entries.first { $0.key == k }.map { Sourced(node: $0.value, file: file) } }
         guard let sizeNode = v("size"), let frames = v("infer_frames"), let value = v(valueKey) else {
-            r.error(s, "a calibration point needs size, infer_frames and \(valueKey)")
+            r.error(s, "a calibration point needs size, infer_frames and \(valueKey)", fix: "add the missing keys")
             return nil
         }
         guard let sizeText = r.string(sizeNode, "size") else { return nil }
-        guard let size = FrameSize(sizeText) else { r.error(sizeNode, "size \"\(sizeText)\" is not W*H"); return nil }
+        guard let size = FrameSize(sizeText) else { r.error(sizeNode, "size \"\(sizeText)\" is not W*H", fix: "write it like 688*368"); return nil }
         guard let f = r.int(frames, "infer_frames", range: 1...4096), let x = r.double(value, valueKey, range: 0...100_000) else { return nil }
         return (size, f, x)
     }
 
     static func parseMemory(_ s: Sourced, _ r: inout FieldReader) -> MemoryModel {
         var m = MemoryModel()
-        guard let entries = s.node.entries else { r.error(s, "memory must be a mapping"); return m }
+        guard let entries = s.node.entries else { r.error(s, "memory must be a mapping", fix: "write memory: {points: [...], headroom: 0.1}"); return m }
         let known = ["points", "per_clip_offline_gb", "online_decode_gb", "offload_factor", "fp8_factor", "headroom", "host_ram_gb",
                      "host_ram_per_megapixel_frame_gb", "resident_gb", "resident_fp8_gb", "per_latent_token_gb", "per_job_gb",
                      "per_frame_token_gb"]
@@ -279,7 +279,7 @@ public enum ProfileLoader {
 
     static func parseLimits(_ s: Sourced, _ r: inout FieldReader) -> RendererLimits {
         var l = RendererLimits()
-        guard let entries = s.node.entries else { r.error(s, "limits must be a mapping"); return l }
+        guard let entries = s.node.entries else { r.error(s, "limits must be a mapping", fix: "write limits: {sample_steps: [4]}"); return l }
         r.rejectUnknownKeys(entries, file: s.file, known: ["sample_steps", "infer_frames_multiple", "offload_model", "max_frame_tokens",
                                                           "audio_path_forbids"], context: "renderer limits")
         for e in entries {
@@ -288,7 +288,7 @@ public enum ProfileLoader {
             case "sample_steps":
                 for (i, text) in (r.stringList(v, e.key) ?? []).enumerated() {
                     if let n = Int(text), n >= 1 { l.sampleSteps.append(n) } else {
-                        r.error(Sourced(node: e.value.items![i], file: s.file), "sample_steps limit \"\(text)\" is not a positive integer")
+                        r.error(Sourced(node: e.value.items![i], file: s.file), "sample_steps limit \"\(text)\" is not a positive integer", fix: "use whole numbers of 1 or more")
                     }
                 }
             case "infer_frames_multiple": l.inferFramesMultiple = r.int(v, e.key, range: 1...1024) ?? 0
@@ -303,7 +303,7 @@ public enum ProfileLoader {
 
     static func parseTime(_ s: Sourced, _ r: inout FieldReader) -> TimeModel {
         var t = TimeModel()
-        guard let entries = s.node.entries else { r.error(s, "time must be a mapping"); return t }
+        guard let entries = s.node.entries else { r.error(s, "time must be a mapping", fix: "write time: {points: [...], startup_s: 10}"); return t }
         r.rejectUnknownKeys(entries, file: s.file, known: ["points", "startup_s", "offload_factor", "reference_sample_steps"], context: "time model")
         for e in entries {
             let v = Sourced(node: e.value, file: s.file)

@@ -91,7 +91,7 @@ public enum YAMLReader {
         } catch let error as YamlError {
             return .failure(diagnostic(for: error, file: file))
         } catch {
-            return .failure(Diagnostic(file: file, at: start, "cannot parse YAML: \(error)"))
+            return .failure(Diagnostic(file: file, at: start, "cannot parse YAML: \(error)", fix: "check the file with a YAML linter"))
         }
         guard let root else { return .success(nil) }
         var budget = limits.maxNodes
@@ -100,7 +100,7 @@ public enum YAMLReader {
         } catch let d as Diagnostic {
             return .failure(d)
         } catch {
-            return .failure(Diagnostic(file: file, at: start, "\(error)"))
+            return .failure(Diagnostic(file: file, at: start, "\(error)", fix: "report this input to avatar-batch: it is an internal error"))
         }
     }
 
@@ -122,7 +122,7 @@ public enum YAMLReader {
         case let .scalar(s):
             return YAMLNode(value: .scalar(s.string, quoted: s.style != .plain), position: pos)
         case let .alias(a):
-            throw Diagnostic(file: file, at: position(a.mark), "unresolved alias")
+            throw Diagnostic(file: file, at: position(a.mark), "unresolved alias", fix: "define the anchor (&name) before using it (*name)")
         case let .sequence(seq):
             var items: [YAMLNode] = []
             items.reserveCapacity(seq.count)
@@ -142,7 +142,7 @@ public enum YAMLReader {
                     let sources = value.items ?? [value]
                     for source in sources {
                         guard let more = source.entries else {
-                            throw Diagnostic(file: file, at: source.position, "a << merge key needs a mapping or a list of mappings")
+                            throw Diagnostic(file: file, at: source.position, "a << merge key needs a mapping or a list of mappings", fix: "merge an anchored mapping: <<: *defaults")
                         }
                         merged.append(contentsOf: more)
                     }
@@ -180,7 +180,7 @@ public enum YAMLReader {
                               "duplicate key\(duplicates.count > 1 ? "s" : "") \(duplicates.map { "\"\($0)\"" }.joined(separator: ", ")) in one mapping",
                               fix: "keep one of them")
         default:
-            return Diagnostic(file: file, at: SourcePosition(line: 1, column: 1), "invalid YAML: \(error)")
+            return Diagnostic(file: file, at: SourcePosition(line: 1, column: 1), "invalid YAML: \(error)", fix: "check the file with a YAML linter")
         }
     }
 

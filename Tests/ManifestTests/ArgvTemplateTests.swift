@@ -17,10 +17,10 @@ import Testing
 
     @Test func unknownPlaceholdersAreReported() {
         let problems = ArgvTemplate.check(["r", "{imgae}", "{size:--big}", "x{extra_args}"])
-        #expect(problems.map(\.message) == [
+        #expect(problems.map { "\($0.message); \($0.fix)" } == [
             "unknown placeholder {imgae}; did you mean {image}?",
             "\"{size:...}\" is not a boolean setting; conditionals take one of fp8, offload_model, online_decode",
-            "{extra_args} must stand alone in its entry",
+            "{extra_args} must stand alone in its entry; make \"{extra_args}\" a list entry of its own",
         ])
     }
 

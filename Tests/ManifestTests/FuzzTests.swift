@@ -47,6 +47,10 @@ import Testing
             // Every input yields a manifest or at least one error with a position.
             #expect(result.manifest != nil || result.diagnostics.contains { $0.severity == .error && $0.position.line >= 1 },
                     "seed \(seed) iteration \(iteration)")
+            // And every error says what to do: the mutations walk most kinds of message the loader has.
+            for d in result.diagnostics where d.severity == .error {
+                #expect(!(d.fix ?? "").isEmpty, "no fix: \(d) (seed \(seed) iteration \(iteration))")
+            }
             if result.manifest != nil { valid += 1 }
         }
         // The mutations are not so wild that nothing survives: some inputs stay valid.

@@ -86,7 +86,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
               - id: a
                 audio: a.wav
                 online_decode: sometimes
-            """, expected: [#"m.yaml:9:20: error: online_decode must be true, false or auto, not "sometimes""#]),
+            """, expected: [#"m.yaml:9:20: error: online_decode must be true, false or auto, not "sometimes"; write online_decode: true, false or auto"#]),
         ErrorCase(name: "clip without audio", yaml: header + """
             clips:
               - id: a
@@ -124,7 +124,7 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
                 seed: x
                 infer_frames: 3
             """, expected: [
-                "m.yaml:9:11: error: seed must be a whole number, not \"x\"",
+                "m.yaml:9:11: error: seed must be a whole number, not \"x\"; write digits only, e.g. seed: 4",
                 "m.yaml:10:19: error: infer_frames 3 is out of range; use a value from 4 to 1024",
             ]),
     ]
