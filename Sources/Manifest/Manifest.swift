@@ -135,6 +135,8 @@ public struct Manifest: Sendable, Codable {
     public var clips: [ClipSpec]
     /// What `run --executor slurm` passes to sbatch.
     public var slurm = SlurmSettings()
+    /// An argv run when the batch ends or stops on --max-failures, with the report JSON on its standard input.
+    public var notify: [String] = []
 
     public init(version: Int = 1, name: String, path: String, outputDir: String, renderer: RendererProfile, gpus: GPUSelection = .auto,
                 retry: RetryPolicy = RetryPolicy(), strategy: String = "earliest-finish", clips: [ClipSpec]) {

@@ -34,7 +34,8 @@ public struct LoadResult: Sendable {
 
 /// Loads and validates a manifest: every problem is collected with its file, line and column.
 public struct ManifestLoader {
-    static let topLevelKeys = ["version", "name", "output_dir", "renderer", "defaults", "gpus", "retry", "strategy", "slurm", "clips", "include", "clips_from"]
+    static let topLevelKeys = ["version", "name", "output_dir", "renderer", "defaults", "gpus", "retry", "strategy", "slurm", "clips", "include", "clips_from",
+                               "notify"]
     static let includeKeys = ["defaults", "clips", "clips_from", "include"]
     /// Every key a clip (or `defaults`) may set.
     public static let clipFields = [
@@ -142,6 +143,16 @@ public struct ManifestLoader {
         var slurm = SlurmSettings()
         if let v = value("slurm") { slurm = parseSlurm(v) }
 
+        var notify: [String] = []
+        if let v = value("notify") {
+            if v.node.scalar != nil {
+                reader.error(v, "notify must be a list of arguments, not a shell string",
+                             fix: "write it as a list, e.g. notify: [curl, -sS, --data-binary, \"@-\", \"https://chat.example/hook\"]")
+            } else if let list = reader.stringList(v, "notify") {
+                if list.isEmpty || list[0].isEmpty { reader.error(v, "notify names no program", fix: "start the list with the program to run") } else { notify = list }
+            }
+        }
+
         var defaults: [String: Sourced] = [:]
         if let v = value("defaults") { defaults = clipFieldMap(v, context: "defaults", allowID: false) }
         visited = [absolute]
@@ -181,6 +192,7 @@ public struct ManifestLoader {
         var manifest = Manifest(version: version, name: name, path: absolute, outputDir: outputDir, renderer: profile, gpus: gpus,
                                 retry: retry, strategy: strategy, clips: clips)
         manifest.slurm = slurm
+        manifest.notify = notify
         return finish(manifest)
     }
 

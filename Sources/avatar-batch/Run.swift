@@ -43,6 +43,10 @@ struct Run: AsyncParsableCommand {
     @Option(help: "When the run ends (also early), write report.html, report.json and junit.xml into this directory.")
     var report: String?
 
+    @Option(name: .customLong("notify"), parsing: .remaining,
+            help: ArgumentHelp("A command (argv, no shell) run when the batch ends or stops on --max-failures, with the report JSON on its standard input; overrides the manifest's notify:. Must come last.", valueName: "COMMAND"))
+    var notifyCommand: [String] = []
+
     @Option(help: "Each attempt's log keeps at most this many MB on disk: its start (half the cap, at most 1 MB) and its end (0: no cap).")
     var maxLogMB: Int = 64
 
@@ -119,6 +123,52 @@ struct Run: AsyncParsableCommand {
             try await write(r, outputDir: manifest.outputDir, html: dir + "/report.html", json: dir + "/report.json", junit: dir + "/junit.xml")
             FileHandle.standardError.write(Data("reports: \(dir)/report.html, \(dir)/report.json, \(dir)/junit.xml\n".utf8))
         }
+        let notifier = notifyCommand.isEmpty ? manifest.notify : notifyCommand
+        if !notifier.isEmpty && !summary.interrupted {
+            var payload = (try? BatchReport(name: manifest.name, store: store).json()) ?? ["name": manifest.name]
+            payload["exit_status"] = Int(summary.exitStatus)
+            payload["stopped_by_max_failures"] = summary.stoppedEarly
+            Notifier.run(notifier, json: payload)
+        }
         if summary.exitStatus != 0 { throw ExitCode(summary.exitStatus) }
+    }
+}
+
+/// Runs the batch's notify command: an argv, never a shell, with the report JSON on its standard input. Its failure
+/// is reported and never changes the batch's exit status.
+enum Notifier {
+    static let timeoutSeconds = 60.0
+
+    static func run(_ argv: [String], json: [String: Any]) {
+        let data = (try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])) ?? Data("{}".utf8)
+        let p = Process()
+        // A bare name is looked up on PATH, as a shell would, without a shell.
+        let program = argv[0].contains("/") ? argv[0]
+            : (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map { "\($0)/\(argv[0])" }
+                .first { FileManager.default.isExecutableFile(atPath: $0) } ?? argv[0]
+        p.executableURL = URL(fileURLWithPath: program)
+        p.arguments = Array(argv.dropFirst())
+        let input = Pipe()
+        p.standardInput = input
+        do { try p.run() } catch {
+            FileHandle.standardError.write(Data("notify: cannot start \(argv[0]): \(error.localizedDescription)\n".utf8))
+            return
+        }
+        // A command that does not read its input must not block us: ignore a broken pipe, write from another thread.
+        signal(SIGPIPE, SIG_IGN)
+        DispatchQueue.global().async {
+            try? input.fileHandleForWriting.write(contentsOf: data)
+            try? input.fileHandleForWriting.close()
+        }
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while p.isRunning && Date() < deadline { usleep(50_000) }
+        if p.isRunning {
+            p.terminate()
+            FileHandle.standardError.write(Data("notify: \(argv[0]) still ran after \(Int(timeoutSeconds)) s and was stopped\n".utf8))
+            return
+        }
+        if p.terminationStatus != 0 {
+            FileHandle.standardError.write(Data("notify: \(argv[0]) exited with status \(p.terminationStatus) (the batch's own status stands)\n".utf8))
+        }
     }
 }

@@ -537,4 +537,38 @@ func processes(mentioning marker: String) -> [Int32] {
         #expect(Int(st.st_blocks) * 512 <= (1 << 20) + (16 << 10), "\(Int(st.st_blocks) * 512) bytes on disk")
         #expect(AttemptRunner.logTail(log, bytes: 4096).contains("the log passed its cap of 1 MB"))
     }
+
+    /// notify: runs an argv (no shell) when the batch ends, with the report JSON on its standard input; --notify
+    /// overrides it; a failing notifier is reported and leaves the batch's exit status alone.
+    @Test func notifyGetsTheReportAndNeverFailsTheBatch() throws {
+        let b = Batch(clips: [("good", "ok"), ("bad", "crash")], retry: "{max_attempts: 1}")
+        let got = b.dir.path + "/notified.json"
+        let script = "import json, sys; d = json.load(sys.stdin); open(sys.argv[1], 'w').write(json.dumps(d))"
+        try b.editManifest(("retry: {max_attempts: 1}", "retry: {max_attempts: 1}\nnotify: [python3, -c, \"\(script)\", \"\(got)\"]"))
+        let r = try b.run()
+        #expect(r.status == 1, "\(r.stderr)")
+        let d = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: got))) as! [String: Any]
+        #expect(d["exit_status"] as? Int == 1)
+        #expect(d["stopped_by_max_failures"] as? Bool == false)
+        #expect(((d["jobs"] as? [[String: Any]]) ?? []).count == 2, "\(d)")
+
+        // --notify wins over the manifest's, and its failure is only reported: the status is what the same run gives
+        // with a notifier that succeeds.
+        try FileManager.default.removeItem(atPath: got)
+        let failing = try CLI.run(["run", b.manifest, "--grace", "1", "--notify", "python3", "-c", "import sys; sys.exit(3)"])
+        #expect(failing.stderr.contains("notify: python3 exited with status 3 (the batch's own status stands)"), "\(failing.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: got))  // the manifest's notifier did not run
+        let again = try b.run()
+        #expect(failing.status == again.status, "\(failing.stderr)")
+        #expect(FileManager.default.fileExists(atPath: got))
+    }
+
+    @Test func notifyAsAShellStringIsRefused() throws {
+        let b = Batch(clips: [("a", "ok")])
+        try b.editManifest(("retry: {max_attempts: 4, on_oom: [isolate, {online_decode: true}]}",
+                            "retry: {max_attempts: 4}\nnotify: \"curl -d @- https://chat.example/hook\""))
+        let r = try CLI.run(["validate", b.manifest])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("error: notify must be a list of arguments, not a shell string; write it as a list"), "\(r.stderr)")
+    }
 }
