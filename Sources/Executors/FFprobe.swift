@@ -55,6 +55,34 @@ public struct FFprobe: MediaProbe {
                                   width: video?["width"] as? Int, height: video?["height"] as? Int))
     }
 
+    /// Decodes the first frame with the ffmpeg beside this ffprobe (`-xerror`: stop at the first decoding error), at
+    /// most 20 s; nil when it decodes or when no ffmpeg is there to ask.
+    public func decodeImage(at path: String) -> String? {
+        let ffmpeg = (executable as NSString).deletingLastPathComponent + "/ffmpeg"
+        guard FileManager.default.isExecutableFile(atPath: ffmpeg) else { return nil }
+        let box = DecodeBox()
+        let semaphore = DispatchSemaphore(value: 0)
+        Task.detached {
+            do {
+                let r = try await Subprocess.run(
+                    .path(.init(ffmpeg)),
+                    arguments: ["-nostdin", "-v", "error", "-xerror", "-i", path, "-frames:v", "1", "-f", "null", "-"],
+                    output: .discarded, error: .string(limit: 1 << 16))
+                if !r.terminationStatus.isSuccess {
+                    let last = r.standardError.split(whereSeparator: \.isNewline).last.map(String.init) ?? "ffmpeg failed"
+                    // "[png @ 0x55d0...] chunk too big" -> "png: chunk too big"
+                    box.value = last.replacingOccurrences(of: #"^\[(\w+) @ 0x[0-9a-f]+\] "#, with: "$1: ", options: .regularExpression)
+                        .replacingOccurrences(of: path + ": ", with: "")
+                }
+            } catch {
+                box.value = nil
+            }
+            semaphore.signal()
+        }
+        if semaphore.wait(timeout: .now() + 20) == .timedOut { return "decoding its first frame took more than 20 s" }
+        return box.value
+    }
+
     /// Blocking probe for validation (Manifest's protocol is synchronous).
     public func probeAudio(at path: String) -> AudioProbeResult {
         let box = ResultBox()
@@ -82,6 +110,10 @@ private struct ExecutionRecord {
 
 private final class ResultBox: @unchecked Sendable {
     var value: Result<MediaInfo, MediaError>?
+}
+
+private final class DecodeBox: @unchecked Sendable {
+    var value: String?
 }
 
 /// Why ffprobe rejected a file.

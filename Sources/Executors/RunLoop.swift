@@ -416,7 +416,10 @@ public final class RunLoop: @unchecked Sendable {
 
     /// A job's timeout: its clip's `timeout`, else predicted time x --timeout-factor, at least the minimum.
     func timeout(_ p: Pending, _ e: Estimate) -> Double {
-        p.job.clip.timeoutSeconds ?? max(options.minimumTimeoutSeconds, e.seconds * options.timeoutFactor)
+        // A CPU renderer's predictions are cheap and close (ffmpeg), and a stuck one should not hold a slot for ten
+        // minutes: its floor is a minute.
+        p.job.clip.timeoutSeconds ?? max(manifest.renderer.usesGPU ? options.minimumTimeoutSeconds : min(options.minimumTimeoutSeconds, 60),
+                                         e.seconds * options.timeoutFactor)
     }
 
     /// Everything one attempt needs, for either executor.

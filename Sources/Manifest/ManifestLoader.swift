@@ -826,13 +826,16 @@ public struct ManifestLoader {
                 problem = "\(key) \"\(text)\" is not readable"
             } else if key == "image" && MediaSniffer.imageFormat(at: path) == nil {
                 problem = "image \"\(text)\" is not a PNG, JPEG, WebP or BMP file"
+            } else if key == "image", let why = options.probe?.decodeImage(at: path) {
+                problem = "image \"\(text)\" cannot be decoded (\(why))"
             } else {
                 problem = nil
             }
             fileChecks[path] = problem
         }
         if let problem {
-            reader.error(v, problem, fix: "check the path (relative to \((v.file as NSString).lastPathComponent))")
+            let unusable = problem.contains("cannot be decoded") || problem.contains("is not a PNG")
+            reader.error(v, problem, fix: unusable ? "re-save it as PNG or JPEG" : "check the path (relative to \((v.file as NSString).lastPathComponent))")
             return nil
         }
         return path

@@ -12,6 +12,14 @@ public enum AudioProbeResult: Sendable, Hashable {
 public protocol MediaProbe: Sendable {
     /// Probes one audio file.
     func probeAudio(at path: String) -> AudioProbeResult
+    /// Decodes an image's first frame: nil when it decodes, else why not. A header that reads well can still hide a
+    /// truncated body, on which a renderer can fail late or, as ffmpeg's image loop does, never end.
+    func decodeImage(at path: String) -> String?
+}
+
+extension MediaProbe {
+    /// Probes that cannot decode images accept every image whose header reads.
+    public func decodeImage(at path: String) -> String? { nil }
 }
 
 /// Reads what can be read without ffprobe: the duration in a RIFF/WAVE header, and image signatures.

@@ -31,7 +31,7 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("host-ram"), help: ArgumentHelp("GB of host RAM local jobs may use together, by their predicted host RAM (default: this machine's memory; 0: no check).", valueName: "GB"))
     var hostRAM: Double?
 
-    @Option(help: "Default job timeout = predicted time x this factor (at least 10 minutes); a clip's timeout: wins.")
+    @Option(help: "Default job timeout = predicted time x this factor (at least 10 minutes; 1 minute for CPU renderers); a clip's timeout: wins.")
     var timeoutFactor: Double = 3
 
     @Option(help: "Seconds between SIGTERM and SIGKILL when stopping a job.")
