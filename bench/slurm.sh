@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Slurm executor against a running Slurm (e.g. ../shared/slurm/start-local-slurm.sh: 4 fake GPUs x 24 shards):
+# The Slurm executor against a running Slurm (e.g. bash scripts/local-slurm.sh start: 4 fake GPUs x 24 shards):
 # N clips of the fake renderer, each predicted at 10 GB (so --gres=shard:10: two per 24-shard GPU) and sleeping
 # S seconds. Prints the wall time, the most jobs seen together on one GPU (from inside the jobs) and how many
 # Slurm jobs were submitted. Usage: bash bench/slurm.sh [N] [S]

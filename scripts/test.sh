@@ -1,25 +1,33 @@
 #!/usr/bin/env bash
 # The test suite: unit tests, the store on real SQLite files, end-to-end runs of the built binary with the fake
 # renderer (crashes, OOMs, timeouts, Ctrl-C, SIGKILL and resume), and the Slurm executor against a real
-# single-node Slurm with 4 fake GPUs (started here with the shared start-local-slurm.sh, stopped at the end).
+# single-node Slurm with 4 fake GPUs (started here with scripts/local-slurm.sh, stopped at the end), then a short
+# fuzz of the loaders.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 
-# Slurm: the project's shared scripts (../shared/slurm beside the checkout, or AVATAR_BATCH_SLURM_SCRIPTS).
-slurm_dir=""
-for d in "${AVATAR_BATCH_SLURM_SCRIPTS:-}" ../shared/slurm /work/shared/slurm; do
-  if [ -n "$d" ] && [ -f "$d/start-local-slurm.sh" ]; then slurm_dir=$(cd "$d" && pwd); break; fi
-done
-if [ -n "$slurm_dir" ] && [ "$(id -u)" = 0 ]; then
-  if bash "$slurm_dir/start-local-slurm.sh"; then
+# Slurm: the project's own single-node Slurm (scripts/local-slurm.sh: Debian's packages, 4 fake GPUs with shards).
+# Should it fail to start, the shared scripts beside the checkout (../shared/slurm) are tried before giving up.
+if [ "$(id -u)" = 0 ]; then
+  if bash scripts/local-slurm.sh start; then
     export AVATAR_BATCH_SLURM_TESTS=1
-    trap 'bash "$slurm_dir/stop-local-slurm.sh" >/dev/null 2>&1 || true' EXIT
+    trap 'bash scripts/local-slurm.sh stop >/dev/null 2>&1 || true' EXIT
   else
-    echo "test.sh: start-local-slurm.sh failed: the Slurm tests are SKIPPED" >&2
+    slurm_dir=""
+    for d in "${AVATAR_BATCH_SLURM_SCRIPTS:-}" ../shared/slurm; do
+      if [ -n "$d" ] && [ -f "$d/start-local-slurm.sh" ]; then slurm_dir=$(cd "$d" && pwd); break; fi
+    done
+    if [ -n "$slurm_dir" ] && bash "$slurm_dir/start-local-slurm.sh"; then
+      echo "test.sh: scripts/local-slurm.sh failed; using $slurm_dir/start-local-slurm.sh" >&2
+      export AVATAR_BATCH_SLURM_TESTS=1
+      trap 'bash "$slurm_dir/stop-local-slurm.sh" >/dev/null 2>&1 || true' EXIT
+    else
+      echo "test.sh: no local Slurm could be started: the Slurm tests are SKIPPED" >&2
+    fi
   fi
 else
-  echo "test.sh: no start-local-slurm.sh (set AVATAR_BATCH_SLURM_SCRIPTS) or not root: the Slurm tests are SKIPPED" >&2
+  echo "test.sh: not root: the Slurm tests are SKIPPED" >&2
 fi
 
 swift build --build-tests 2>&1 | grep -E "error|warning: unre|Compiling|Build complete" | tail -3

@@ -7,7 +7,7 @@ import Testing
 import Glibc
 #endif
 
-/// Set by .ci/run once ../shared/slurm/start-local-slurm.sh has a single-node Slurm (4 fake GPUs, 24 shards each) up.
+/// Set by .ci/run once scripts/local-slurm.sh has a single-node Slurm (4 fake GPUs, 24 shards each) up.
 let slurmUp = ProcessInfo.processInfo.environment["AVATAR_BATCH_SLURM_TESTS"] == "1"
 
 /// Jobs of this user in squeue (finished ones stay listed for MinJobAge = 300 s on the test cluster).
