@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Readers beside a run: N trivial jobs (cp, 8 virtual GPUs x 4) run once alone and once with R concurrent
+# `status --json` readers polling every 100 ms. Reports both wall times, the slowdown, how many reads were made and
+# every read that failed (a lock error would show here). Usage: bash bench/readers.sh [N] [R]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-2000}; readers=${2:-16}
+swift build -c release --product avatar-batch 2>&1 | tail -1
+bin=$PWD/.build/release/avatar-batch
+setup() {
+  local w; w=$(mktemp -d)
+  cp manifests/demo-assets/teacher.png "$w/face.png"; cp manifests/demo-assets/lesson-03.wav "$w/a.wav"
+  cat > "$w/cp.yaml" <<'YAML'
+name: copy
+command: [cp, "{image}", "{output}"]
+output_check: nonempty
+output_extension: png
+max_jobs_per_gpu: 4
+memory: {points: [{size: "384*256", infer_frames: 48, gb: 10}], headroom: 0}
+time: {points: [{size: "384*256", infer_frames: 48, ms_per_frame: 1}]}
+sharing: {2: 1.5, 4: 2.0}
+YAML
+  { printf 'version: 1\nname: readers\noutput_dir: out\nrenderer: cp.yaml\ngpus: 8x80GB\n'
+    printf 'defaults: {image: face.png, audio: a.wav, prompt: p, size: "384*256", num_clip: 1}\nclips:\n'
+    for i in $(seq "$n"); do printf '  - {id: c%05d}\n' "$i"; done; } > "$w/m.yaml"
+  echo "$w"
+}
+timed_run() { local s e; s=$(date +%s.%N); "$bin" run "$1/m.yaml" --quiet; e=$(date +%s.%N); python3 -c "print($e - $s)"; }
+
+alone_dir=$(setup)
+alone=$(timed_run "$alone_dir")
+rm -rf "$alone_dir"
+
+w=$(setup)
+# The readers start once the store exists and stop when the run is over.
+( "$bin" run "$w/m.yaml" --quiet; echo done > "$w/finished" ) &
+run_pid=$!
+s=$(date +%s.%N)
+until [ -e "$w/out/.avatar-batch/state.sqlite" ] || [ -e "$w/finished" ]; do sleep 0.01; done
+for r in $(seq "$readers"); do
+  ( ok=0; bad=0
+    while [ ! -e "$w/finished" ]; do
+      if "$bin" status "$w/m.yaml" --json >/dev/null 2>"$w/err-$r"; then ok=$((ok + 1)); else bad=$((bad + 1)); cat "$w/err-$r" >> "$w/errors"; fi
+      sleep 0.1
+    done
+    echo "$ok $bad" > "$w/reader-$r" ) &
+done
+wait $run_pid
+e=$(date +%s.%N)
+wait
+with=$(python3 -c "print($e - $s)")
+reads=$(cat "$w"/reader-* | awk '{ok += $1; bad += $2} END {print ok, bad}')
+python3 - "$n" "$readers" "$alone" "$with" $reads <<'PY'
+import sys
+n, r, alone, with_, ok, bad = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+print(f"{n} jobs alone: {alone:.2f} s; with {r} readers: {with_:.2f} s ({(with_ / alone - 1) * 100:+.1f}%); {ok} reads, {bad} failed")
+PY
+[ -s "$w/errors" ] && { echo "failed reads:"; sort "$w/errors" | uniq -c | head; }
+rm -rf "$w"
