@@ -34,12 +34,18 @@ public struct FFprobe: MediaProbe {
         do {
             let r = try await Subprocess.run(
                 .path(.init(executable)),
-                arguments: ["-v", "error", "-show_entries", "stream=codec_type,width,height:format=duration", "-of", "json", "--", path],
+                arguments: .init(Self.infoArguments + [path]),
                 output: .string(limit: 1 << 20), error: .string(limit: 1 << 16))
             result = ExecutionRecord(ok: r.terminationStatus.isSuccess, out: r.standardOutput, err: r.standardError)
         } catch {
             return .failure(MediaError(message: "ffprobe could not run: \(error)"))
         }
+        return Self.parse(result, path: path)
+    }
+
+    static let infoArguments = ["-v", "error", "-show_entries", "stream=codec_type,width,height:format=duration", "-of", "json", "--"]
+
+    private static func parse(_ result: ExecutionRecord, path: String) -> Result<MediaInfo, MediaError> {
         guard result.ok else {
             let why = result.err.split(whereSeparator: \.isNewline).last.map(String.init) ?? "ffprobe failed"
             return .failure(MediaError(message: why.replacingOccurrences(of: path + ": ", with: "")))
@@ -55,44 +61,59 @@ public struct FFprobe: MediaProbe {
                                   width: video?["width"] as? Int, height: video?["height"] as? Int))
     }
 
+    /// Runs a program to its end with Process and Dispatch, not a Task: validation is synchronous and can be called
+    /// from the cooperative pool, where blocking a thread on a Task that needs one can starve (it did, in parallel
+    /// tests on 2 cores). Nil when it cannot start or outlives `timeoutSeconds` (then it is stopped).
+    static func runBlocking(_ program: String, _ arguments: [String], timeoutSeconds: Double) -> ExecutionRecord? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: program)
+        p.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        let exited = DispatchSemaphore(value: 0)
+        p.terminationHandler = { _ in exited.signal() }
+        do { try p.run() } catch { return nil }
+        // Both pipes are read while it runs, so a chatty program never blocks on a full one.
+        let box = PipeBox()
+        let read = DispatchGroup()
+        for (i, pipe) in [out, err].enumerated() {
+            read.enter()
+            DispatchQueue.global().async {
+                let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                box.set(i, text)
+                read.leave()
+            }
+        }
+        if exited.wait(timeout: .now() + timeoutSeconds) == .timedOut {
+            p.terminate()
+            return nil
+        }
+        _ = read.wait(timeout: .now() + 5)
+        return ExecutionRecord(ok: p.terminationStatus == 0, out: box.get(0), err: box.get(1))
+    }
+
     /// Decodes the first frame with the ffmpeg beside this ffprobe (`-xerror`: stop at the first decoding error), at
     /// most 20 s; nil when it decodes or when no ffmpeg is there to ask.
     public func decodeImage(at path: String) -> String? {
         let ffmpeg = (executable as NSString).deletingLastPathComponent + "/ffmpeg"
         guard FileManager.default.isExecutableFile(atPath: ffmpeg) else { return nil }
-        let box = DecodeBox()
-        let semaphore = DispatchSemaphore(value: 0)
-        Task.detached {
-            do {
-                let r = try await Subprocess.run(
-                    .path(.init(ffmpeg)),
-                    arguments: ["-nostdin", "-v", "error", "-xerror", "-i", path, "-frames:v", "1", "-f", "null", "-"],
-                    output: .discarded, error: .string(limit: 1 << 16))
-                if !r.terminationStatus.isSuccess {
-                    let last = r.standardError.split(whereSeparator: \.isNewline).last.map(String.init) ?? "ffmpeg failed"
-                    // "[png @ 0x55d0...] chunk too big" -> "png: chunk too big"
-                    box.value = last.replacingOccurrences(of: #"^\[(\w+) @ 0x[0-9a-f]+\] "#, with: "$1: ", options: .regularExpression)
-                        .replacingOccurrences(of: path + ": ", with: "")
-                }
-            } catch {
-                box.value = nil
-            }
-            semaphore.signal()
-        }
-        if semaphore.wait(timeout: .now() + 20) == .timedOut { return "decoding its first frame took more than 20 s" }
-        return box.value
+        guard let r = Self.runBlocking(ffmpeg, ["-nostdin", "-v", "error", "-xerror", "-i", path, "-frames:v", "1", "-f", "null", "-"],
+                                       timeoutSeconds: 20) else { return "decoding its first frame took more than 20 s" }
+        guard !r.ok else { return nil }
+        let last = r.err.split(whereSeparator: \.isNewline).last.map(String.init) ?? "ffmpeg failed"
+        // "[png @ 0x55d0...] chunk too big" -> "png: chunk too big"
+        return last.replacingOccurrences(of: #"^\[(\w+) @ 0x[0-9a-f]+\] "#, with: "$1: ", options: .regularExpression)
+            .replacingOccurrences(of: path + ": ", with: "")
     }
 
     /// Blocking probe for validation (Manifest's protocol is synchronous).
     public func probeAudio(at path: String) -> AudioProbeResult {
-        let box = ResultBox()
-        let semaphore = DispatchSemaphore(value: 0)
-        Task.detached {
-            box.value = await self.info(path)
-            semaphore.signal()
+        guard let r = Self.runBlocking(executable, Self.infoArguments + [path], timeoutSeconds: 60) else {
+            return .unreadable("ffprobe did not answer within 60 s")
         }
-        semaphore.wait()
-        switch box.value! {
+        switch Self.parse(r, path: path) {
         case let .failure(e): return .unreadable(e.message)
         case let .success(info):
             guard info.hasAudio else { return .unreadable("it has no audio stream") }
@@ -102,18 +123,17 @@ public struct FFprobe: MediaProbe {
     }
 }
 
-private struct ExecutionRecord {
+struct ExecutionRecord {
     var ok: Bool
     var out: String
     var err: String
 }
 
-private final class ResultBox: @unchecked Sendable {
-    var value: Result<MediaInfo, MediaError>?
-}
-
-private final class DecodeBox: @unchecked Sendable {
-    var value: String?
+private final class PipeBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var texts = ["", ""]
+    func set(_ i: Int, _ text: String) { lock.withLock { texts[i] = text } }
+    func get(_ i: Int) -> String { lock.withLock { texts[i] } }
 }
 
 /// Why ffprobe rejected a file.
