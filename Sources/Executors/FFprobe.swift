@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Manifest
 import Subprocess
 
@@ -61,37 +64,64 @@ public struct FFprobe: MediaProbe {
                                   width: video?["width"] as? Int, height: video?["height"] as? Int))
     }
 
-    /// Runs a program to its end with Process and Dispatch, not a Task: validation is synchronous and can be called
-    /// from the cooperative pool, where blocking a thread on a Task that needs one can starve (it did, in parallel
-    /// tests on 2 cores). Nil when it cannot start or outlives `timeoutSeconds` (then it is stopped).
+    /// Runs a program to its end with posix_spawn and waitpid on its own pid: no Task (validation is synchronous and can
+    /// be called from the cooperative pool, where blocking a thread on a Task that needs one can starve, as it did in
+    /// parallel tests on 2 cores) and no Foundation.Process (its child monitoring is process-wide). Nil when it cannot
+    /// start or outlives `timeoutSeconds` (then it is killed).
     static func runBlocking(_ program: String, _ arguments: [String], timeoutSeconds: Double) -> ExecutionRecord? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: program)
-        p.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        let exited = DispatchSemaphore(value: 0)
-        p.terminationHandler = { _ in exited.signal() }
-        do { try p.run() } catch { return nil }
+        var outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
+        guard pipe(&outPipe) == 0 else { return nil }
+        guard pipe(&errPipe) == 0 else { close(outPipe[0]); close(outPipe[1]); return nil }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        for fd in [outPipe[0], outPipe[1], errPipe[0], errPipe[1]] { posix_spawn_file_actions_addclose(&actions, fd) }
+        let argv = ([program] + arguments).map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, program, &actions, nil, argv, environ)
+        close(outPipe[1]); close(errPipe[1])
+        guard spawned == 0 else { close(outPipe[0]); close(errPipe[0]); return nil }
         // Both pipes are read while it runs, so a chatty program never blocks on a full one.
         let box = PipeBox()
         let read = DispatchGroup()
-        for (i, pipe) in [out, err].enumerated() {
+        for (i, fd) in [outPipe[0], errPipe[0]].enumerated() {
             read.enter()
             DispatchQueue.global().async {
-                let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                box.set(i, text)
+                var data = [UInt8]()
+                var buffer = [UInt8](repeating: 0, count: 1 << 16)
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    if data.count < 1 << 20 { data += buffer[0..<n] }
+                }
+                close(fd)
+                box.set(i, String(decoding: data, as: UTF8.self))
                 read.leave()
             }
         }
-        if exited.wait(timeout: .now() + timeoutSeconds) == .timedOut {
-            p.terminate()
-            return nil
+        var status: Int32 = 0
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while true {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { break }
+            if r < 0 && errno != EINTR { return nil }
+            if Date() > deadline {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                _ = read.wait(timeout: .now() + 5)
+                return nil
+            }
+            usleep(5_000)
         }
         _ = read.wait(timeout: .now() + 5)
-        return ExecutionRecord(ok: p.terminationStatus == 0, out: box.get(0), err: box.get(1))
+        // Exited normally with status 0: WIFEXITED and WEXITSTATUS, spelled out (Swift does not import the macros).
+        let ok = (status & 0x7F) == 0 && ((status >> 8) & 0xFF) == 0
+        return ExecutionRecord(ok: ok, out: box.get(0), err: box.get(1))
     }
 
     /// Decodes the first frame with the ffmpeg beside this ffprobe (`-xerror`: stop at the first decoding error), at
