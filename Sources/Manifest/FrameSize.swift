@@ -79,8 +79,16 @@ public struct ClipSettings: Sendable, Hashable, Codable {
 
     /// Equal when the renderer is asked the same: the reference image's size is derived from the image, whose
     /// digest the content key already holds, and an attempt recorded before it was known must still compare equal.
-    public static func == (a: ClipSettings, b: ClipSettings) -> Bool { a.canonicalParts == b.canonicalParts }
-    public func hash(into h: inout Hasher) { h.combine(canonicalParts) }
+    public static func == (a: ClipSettings, b: ClipSettings) -> Bool {
+        a.size == b.size && a.numClip == b.numClip && a.inferFrames == b.inferFrames && a.sampleSteps == b.sampleSteps
+            && a.onlineDecode == b.onlineDecode && a.offloadModel == b.offloadModel && a.fp8 == b.fp8 && a.seed == b.seed
+            && a.extraArgs == b.extraArgs
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(size); h.combine(numClip); h.combine(inferFrames); h.combine(sampleSteps); h.combine(onlineDecode)
+        h.combine(offloadModel); h.combine(fp8); h.combine(seed); h.combine(extraArgs)
+    }
 
     /// Frames rendered in total.
     public var totalFrames: Int { numClip * inferFrames }
