@@ -72,10 +72,13 @@ public struct Predictor: Sendable {
 
     /// The settings bucket observations are pooled by: everything that changes memory, with num_clip
     /// rounded to a power of two (offline decode grows with it).
-    public func bucket(_ s: ClipSettings) -> String {
+    public func bucket(_ s: ClipSettings) -> String { bucket(s, frame: profile.renderedFrame(s)) }
+
+    /// The bucket, given the frame `estimate` has already fitted (fitting is up to 100 steps per call).
+    func bucket(_ s: ClipSettings, frame: FrameSize) -> String {
         let clips = s.onlineDecode ? 0 : (s.numClip <= 1 ? 1 : 1 << (Int.bitWidth - (s.numClip - 1).leadingZeroBitCount))
         // A fit-area renderer's memory follows the frame it renders, not the size asked for.
-        let size = profile.framing == .exact ? "\(s.size)" : "\(s.size)>\(profile.renderedFrame(s))"
+        let size = profile.framing == .exact ? "\(s.size)" : "\(s.size)>\(frame)"
         return "\(profile.name)|\(size)|f\(s.inferFrames)|\(s.onlineDecode ? "online" : "offline\(clips)")|offload=\(s.offloadModel)|fp8=\(s.fp8)"
     }
 
@@ -111,7 +114,7 @@ public struct Predictor: Sendable {
         var seconds = t.startupSeconds + perFrame * Double(s.totalFrames)
         var source = "prior"
 
-        let key = bucket(s)
+        let key = bucket(s, frame: frame)
         if let obs = observed[key] {
             if let peak = obs.peakGB { raw = peak; source = "observed" }
             // An OOM is a lower bound: never predict less than what already failed.

@@ -67,6 +67,9 @@ enum PlanPrinter {
         var out: [String] = []
         let d = ProgressReporter.duration
         out.append("plan for \(manifest.name): \(manifest.clips.count) clips, renderer \(manifest.renderer.name), strategy \(plan.strategy), \(plan.gpus.count) GPU(s)")
+        // Looked up per placement below: one dictionary, not a scan of every clip for each of them.
+        let clips = explain && manifest.renderer.framing != .exact
+            ? Dictionary(manifest.clips.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }) : [:]
         for g in plan.gpus {
             let runs = plan.runs.filter { $0.gpu == g.index }
             out.append(String(format: "GPU %d  %@  %.1f GB  (%d jobs, busy until %@)", g.index, g.model, g.memoryGB, runs.count, d(runs.map(\.endS).max() ?? 0)))
@@ -74,7 +77,7 @@ enum PlanPrinter {
                 var extra = plan.estimates[r.jobID]?.extrapolated == true ? "  (extrapolated)" : ""
                 if explain, let e = plan.estimates[r.jobID] {
                     // The frame the renderer will generate (a fit-area renderer follows the image), and the host RAM.
-                    if manifest.renderer.framing != .exact, let clip = manifest.clips.first(where: { $0.id == r.jobID }) {
+                    if let clip = clips[r.jobID] {
                         let f = manifest.renderer.renderedFrame(clip.settings)
                         extra += "  frame \(f.width)x\(f.height)"
                     }
