@@ -42,6 +42,14 @@ public struct JobRecord: Sendable, Hashable, Codable {
     public var updatedAt: Double
 }
 
+/// Which executor ran an attempt, as the store records it (a typed column, not a marker in another one).
+public enum ExecutorKind: String, Sendable, Hashable, Codable, CaseIterable {
+    /// A process on this machine's GPUs (`host` says which machine).
+    case local
+    /// A Slurm job (`slurm_job_id`; `host` is the node once it runs).
+    case slurm
+}
+
 /// One attempt at a job.
 public struct AttemptRecord: Sendable, Hashable, Codable {
     public var id: Int64
@@ -50,6 +58,8 @@ public struct AttemptRecord: Sendable, Hashable, Codable {
     public var contentKey: String
     public var runID: Int64
     public var host: String
+    /// Which executor ran it; where exactly is `gpu`/`gpuUUID` (local) or `slurmJobID` and `host` (Slurm).
+    public var executor: ExecutorKind
     public var gpu: Int?
     public var gpuUUID: String?
     public var pid: Int32?
@@ -79,6 +89,7 @@ public struct AttemptRecord: Sendable, Hashable, Codable {
 
 /// What the run loop knows when it launches an attempt.
 public struct AttemptStart: Sendable {
+    public var executor: ExecutorKind
     public var settings: ClipSettings
     public var change: String
     public var isolated: Bool
@@ -89,8 +100,9 @@ public struct AttemptStart: Sendable {
     public var predictedGB: Double?
     public var predictedSeconds: Double?
 
-    public init(settings: ClipSettings, change: String, isolated: Bool, rung: Int, gpu: Int?, gpuUUID: String?, logPath: String?,
-                predictedGB: Double? = nil, predictedSeconds: Double? = nil) {
+    public init(executor: ExecutorKind = .local, settings: ClipSettings, change: String, isolated: Bool, rung: Int, gpu: Int?, gpuUUID: String?,
+                logPath: String?, predictedGB: Double? = nil, predictedSeconds: Double? = nil) {
+        self.executor = executor
         self.settings = settings
         self.change = change
         self.isolated = isolated

@@ -107,6 +107,14 @@ public final class Store: Sendable {
         m.registerMigration("2026-11-24-jobs-by-state") { db in
             try db.execute(sql: "CREATE INDEX jobs_by_state ON jobs(in_manifest, state)")
         }
+        // Where an attempt ran was a GPU UUID of "slurm" for Slurm attempts: now a typed column, and Slurm attempts
+        // have no GPU UUID (the node's GPU is Slurm's choice).
+        m.registerMigration("2026-11-30-attempt-executor") { db in
+            try db.execute(sql: """
+                ALTER TABLE attempts ADD COLUMN executor TEXT NOT NULL DEFAULT 'local';
+                UPDATE attempts SET executor = 'slurm', gpu_uuid = NULL WHERE gpu_uuid = 'slurm';
+                """)
+        }
         return m
     }
 
@@ -127,6 +135,11 @@ public final class Store: Sendable {
         default:
             return nil
         }
+    }
+
+    /// Runs raw SQL in one transaction: tests use it to build rows of older schema versions.
+    package func executeRaw(_ sql: String) throws {
+        try pool.write { db in try db.execute(sql: sql) }
     }
 
     /// Index names, for tests of migrations.
@@ -299,9 +312,9 @@ public final class Store: Sendable {
             try db.cachedStatement(sql: "UPDATE jobs SET attempt_count = ?, predicted_gb = COALESCE(?, predicted_gb), predicted_s = COALESCE(?, predicted_s) WHERE id = ?")
                 .execute(arguments: [number, a.predictedGB, a.predictedSeconds, jobID])
             try db.cachedStatement(sql: """
-                INSERT INTO attempts (job_id, number, content_key, run_id, host, gpu, gpu_uuid, settings_json, change, isolated, rung, started_at, log_path)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [jobID, number, key, runID, host, a.gpu, a.gpuUUID, settings, a.change, a.isolated, a.rung, now, a.logPath])
+                INSERT INTO attempts (job_id, number, content_key, run_id, host, executor, gpu, gpu_uuid, settings_json, change, isolated, rung, started_at, log_path)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [jobID, number, key, runID, host, a.executor.rawValue, a.gpu, a.gpuUUID, settings, a.change, a.isolated, a.rung, now, a.logPath])
             return try Store.attempt(db, id: db.lastInsertedRowID)!
         }
     }
@@ -442,7 +455,7 @@ public final class Store: Sendable {
 
     static func attempt(_ r: Row) -> AttemptRecord {
         AttemptRecord(id: r["id"], jobID: r["job_id"], number: r["number"], contentKey: r["content_key"], runID: r["run_id"], host: r["host"],
-                      gpu: r["gpu"], gpuUUID: r["gpu_uuid"], pid: r["pid"], processStart: (r["process_start"] as Int64?).map { UInt64($0) },
+                      executor: ExecutorKind(rawValue: r["executor"]) ?? .local, gpu: r["gpu"], gpuUUID: r["gpu_uuid"], pid: r["pid"], processStart: (r["process_start"] as Int64?).map { UInt64($0) },
                       processGroup: r["process_group"], settingsJSON: r["settings_json"], change: r["change"], isolated: r["isolated"],
                       rung: r["rung"], startedAt: r["started_at"], endedAt: r["ended_at"], exitStatus: r["exit_status"], signal: r["signal"],
                       classification: (r["classification"] as String?).flatMap(AttemptClassification.init(rawValue:)), logPath: r["log_path"],

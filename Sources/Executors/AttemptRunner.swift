@@ -35,6 +35,8 @@ public struct AttemptResult: Sendable, Codable {
     public var oom: OOMReport?
     /// The renderer's own report (AVATAR_BATCH_REPORT), when it wrote one.
     public var reportedPeakGB: Double?
+    /// The executor's own sampling of device memory while it ran alone (nil: not sampled, or it shared the GPU).
+    public var sampledPeakGB: Double? = nil
     public var outputDigest: String?
     /// Why the output was rejected, or other detail.
     public var note: String?
@@ -128,21 +130,12 @@ public enum AttemptRunner {
             let matches = report.deviceCount == 1 && (p.gpu.uuid.hasPrefix("virtual-") || p.inheritDevices || uuid == p.gpu.uuid)
             result.note = "renderer saw \(count) device(s), \(uuid): \(matches ? "matches the assignment" : "DOES NOT match \(p.gpu.uuid)")"
         }
-        let isOOM = p.renderer.oomPatterns.contains { tail.contains($0) }
-        if launched.cancelled {
-            result.classification = .interrupted
-        } else if launched.timedOut {
-            result.classification = .timeout
-            result.note = "ran past its timeout of \(Int(p.timeoutSeconds ?? 0)) s"
-        } else if isOOM {
-            result.classification = .oom
-            result.oom = OOMReport.parse(tail)
-        } else if let sig = launched.signal {
-            result.classification = .killed
-            result.note = "ended by signal \(sig)"
-        } else if launched.exitCode != 0 {
-            result.classification = .crashed
-            result.note = "exit status \(launched.exitCode ?? -1)"
+        let end = ProcessEnd(exitCode: launched.exitCode, signal: launched.signal, stoppedByUs: launched.cancelled, timedOut: launched.timedOut,
+                             timeoutSeconds: p.timeoutSeconds, logTail: tail)
+        if let c = EndClassifier.process(end, oomPatterns: p.renderer.oomPatterns) {
+            result.classification = c.classification
+            result.oom = c.oom
+            if let note = c.note { result.note = note }
         } else {
             // Exit 0 is not success until the output is checked (Live Avatar can exit 0 without a video).
             let expected = expectedDuration(p)
@@ -162,7 +155,8 @@ public enum AttemptRunner {
                 }
             }
         }
-        removeTemporaries(of: temp)
+        // A success left at most Live Avatar's known leftover: spare a listing of output_dir (thousands of files) per job.
+        removeTemporaries(of: temp, everything: result.classification != .succeeded)
         if result.classification == .crashed || result.classification == .invalidOutput, let hint = videoWriterHint(result.stderrTail) {
             result.note = (result.note.map { $0 + "; " } ?? "") + hint
         }
@@ -171,12 +165,19 @@ public enum AttemptRunner {
         return result
     }
 
-    /// Seconds the video should last: the audio, or num_clip x infer_frames / fps when that is shorter.
     /// Removes the temporary output and whatever the renderer named after it: Live Avatar muxes the audio into
-    /// `<base>_temp.mp4` beside its output, which a kill or timeout leaves in output_dir otherwise.
-    static func removeTemporaries(of temp: String) {
+    /// `<base>_temp.mp4` beside its output, which a kill or timeout leaves in output_dir otherwise. Without
+    /// `everything`, only those two names (no listing of the folder).
+    static func removeTemporaries(of temp: String, everything: Bool = true) {
         let dir = (temp as NSString).deletingLastPathComponent
         let stem = ((temp as NSString).lastPathComponent as NSString).deletingPathExtension
+        guard everything else {
+            let ext = (temp as NSString).pathExtension
+            for name in [temp, dir + "/" + stem + "_temp" + (ext.isEmpty ? "" : "." + ext)] where FileManager.default.fileExists(atPath: name) {
+                try? FileManager.default.removeItem(atPath: name)
+            }
+            return
+        }
         for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where name.hasPrefix(stem) {
             try? FileManager.default.removeItem(atPath: dir + "/" + name)
         }
@@ -190,6 +191,7 @@ public enum AttemptRunner {
         return "the renderer's log says it could not write or mux the video: put ffmpeg on the GPU host's PATH (Live Avatar calls it to add the audio)"
     }
 
+    /// Seconds the video should last: the audio, or num_clip x infer_frames / fps when that is shorter.
     static func expectedDuration(_ p: AttemptPlan) -> Double? {
         let frames = Double(p.settings.totalFrames) / p.renderer.fps
         guard let audio = p.job.clip.audioSeconds else { return nil }

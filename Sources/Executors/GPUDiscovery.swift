@@ -3,23 +3,6 @@ import Manifest
 import Scheduler
 import Subprocess
 
-/// Errors of the executors.
-public enum ExecutorError: Error, CustomStringConvertible, Sendable {
-    case noGPUs(String)
-    case badGPUIndex(Int, available: [Int])
-    case launch(String)
-    case environment(String)
-
-    public var description: String {
-        switch self {
-        case let .noGPUs(why): return why
-        case let .badGPUIndex(i, available): return "GPU \(i) does not exist; this machine has \(available.map(String.init).joined(separator: ", "))"
-        case let .launch(why): return why
-        case let .environment(why): return why
-        }
-    }
-}
-
 /// Finds the GPUs a batch may use.
 public enum GPUDiscovery {
     /// Parses nvidia-smi's `index, uuid, name, memory.total, memory.used` CSV (MiB, no units).
@@ -69,6 +52,15 @@ public enum GPUDiscovery {
             }
         }
         return all
+    }
+
+    /// The GPUs a batch runs on: the manifest's selection; a CPU renderer without an inventory gets one slot per core.
+    public static func forBatch(_ manifest: Manifest) async throws -> [GPU] {
+        if !manifest.renderer.usesGPU, case .auto = manifest.gpus {
+            let slots = max(1, ProcessInfo.processInfo.activeProcessorCount)
+            return (0..<slots).map { GPU(index: $0, model: "cpu slot", memoryGB: 1024) }
+        }
+        return try await discover(manifest.gpus)
     }
 
     /// Device-level memory.used (GB) per GPU index; nil when nvidia-smi is absent.

@@ -44,7 +44,12 @@ public struct SlurmJobStatus: Sendable, Hashable {
 /// Errors talking to Slurm.
 public struct SlurmError: Error, CustomStringConvertible, Sendable {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// The user's flags or manifest are at fault (exit 2), not the cluster (exit 1).
+    public var usage: Bool
+    public init(_ message: String, usage: Bool = false) {
+        self.message = message
+        self.usage = usage
+    }
     public var description: String { message }
 }
 

@@ -54,12 +54,12 @@ public enum SlurmAttempt {
         FileHandle.standardError.write(Data("avatar-batch exec-attempt: \(plan.job.id) attempt \(plan.number) on \(ProcFS.hostname), Slurm job \(env["SLURM_JOB_ID"] ?? "?"), CUDA_VISIBLE_DEVICES=\(env["CUDA_VISIBLE_DEVICES"] ?? "unset")\n".utf8))
 
         // scancel and the time limit send SIGTERM: stop the renderer's group with its grace period, then report.
-        let work = Task { try await AttemptRunner.run(plan) { _, _ in } }
         let registry = GroupRegistry()
-        let signals = SignalWatcher(registry: registry, quiet: true)
+        let work = Task { try await AttemptRunner.run(plan) { pid, _ in registry.add(pid) } }
         let stopped = StopFlag()
-        let watcher = Task { for await _ in signals.stream { stopped.set(); work.cancel(); break } }
-        defer { watcher.cancel(); signals.stop() }
+        let signals = SignalWatcher(quiet: true, onFirst: { stopped.set(); work.cancel() },
+                                    onSecond: { registry.killAll(); return "exec-attempt: a second signal: the renderer was killed" })
+        defer { signals.stop() }
         var result: AttemptResult
         do { result = try await work.value } catch {
             let text = "cannot run the attempt: \(error)"
@@ -79,6 +79,14 @@ public enum SlurmAttempt {
         FileHandle.standardError.write(Data("avatar-batch exec-attempt: \(result.classification.rawValue)\(result.note.map { ": " + $0 } ?? "")\n".utf8))
         return result.classification == .succeeded ? 0 : 1
     }
+}
+
+/// A flag set from another thread (a signal) and read by the task that acts on it.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }
 
 /// Writes `data` to a temporary file beside `path`, fsyncs it, renames it over `path` (owner-only).

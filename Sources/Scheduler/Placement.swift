@@ -316,7 +316,7 @@ public struct Placer: Sendable {
         if let candidates { for i in candidates { consider(i) } } else { for i in loads.indices { consider(i) } }
         if let best { return .place(gpu: best.gpu) }
         if candidates != nil && !explain { return .wait([:]) }
-        let permanent = !loads.contains { Placer.canEverRun(request, on: $0.gpu) }
+        let permanent = !loads.contains { Placer.canEverRun(request, on: $0.gpu) }  // = fitsNoGPU(request, gpus) != nil, without the words
         guard explain || permanent else { return .wait([:]) }
         var reasons: [Int: [Rejection]] = [:]
         for (i, load) in loads.enumerated() {
@@ -340,6 +340,19 @@ public struct Placer: Sendable {
     /// (the permanent half of MemoryFit and ModelConstraint).
     public static func canEverRun(_ request: PlacementRequest, on gpu: GPU) -> Bool {
         request.memoryGB <= gpu.memoryGB && (request.gpuModel.map { gpu.model.localizedCaseInsensitiveContains($0) } ?? true)
+    }
+
+    /// The one "fits no GPU" rule: nil when some GPU of `gpus` could run the job once empty, else why none can.
+    /// The run's preflight, the dispatcher's `never`, the planner's unplaceable jobs, the Slurm executor's admission
+    /// and "degrade until it fits" all ask this.
+    public static func fitsNoGPU(_ request: PlacementRequest, gpus: [GPU]) -> String? {
+        if gpus.contains(where: { canEverRun(request, on: $0) }) { return nil }
+        if gpus.isEmpty { return "there are no GPUs" }
+        if let model = request.gpuModel, !gpus.contains(where: { $0.model.localizedCaseInsensitiveContains(model) }) {
+            return "it needs a \(model) GPU and none is one (\(Set(gpus.map(\.model)).sorted().joined(separator: ", ")))"
+        }
+        let largest = gpus.filter { g in request.gpuModel.map { g.model.localizedCaseInsensitiveContains($0) } ?? true }.map(\.memoryGB).max() ?? 0
+        return String(format: "it needs %.1f GB, more than any GPU has (the largest: %.1f GB)", request.memoryGB, largest)
     }
 
     /// The fast path's reading of the filters' conditions.

@@ -38,6 +38,10 @@ public struct Predictor: Sendable {
     }
     /// OOM lower bounds that apply to one job only, by "job|bucket".
     private var jobFloors: [String: Double] = [:]
+    /// The jobs that have a lower bound of their own: the only ones whose estimate differs from their settings'.
+    private var jobsWithFloors: Set<String> = []
+    /// Goes up with every observation: estimates cached at one generation are current while it stays.
+    public private(set) var generation = 0
     /// Fraction added to memory predictions.
     public var headroom: Double
 
@@ -56,7 +60,9 @@ public struct Predictor: Sendable {
 
     /// Adds an observation (the run loop calls this as attempts finish).
     public mutating func observe(_ o: Observation) {
+        generation += 1
         if o.oom, let job = o.jobID {
+            jobsWithFloors.insert(job)
             jobFloors[job + "|" + o.bucket] = max(jobFloors[job + "|" + o.bucket] ?? 0, o.peakGB ?? 0)
         } else {
             var b = observed[o.bucket] ?? Observed()
@@ -69,6 +75,9 @@ public struct Predictor: Sendable {
             observed[o.bucket] = b
         }
     }
+
+    /// Whether `jobID` has an OOM lower bound of its own (else its estimate is its settings').
+    public func hasOwnFloor(_ jobID: String) -> Bool { jobsWithFloors.contains(jobID) }
 
     /// The settings bucket observations are pooled by: everything that changes memory, with num_clip
     /// rounded to a power of two (offline decode grows with it).

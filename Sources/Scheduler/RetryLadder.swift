@@ -78,3 +78,31 @@ public enum RetryLadder {
         return (settings, isolate)
     }
 }
+
+extension RetryLadder {
+    /// "Degrade until it fits": from rung `from`, the first later rung of `rungs` whose settings `fits` accepts
+    /// (what an OOM taught makes a clip too big for every GPU as it is: go down the ladder without running it).
+    /// nil when no rung fits.
+    public static func degradeUntilItFits(_ rungs: [RetryRung], base: ClipSettings, from rung: Int,
+                                          fits: (ClipSettings, Bool) -> Bool) -> (settings: ClipSettings, isolate: Bool, rung: Int)? {
+        guard rung < rungs.count else { return nil }
+        for next in (rung + 1)...rungs.count {
+            let (settings, isolate) = apply(rungs, upTo: next, to: base)
+            if fits(settings, isolate) { return (settings, isolate, next) }
+        }
+        return nil
+    }
+
+    /// The change from the clip's own settings, in words ("isolate, size: 384*256"); empty when none.
+    public static func describeChange(_ base: ClipSettings, _ s: ClipSettings, _ isolate: Bool) -> String {
+        var parts: [String] = []
+        if isolate { parts.append("isolate") }
+        if s.size != base.size { parts.append("size: \(s.size)") }
+        if s.inferFrames != base.inferFrames { parts.append("infer_frames: \(s.inferFrames)") }
+        if s.sampleSteps != base.sampleSteps { parts.append("sample_steps: \(s.sampleSteps)") }
+        if s.onlineDecode != base.onlineDecode { parts.append("online_decode: \(s.onlineDecode)") }
+        if s.offloadModel != base.offloadModel { parts.append("offload_model: \(s.offloadModel)") }
+        if s.fp8 != base.fp8 { parts.append("fp8: \(s.fp8)") }
+        return parts.joined(separator: ", ")
+    }
+}

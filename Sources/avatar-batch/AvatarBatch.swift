@@ -94,12 +94,3 @@ func fail(_ message: String, code: Int32 = 2) -> ExitCode {
     FileHandle.standardError.write(Data("avatar-batch: error: \(message)\n".utf8))
     return ExitCode(code)
 }
-
-/// The GPUs to plan or run on: the manifest's selection; CPU renderers without an inventory get one slot per core.
-func resolveGPUs(_ manifest: Manifest) async throws -> [GPU] {
-    if !manifest.renderer.usesGPU, case .auto = manifest.gpus {
-        let slots = max(1, ProcessInfo.processInfo.activeProcessorCount)
-        return (0..<slots).map { GPU(index: $0, model: "cpu slot", memoryGB: 1024) }
-    }
-    return try await GPUDiscovery.discover(manifest.gpus)
-}

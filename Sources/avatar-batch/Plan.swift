@@ -28,7 +28,7 @@ struct Plan: AsyncParsableCommand {
         lo.checkFiles = !options.noProbe || lo.probe != nil
         let manifest = try loadOrExit(options.manifest, lo, json: json)
         let gpus: [GPU]
-        do { gpus = try await resolveGPUs(manifest) } catch { throw fail("\(error)") }
+        do { gpus = try await GPUDiscovery.forBatch(manifest) } catch { throw fail("\(error)") }
         let strategy: Scheduler.Strategy
         do { strategy = try Scheduler.Strategy.named(self.strategy ?? manifest.strategy) } catch { throw fail("\(error)") }
         let planner = Planner(predictor: Predictor(profile: manifest.renderer), strategy: strategy, maxJobsPerGPU: maxJobsPerGPU)

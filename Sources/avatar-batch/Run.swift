@@ -11,7 +11,8 @@ struct Run: AsyncParsableCommand {
         discussion: """
             Every state change is checkpointed in <output_dir>/.avatar-batch/state.sqlite. After an OOM, a crash, Ctrl-C \
             or a reboot, the same command finishes the batch without redoing finished work. Ctrl-C stops dispatching and \
-            terminates running jobs (exit 130); a second Ctrl-C kills them at once. With --executor slurm each attempt             is a Slurm job instead (see docs/slurm.md); everything else stays the same.
+            terminates running jobs (exit 130); a second Ctrl-C kills them at once. With --executor slurm each attempt \
+            is a Slurm job instead (see docs/slurm.md); everything else stays the same.
             """)
 
     @OptionGroup var options: ManifestOptions
@@ -68,45 +69,41 @@ struct Run: AsyncParsableCommand {
 
     func runLocal(_ manifest: Manifest, _ jobs: [Job]) async throws {
         let gpus: [GPU]
-        do { gpus = try await resolveGPUs(manifest) } catch { throw fail("\(error)") }
-        let strat: Scheduler.Strategy
-        do { strat = try Scheduler.Strategy.named(strategy ?? manifest.strategy) } catch { throw fail("\(error)") }
-
-        // A clip that fits no GPU at any setting is an error before anything runs.
-        let planner = Planner(predictor: Predictor(profile: manifest.renderer), strategy: strat, maxJobsPerGPU: maxJobsPerGPU)
-        let unplaceable = jobs.compactMap { j -> String? in
-            let e = planner.predictor.estimate(j.settings)
-            let request = PlacementRequest(jobID: j.id, memoryGB: e.memoryGB, seconds: e.seconds, gpuModel: j.clip.gpuModel)
-            guard !gpus.contains(where: { Placer.canEverRun(request, on: $0) }) else { return nil }
-            let hint = planner.suggestFit(PlanJob(id: j.id, settings: j.settings), gpus: gpus).map { "; \($0)" } ?? ""
-            return "\(j.clip.location): error: clip \(j.id) needs \(String(format: "%.1f", e.memoryGB)) GB, more than any GPU has\(hint)"
-        }
-        if !unplaceable.isEmpty {
-            for u in unplaceable { FileHandle.standardError.write(Data("\(u)\n".utf8)) }
-            throw fail("\(unplaceable.count) clip(s) fit no GPU; change their settings (see above) or run on larger GPUs")
-        }
-
-        var runOptions = RunOptions(gpus: gpus, strategy: strat, maxFailures: maxFailures)
-        runOptions.maxJobsPerGPU = maxJobsPerGPU
-        try await execute(manifest, jobs, runOptions)
+        do { gpus = try await GPUDiscovery.forBatch(manifest) } catch { throw fail("\(error)") }
+        let strat = try strategyOrExit(manifest)
+        guard (hostRAM ?? 0) >= 0 else { throw fail("--host-ram must be 0 (no check) or more") }
+        var o = LocalExecutorOptions(gpus: gpus, strategy: strat, maxJobsPerGPU: maxJobsPerGPU ?? manifest.renderer.maxJobsPerGPU,
+                                     sharing: SharingModel(manifest.renderer.sharing))
+        o.hostRAMGB = hostRAM
+        o.graceSeconds = grace
+        try await execute(manifest, jobs, executor: LocalExecutor(o), strategy: strat)
     }
 
-    /// Opens the store, runs the loop, writes the reports, exits with the run's status.
-    func execute(_ manifest: Manifest, _ jobs: [Job], _ given: RunOptions) async throws {
-        var runOptions = given
+    func strategyOrExit(_ manifest: Manifest) throws -> Scheduler.Strategy {
+        do { return try Scheduler.Strategy.named(strategy ?? manifest.strategy) } catch { throw fail("\(error)") }
+    }
+
+    /// Refuses clips that fit no GPU, opens the store, runs the session, writes the reports, exits with the run's status.
+    func execute(_ manifest: Manifest, _ jobs: [Job], executor: any AttemptExecutor, strategy: Scheduler.Strategy) async throws {
+        // A clip that fits no GPU at any setting is an error before anything runs (or is submitted).
+        let unplaceable = BatchSession.preflight(manifest, jobs: jobs, executor: executor, strategy: strategy, maxJobsPerGPU: maxJobsPerGPU)
+        if !unplaceable.isEmpty {
+            for u in unplaceable { FileHandle.standardError.write(Data("\(u.location): error: \(u.message)\n".utf8)) }
+            throw fail(executor.refusal(unplaceable.count))
+        }
+        var options = SessionOptions(maxFailures: maxFailures)
+        options.timeoutFactor = timeoutFactor
+        options.graceSeconds = grace
+        guard maxLogMB >= 0 else { throw fail("--max-log-mb must be 0 (no cap) or more") }
+        options.logCapMB = maxLogMB == 0 ? nil : maxLogMB
+        options.command = CommandLine.arguments.joined(separator: " ")
         let store: Store
         do { store = try Store(path: state ?? manifest.defaultStatePath) } catch { throw fail("\(error)", code: 1) }
-        runOptions.timeoutFactor = timeoutFactor
-        runOptions.graceSeconds = grace
-        guard (hostRAM ?? 0) >= 0 else { throw fail("--host-ram must be 0 (no check) or more") }
-        runOptions.hostRAMGB = hostRAM
-        guard maxLogMB >= 0 else { throw fail("--max-log-mb must be 0 (no cap) or more") }
-        runOptions.logCapMB = maxLogMB == 0 ? nil : maxLogMB
-        runOptions.command = CommandLine.arguments.joined(separator: " ")
-        let loop = try RunLoop(manifest: manifest, jobs: jobs, store: store, options: runOptions, progress: ProgressReporter(quiet: quiet))
+        let session = try BatchSession(manifest: manifest, jobs: jobs, store: store, executor: executor, options: options,
+                                       progress: ProgressReporter(quiet: quiet))
         let summary: RunSummary
         do {
-            summary = try await loop.run()
+            summary = try await session.run()
         } catch let e as CheckpointError {
             throw fail(e.description, code: 1)
         } catch let e as SlurmError {

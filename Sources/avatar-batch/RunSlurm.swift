@@ -63,55 +63,21 @@ extension Run {
         }
         if let v = f.slurmBinary { s.binary = URL(fileURLWithPath: v).standardizedFileURL.path }
 
-        let client = SlurmClient()
-        guard await client.ping() else {
-            throw fail("the Slurm controller does not answer (scontrol ping); is this a Slurm submit host?", code: 1)
-        }
-        let nodes: [SlurmNode]
-        do { nodes = try await client.gpuNodes(partition: s.partition) } catch { throw fail("\(error)", code: 1) }
-        guard !nodes.isEmpty else {
-            throw fail("Slurm lists no node with GPUs\(s.partition.map { " in partition \($0)" } ?? ""); check `scontrol show node` and gres.conf", code: 1)
-        }
-        var gres = s.gres
-        if gres == .auto { gres = nodes.allSatisfy { $0.shards > 0 } ? .shard : .gpu }
-        if gres == .shard, let n = nodes.first(where: { $0.shards == 0 }) {
-            throw fail("--gres shard: node \(n.name) has GPUs but no shards; define Name=shard in its gres.conf or use --gres gpu")
-        }
-        let maxShards = nodes.map(\.shardsPerGPU).max() ?? 0
         // In gpu mode Slurm says nothing of GPU memory: a virtual inventory (--gpus 8x80GB) tells it.
         var declared: Double?
         if case let .inventory(entries) = manifest.gpus { declared = entries.map(\.memoryGB).max() }
-        let gpus = SlurmRunOptions.gpus(nodes, gres: gres, gbPerShard: s.gbPerShard, gpuMemoryGB: declared)
-
-        let strat: Scheduler.Strategy
-        do { strat = try Scheduler.Strategy.named(strategy ?? manifest.strategy) } catch { throw fail("\(error)") }
         let binary = s.binary ?? ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
-        let so0 = SlurmRunOptions(settings: s, gres: gres, maxShardsPerGPU: maxShards, maxInFlight: s.maxInFlight ?? 64, binary: binary)
-
-        // A job Slurm would accept and leave pending forever is refused before anything is submitted.
-        let planner = Planner(predictor: Predictor(profile: manifest.renderer), strategy: strat, maxJobsPerGPU: maxJobsPerGPU)
-        let unplaceable = jobs.compactMap { j -> String? in
-            let e = planner.predictor.estimate(j.settings)
-            if gres == .shard {
-                let shards = so0.shards(forGB: e.memoryGB, isolate: false)
-                guard shards > maxShards else { return nil }
-                let hint = planner.suggestFit(PlanJob(id: j.id, settings: j.settings), gpus: gpus).map { "; \($0)" } ?? ""
-                return "\(j.clip.location): error: clip \(j.id) needs \(String(format: "%.1f", e.memoryGB)) GB = \(shards) shards; the largest GPU has \(maxShards)\(hint)"
-            }
-            guard let declared, e.memoryGB > declared else { return nil }
-            return "\(j.clip.location): error: clip \(j.id) needs \(String(format: "%.1f", e.memoryGB)) GB, more than the declared \(String(format: "%.0f", declared)) GB GPUs"
-        }
-        if !unplaceable.isEmpty {
-            for u in unplaceable { FileHandle.standardError.write(Data("\(u)\n".utf8)) }
-            throw fail("\(unplaceable.count) clip(s) fit no GPU of the cluster; nothing was submitted")
-        }
-        if gres == .gpu && declared == nil {
+        var so: SlurmRunOptions
+        let gpus: [GPU]
+        do { (so, gpus) = try await SlurmRunOptions.resolve(s, binary: binary, declaredGPUMemoryGB: declared) } catch let e as SlurmError {
+            throw fail(e.message, code: e.usage ? 2 : 1)
+        } catch { throw fail("\(error)", code: 1) }
+        let strat = try strategyOrExit(manifest)
+        if so.gres == .gpu && declared == nil {
             FileHandle.standardError.write(Data("note: --gres gpu: Slurm does not say how much memory its GPUs have, so predictions were not checked against them; pass --gpus NxGB to check\n".utf8))
         }
-        var so = so0
         so.pollSeconds = max(0.2, slurmFlags.pollInterval)
-        var runOptions = RunOptions(gpus: gpus, strategy: strat, maxFailures: maxFailures)
-        runOptions.slurm = so
-        try await execute(manifest, jobs, runOptions)
+        let statePath = state ?? manifest.defaultStatePath
+        try await execute(manifest, jobs, executor: SlurmExecutor(so, gpus: gpus, storePath: statePath, renderer: manifest.renderer), strategy: strat)
     }
 }

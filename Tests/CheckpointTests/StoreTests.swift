@@ -142,7 +142,7 @@ import Testing
         #expect(mode == 0o600)
         let dmode = try FileManager.default.attributesOfItem(atPath: dir.path + "/state")[.posixPermissions] as? Int
         #expect(dmode == 0o700)
-        #expect(try store.appliedMigrations() == ["2026-11-24-initial", "2026-11-24-jobs-by-state"])
+        #expect(try store.appliedMigrations() == ["2026-11-24-initial", "2026-11-24-jobs-by-state", "2026-11-30-attempt-executor"])
     }
 
     @Test func anOlderStoreMigratesForwardKeepingItsJobs() throws {
@@ -156,9 +156,31 @@ import Testing
             #expect(try !old.indexNames().contains("jobs_by_state"))
         }
         let store = try open(dir)
-        #expect(try store.appliedMigrations() == ["2026-11-24-initial", "2026-11-24-jobs-by-state"])
+        #expect(try store.appliedMigrations() == ["2026-11-24-initial", "2026-11-24-jobs-by-state", "2026-11-30-attempt-executor"])
         #expect(try store.indexNames().contains("jobs_by_state"))
         #expect(try store.jobs().map(\.id) == ["job-0", "job-1", "job-2"])
+        #expect(try store.integrityCheck() == "ok")
+    }
+
+    @Test func slurmAttemptsOfAnOlderStoreGetTheirExecutorNotAMarkerUUID() throws {
+        // Before 2026-11-30 a Slurm attempt was a GPU UUID of "slurm"; the migration makes it a typed executor.
+        let dir = TempDir()
+        let path = dir.path + "/state/state.sqlite"
+        do {
+            let old = try Store(path: path, migratingUpTo: "2026-11-24-jobs-by-state")
+            let run = try old.acquire(me, user: "u", command: "c", manifestPath: "m", manifestDigest: "d", isAlive: { _ in false })
+            _ = try old.sync(manifestJobs(2))
+            for (i, (gpu, uuid)) in [("NULL", "slurm"), ("0", "GPU-1234")].enumerated() {
+                try old.executeRaw("""
+                    INSERT INTO attempts (job_id, number, content_key, run_id, host, gpu, gpu_uuid, settings_json, change, isolated, rung, started_at)
+                    VALUES ('job-\(i)', 1, 'k', \(run), 'h', \(gpu), '\(uuid)', '{}', '', 0, 0, 0)
+                    """)
+            }
+        }
+        let store = try open(dir)
+        let byJob = Dictionary(uniqueKeysWithValues: try store.attempts().map { ($0.jobID, $0) })
+        #expect(byJob["job-0"]?.executor == .slurm && byJob["job-0"]?.gpuUUID == nil)
+        #expect(byJob["job-1"]?.executor == .local && byJob["job-1"]?.gpuUUID == "GPU-1234")
         #expect(try store.integrityCheck() == "ok")
     }
 }

@@ -1,0 +1,524 @@
+import Checkpoint
+import Foundation
+import Manifest
+import Scheduler
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a batch session behaves, whatever executes its attempts.
+public struct SessionOptions: Sendable {
+    /// Stop dispatching once this many jobs failed for good.
+    public var maxFailures: Int?
+    /// Default timeout: predicted time x this factor, at least `minimumTimeoutSeconds`.
+    public var timeoutFactor: Double = 3
+    public var minimumTimeoutSeconds: Double = 600
+    public var graceSeconds: Double = 10
+    public var command: String = "avatar-batch run"
+    /// Each attempt's log takes at most this many MB of disk (its start, half the cap and at most 1 MB, and its end); nil: unbounded.
+    public var logCapMB: Int? = 64
+
+    public init(maxFailures: Int? = nil) {
+        self.maxFailures = maxFailures
+    }
+}
+
+/// How a run ended.
+public struct RunSummary: Sendable {
+    public var succeeded = 0
+    public var failed = 0
+    public var skipped = 0
+    public var interrupted = false
+    public var stoppedEarly = false
+    public var wallSeconds = 0.0
+    /// Highest device memory.used seen per GPU (GB), when sampled.
+    public var devicePeakGB: [Int: Double] = [:]
+    public var runID: Int64 = 0
+
+    /// 0 all succeeded, 1 some failed for good (or stopped by --max-failures), 130 interrupted.
+    public var exitStatus: Int32 {
+        if interrupted { return 130 }
+        return failed > 0 || stoppedEarly ? 1 : 0
+    }
+}
+
+/// A clip that fits no GPU of the executor at its own settings.
+public struct Unplaceable: Sendable {
+    public var jobID: String
+    public var location: String
+    /// "clip X needs ..." with a hint when a smaller setting would fit.
+    public var message: String
+}
+
+/// One batch, from acquiring its store to its closing line: reconcile what a dead run left, sync the manifest,
+/// build the queue, hand jobs to the executor as it admits them, apply the outcome policy to every end (the OOM
+/// ladder, the failure limit, what the predictor learns), and record everything. It knows nothing of processes
+/// or Slurm: that is the executor's side of the seam (`AttemptExecutor`).
+public final class BatchSession: @unchecked Sendable {
+    let manifest: Manifest
+    let jobs: [String: Job]
+    let order: [String]
+    let store: Store
+    let options: SessionOptions
+    let executor: any AttemptExecutor
+    let progress: ProgressReporter
+    let outputs: OutputFolder
+    var predictor: Predictor
+
+    public init(manifest: Manifest, jobs: [Job], store: Store, executor: any AttemptExecutor, options: SessionOptions, progress: ProgressReporter) throws {
+        self.manifest = manifest
+        self.jobs = Dictionary(uniqueKeysWithValues: jobs.map { ($0.id, $0) })
+        self.order = jobs.map(\.id)
+        self.store = store
+        self.options = options
+        self.executor = executor
+        self.progress = progress
+        self.outputs = OutputFolder(outputDir: manifest.outputDir, jobs: jobs)
+        self.predictor = Predictor(profile: manifest.renderer, observations: try store.observations(renderer: manifest.renderer.name))
+    }
+
+    /// Clips that fit no GPU of the executor at their own settings: an error before anything runs.
+    public static func preflight(_ manifest: Manifest, jobs: [Job], executor: any AttemptExecutor, strategy: Strategy, maxJobsPerGPU: Int?) -> [Unplaceable] {
+        let planner = Planner(predictor: Predictor(profile: manifest.renderer), strategy: strategy, maxJobsPerGPU: maxJobsPerGPU)
+        return jobs.compactMap { j in
+            let e = planner.predictor.estimate(j.settings)
+            let request = PlacementRequest(jobID: j.id, memoryGB: e.memoryGB, seconds: e.seconds, gpuModel: j.clip.gpuModel)
+            guard Placer.fitsNoGPU(request, gpus: executor.gpus) != nil else { return nil }
+            let hint = planner.suggestFit(PlanJob(id: j.id, settings: j.settings), gpus: executor.gpus).map { "; \($0)" } ?? ""
+            return Unplaceable(jobID: j.id, location: "\(j.clip.location)", message: "clip \(j.id) needs \(executor.need(e.memoryGB))\(hint)")
+        }
+    }
+
+    /// An attempt under way.
+    struct Running {
+        var entry: JobQueue.Entry
+        var attempt: AttemptRecord
+        var placement: Placement
+        var estimate: Estimate
+        var started: Date
+        /// Seconds of solo-speed progress so far: wall time weighted by S(k)/k of the k jobs it shared a GPU with,
+        /// so a duration learned from a packed GPU is not taken for a solo one. nil where the executor's
+        /// scheduler placed it and sharing is unknown (Slurm): its wall time is taken as is.
+        var soloSeconds: Double?
+        var accountedUntil = Date()
+    }
+
+    /// What an ended attempt led to.
+    enum Next {
+        case requeue(JobQueue.Entry)
+        case succeeded, failed, interrupted
+    }
+
+    /// Runs the batch: the store is held for the run and released with its exit status, and the closing line is printed.
+    public func run() async throws -> RunSummary {
+        let began = Date()
+        var summary = RunSummary()
+        let runID = try acquireStore()
+        summary.runID = runID
+        var exit: Int32 = 1
+        defer { try? store.release(runID: runID, exitStatus: exit) }
+
+        let (stream, continuation) = AsyncStream.makeStream(of: SessionEvent.self)
+        let store = self.store
+        let events = ExecutorEvents(continuation) { attemptID, fact in try BatchSession.record(fact, attemptID: attemptID, store: store) }
+        let executor = self.executor
+        let signals = SignalWatcher(onFirst: { continuation.yield(.signal) }, onSecond: { executor.abortNow() })
+        defer { signals.stop() }
+        let ticker = Task { while !Task.isCancelled { try? await Task.sleep(for: .seconds(1)); continuation.yield(.tick) } }
+        defer { ticker.cancel() }
+
+        try await executor.open(events, runID: runID)
+        do {
+            try await loop(runID: runID, stream: stream, summary: &summary)
+        } catch {
+            summary.devicePeakGB = await executor.close()
+            throw error
+        }
+        summary.devicePeakGB = await executor.close()
+        progress.finish()
+        summary.wallSeconds = Date().timeIntervalSince(began)
+        exit = summary.exitStatus
+        try printTotals(summary)
+        return summary
+    }
+
+    func loop(runID: Int64, stream: AsyncStream<SessionEvent>, summary: inout RunSummary) async throws {
+        var running = try await adoptOpenAttempts()
+        try syncJobs()
+        let queue = try buildQueue(&summary)
+        let began = Date()
+        progress.event("batch \(manifest.name): \(order.count) clips, \(summary.skipped) already done, "
+            + (running.isEmpty ? "" : "\(running.count) still running, ") + "\(queue.count) to render on \(executor.describe())")
+        var stopping = false
+        var failedForGood = 0
+        var iterator = stream.makeAsyncIterator()
+
+        while true {
+            if !stopping {
+                queue.refresh(predictor)
+                let admission = executor.admit(queue, predictor: predictor, now: Date().timeIntervalSince(began))
+                var degraded = false
+                for (id, reason, fitsNoGPU) in admission.never {
+                    guard let e = queue.entry(id) else { continue }
+                    if fitsNoGPU, let next = degradeUntilItFits(e) {
+                        // What it learned from an OOM makes it too big as it is: go down the ladder without running it.
+                        progress.event("\(id): predicted \(String(format: "%.1f", queue.estimate(e, predictor).memoryGB)) GB fits no GPU; skipping to \(next.change)")
+                        queue.append(next)
+                        degraded = true
+                        continue
+                    }
+                    let why = fitsNoGPU ? "fits no GPU: \(reason)" : reason
+                    progress.event("FAILED \(id): \(why)")
+                    try store.transition(id, to: .failed, reason: why)
+                    queue.remove(id)
+                    failedForGood += 1
+                    summary.failed += 1
+                }
+                for (id, placement) in admission.starts {
+                    guard let e = queue.remove(id) else { continue }
+                    if let gpu = placement.gpu?.index { accrue(gpu: gpu, in: &running) }
+                    running[id] = try await launch(e, placement: placement, runID: runID)
+                }
+                if degraded { continue }
+            }
+            if running.isEmpty && (queue.isEmpty || stopping) { break }
+            if running.isEmpty && !queue.isEmpty {
+                // Nothing runs and nothing could start: every remaining job waits on something that never frees.
+                for e in queue.all {
+                    progress.event("FAILED \(e.job.id): cannot be placed on any GPU")
+                    try store.transition(e.job.id, to: .failed, reason: "cannot be placed on any GPU")
+                    queue.remove(e.job.id)
+                    summary.failed += 1
+                }
+                break
+            }
+            drawProgress(running: running, queue: queue, summary: summary)
+            guard let event = await iterator.next() else { break }
+            switch event {
+            case .tick:
+                continue
+            case .signal:
+                guard !stopping else { continue }
+                stopping = true
+                summary.interrupted = true
+                await executor.stopAll()
+            case let .executor(.say(line)):
+                progress.event(line)
+            case let .executor(.failed(why)):
+                throw ExecutorError.launch(why)
+            case let .executor(.ended(ended)):
+                guard running[ended.jobID]?.attempt.id == ended.attemptID else { continue }
+                if let gpu = running[ended.jobID]?.placement.gpu?.index { accrue(gpu: gpu, in: &running) }
+                let r = running.removeValue(forKey: ended.jobID)!
+                let result = executor.settle(ended)
+                if let e = tally(try finish(r, result, stopping: stopping), &summary, failedForGood: &failedForGood) { queue.append(e) }
+                if !stopping && failureLimitReached(failedForGood, &summary, queued: queue.count, still: "running jobs finish") { stopping = true }
+            }
+        }
+    }
+
+    /// Writes what an executor learned about a running attempt (called on the executor's task, at once).
+    static func record(_ fact: AttemptFact, attemptID: Int64, store: Store) throws {
+        switch fact {
+        case let .process(pid, start, group): try store.recordProcess(attemptID: attemptID, pid: pid, processStart: start, processGroup: group)
+        case let .batchJob(id): try store.recordSlurmJob(attemptID: attemptID, slurmJobID: id)
+        case let .host(host): try store.recordHost(attemptID: attemptID, host: host)
+        case let .note(note): try store.recordNote(attemptID: attemptID, note: note)
+        }
+    }
+
+    // MARK: start
+
+    /// Becomes this store's one orchestrator (a dead holder is replaced; a live one makes this throw `locked`).
+    func acquireStore() throws -> Int64 {
+        let digest = (try? SHA256.hex(fileAt: manifest.path)) ?? ""
+        return try store.acquire(ProcFS.current(), user: ProcessInfo.processInfo.environment["USER"] ?? String(getuid()), command: options.command,
+                                 manifestPath: manifest.path, manifestDigest: digest, isAlive: ProcFS.isAlive)
+    }
+
+    /// Attempts a dead orchestrator left open: the executor takes back what still runs, and the rest is recorded
+    /// interrupted (queued again by `buildQueue`).
+    func adoptOpenAttempts() async throws -> [String: Running] {
+        var running: [String: Running] = [:]
+        // Attempts of another executor first: an executor that cannot take them back refuses before touching the rest.
+        for a in try store.openAttempts().sorted(by: { ($0.executor != executor.kind ? 0 : 1, $0.id) < ($1.executor != executor.kind ? 0 : 1, $1.id) }) {
+            let job = jobs[a.jobID]
+            let settings = a.settings ?? job?.settings
+            let entry = job.map { JobQueue.Entry(job: $0, settings: settings ?? $0.settings, isolate: a.isolated, rung: a.rung, change: a.change,
+                                                 order: order.firstIndex(of: $0.id) ?? 0) }
+            let estimate = entry.map { predictor.estimate($0.settings, jobID: $0.job.id) }
+            let plan = entry.map { attemptPlan($0, attempt: a, placement: Placement(gpu: nil), timeout: timeout($0, estimate!)) }
+            switch try await executor.adopt(a, placement: AdoptedAttempt(plan: plan, estimate: estimate, isolate: a.isolated)) {
+            case .tracked:
+                guard let entry, let estimate else { continue }
+                running[a.jobID] = Running(entry: entry, attempt: a, placement: Placement(gpu: nil), estimate: estimate,
+                                           started: Date(timeIntervalSince1970: a.startedAt), soloSeconds: nil)
+            case let .gone(note):
+                outputs.removePartials(a.jobID)
+                try store.finishAttempt(a, AttemptEnd(classification: .interrupted, note: note, jobState: .interrupted, reason: "interrupted"))
+                progress.event("requeue \(a.jobID): attempt \(a.number) was interrupted")
+            }
+        }
+        return running
+    }
+
+    /// Brings the store's jobs in line with the manifest (predictions included).
+    func syncJobs() throws {
+        _ = try store.sync(order.map { id in
+            let j = jobs[id]!
+            let e = predictor.estimate(j.settings)
+            return ManifestJob(id: id, contentKey: j.contentKey, settingsJSON: String(decoding: (try? JSONEncoder.sorted.encode(j.settings)) ?? Data(), as: UTF8.self),
+                               output: j.clip.output, priority: j.clip.priority, predictedGB: e.memoryGB, predictedSeconds: e.seconds)
+        })
+    }
+
+    /// Jobs to run: pending and interrupted ones, with the ladder's next step; succeeded jobs whose output is
+    /// gone or changed go back to pending.
+    func buildQueue(_ summary: inout RunSummary) throws -> JobQueue {
+        let queue = JobQueue()
+        let records = Dictionary(uniqueKeysWithValues: try store.jobs().map { ($0.id, $0) })
+        let attempts = Dictionary(grouping: try store.attempts(), by: \.jobID)
+        for (i, id) in order.enumerated() {
+            guard let job = jobs[id], var rec = records[id] else { continue }
+            if rec.state == .succeeded {
+                if outputs.stillValid(rec, job: job, store: store) { summary.skipped += 1; continue }
+                // A fresh ladder: the earlier success says nothing about this render.
+                _ = try store.requeue([id], includeSucceeded: true)
+                progress.event("requeue \(id): its output is missing or changed")
+                rec = try store.job(id) ?? rec
+            }
+            guard rec.state == .pending || rec.state == .interrupted else { continue }
+            let history = ladderHistory(attempts[id] ?? [], job: job, retryFrom: rec.retryFrom)
+            switch RetryLadder.next(history: history, base: job.settings, policy: manifest.retry) {
+            case let .run(settings, isolate, rung, _):
+                queue.append(JobQueue.Entry(job: job, settings: settings, isolate: isolate, rung: rung,
+                                            change: RetryLadder.describeChange(job.settings, settings, isolate), order: i))
+            case let .giveUp(reason):
+                try store.transition(id, to: .failed, reason: reason)
+                summary.failed += 1
+            case .done:
+                // Pending, yet its last attempt succeeded: the output was lost; render it afresh.
+                queue.append(JobQueue.Entry(job: job, settings: job.settings, isolate: false, rung: 0, change: "", order: i))
+            }
+        }
+        return queue
+    }
+
+    /// The next rungs of the OOM ladder, applied until the predicted memory fits some GPU; nil when none does.
+    func degradeUntilItFits(_ e: JobQueue.Entry) -> JobQueue.Entry? {
+        let gpus = executor.gpus
+        let found = RetryLadder.degradeUntilItFits(manifest.retry.onOOM, base: e.job.settings, from: e.rung) { settings, isolate in
+            let est = predictor.estimate(settings, jobID: e.job.id)
+            let r = PlacementRequest(jobID: e.job.id, memoryGB: est.memoryGB, seconds: est.seconds, isolate: isolate, gpuModel: e.job.clip.gpuModel)
+            return Placer.fitsNoGPU(r, gpus: gpus) == nil
+        }
+        return found.map { JobQueue.Entry(job: e.job, settings: $0.settings, isolate: $0.isolate, rung: $0.rung,
+                                          change: RetryLadder.describeChange(e.job.settings, $0.settings, $0.isolate), order: e.order) }
+    }
+
+    /// The finished attempts the OOM ladder looks at: this content key, since the last `retry`.
+    func ladderHistory(_ attempts: [AttemptRecord], job: Job, retryFrom: Int) -> [AttemptHistoryEntry] {
+        attempts.filter { $0.contentKey == job.contentKey && $0.classification != nil && $0.number > retryFrom }.map {
+            AttemptHistoryEntry(classification: $0.classification!, settings: $0.settings ?? job.settings, isolated: $0.isolated, rung: $0.rung)
+        }
+    }
+
+    /// Logs and working directories live beside the store (`<output_dir>/.avatar-batch/` unless --state moves it).
+    func stateDir() -> String { (store.path as NSString).deletingLastPathComponent }
+
+    /// Where an attempt's log goes: `logs/<id>.attempt-N.log` beside the store.
+    func logPath(_ jobID: String, attempt n: Int) -> String { stateDir() + "/logs/\(jobID).attempt-\(n).log" }
+
+    /// A job's timeout: its clip's `timeout`, else predicted time x --timeout-factor, at least the minimum.
+    func timeout(_ e: JobQueue.Entry, _ est: Estimate) -> Double {
+        // A CPU renderer's predictions are cheap and close (ffmpeg), and a stuck one should not hold a slot for ten
+        // minutes: its floor is a minute.
+        e.job.clip.timeoutSeconds ?? max(manifest.renderer.usesGPU ? options.minimumTimeoutSeconds : min(options.minimumTimeoutSeconds, 60),
+                                         est.seconds * options.timeoutFactor)
+    }
+
+    /// Everything one attempt needs, for any executor (the port is the executor's to choose).
+    func attemptPlan(_ e: JobQueue.Entry, attempt: AttemptRecord, placement: Placement, timeout: Double) -> AttemptPlan {
+        AttemptPlan(job: e.job, settings: e.settings, number: attempt.number, gpu: placement.gpu ?? GPU(index: 0, uuid: "", model: "", memoryGB: 0),
+                    renderer: manifest.renderer, outputDir: manifest.outputDir, manifestDirectory: (manifest.path as NSString).deletingLastPathComponent,
+                    timeoutSeconds: timeout, graceSeconds: options.graceSeconds, logPath: attempt.logPath ?? logPath(e.job.id, attempt: attempt.number),
+                    workdir: stateDir() + "/work/\(e.job.id)/attempt-\(attempt.number)", masterPort: 0,
+                    logCapBytes: options.logCapMB.map { $0 << 20 }, inheritDevices: placement.gpu == nil)
+    }
+
+    /// Records the attempt, then asks the executor to start it.
+    func launch(_ e: JobQueue.Entry, placement: Placement, runID: Int64) async throws -> Running {
+        let est = predictor.estimate(e.settings, jobID: e.job.id)
+        let number = (try store.job(e.job.id)?.attemptCount ?? 0) + 1
+        let attempt = try store.startAttempt(e.job.id, runID: runID, host: executor.initialHost, AttemptStart(
+            executor: executor.kind, settings: e.settings, change: e.change, isolated: e.isolate, rung: e.rung, gpu: placement.gpu?.index,
+            gpuUUID: placement.gpu?.uuid, logPath: logPath(e.job.id, attempt: number), predictedGB: est.memoryGB, predictedSeconds: est.seconds))
+        let plan = attemptPlan(e, attempt: attempt, placement: placement, timeout: timeout(e, est))
+        outputs.attemptStarted(e.job)
+        do {
+            try await executor.start(AttemptLaunch(attempt: attempt, plan: plan, placement: placement, estimate: est, isolate: e.isolate, change: e.change))
+        } catch {
+            try store.finishAttempt(attempt, AttemptEnd(classification: .interrupted, note: "not started: \(error)", jobState: .interrupted,
+                                                        reason: "not started"))
+            throw error
+        }
+        return Running(entry: e, attempt: attempt, placement: placement, estimate: est, started: Date(), soloSeconds: placement.gpu == nil ? nil : 0)
+    }
+
+    /// Brings the solo-speed progress of every job on `gpu` up to now, at the rate of how many share it.
+    func accrue(gpu: Int, in running: inout [String: Running]) {
+        let now = Date()
+        let here = running.filter { $0.value.placement.gpu?.index == gpu }.map(\.key)
+        let rate = SharingModel(manifest.renderer.sharing).perJobRate(max(here.count, 1))
+        for id in here {
+            running[id]!.soloSeconds = (running[id]!.soloSeconds ?? 0) + now.timeIntervalSince(running[id]!.accountedUntil) * rate
+            running[id]!.accountedUntil = now
+        }
+    }
+
+    // MARK: outcomes
+
+    /// Counts what an ended attempt led to; returns the job to queue again, if any.
+    func tally(_ next: Next, _ summary: inout RunSummary, failedForGood: inout Int) -> JobQueue.Entry? {
+        switch next {
+        case let .requeue(e): return e
+        case .succeeded: summary.succeeded += 1
+        case .failed:
+            summary.failed += 1
+            failedForGood += 1
+        case .interrupted: break
+        }
+        return nil
+    }
+
+    /// Whether --max-failures is reached; says so and marks the run stopped early when it is.
+    func failureLimitReached(_ failedForGood: Int, _ summary: inout RunSummary, queued: Int, still: String) -> Bool {
+        guard let limit = options.maxFailures, failedForGood >= limit else { return false }
+        progress.event("stopping: \(failedForGood) job(s) failed (--max-failures \(limit)); \(still), \(queued) stay queued")
+        summary.stoppedEarly = true
+        return true
+    }
+
+    /// What an interrupted attempt is queued again as: itself, unless the manifest changed the clip since it started
+    /// (an attempt adopted after the orchestrator stopped): then the clip as the manifest has it now, from the start
+    /// of its ladder, as a fresh run does once its sync has reset the job.
+    func requeued(_ r: Running) -> JobQueue.Entry {
+        guard let job = jobs[r.entry.job.id], job.contentKey != r.attempt.contentKey else { return r.entry }
+        try? syncJobs()  // the job is no longer running: the store takes its new content key (and resets it)
+        return JobQueue.Entry(job: job, settings: job.settings, isolate: false, rung: 0, change: "", order: r.entry.order)
+    }
+
+    /// The outcome policy: what an attempt's end means for its job, recorded in one transaction.
+    func finish(_ r: Running, _ result: AttemptResult, stopping: Bool) throws -> Next {
+        let id = r.entry.job.id
+        let peak = result.reportedPeakGB ?? result.sampledPeakGB
+        let frames = r.entry.settings.totalFrames
+        let bucket = predictor.bucket(r.entry.settings)
+        if !result.leftovers.isEmpty {
+            progress.event("warning: \(id): processes \(result.leftovers) survived SIGKILL")
+        }
+        var classification = result.classification
+        if stopping && (classification == .killed || classification == .crashed) {
+            classification = .interrupted  // we stopped it
+        }
+        let gpuModel = r.placement.gpu?.model ?? executor.gpus.first?.model ?? ""
+        // Feed the predictor: a success is a measurement, an OOM a lower bound.
+        if classification == .succeeded {
+            // Learn the solo-equivalent duration (see `Running.soloSeconds`), not the wall time of a shared GPU.
+            let o = Observation(bucket: bucket, gpuModel: gpuModel, peakGB: peak, seconds: min(r.soloSeconds ?? .infinity, result.seconds), frames: frames)
+            predictor.observe(o)
+            try? store.record(o, renderer: manifest.renderer.name)
+        } else if classification == .oom {
+            let alone = r.entry.isolate
+            let floor = result.oom?.lowerBoundGB ?? (alone ? (r.placement.gpu?.memoryGB ?? r.estimate.rawMemoryGB * 1.25) : r.estimate.rawMemoryGB * 1.25)
+            // Alone on the card, the OOM speaks for every clip of these settings; sharing it, only for this clip.
+            let o = Observation(bucket: bucket, gpuModel: gpuModel, peakGB: floor, seconds: nil, frames: frames, oom: true, jobID: alone ? nil : id)
+            predictor.observe(o)
+            try? store.record(o, renderer: manifest.renderer.name)
+        }
+        var note = result.note
+        let strays = outputs.strayFiles(after: r.entry.job)
+        if !strays.isEmpty {
+            let list = strays.prefix(5).joined(separator: ", ") + (strays.count > 5 ? ", ..." : "")
+            let text = "files appeared beside its output that no clip owns (written outside its output path, by it or a job beside it): \(list)"
+            note = note.map { $0 + "; " + text } ?? text
+            progress.event("warning: \(id): \(text)")
+        }
+        var end = AttemptEnd(classification: classification, exitStatus: result.exitCode, signal: result.signal, stderrTail: result.stderrTail,
+                             peakGB: peak, seconds: result.seconds, outputDigest: result.outputDigest, note: note, jobState: .pending)
+        switch classification {
+        case .succeeded:
+            let stat = outputs.stat(r.entry.job)
+            end.outputSize = stat.size
+            end.outputMTime = stat.mtime
+            end.jobState = .succeeded
+            try store.finishAttempt(r.attempt, end)
+            progress.event("done \(id) in \(ProgressReporter.duration(result.seconds))" + (peak.map { String(format: ", peak %.1f GB", $0) } ?? ""))
+            return .succeeded
+        case .interrupted:
+            // Not the job's fault: not counted; queued again now, or by the next run when this one is stopping.
+            end.jobState = .interrupted
+            end.reason = "interrupted"
+            try store.finishAttempt(r.attempt, end)
+            outputs.removePartials(id)
+            progress.event("interrupted \(id)" + (stopping || result.note == nil ? "" : ": \(result.note!)"))
+            return stopping ? .interrupted : .requeue(requeued(r))
+        case .cancelled:
+            end.jobState = .cancelled
+            end.reason = "cancelled outside avatar-batch; `avatar-batch retry` renders it again"
+            try store.finishAttempt(r.attempt, end)
+            outputs.removePartials(id)
+            progress.event("FAILED \(id): \(result.note ?? "cancelled outside avatar-batch"); `avatar-batch retry MANIFEST \(id)` renders it again")
+            return .failed
+        default:
+            let history = ladderHistory(try store.attempts(jobID: id), job: r.entry.job, retryFrom: try store.job(id)?.retryFrom ?? 0)
+                + [AttemptHistoryEntry(classification: classification, settings: r.entry.settings, isolated: r.entry.isolate, rung: r.entry.rung)]
+            let what = classification.rawValue + (result.note.map { " (\($0))" } ?? "") + (result.oom?.triedGiB.map { String(format: " tried to allocate %.2f GiB", $0) } ?? "")
+            switch RetryLadder.next(history: history, base: r.entry.job.settings, policy: manifest.retry) {
+            case let .run(settings, isolate, rung, reason):
+                end.jobState = .pending
+                end.reason = reason
+                try store.finishAttempt(r.attempt, end)
+                let change = RetryLadder.describeChange(r.entry.job.settings, settings, isolate)
+                progress.event("\(classification.rawValue) \(id): \(what); retry: \(reason)")
+                return .requeue(JobQueue.Entry(job: r.entry.job, settings: settings, isolate: isolate, rung: rung, change: change, order: r.entry.order))
+            case let .giveUp(reason):
+                end.jobState = .failed
+                end.reason = reason
+                try store.finishAttempt(r.attempt, end)
+                progress.event("FAILED \(id): \(what); \(reason); log: \(r.attempt.logPath ?? "")")
+                return .failed
+            case .done:
+                end.jobState = .failed
+                try store.finishAttempt(r.attempt, end)
+                return .failed
+            }
+        }
+    }
+
+    /// The closing line: how the batch ended and the store's counts.
+    func printTotals(_ summary: RunSummary) throws {
+        let counts = try store.counts()
+        progress.event("batch \(manifest.name) \(summary.interrupted ? "interrupted" : "finished") in \(ProgressReporter.duration(summary.wallSeconds)): "
+            + JobState.allCases.compactMap { s in counts[s].map { "\($0) \(s.rawValue)" } }.joined(separator: ", "))
+    }
+
+    private var etaCache: (at: Date, seconds: Double)?
+
+    func drawProgress(running: [String: Running], queue: JobQueue, summary: RunSummary) {
+        guard progress.live else { return }
+        let lanes = executor.gpus.map { g in
+            (index: g.index, model: g.model, lanes: running.values.filter { $0.placement.gpu?.index == g.index }.map {
+                ProgressReporter.Lane(jobID: $0.entry.job.id, started: $0.started, predictedSeconds: $0.estimate.seconds)
+            })
+        }
+        // The queue's predicted work is summed at most once a second: it reads every queued job.
+        if etaCache == nil || Date().timeIntervalSince(etaCache!.at) > 1 {
+            let work = queue.all.map { queue.estimate($0, predictor).seconds }.reduce(0, +)
+            etaCache = (Date(), work)
+        }
+        let work = etaCache!.seconds + running.values.map { max($0.estimate.seconds - Date().timeIntervalSince($0.started), 0) }.reduce(0, +)
+        let eta = executor.gpus.isEmpty ? nil : work / Double(executor.gpus.count)
+        progress.draw(gpus: lanes, done: summary.succeeded + summary.skipped, failed: summary.failed, running: running.count, waiting: queue.count, etaSeconds: eta)
+    }
+}
