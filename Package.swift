@@ -6,7 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "avatar-batch", targets: ["avatar-batch"]),
-        .library(name: "AvatarBatchCore", targets: ["Manifest", "Scheduler", "Checkpoint", "Executors"]),
+        .library(name: "AvatarBatchCore", targets: ["Manifest", "Scheduler", "Checkpoint", "Executors", "Reports"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
@@ -37,16 +37,22 @@ let package = Package(
             "Manifest",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        // Every side effect: GPU discovery, subprocesses, output validation, the run loop.
+        // The batch session and its executors (local processes, Slurm): every side effect of a run.
         .target(name: "Executors", dependencies: [
             "Manifest", "Scheduler", "Checkpoint",
             .product(name: "Subprocess", package: "swift-subprocess"),
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The read model over the store and what the CLI prints: status, report (HTML, JSON, JUnit), plan and
+        // validate documents, each a Codable type with a schema in docs/schemas/.
+        .target(name: "Reports", dependencies: [
+            "Manifest", "Scheduler", "Checkpoint",
+            .product(name: "Subprocess", package: "swift-subprocess"),
+        ]),
         // The command line: parses arguments and prints.
         .executableTarget(name: "avatar-batch", dependencies: [
-            "Manifest", "Scheduler", "Checkpoint", "Executors",
+            "Manifest", "Scheduler", "Checkpoint", "Executors", "Reports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Fixtures shared by the test targets.
@@ -54,7 +60,7 @@ let package = Package(
         .testTarget(name: "ManifestTests", dependencies: ["Manifest", "TestSupport"]),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "Manifest", "TestSupport"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Manifest", "TestSupport"]),
-        .testTarget(name: "ExecutorsTests", dependencies: ["Executors", "Checkpoint", "Scheduler", "Manifest", "TestSupport", "avatar-batch"],
+        .testTarget(name: "ExecutorsTests", dependencies: ["Executors", "Reports", "Checkpoint", "Scheduler", "Manifest", "TestSupport", "avatar-batch"],
                     exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]

@@ -403,6 +403,26 @@ public final class Store: Sendable {
         }
     }
 
+    /// Every job in store order with its attempts (oldest first), read a page at a time: a caller that streams them
+    /// (`status --json` of 100,000 jobs) never holds more than a page. Each page is one consistent read.
+    public func forEachJob(pageSize: Int = 2000, _ body: (JobRecord, [AttemptRecord]) throws -> Void) throws {
+        var after: Int64 = 0
+        while true {
+            let page: (jobs: [JobRecord], attempts: [String: [AttemptRecord]], last: Int64?) = try pool.read { db in
+                let rows = try Row.fetchAll(db, sql: "SELECT \(Store.jobColumns), rowid FROM jobs WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                                            arguments: [after, pageSize])
+                guard let last = rows.last else { return ([], [:], nil) }
+                let attempts = try Row.fetchAll(db, sql: """
+                    SELECT * FROM attempts WHERE job_id IN (SELECT id FROM jobs WHERE rowid > ? AND rowid <= ?) ORDER BY id
+                    """, arguments: [after, last[18] as Int64]).map(Store.attempt)
+                return (rows.map(Store.job), Dictionary(grouping: attempts, by: \.jobID), last[18])
+            }
+            guard let last = page.last else { return }
+            for j in page.jobs { try body(j, page.attempts[j.id] ?? []) }
+            after = last
+        }
+    }
+
     /// Attempts left open (started, never finished): what a dead orchestrator left behind.
     public func openAttempts() throws -> [AttemptRecord] {
         try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM attempts WHERE ended_at IS NULL ORDER BY id").map(Store.attempt) }

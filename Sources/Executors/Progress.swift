@@ -1,4 +1,5 @@
 import Foundation
+import Manifest
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -74,11 +75,5 @@ public final class ProgressReporter: @unchecked Sendable {
 
     private func write(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
 
-    public static func duration(_ s: Double) -> String {
-        if s < 10 { return String(format: "%.1fs", s) }
-        let t = Int(s.rounded())
-        if t >= 3600 { return "\(t / 3600)h\(String(format: "%02d", t % 3600 / 60))m" }
-        if t >= 60 { return "\(t / 60)m\(String(format: "%02d", t % 60))s" }
-        return "\(t)s"
-    }
+    public static func duration(_ s: Double) -> String { durationText(s) }
 }

@@ -3,6 +3,7 @@ import Checkpoint
 import Executors
 import Foundation
 import Manifest
+import Reports
 import Scheduler
 
 @main
@@ -61,7 +62,7 @@ func loadOrExit(_ path: String, _ options: LoadOptions, json: Bool = false) thro
     let result = ManifestLoader.load(path: path, options: options)
     guard let manifest = result.manifest else {
         if json {
-            printJSON(["valid": false, "diagnostics": result.diagnostics.map(diagnosticJSON)])
+            try JSONOutput.print(ValidationDocument(valid: false, diagnostics: result.diagnostics.map(DiagnosticDocument.init)))
         } else {
             for d in result.diagnostics { FileHandle.standardError.write(Data("\(d)\n".utf8)) }
             let n = result.diagnostics.filter { $0.severity == .error }.count
@@ -71,18 +72,6 @@ func loadOrExit(_ path: String, _ options: LoadOptions, json: Bool = false) thro
     }
     if !json { for d in result.diagnostics { FileHandle.standardError.write(Data("\(d)\n".utf8)) } }
     return manifest
-}
-
-func diagnosticJSON(_ d: Diagnostic) -> [String: Any] {
-    var o: [String: Any] = ["severity": d.severity.rawValue, "file": d.file, "line": d.position.line, "column": d.position.column, "message": d.message]
-    if let f = d.fix { o["fix"] = f }
-    return o
-}
-
-func printJSON(_ value: Any) {
-    let data = (try? JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-    FileHandle.standardOutput.write(data)
-    FileHandle.standardOutput.write(Data("\n".utf8))
 }
 
 func makeJobs(_ manifest: Manifest, hashInputs: Bool = true) throws -> [Job] {

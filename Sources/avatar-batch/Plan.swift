@@ -2,6 +2,7 @@ import ArgumentParser
 import Executors
 import Foundation
 import Manifest
+import Reports
 import Scheduler
 
 struct Plan: AsyncParsableCommand {
@@ -34,7 +35,7 @@ struct Plan: AsyncParsableCommand {
         let planner = Planner(predictor: Predictor(profile: manifest.renderer), strategy: strategy, maxJobsPerGPU: maxJobsPerGPU)
         let plan = planner.plan(manifest.clips.map { PlanJob(id: $0.id, settings: $0.settings, priority: $0.priority, gpuModel: $0.gpuModel, location: $0.location) }, gpus: gpus, explain: explain)
         if json {
-            printJSON(PlanPrinter.json(plan))
+            try JSONOutput.print(PlanDocument(plan))
         } else {
             print(PlanPrinter.text(plan, manifest: manifest, explain: explain))
         }
@@ -42,27 +43,8 @@ struct Plan: AsyncParsableCommand {
     }
 }
 
-/// Plans as text and JSON.
+/// Plans as text (JSON: `PlanDocument`).
 enum PlanPrinter {
-    static func json(_ plan: Scheduler.Plan) -> [String: Any] {
-        [
-            "strategy": plan.strategy,
-            "makespan_s": plan.makespanS, "lower_bound_s": plan.lowerBoundS, "ratio": plan.ratio,
-            "gpus": plan.gpus.map { ["index": $0.index, "uuid": $0.uuid, "model": $0.model, "memory_gb": $0.memoryGB] as [String: Any] },
-            "placements": plan.runs.map { r -> [String: Any] in
-                let e = plan.estimates[r.jobID]
-                return ["job": r.jobID, "gpu": r.gpu, "start_s": r.startS, "end_s": r.endS, "memory_gb": r.memoryGB,
-                        "predicted_solo_s": e?.seconds ?? 0, "extrapolated": e?.extrapolated ?? false, "host_ram_gb": e?.hostRAMGB ?? 0]
-            },
-            "unplaceable": plan.unplaceable.map { u -> [String: Any] in
-                var o: [String: Any] = ["job": u.jobID, "reason": u.reason, "location": u.location]
-                if let s = u.suggestion { o["suggestion"] = s }
-                return o
-            },
-            "waits": plan.waits,
-        ]
-    }
-
     static func text(_ plan: Scheduler.Plan, manifest: Manifest, explain: Bool) -> String {
         var out: [String] = []
         let d = ProgressReporter.duration

@@ -2,6 +2,8 @@ import ArgumentParser
 import Checkpoint
 import Executors
 import Foundation
+import Manifest
+import Reports
 
 struct Report: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,23 +26,34 @@ struct Report: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: path) else {
             throw fail("no store at \(path): this batch has not run yet", code: 1)
         }
-        let name = location.manifest.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension } ?? "batch"
-        let report = try BatchReport(name: name, store: try Store(path: path, readOnly: true))
-        // The store lives in <output_dir>/.avatar-batch/: the outputs are two levels up.
-        let outputDir = ((path as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
-        try await write(report, outputDir: outputDir, html: html, json: json, junit: junit)
-        if html == nil && json == nil && junit == nil { printJSON(report.json()) }
+        let store = try Store(path: path, readOnly: true)
+        let batch = try batchOf(store)
+        let report = try BatchReport(name: batch.name, store: store)
+        try await write(report, outputDir: batch.outputDir, html: html, json: json, junit: junit)
+        if html == nil && json == nil && junit == nil { try JSONOutput.print(report.document()) }
+    }
+
+    /// The batch's name and output folder: from the manifest given, else from the manifest the store's last run
+    /// read. Without either, the contact sheet has no videos to show and says so.
+    func batchOf(_ store: Store) throws -> (name: String, outputDir: String?) {
+        var o = LoadOptions(checkFiles: false)
+        o.requireEnvironment = false
+        if let manifest = location.manifest {
+            let m = try loadOrExit(manifest, o)
+            return (m.name, m.outputDir)
+        }
+        if let recorded = try store.runs().last?.manifestPath, FileManager.default.fileExists(atPath: recorded),
+           let m = ManifestLoader.load(path: recorded, options: o).manifest {
+            return (m.name, m.outputDir)
+        }
+        FileHandle.standardError.write(Data("note: the manifest of this store is not at hand: the report is named \"batch\" and has no contact sheet; pass the MANIFEST\n".utf8))
+        return ("batch", nil)
     }
 }
 
 /// Writes the reports that were asked for.
-func write(_ report: BatchReport, outputDir: String, html: String?, json: String?, junit: String?) async throws {
+func write(_ report: BatchReport, outputDir: String?, html: String?, json: String?, junit: String?) async throws {
     if let html { try await ReportHTML.write(report, outputDir: outputDir, to: html) }
-    if let json {
-        let data = try JSONSerialization.data(withJSONObject: report.json(), options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        try data.write(to: URL(fileURLWithPath: json))
-    }
-    if let junit {
-        try report.junit().write(toFile: junit, atomically: true, encoding: .utf8)
-    }
+    if let json { try Data(try JSONOutput.text(report.document()).utf8).write(to: URL(fileURLWithPath: json)) }
+    if let junit { try report.junit().write(toFile: junit, atomically: true, encoding: .utf8) }
 }

@@ -3,6 +3,7 @@ import Checkpoint
 import Executors
 import Foundation
 import Manifest
+import Reports
 import Scheduler
 
 struct Run: AsyncParsableCommand {
@@ -122,10 +123,10 @@ struct Run: AsyncParsableCommand {
         }
         let notifier = notifyCommand.isEmpty ? manifest.notify : notifyCommand
         if !notifier.isEmpty && !summary.interrupted {
-            var payload = (try? BatchReport(name: manifest.name, store: store).json()) ?? ["name": manifest.name]
-            payload["exit_status"] = Int(summary.exitStatus)
-            payload["stopped_by_max_failures"] = summary.stoppedEarly
-            Notifier.run(notifier, json: payload)
+            var payload = try BatchReport(name: manifest.name, store: store).document()
+            payload.exitStatus = summary.exitStatus
+            payload.stoppedByMaxFailures = summary.stoppedEarly
+            Notifier.run(notifier, json: Data(((try? JSONOutput.text(payload)) ?? "{}").utf8))
         }
         if summary.exitStatus != 0 { throw ExitCode(summary.exitStatus) }
     }
@@ -136,8 +137,7 @@ struct Run: AsyncParsableCommand {
 enum Notifier {
     static let timeoutSeconds = 60.0
 
-    static func run(_ argv: [String], json: [String: Any]) {
-        let data = (try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])) ?? Data("{}".utf8)
+    static func run(_ argv: [String], json data: Data) {
         let p = Process()
         // A bare name is looked up on PATH, as a shell would, without a shell.
         let program = argv[0].contains("/") ? argv[0]

@@ -3,6 +3,7 @@ import Checkpoint
 import Executors
 import Foundation
 import Manifest
+import Reports
 
 /// Where the store is: --state, or the manifest's output_dir.
 struct StoreLocation: ParsableArguments {
@@ -24,12 +25,20 @@ struct StoreLocation: ParsableArguments {
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show where a batch stands; safe to run during a run, from another terminal.")
+        abstract: "Show where a batch stands; safe to run during a run, from another terminal.",
+        discussion: """
+            --json prints the document of docs/schemas/status.schema.json; its job list is read from the store and \
+            written a page at a time, so a batch of 100,000 jobs is printed without holding it in memory. \
+            --summary leaves the job list out (counts and the running orchestrator only).
+            """)
 
     @OptionGroup var location: StoreLocation
 
     @Flag(help: "Print JSON.")
     var json = false
+
+    @Flag(help: "Counts and the running orchestrator only, without the job list.")
+    var summary = false
 
     @Flag(help: "List every job, not only the ones that need attention.")
     var all = false
@@ -40,29 +49,27 @@ struct Status: AsyncParsableCommand {
             throw fail("no store at \(path): this batch has not run yet (avatar-batch run MANIFEST starts it)", code: 1)
         }
         let store = try Store(path: path, readOnly: true)
-        let jobs = try store.jobs()
-        let attempts = Dictionary(grouping: try store.attempts(), by: \.jobID)
         let counts = try store.counts()
         let holder = try store.holder()
         if json {
-            printJSON([
-                "store": path,
-                "running_orchestrator": holder.map { ["host": $0.0.host, "pid": $0.0.pid, "run_id": $0.1, "since": $0.2] as [String: Any] } as Any,
-                "counts": BatchReport.countsJSON(counts),
-                "jobs": jobs.map { BatchReport.jobJSON($0, attempts: attempts[$0.id] ?? []) },
-            ])
+            let head = StatusSummaryDocument(store: path, runningOrchestrator: holder.map { HolderDocument(host: $0.0.host, pid: $0.0.pid, runID: $0.1, since: $0.2) },
+                                             counts: StateCounts(counts))
+            if summary { return try JSONOutput.print(head) }
+            try streamStatus(head, store: store)
             return
         }
         if let (who, run, since) = holder {
             print("running: run \(run), pid \(who.pid) on \(who.host), since \(Date(timeIntervalSince1970: since).formatted(.iso8601))")
         }
         print(JobState.allCases.map { "\($0.rawValue) \(counts[$0] ?? 0)" }.joined(separator: "  "))
-        for j in jobs where all || j.state != .succeeded || !j.inManifest {
-            let last = attempts[j.id]?.last
+        if summary { return }
+        try store.forEachJob { j, attempts in
+            guard all || j.state != .succeeded || !j.inManifest else { return }
+            let last = attempts.last
             var line = "\(j.id)  \(j.state.rawValue)"
             if !j.inManifest { line += "  (no longer in the manifest)" }
             if let last {
-                line += "  attempt \(last.number)" + (last.gpu.map { " on GPU \($0)" } ?? "")
+                line += "  attempt \(last.number)" + (last.gpu.map { " on GPU \($0)" } ?? (last.host.isEmpty ? "" : " on \(last.host)"))
                 if let c = last.classification { line += ": \(c.rawValue)" }
                 if !last.change.isEmpty { line += " [\(last.change)]" }
             }
@@ -70,6 +77,29 @@ struct Status: AsyncParsableCommand {
             if j.state == .failed, let log = last?.logPath { line += "  log: \(log)" }
             print(line)
         }
+    }
+
+    /// The status document with its job list written as the store is read: the summary's fields, then "jobs".
+    func streamStatus(_ head: StatusSummaryDocument, store: Store) throws {
+        let out = FileHandle.standardOutput
+        var text = try JSONOutput.text(head)
+        // The summary's closing brace gives way to the job list (objects are unordered; the keys stay sorted within).
+        text = String(text.trimmingCharacters(in: .whitespacesAndNewlines).dropLast()).trimmingCharacters(in: .whitespacesAndNewlines)
+            + ",\n  \"jobs\" : ["
+        var buffer = Data(text.utf8)
+        var first = true
+        let encoder = JSONOutput.encoder
+        try store.forEachJob { j, attempts in
+            let element = String(decoding: try encoder.encode(JobDocument(j, attempts: attempts)), as: UTF8.self)
+            buffer.append(Data(((first ? "\n" : ",\n") + element.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n")).utf8))
+            first = false
+            if buffer.count > 1 << 16 {
+                out.write(buffer)
+                buffer.removeAll(keepingCapacity: true)
+            }
+        }
+        buffer.append(Data(((first ? "" : "\n  ") + "]\n}\n").utf8))
+        out.write(buffer)
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Manifest
+import Reports
 
 struct Validate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -31,15 +32,8 @@ struct Validate: AsyncParsableCommand {
             return
         }
         if json {
-            printJSON([
-                "valid": true, "name": manifest.name, "renderer": manifest.renderer.name, "output_dir": manifest.outputDir,
-                "jobs": jobs.map { j -> [String: Any] in
-                    ["id": j.id, "content_key": j.contentKey, "output": j.clip.output, "image": j.clip.image, "audio": j.clip.audio,
-                     "size": j.settings.size.description, "num_clip": j.settings.numClip, "infer_frames": j.settings.inferFrames,
-                     "sample_steps": j.settings.sampleSteps, "online_decode": j.settings.onlineDecode, "offload_model": j.settings.offloadModel,
-                     "fp8": j.settings.fp8, "seed": j.settings.seed, "priority": j.clip.priority, "location": j.clip.location]
-                },
-            ])
+            try JSONOutput.print(ValidationDocument(valid: true, name: manifest.name, renderer: manifest.renderer.name, outputDir: manifest.outputDir,
+                                                    jobs: jobs.map(ValidationDocument.JobPlanEntry.init)))
         } else {
             print("\(options.manifest): valid: \(jobs.count) clip\(jobs.count == 1 ? "" : "s"), renderer \(manifest.renderer.name), output \(manifest.outputDir)")
         }

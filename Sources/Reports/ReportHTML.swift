@@ -12,11 +12,13 @@ public enum ReportHTML {
         "invalid-output": "#f59f00", "interrupted": "#868e96", "cancelled": "#adb5bd", "running": "#1c7ed6",
     ]
 
-    /// Writes the report for `report` to `path`; thumbnails come from the outputs in `outputDir` (ffmpeg).
-    public static func write(_ report: BatchReport, outputDir: String, to path: String) async throws {
+    /// Writes the report for `report` to `path`; thumbnails come from the outputs in `outputDir` (ffmpeg), and
+    /// without one the contact sheet names the clips only.
+    public static func write(_ report: BatchReport, outputDir given: String?, to path: String) async throws {
         let dir = (path as NSString).deletingLastPathComponent
         var thumbs: [String: String] = [:]
-        let done = report.jobs.filter { $0.state == .succeeded }
+        let done = given == nil ? [] : report.jobs.filter { $0.state == .succeeded }
+        let outputDir = given ?? "."
         try await withThrowingTaskGroup(of: (String, String?).self) { group in
             var next = 0
             let width = max(2, ProcessInfo.processInfo.activeProcessorCount)
@@ -94,7 +96,7 @@ public enum ReportHTML {
             <p class="totals">
             """
         for s in JobState.allCases { h += "<span><b>\(report.counts[s] ?? 0)</b> \(s.rawValue)</span>" }
-        h += "<span>wall time <b>\(esc(ProgressReporter.duration(report.wallSeconds)))</b></span><span>\(report.runs.count) run(s)</span></p>\n"
+        h += "<span>wall time <b>\(esc(durationText(report.wallSeconds)))</b></span><span>\(report.runs.count) run(s)</span></p>\n"
 
         // Timeline: one lane per GPU (per node for Slurm attempts, whose GPU is Slurm's choice); co-located attempts
         // stack in sub-rows.
@@ -119,7 +121,7 @@ public enum ReportHTML {
         h += "</p>\n<svg class=\"timeline\" viewBox=\"0 0 \(Int(width + left + 10)) \(Int(height))\" role=\"img\" aria-label=\"attempts per GPU over time\">\n"
         for tick in 0...5 {
             let x = left + width * Double(tick) / 5
-            h += "<line x1=\"\(x)\" y1=\"0\" x2=\"\(x)\" y2=\"\(height - 14)\" stroke=\"#e9ecef\"/><text x=\"\(x)\" y=\"\(height - 2)\" font-size=\"10\" text-anchor=\"middle\">\(esc(ProgressReporter.duration(span * Double(tick) / 5)))</text>\n"
+            h += "<line x1=\"\(x)\" y1=\"0\" x2=\"\(x)\" y2=\"\(height - 14)\" stroke=\"#e9ecef\"/><text x=\"\(x)\" y=\"\(height - 2)\" font-size=\"10\" text-anchor=\"middle\">\(esc(durationText(span * Double(tick) / 5)))</text>\n"
         }
         var y = 4.0
         for lane in lanes {
@@ -130,7 +132,7 @@ public enum ReportHTML {
                     let kind = a.classification?.rawValue ?? "running"
                     let x = left + (a.startedAt - t0) / span * width
                     let w = max(((a.endedAt ?? now) - a.startedAt) / span * width, 1.5)
-                    let tip = "\(a.jobID) attempt \(a.number): \(kind)\(a.change.isEmpty ? "" : " [\(a.change)]")\n\(lane.label)\(a.slurmJobID.map { ", Slurm job \($0)" } ?? ""), \(ProgressReporter.duration(a.seconds ?? ((a.endedAt ?? now) - a.startedAt)))\(a.peakGB.map { String(format: ", peak %.1f GB", $0) } ?? "")\(a.note.map { "\n" + $0 } ?? "")"
+                    let tip = "\(a.jobID) attempt \(a.number): \(kind)\(a.change.isEmpty ? "" : " [\(a.change)]")\n\(lane.label)\(a.slurmJobID.map { ", Slurm job \($0)" } ?? ""), \(durationText(a.seconds ?? ((a.endedAt ?? now) - a.startedAt)))\(a.peakGB.map { String(format: ", peak %.1f GB", $0) } ?? "")\(a.note.map { "\n" + $0 } ?? "")"
                     h += "<rect class=\"attempt \(kind)\" x=\"\(String(format: "%.1f", x))\" y=\"\(String(format: "%.1f", y + Double(r) * row))\" width=\"\(String(format: "%.1f", w))\" height=\"\(row - 2)\" fill=\"\(colors[kind] ?? "#495057")\"><title>\(esc(tip))</title></rect>\n"
                 }
             }
@@ -144,7 +146,7 @@ public enum ReportHTML {
         for j in report.jobs {
             let over = (j.observedPeakGB ?? 0) > (j.predictedGB ?? .infinity)
             h += "<tr><td>\(esc(j.id))</td><td>\(j.state.rawValue)</td><td>\(fmt(j.predictedGB, ""))</td><td class=\"\(over ? "over" : "")\">\(fmt(j.observedPeakGB, ""))</td>"
-            h += "<td>\(j.predictedSeconds.map { esc(ProgressReporter.duration($0)) } ?? "–")</td><td>\(j.observedSeconds.map { esc(ProgressReporter.duration($0)) } ?? "–")</td><td>\((report.attempts[j.id] ?? []).count)</td></tr>\n"
+            h += "<td>\(j.predictedSeconds.map { esc(durationText($0)) } ?? "–")</td><td>\(j.observedSeconds.map { esc(durationText($0)) } ?? "–")</td><td>\((report.attempts[j.id] ?? []).count)</td></tr>\n"
         }
         h += "</table>\n"
 

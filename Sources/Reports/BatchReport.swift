@@ -2,7 +2,7 @@ import Checkpoint
 import Foundation
 import Manifest
 
-/// What happened to a batch, from its store: the facts behind `report --json` and `--junit`.
+/// What happened to a batch, from its store: the read model behind `report` (HTML, JSON, JUnit).
 public struct BatchReport: Sendable {
     public var name: String
     public var jobs: [JobRecord]
@@ -25,57 +25,10 @@ public struct BatchReport: Sendable {
         return max(end - start, 0)
     }
 
-    /// The report as JSON (schema in docs/reports.md).
-    public func json() -> [String: Any] {
-        [
-            "schema": "avatar-batch-report/1",
-            "name": name,
-            "wall_s": wallSeconds,
-            "counts": BatchReport.countsJSON(counts),
-            "runs": runs.map { r -> [String: Any] in
-                var o: [String: Any] = ["id": r.id, "host": r.host, "pid": r.pid, "started_at": r.startedAt, "command": r.command]
-                if let e = r.endedAt { o["ended_at"] = e }
-                if let x = r.exitStatus { o["exit_status"] = x }
-                return o
-            },
-            "jobs": jobs.map { BatchReport.jobJSON($0, attempts: attempts[$0.id] ?? []) },
-        ]
-    }
-
-    /// Jobs by state, every state present.
-    public static func countsJSON(_ counts: [JobState: Int]) -> [String: Int] {
-        Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0.rawValue, counts[$0] ?? 0) })
-    }
-
-    /// One job with its attempts as JSON, the same in `status --json` and the report.
-    public static func jobJSON(_ j: JobRecord, attempts: [AttemptRecord]) -> [String: Any] {
-        var o: [String: Any] = ["id": j.id, "state": j.state.rawValue, "output": j.output, "in_manifest": j.inManifest,
-                                "content_key": j.contentKey, "attempt_count": j.attemptCount]
-        if let v = j.reason { o["reason"] = v }
-        if let v = j.predictedGB { o["predicted_gb"] = v }
-        if let v = j.predictedSeconds { o["predicted_s"] = v }
-        if let v = j.observedPeakGB { o["observed_peak_gb"] = v }
-        if let v = j.observedSeconds { o["observed_s"] = v }
-        o["attempts"] = attempts.map(BatchReport.attemptJSON)
-        return o
-    }
-
-    /// One attempt as JSON, the same in `status --json` and the report.
-    public static func attemptJSON(_ a: AttemptRecord) -> [String: Any] {
-        var o: [String: Any] = ["number": a.number, "settings": a.change, "isolated": a.isolated, "started_at": a.startedAt, "host": a.host]
-        o["classification"] = a.classification?.rawValue ?? NSNull()
-        o["gpu"] = a.gpu ?? NSNull()
-        o["exit_status"] = a.exitStatus ?? NSNull()
-        if let v = a.signal { o["signal"] = v }
-        if let v = a.endedAt { o["ended_at"] = v }
-        if let v = a.peakGB { o["peak_gb"] = v }
-        if let v = a.seconds { o["seconds"] = v }
-        if let v = a.logPath { o["log"] = v }
-        if let v = a.note { o["note"] = v }
-        if let v = a.stderrTail { o["stderr_tail"] = v }
-        if let v = a.slurmJobID { o["slurm_job_id"] = v }
-        if let v = a.settingsJSON.data(using: .utf8).flatMap({ try? JSONSerialization.jsonObject(with: $0) }) { o["resolved_settings"] = v }
-        return o
+    /// The report as JSON (docs/schemas/report.schema.json).
+    public func document() -> ReportDocument {
+        ReportDocument(name: name, wallS: wallSeconds, counts: StateCounts(counts), runs: runs.map(RunDocument.init),
+                       jobs: jobs.map { JobDocument($0, attempts: attempts[$0.id] ?? []) })
     }
 
     /// JUnit XML: one test case per clip; a failed clip is a failure carrying its classification and log tail,

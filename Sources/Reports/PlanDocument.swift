@@ -1,0 +1,55 @@
+import Foundation
+import Scheduler
+
+/// `plan --json` (docs/schemas/plan.schema.json).
+public struct PlanDocument: Codable, Sendable {
+    public var strategy: String
+    public var makespanS, lowerBoundS, ratio: Double
+    public var gpus: [GPUEntry]
+    public var placements: [PlacementEntry]
+    public var unplaceable: [UnplaceableEntry]
+    /// Why jobs waited, by job (with --explain).
+    public var waits: [String: String]
+
+    enum CodingKeys: String, CodingKey {
+        case strategy, makespanS = "makespan_s", lowerBoundS = "lower_bound_s", ratio, gpus, placements, unplaceable, waits
+    }
+
+    public struct GPUEntry: Codable, Sendable {
+        public var index: Int
+        public var uuid, model: String
+        public var memoryGB: Double
+        enum CodingKeys: String, CodingKey { case index, uuid, model, memoryGB = "memory_gb" }
+    }
+
+    public struct PlacementEntry: Codable, Sendable {
+        public var job: String
+        public var gpu: Int
+        public var startS, endS, memoryGB, predictedSoloS, hostRAMGB: Double
+        public var extrapolated: Bool
+        enum CodingKeys: String, CodingKey {
+            case job, gpu, startS = "start_s", endS = "end_s", memoryGB = "memory_gb", predictedSoloS = "predicted_solo_s",
+                 hostRAMGB = "host_ram_gb", extrapolated
+        }
+    }
+
+    public struct UnplaceableEntry: Codable, Sendable {
+        public var job, reason, location: String
+        public var suggestion: String?
+    }
+
+    public init(_ plan: Plan) {
+        strategy = plan.strategy
+        makespanS = plan.makespanS
+        lowerBoundS = plan.lowerBoundS
+        ratio = plan.ratio
+        gpus = plan.gpus.map { GPUEntry(index: $0.index, uuid: $0.uuid, model: $0.model, memoryGB: $0.memoryGB) }
+        placements = plan.runs.map { r in
+            let e = plan.estimates[r.jobID]
+            return PlacementEntry(job: r.jobID, gpu: r.gpu, startS: r.startS, endS: r.endS, memoryGB: r.memoryGB, predictedSoloS: e?.seconds ?? 0,
+                                  hostRAMGB: e?.hostRAMGB ?? 0, extrapolated: e?.extrapolated ?? false)
+        }
+        unplaceable = plan.unplaceable.map { UnplaceableEntry(job: $0.jobID, reason: $0.reason, location: "\($0.location)", suggestion: $0.suggestion) }
+        waits = plan.waits
+    }
+}
