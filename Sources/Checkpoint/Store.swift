@@ -256,16 +256,26 @@ public final class Store: Sendable {
     /// fresh OOM ladder; attempts so far stay in the history. Returns the ids requeued.
     public func requeue(_ ids: [String]?, includeSucceeded: Bool, now: Double = Date().timeIntervalSince1970) throws -> [String] {
         try pool.write { db -> [String] in
-            let rows = try Row.fetchAll(db, sql: "SELECT id, state FROM jobs WHERE in_manifest = 1 ORDER BY rowid")
+            // Named jobs are looked up by key (a run that finds many outputs gone requeues them in one call; a scan of
+            // the whole table per call made that quadratic); all of them, by a scan. Either way in store order.
+            var rows: [(rowid: Int64, id: String, state: JobState)] = []
+            if let ids {
+                let one = try db.cachedStatement(sql: "SELECT rowid, state FROM jobs WHERE id = ? AND in_manifest = 1")
+                for id in Set(ids) {
+                    if let row = try Row.fetchOne(one, arguments: [id]), let state = JobState(rawValue: row[1]) { rows.append((row[0], id, state)) }
+                }
+                rows.sort { $0.rowid < $1.rowid }
+            } else {
+                for row in try Row.fetchAll(db, sql: "SELECT rowid, id, state FROM jobs WHERE in_manifest = 1 ORDER BY rowid") {
+                    if let state = JobState(rawValue: row[2]) { rows.append((row[0], row[1], state)) }
+                }
+            }
             var done: [String] = []
-            for row in rows {
-                let id: String = row["id"]
-                let state = JobState(rawValue: row["state"])!
-                if let ids, !ids.contains(id) { continue }
+            for (_, id, state) in rows {
                 let eligible = state == .failed || state == .cancelled || (includeSucceeded && state == .succeeded)
                 guard eligible else { continue }
                 try Store.move(db, id, to: .pending, reason: "requeued by retry", now: now)
-                try db.execute(sql: "UPDATE jobs SET retry_from = attempt_count WHERE id = ?", arguments: [id])
+                try db.cachedStatement(sql: "UPDATE jobs SET retry_from = attempt_count WHERE id = ?").execute(arguments: [id])
                 done.append(id)
             }
             return done

@@ -56,8 +56,9 @@ public struct Unplaceable: Sendable {
 /// or Slurm: that is the executor's side of the seam (`AttemptExecutor`).
 public final class BatchSession: @unchecked Sendable {
     let manifest: Manifest
-    let jobs: [String: Job]
-    let order: [String]
+    /// The manifest's jobs in its order, and each one's position by id (not a second copy of every job).
+    let jobList: [Job]
+    let position: [String: Int]
     let store: Store
     let options: SessionOptions
     let executor: any AttemptExecutor
@@ -67,8 +68,8 @@ public final class BatchSession: @unchecked Sendable {
 
     public init(manifest: Manifest, jobs: [Job], store: Store, executor: any AttemptExecutor, options: SessionOptions, progress: ProgressReporter) throws {
         self.manifest = manifest
-        self.jobs = Dictionary(uniqueKeysWithValues: jobs.map { ($0.id, $0) })
-        self.order = jobs.map(\.id)
+        self.jobList = jobs
+        self.position = Dictionary(uniqueKeysWithValues: jobs.enumerated().map { ($0.element.id, $0.offset) })
         self.store = store
         self.options = options
         self.executor = executor
@@ -88,6 +89,8 @@ public final class BatchSession: @unchecked Sendable {
             return Unplaceable(jobID: j.id, location: "\(j.clip.location)", message: "clip \(j.id) needs \(executor.need(e.memoryGB))\(hint)")
         }
     }
+
+    func job(_ id: String) -> Job? { position[id].map { jobList[$0] } }
 
     /// An attempt under way.
     struct Running {
@@ -147,7 +150,7 @@ public final class BatchSession: @unchecked Sendable {
         try syncJobs()
         let queue = try buildQueue(&summary)
         let began = Date()
-        progress.event("batch \(manifest.name): \(order.count) clips, \(summary.skipped) already done, "
+        progress.event("batch \(manifest.name): \(jobList.count) clips, \(summary.skipped) already done, "
             + (running.isEmpty ? "" : "\(running.count) still running, ") + "\(queue.count) to render on \(executor.describe())")
         var stopping = false
         var failedForGood = 0
@@ -242,10 +245,10 @@ public final class BatchSession: @unchecked Sendable {
         var running: [String: Running] = [:]
         // Attempts of another executor first: an executor that cannot take them back refuses before touching the rest.
         for a in try store.openAttempts().sorted(by: { ($0.executor != executor.kind ? 0 : 1, $0.id) < ($1.executor != executor.kind ? 0 : 1, $1.id) }) {
-            let job = jobs[a.jobID]
+            let job = self.job(a.jobID)
             let settings = a.settings ?? job?.settings
             let entry = job.map { JobQueue.Entry(job: $0, settings: settings ?? $0.settings, isolate: a.isolated, rung: a.rung, change: a.change,
-                                                 order: order.firstIndex(of: $0.id) ?? 0) }
+                                                 order: position[$0.id] ?? 0) }
             let estimate = entry.map { predictor.estimate($0.settings, jobID: $0.job.id) }
             let plan = entry.map { attemptPlan($0, attempt: a, placement: Placement(gpu: nil), timeout: timeout($0, estimate!)) }
             switch try await executor.adopt(a, placement: AdoptedAttempt(plan: plan, estimate: estimate, isolate: a.isolated)) {
@@ -264,42 +267,54 @@ public final class BatchSession: @unchecked Sendable {
 
     /// Brings the store's jobs in line with the manifest (predictions included).
     func syncJobs() throws {
-        _ = try store.sync(order.map { id in
-            let j = jobs[id]!
-            let e = predictor.estimate(j.settings)
-            return ManifestJob(id: id, contentKey: j.contentKey, settingsJSON: String(decoding: (try? JSONEncoder.sorted.encode(j.settings)) ?? Data(), as: UTF8.self),
-                               output: j.clip.output, priority: j.clip.priority, predictedGB: e.memoryGB, predictedSeconds: e.seconds)
+        // Settings repeat across a batch: each distinct one is estimated and encoded once.
+        var known: [ClipSettings: (json: String, estimate: Estimate)] = [:]
+        _ = try store.sync(jobList.map { j in
+            let k = known[j.settings] ?? {
+                let v = (String(decoding: (try? JSONEncoder.sorted.encode(j.settings)) ?? Data(), as: UTF8.self), predictor.estimate(j.settings))
+                known[j.settings] = v
+                return v
+            }()
+            return ManifestJob(id: j.id, contentKey: j.contentKey, settingsJSON: k.json, output: j.clip.output, priority: j.clip.priority,
+                               predictedGB: k.estimate.memoryGB, predictedSeconds: k.estimate.seconds)
         })
     }
 
     /// Jobs to run: pending and interrupted ones, with the ladder's next step; succeeded jobs whose output is
     /// gone or changed go back to pending.
     func buildQueue(_ summary: inout RunSummary) throws -> JobQueue {
+        // Appended in store order; the queue sorts itself into dispatch order (manifest order is its last key).
         let queue = JobQueue()
-        let records = Dictionary(uniqueKeysWithValues: try store.jobs().map { ($0.id, $0) })
-        let attempts = Dictionary(grouping: try store.attempts(), by: \.jobID)
-        for (i, id) in order.enumerated() {
-            guard let job = jobs[id], var rec = records[id] else { continue }
+        var requeue: [String] = []
+        // The store is read a page at a time (a 100,000-job store read whole peaked at hundreds of MB).
+        try store.forEachJob { rec, attempts in
+            guard let i = position[rec.id] else { return }
+            let job = jobList[i]
+            var rec = rec
             if rec.state == .succeeded {
-                if outputs.stillValid(rec, job: job, store: store) { summary.skipped += 1; continue }
-                // A fresh ladder: the earlier success says nothing about this render.
-                _ = try store.requeue([id], includeSucceeded: true)
-                progress.event("requeue \(id): its output is missing or changed")
-                rec = try store.job(id) ?? rec
+                if outputs.stillValid(rec, job: job, store: store) { summary.skipped += 1; return }
+                // A fresh ladder: the earlier success says nothing about this render (requeued once the read is done).
+                requeue.append(rec.id)
+                rec.state = .pending
+                rec.retryFrom = rec.attemptCount
             }
-            guard rec.state == .pending || rec.state == .interrupted else { continue }
-            let history = ladderHistory(attempts[id] ?? [], job: job, retryFrom: rec.retryFrom)
+            guard rec.state == .pending || rec.state == .interrupted else { return }
+            let history = ladderHistory(attempts, job: job, retryFrom: rec.retryFrom)
             switch RetryLadder.next(history: history, base: job.settings, policy: manifest.retry) {
             case let .run(settings, isolate, rung, _):
                 queue.append(JobQueue.Entry(job: job, settings: settings, isolate: isolate, rung: rung,
                                             change: RetryLadder.describeChange(job.settings, settings, isolate), order: i))
             case let .giveUp(reason):
-                try store.transition(id, to: .failed, reason: reason)
+                try store.transition(rec.id, to: .failed, reason: reason)
                 summary.failed += 1
             case .done:
                 // Pending, yet its last attempt succeeded: the output was lost; render it afresh.
                 queue.append(JobQueue.Entry(job: job, settings: job.settings, isolate: false, rung: 0, change: "", order: i))
             }
+        }
+        if !requeue.isEmpty {
+            _ = try store.requeue(requeue, includeSucceeded: true)
+            for id in requeue { progress.event("requeue \(id): its output is missing or changed") }
         }
         return queue
     }
@@ -403,7 +418,7 @@ public final class BatchSession: @unchecked Sendable {
     /// (an attempt adopted after the orchestrator stopped): then the clip as the manifest has it now, from the start
     /// of its ladder, as a fresh run does once its sync has reset the job.
     func requeued(_ r: Running) -> JobQueue.Entry {
-        guard let job = jobs[r.entry.job.id], job.contentKey != r.attempt.contentKey else { return r.entry }
+        guard let job = job(r.entry.job.id), job.contentKey != r.attempt.contentKey else { return r.entry }
         try? syncJobs()  // the job is no longer running: the store takes its new content key (and resets it)
         return JobQueue.Entry(job: job, settings: job.settings, isolate: false, rung: 0, change: "", order: r.entry.order)
     }
@@ -522,3 +537,4 @@ public final class BatchSession: @unchecked Sendable {
         progress.draw(gpus: lanes, done: summary.succeeded + summary.skipped, failed: summary.failed, running: running.count, waiting: queue.count, etaSeconds: eta)
     }
 }
+

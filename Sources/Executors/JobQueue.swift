@@ -81,9 +81,16 @@ public final class JobQueue {
         if holes > 1024 && holes > live.count { compact() }
     }
 
+    /// Moves the live entries to the front, in place (a copy of a 100,000-entry queue is tens of MB, and copies made
+    /// during a run stay in the process's heap).
     private func compact() {
-        entries = (head..<entries.count).compactMap { live[entries[$0].job.id] == $0 ? entries[$0] : nil }
-        live = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($0.element.job.id, $0.offset) })
+        var w = 0
+        for r in head..<entries.count where live[entries[r].job.id] == r {
+            if w != r { entries.swapAt(w, r) }
+            live[entries[w].job.id] = w
+            w += 1
+        }
+        entries.removeSubrange(w...)
         head = 0
         holes = 0
     }
@@ -118,13 +125,29 @@ public final class JobQueue {
         let learned = sortedAtGeneration != predictor.generation && eventsSinceSort >= max(64, live.count / 64)
         guard needsSort || learned else { return }
         compact()
-        let keyed = entries.map { e -> (Entry, Double) in (e, estimate(e, predictor).seconds) }
-        entries = keyed.sorted { a, b in
-            if a.0.job.clip.priority != b.0.job.clip.priority { return a.0.job.clip.priority > b.0.job.clip.priority }
-            if a.1 != b.1 { return a.1 > b.1 }
-            return a.0.order < b.0.order
-        }.map(\.0)
-        live = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($0.element.job.id, $0.offset) })
+        // The order is found on small keys and applied in place, cycle by cycle: no copy of the entries.
+        var keys = entries.indices.map { i -> (priority: Int, seconds: Double, order: Int, index: Int) in
+            (entries[i].job.clip.priority, estimate(entries[i], predictor).seconds, entries[i].order, i)
+        }
+        keys.sort { a, b in
+            if a.priority != b.priority { return a.priority > b.priority }
+            if a.seconds != b.seconds { return a.seconds > b.seconds }
+            return a.order < b.order
+        }
+        // Position p takes the entry now at keys[p].index.
+        var from = keys.map(\.index)
+        keys = []
+        for start in from.indices where from[start] != start {
+            var p = start
+            while from[p] != start {
+                entries.swapAt(p, from[p])
+                let next = from[p]
+                from[p] = p
+                p = next
+            }
+            from[p] = p
+        }
+        for i in entries.indices { live[entries[i].job.id] = i }
         needsSort = false
         sortedAtGeneration = predictor.generation
         eventsSinceSort = 0

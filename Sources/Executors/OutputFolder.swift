@@ -12,7 +12,7 @@ import Manifest
 /// that appeared after the listing its start saw.
 final class OutputFolder: @unchecked Sendable {
     let outputDir: String
-    /// Every clip's final output path (files the batch owns in output_dir).
+    /// Every clip's output, relative to output_dir (the files the batch owns there); the clips' own strings.
     let owned: Set<String>
     private let outputs: [String: String]
     private var listings: [String: Listing] = [:]
@@ -30,11 +30,11 @@ final class OutputFolder: @unchecked Sendable {
 
     init(outputDir: String, jobs: [Job]) {
         self.outputDir = outputDir
-        self.outputs = Dictionary(uniqueKeysWithValues: jobs.map { ($0.id, outputDir + "/" + $0.clip.output) })
-        self.owned = Set(jobs.map { outputDir + "/" + $0.clip.output })
+        self.outputs = Dictionary(uniqueKeysWithValues: jobs.map { ($0.id, $0.clip.output) })
+        self.owned = Set(jobs.map(\.clip.output))
     }
 
-    func path(_ job: Job) -> String { outputs[job.id] ?? outputDir + "/" + job.clip.output }
+    func path(_ job: Job) -> String { outputDir + "/" + job.clip.output }
     func folder(_ job: Job) -> String { (path(job) as NSString).deletingLastPathComponent }
 
     /// Whether a succeeded job's output is still the one recorded: same size and mtime, or failing that, same digest.
@@ -57,7 +57,8 @@ final class OutputFolder: @unchecked Sendable {
 
     /// Removes the temporary outputs (`.<name>.partial-N*`) a stopped attempt left.
     func removePartials(_ jobID: String) {
-        guard let final = outputs[jobID] else { return }
+        guard let relative = outputs[jobID] else { return }
+        let final = outputDir + "/" + relative
         let dir = (final as NSString).deletingLastPathComponent
         let prefix = "." + (final as NSString).lastPathComponent + ".partial-"
         for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where f.hasPrefix(prefix) {
@@ -105,6 +106,7 @@ final class OutputFolder: @unchecked Sendable {
 
     private func isStray(_ name: String, in dir: String) -> Bool {
         if name == ".avatar-batch" || (name.hasPrefix(".") && name.contains(".partial-")) { return false }
-        return !owned.contains(dir + "/" + name)
+        let relative = dir == outputDir ? name : String(dir.dropFirst(outputDir.count + 1)) + "/" + name
+        return !owned.contains(relative)
     }
 }

@@ -3,10 +3,14 @@ import Foundation
 /// A clip ready to schedule: resolved settings and the content key that decides whether it must be rendered.
 public struct Job: Sendable, Hashable, Codable, Identifiable {
     public var clip: ClipSpec
-    /// SHA-256 over `keyParts`.
+    /// SHA-256 over the sorted `name=value` lines of `JobBuilder.keyParts` (`validate --explain-key` prints them; a
+    /// job does not carry them: at about 1 KB a job they were most of a 100,000-job batch's memory).
     public var contentKey: String
-    /// The sorted `name=value` lines the key hashes; `validate --explain-key` prints them.
-    public var keyParts: [String]
+
+    public init(clip: ClipSpec, contentKey: String) {
+        self.clip = clip
+        self.contentKey = contentKey
+    }
 
     public var id: String { clip.id }
     public var settings: ClipSettings { clip.settings }
@@ -37,7 +41,7 @@ public struct JobBuilder {
 
     mutating func job(for clip: ClipSpec, identity: [String]) throws -> Job {
         let parts = try keyParts(for: clip, identity: identity)
-        return Job(clip: clip, contentKey: SHA256.hex(parts.joined(separator: "\n")), keyParts: parts)
+        return Job(clip: clip, contentKey: SHA256.hex(parts.joined(separator: "\n")))
     }
 
     /// Every part of a clip's key, sorted.

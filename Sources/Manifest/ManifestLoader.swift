@@ -163,30 +163,37 @@ public struct ManifestLoader {
 
         guard let profile else { return finish(nil) }
         var clips: [ClipSpec] = []
-        var ids: [String: ClipSpec] = [:]
-        var outputs: [String: ClipSpec] = [:]
+        clips.reserveCapacity(rawClips.count)
+        // Clips by output, as positions in `clips` (a 100,000-clip manifest held copies of every clip here).
+        var outputs: [String: Int] = [:]
         // Duplicate ids are found on the raw clips, so they are reported in the same pass as every other problem.
-        var firstID: [String: String] = [:]
+        var firstID: [String: Int] = [:]
         var duplicate = Set<Int>()
         for (i, raw) in rawClips.enumerated() {
             guard let v = raw.fields["id"], let id = v.node.scalar else { continue }
             if let first = firstID[id] {
-                reader.error(file: raw.file, at: v.node.position, "duplicate clip id \"\(id)\" (first at \(first))", fix: "give each clip its own id")
+                let f = rawClips[first]
+                reader.error(file: raw.file, at: v.node.position, "duplicate clip id \"\(id)\" (first at \(f.file):\(f.position.line))", fix: "give each clip its own id")
                 duplicate.insert(i)
             } else {
-                firstID[id] = "\(raw.file):\(raw.position.line)"
+                firstID[id] = i
             }
         }
-        for (i, raw) in rawClips.enumerated() {
+        firstID = [:]
+        // Each raw clip's fields are let go once resolved, so the raw and the resolved clips are not both held whole.
+        var raws = rawClips
+        rawClips = []
+        for i in raws.indices {
+            let raw = raws[i]
+            raws[i].fields = [:]
             guard let clip = resolveClip(raw.fields, file: raw.file, position: raw.position, profile: profile), !duplicate.contains(i) else { continue }
-            ids[clip.id] = clip
             if let first = outputs[clip.output] {
                 let pos = raw.fields["output"]?.node.position ?? raw.position
-                reader.error(file: raw.file, at: pos, "clips \"\(first.id)\" and \"\(clip.id)\" write the same output \"\(clip.output)\"",
+                reader.error(file: raw.file, at: pos, "clips \"\(clips[first].id)\" and \"\(clip.id)\" write the same output \"\(clip.output)\"",
                              fix: "give each clip its own output")
                 continue
             }
-            outputs[clip.output] = clip
+            outputs[clip.output] = clips.count
             clips.append(clip)
         }
         var manifest = Manifest(version: version, name: name, path: absolute, outputDir: outputDir, renderer: profile, gpus: gpus,

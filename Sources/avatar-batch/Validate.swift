@@ -28,7 +28,8 @@ struct Validate: AsyncParsableCommand {
             }
             print("content key of \(id): \(job.contentKey)")
             print("SHA-256 over these lines, sorted, joined by newlines:")
-            for p in job.keyParts { print("  \(p)") }
+            var builder = JobBuilder()
+            for p in try builder.keyParts(for: job.clip, renderer: manifest.renderer) { print("  \(p)") }
             return
         }
         if json {
