@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Readers beside a run: N trivial jobs (cp, 8 virtual GPUs x 4) run once alone and once with R concurrent
 # `status --json` readers polling every 100 ms. Reports both wall times, the slowdown, how many reads were made and
-# every read that failed (a lock error would show here). Usage: bash bench/readers.sh [N] [R]
+# every read that failed (a lock error would show here). Usage: bash bench/readers.sh [N] [R] [STATUS ARGS...]
+# STATUS ARGS default to `MANIFEST --json`; e.g. `--state STORE --json --summary` (the words MANIFEST and STORE are
+# replaced by the batch's manifest and store).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-2000}; readers=${2:-16}
+n=${1:-2000}; readers=${2:-16}; shift $(( $# < 2 ? $# : 2 ))
+read_args=("$@"); [ ${#read_args[@]} -gt 0 ] || read_args=(MANIFEST --json)
 swift build -c release --product avatar-batch 2>&1 | tail -1
 bin=$PWD/.build/release/avatar-batch
 source bench/cp-batch.sh
@@ -24,7 +27,8 @@ until [ -e "$w/out/.avatar-batch/state.sqlite" ] || [ -e "$w/finished" ]; do sle
 for r in $(seq "$readers"); do
   ( ok=0; bad=0
     while [ ! -e "$w/finished" ]; do
-      if "$bin" status "$w/m.yaml" --json >/dev/null 2>"$w/err-$r"; then ok=$((ok + 1)); else bad=$((bad + 1)); cat "$w/err-$r" >> "$w/errors"; fi
+      args=(); for a in "${read_args[@]}"; do case $a in MANIFEST) args+=("$w/m.yaml") ;; STORE) args+=("$w/out/.avatar-batch/state.sqlite") ;; *) args+=("$a") ;; esac; done
+      if "$bin" status "${args[@]}" >/dev/null 2>"$w/err-$r"; then ok=$((ok + 1)); else bad=$((bad + 1)); cat "$w/err-$r" >> "$w/errors"; fi
       sleep 0.1
     done
     echo "$ok $bad" > "$w/reader-$r" ) &

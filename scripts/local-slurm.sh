@@ -6,7 +6,8 @@
 #   bash scripts/local-slurm.sh stop    cancels queued jobs and stops the daemons this script started
 # The node: localhost, $SLURM_NODE_CPUS CPUs (default 16, more than the machine has: config_overrides), 4 fake GPUs
 # (links to /dev/null) with 24 shards each, standing for GB of GPU memory. Jobs that end are kept visible 300 s;
-# credentials expire after 10 s (how long a requeued job waits).
+# credentials expire after 10 s (how long a requeued job waits). Two partitions: debug (the default) and urgent,
+# whose jobs preempt debug's (PreemptType=preempt/partition_prio, PreemptMode=CANCEL: a preempted job ends PREEMPTED).
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "local-slurm: run as root" >&2; exit 1; }
 RUN=/run/avatar-batch-slurm
@@ -97,7 +98,10 @@ JobAcctGatherParams=OverMemoryKill
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS Sockets=1 CoresPerSocket=$CPUS ThreadsPerCore=1 RealMemory=$mem Gres=gpu:$GPUS,shard:$(( GPUS * SHARDS )) State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+PreemptType=preempt/partition_prio
+PreemptMode=CANCEL
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName=urgent Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=2 PreemptMode=OFF
 EOF
   {
     echo "# written by avatar-batch scripts/local-slurm.sh: fake GPUs"

@@ -102,6 +102,8 @@ public struct Planner: Sendable {
     public var predictor: Predictor
     public var dispatcher: Dispatcher
     public var maxJobsPerGPU: Int
+    /// Waiting jobs that may reserve a GPU per dispatch round (the run's dispatcher uses the same default).
+    public var maxReservations = Dispatcher.reservationsPerRound
 
     public init(predictor: Predictor, strategy: Strategy, maxJobsPerGPU: Int? = nil) {
         self.predictor = predictor
@@ -184,7 +186,7 @@ public struct Planner: Sendable {
                 let round: DispatchRound = {
                     let (q, isAlive, start) = (queue, alive, head)
                     let pending = (start..<q.count).lazy.filter { isAlive[$0] }.map { q[$0] }
-                    return dispatcher.sortedRound(pending, loads: &loads, now: now, explain: explain, maxReservations: Dispatcher.reservationsPerRound,
+                    return dispatcher.sortedRound(pending, loads: &loads, now: now, explain: explain, maxReservations: maxReservations,
                                                   maxWaiting: Dispatcher.waitingPerRound,
                                                   smallestGB: smallest, queueCount: live,
                                                   hint: Dispatcher.RoundHint(open: openList, anyBusy: running > 0, largestGB: largestGB))

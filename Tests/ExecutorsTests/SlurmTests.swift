@@ -1,3 +1,4 @@
+import Checkpoint
 import Executors
 import Foundation
 import Manifest
@@ -177,6 +178,81 @@ extension SlurmTests {
         let inSlurm = try squeueJobs(named: [id])
         #expect(inSlurm.count == 2 && Set(inSlurm.map(\.state)) == ["NODE_FAIL", "COMPLETED"], "\(inSlurm)")
         #expect(b.ledgerLines().filter { $0["event"] as? String == "start" }.count == 2)
+    }
+
+    @Test func aPreemptedJobGetsANewRecordedAttemptNeverLostNorCountedTwice() async throws {
+        // The test cluster preempts the debug partition's jobs for the urgent one's (PreemptMode=CANCEL): each
+        // running clip's Slurm job ends PREEMPTED; avatar-batch records that attempt interrupted (not counted against
+        // max_attempts 1) and submits the clip again as a new attempt, which runs once the urgent job is done.
+        let ids = (0..<3).map { "preempt-\(tag)-\($0)" }
+        let b = Batch(clips: ids.map { ($0, "ok") }, retry: "{max_attempts: 1}")
+        try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"6\"]"))
+        let partitions = try CLI.runProgram("/usr/bin/sinfo", ["-h", "-o", "%P"]).stdout
+        try #require(partitions.contains("urgent"), "the test cluster has no urgent partition (scripts/local-slurm.sh configures it): \(partitions)")
+        let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"] + slurmArgs)
+        for _ in 0..<300 where b.ledgerLines().filter({ $0["event"] as? String == "start" }).count < ids.count {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try #require(b.ledgerLines().filter { $0["event"] as? String == "start" }.count == ids.count, "the clips never all started")
+        let urgent = "urgent-\(tag)"
+        let sub = try CLI.runProgram("/usr/bin/sbatch", ["-p", "urgent", "--exclusive", "-J", urgent, "-o", "/dev/null", "--wrap", "sleep 2"])
+        #expect(sub.status == 0, "\(sub.stderr)")
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let jobs = try b.jobs()
+        for id in ids {
+            #expect(jobs[id]?["state"] as? String == "succeeded")
+            #expect(classifications(jobs[id]) == ["interrupted", "succeeded"], "\(id)")
+            let attempts = (jobs[id]?["attempts"] as? [[String: Any]]) ?? []
+            #expect((attempts.first?["note"] as? String)?.contains("PREEMPTED") == true, "\(attempts.first ?? [:])")
+            // Two Slurm jobs for the clip: the preempted one and the new attempt's; Slurm requeued neither itself.
+            let slurmIDs = attempts.compactMap { $0["slurm_job_id"] as? String }
+            #expect(slurmIDs.count == 2 && Set(slurmIDs).count == 2)
+            let inSlurm = try squeueJobs(named: [id])
+            #expect(Set(inSlurm.map(\.state)) == ["PREEMPTED", "COMPLETED"], "\(inSlurm)")
+        }
+        // Counted once each: three succeeded, nothing failed.
+        let counts = try b.status()["counts"] as? [String: Int]
+        #expect(counts?["succeeded"] == ids.count && counts?["failed"] == 0)
+    }
+
+    @Test func sigkillDuringSubmissionNeverSubmitsAnAttemptTwiceNorLosesOne() async throws {
+        // The orchestrator is killed at seeded random moments while it submits (more clips than --max-in-flight, so
+        // every run submits), then run to the end: each clip has one succeeded attempt and was rendered once, and
+        // every Slurm job the store knows is one submission (a kill between sbatch and recording the id is found
+        // again by the job's comment). AVATAR_BATCH_SLURM_CHAOS_KILLS / _CLIPS / _SEED make it a soak.
+        let env = ProcessInfo.processInfo.environment
+        let clips = Int(env["AVATAR_BATCH_SLURM_CHAOS_CLIPS"] ?? "") ?? 12
+        let kills = Int(env["AVATAR_BATCH_SLURM_CHAOS_KILLS"] ?? "") ?? 5
+        let seed = UInt64(env["AVATAR_BATCH_SLURM_CHAOS_SEED"] ?? "") ?? 11
+        var rng = SeededGenerator(seed: seed)
+        let ids = (0..<clips).map { "skill-\(tag)-\($0)" }
+        let b = Batch(clips: ids.map { ($0, "ok") })
+        for k in 0..<kills {
+            let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1", "--max-in-flight", "3"] + slurmArgs)
+            usleep(UInt32(Int.random(in: 150...1200, using: &rng)) * 1000)
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            if FileManager.default.fileExists(atPath: b.store) {
+                #expect(try Store(path: b.store, readOnly: true).integrityCheck() == "ok", "seed \(seed), kill \(k)")
+            }
+        }
+        // The kills came while it submitted: some clips were in Slurm, not all of them done.
+        let before = FileManager.default.fileExists(atPath: b.store) ? try recordedSlurmIDs(b).values.flatMap { $0 }.count : 0
+        #expect(before > 0, "seed \(seed): no kill came after a submission: the test proved nothing")
+        let r = try b.run(slurmArgs)
+        #expect(r.status == 0, "seed \(seed): \(r.stderr)")
+        let jobs = try b.jobs()
+        #expect(jobs.count == clips && jobs.values.allSatisfy { $0["state"] as? String == "succeeded" })
+        for id in ids { #expect(classifications(jobs[id]).filter { $0 == "succeeded" }.count == 1, "seed \(seed): \(id)") }
+        // Rendered once each: no clip's renderer started twice.
+        let starts = b.ledgerLines().filter { $0["event"] as? String == "start" }.map { $0["clip"] as! String }
+        #expect(starts.sorted() == ids.sorted(), "seed \(seed): \(Dictionary(grouping: starts, by: { $0 }).filter { $0.value.count > 1 }.keys)")
+        // Every recorded Slurm id is a distinct job, and every job Slurm ran for these clips is recorded.
+        let recorded = try recordedSlurmIDs(b).values.flatMap { $0 }
+        #expect(Set(recorded).count == recorded.count)
+        let ran = try squeueJobs(named: ids).filter { $0.state == "COMPLETED" }.map(\.id)
+        #expect(Set(ran).isSubset(of: Set(recorded)), "seed \(seed): Slurm ran jobs the store does not know")
     }
 
     @Test func aSecondCtrlCLeavesAndTheNextRunRequeuesWhatItCancelled() async throws {

@@ -141,6 +141,28 @@ if wanted("plan") {
     print(String(format: "  -> makespan %.0f s, lower bound %.0f s, ratio %.3f", plan!.makespanS, plan!.lowerBoundS, plan!.ratio))
 }
 
+if wanted("mixed") {
+    // The liveavatar mix on half 24 GB, half 80 GB cards at two scales, with the dispatcher's reservations per round
+    // as shipped and raised: why the makespan / lower bound ratio grows with the batch (docs/benchmarks.md).
+    let half = Int(ProcessInfo.processInfo.environment["PLAN_GPUS"] ?? "1000")! / 2
+    let gpus = (0..<half).map { GPU(index: $0, model: "L4", memoryGB: 24) } + (0..<half).map { GPU(index: half + $0, model: "H100", memoryGB: 80) }
+    for n in [10_000, 100_000] {
+        let jobs = randomJobs(n, seed: 7, sizes: ["384*256", "688*368", "704*384"], clips: 10...1000)
+        for reservations in [Dispatcher.reservationsPerRound, 64, 512] {
+            var planner = Planner(predictor: Predictor(profile: liveavatar), strategy: Strategy.table["earliest-finish"]!)
+            planner.maxReservations = reservations
+            let started = Date()
+            let plan = planner.plan(jobs, gpus: gpus, explain: false)
+            let big = Set(plan.runs.filter { planner.predictor.estimate(jobs[Int($0.jobID.dropFirst(5))!].settings).memoryGB > 24 }.map(\.jobID))
+            let smallOnBig = plan.runs.filter { !big.contains($0.jobID) && $0.gpu >= half }.map { $0.endS - $0.startS }.reduce(0, +)
+            let lastBigEnd = plan.runs.filter { big.contains($0.jobID) }.map(\.endS).max() ?? 0
+            let lastSmallEnd = plan.runs.filter { !big.contains($0.jobID) }.map(\.endS).max() ?? 0
+            print(String(format: "%7d jobs, %4d reservations/round: ratio %.3f (makespan %.0f s, bound %.0f s); last 80GB-only job ends %.0f s, last small %.0f s; small jobs' time on 80 GB cards %.0f card-s; %.1f s",
+                         n, reservations, plan.ratio, plan.makespanS, plan.lowerBoundS, lastBigEnd, lastSmallEnd, smallOnBig, Date().timeIntervalSince(started)))
+        }
+    }
+}
+
 if wanted("compare") {
     Compare.run(profile: liveavatar)
 }
