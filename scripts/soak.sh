@@ -3,10 +3,10 @@
 # and again with new seeds, for as long as asked. Usage: bash scripts/soak.sh [SECONDS] [CLIPS] [KILLS]
 set -u
 cd "$(dirname "$0")/.."
-duration=${1:-600}; clips=${2:-200}; kills=${3:-30}
+duration=${1:-600}; clips=${2:-200}; kills=${3:-30}; max_rounds=${4:-0}
 swift build --build-tests 2>&1 | tail -1
 end=$((SECONDS + duration)); seed=1; passed=0; failed=0
-while [ $SECONDS -lt $end ]; do
+while [ $SECONDS -lt $end ] && { [ "$max_rounds" = 0 ] || [ $((seed - 1)) -lt "$max_rounds" ]; }; do
   log=$(mktemp)
   if AVATAR_BATCH_CHAOS_CLIPS=$clips AVATAR_BATCH_CHAOS_KILLS=$kills AVATAR_BATCH_CHAOS_SEED=$seed \
        swift test --skip-build --filter ChaosTests > "$log" 2>&1; then
