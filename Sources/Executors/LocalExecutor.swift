@@ -115,7 +115,8 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
     public func admit(_ queue: JobQueue, predictor: Predictor, now: Double) -> Admission {
         var admission = Admission()
         let round = dispatcher.round(queue: queue.requests(predictor), loads: &loads, now: now, presorted: true, explain: false,
-                                     smallestGB: queue.smallestGB(predictor), queueCount: queue.count)
+                                     maxWaiting: Dispatcher.waitingDepth(gpus: gpus.count), smallestGB: queue.smallestGB(predictor),
+                                     queueCount: queue.count)
         for (id, reason) in round.never.sorted(by: { $0.key < $1.key }) { admission.never.append((id, reason, true)) }
         var hostUsed = held.values.reduce(0) { $0 + $1.hostRAMGB }
         for (id, gpuIndex) in round.starts {

@@ -104,6 +104,9 @@ public struct Planner: Sendable {
     public var maxJobsPerGPU: Int
     /// Waiting jobs that may reserve a GPU per dispatch round (the run's dispatcher uses the same default).
     public var maxReservations = Dispatcher.reservationsPerRound
+    /// Waiting jobs a dispatch round looks at before the rest wait for the next round; nil: as the run does,
+    /// `Dispatcher.waitingDepth(gpus:)`.
+    public var maxWaiting: Int?
 
     public init(predictor: Predictor, strategy: Strategy, maxJobsPerGPU: Int? = nil) {
         self.predictor = predictor
@@ -187,7 +190,7 @@ public struct Planner: Sendable {
                     let (q, isAlive, start) = (queue, alive, head)
                     let pending = (start..<q.count).lazy.filter { isAlive[$0] }.map { q[$0] }
                     return dispatcher.sortedRound(pending, loads: &loads, now: now, explain: explain, maxReservations: maxReservations,
-                                                  maxWaiting: Dispatcher.waitingPerRound,
+                                                  maxWaiting: maxWaiting ?? Dispatcher.waitingDepth(gpus: gpus.count),
                                                   smallestGB: smallest, queueCount: live,
                                                   hint: Dispatcher.RoundHint(open: openList, anyBusy: running > 0, largestGB: largestGB))
                 }()

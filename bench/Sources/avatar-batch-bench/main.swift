@@ -148,17 +148,20 @@ if wanted("mixed") {
     let gpus = (0..<half).map { GPU(index: $0, model: "L4", memoryGB: 24) } + (0..<half).map { GPU(index: half + $0, model: "H100", memoryGB: 80) }
     for n in [10_000, 100_000] {
         let jobs = randomJobs(n, seed: 7, sizes: ["384*256", "688*368", "704*384"], clips: 10...1000)
-        for reservations in [Dispatcher.reservationsPerRound, 64, 512] {
+        for (reservations, waiting) in [(Dispatcher.reservationsPerRound, Dispatcher.waitingPerRound), (64, Dispatcher.waitingPerRound),
+                                         (Dispatcher.reservationsPerRound, Dispatcher.waitingDepth(gpus: gpus.count)),
+                                         (Dispatcher.reservationsPerRound, 1_000_000)] {
             var planner = Planner(predictor: Predictor(profile: liveavatar), strategy: Strategy.table["earliest-finish"]!)
             planner.maxReservations = reservations
+            planner.maxWaiting = waiting
             let started = Date()
             let plan = planner.plan(jobs, gpus: gpus, explain: false)
             let big = Set(plan.runs.filter { planner.predictor.estimate(jobs[Int($0.jobID.dropFirst(5))!].settings).memoryGB > 24 }.map(\.jobID))
             let smallOnBig = plan.runs.filter { !big.contains($0.jobID) && $0.gpu >= half }.map { $0.endS - $0.startS }.reduce(0, +)
             let lastBigEnd = plan.runs.filter { big.contains($0.jobID) }.map(\.endS).max() ?? 0
             let lastSmallEnd = plan.runs.filter { !big.contains($0.jobID) }.map(\.endS).max() ?? 0
-            print(String(format: "%7d jobs, %4d reservations/round: ratio %.3f (makespan %.0f s, bound %.0f s); last 80GB-only job ends %.0f s, last small %.0f s; small jobs' time on 80 GB cards %.0f card-s; %.1f s",
-                         n, reservations, plan.ratio, plan.makespanS, plan.lowerBoundS, lastBigEnd, lastSmallEnd, smallOnBig, Date().timeIntervalSince(started)))
+            print(String(format: "%7d jobs, %4d reservations and %7d waiting jobs looked at per round: ratio %.3f (makespan %.0f s, bound %.0f s); last 80GB-only job ends %.0f s, last small %.0f s; small jobs' time on 80 GB cards %.0f card-s; %.1f s",
+                         n, reservations, waiting, plan.ratio, plan.makespanS, plan.lowerBoundS, lastBigEnd, lastSmallEnd, smallOnBig, Date().timeIntervalSince(started)))
         }
     }
 }
