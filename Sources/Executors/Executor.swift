@@ -44,7 +44,9 @@ public protocol AttemptExecutor: AnyObject, Sendable {
     /// Second Ctrl-C, on the signal thread, just before the process exits 130: act at once, never wait. Returns
     /// what to tell the user.
     func abortNow() -> String
-    /// The run is over: stop the executor's own tasks; returns the highest device memory seen per GPU (GB).
+    /// The run is over, or stopped on an error: stop the executor's own tasks and what it can of its attempts
+    /// (the local executor stops and waits for its process groups; Slurm jobs keep running, for the next run to
+    /// collect); returns the highest device memory seen per GPU (GB).
     func close() async -> [Int: Double]
 
     /// Where the batch runs, for its opening line ("8 GPU(s) [earliest-finish]").

@@ -196,8 +196,13 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         return "killed running jobs; run the same command again to resume"
     }
 
+    /// Stops the sampler; attempts still running (the session stopped on an error) are stopped and waited for, so
+    /// no renderer outlives the orchestrator's run.
     public func close() async -> [Int: Double] {
         sampler?.cancel()
+        for h in held.values { h.task.cancel() }
+        for h in held.values { await h.task.value }
+        held.removeAll()
         return memory.peaks
     }
 }
