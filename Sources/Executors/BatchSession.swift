@@ -214,7 +214,9 @@ public final class BatchSession: @unchecked Sendable {
                 if let gpu = running[ended.jobID]?.placement.gpu?.index { accrue(gpu: gpu, in: &running) }
                 let r = running.removeValue(forKey: ended.jobID)!
                 let result = executor.settle(ended)
-                if let e = tally(try finish(r, result, stopping: stopping), &summary, failedForGood: &failedForGood) { queue.append(e) }
+                let next = try finish(r, result, stopping: stopping)
+                executor.recorded(ended)
+                if let e = tally(next, &summary, failedForGood: &failedForGood) { queue.append(e) }
                 if !stopping && failureLimitReached(failedForGood, &summary, queued: queue.count, still: "running jobs finish") { stopping = true }
             }
         }

@@ -39,6 +39,10 @@ public protocol AttemptExecutor: AnyObject, Sendable {
     /// The session took an attempt's end: free what it held (its GPU reservation, its port) and return the result
     /// with what only the executor knows added (a sampled memory peak).
     func settle(_ ended: EndedAttempt) -> AttemptResult
+    /// The session has recorded the attempt's end in the store: what the executor kept only so a later run could
+    /// learn that end (the Slurm node's result file) may go now, and not before, or a run killed in between would
+    /// find the attempt open and its evidence gone.
+    func recorded(_ ended: EndedAttempt)
     /// First Ctrl-C: stop every attempt; each still reports its end, as `interrupted`.
     func stopAll() async
     /// Second Ctrl-C, on the signal thread, just before the process exits 130: act at once, never wait. Returns
@@ -59,6 +63,8 @@ public protocol AttemptExecutor: AnyObject, Sendable {
 }
 
 extension AttemptExecutor {
+    public func recorded(_ ended: EndedAttempt) {}
+
     public func need(_ gb: Double) -> String { String(format: "%.1f GB, more than any GPU has", gb) }
     public func refusal(_ count: Int) -> String {
         "\(count) clip(s) fit no GPU; change their settings (see above) or run on larger GPUs"

@@ -90,6 +90,8 @@ public final class SlurmExecutor: AttemptExecutor, @unchecked Sendable {
     private var stoppingSince: Date?
     private var events: ExecutorEvents?
     private var poller: Task<Void, Never>?
+    /// Attempts whose Slurm job ended and was collected: their job and result files go once the session recorded the end.
+    private var collected: Set<Int64> = []
     private var script = ""
     /// Names this store's submissions in their comment, so a submission whose id was never recorded is found again.
     private let token: String
@@ -263,7 +265,7 @@ public final class SlurmExecutor: AttemptExecutor, @unchecked Sendable {
                 let result = AttemptResult(classification: .interrupted, exitCode: nil, signal: nil, seconds: Date().timeIntervalSince(t.submitted),
                                            stderrTail: "", oom: nil, reportedPeakGB: nil, outputDigest: nil,
                                            note: "cancelled; Slurm job \(t.slurmID) did not end in time", leftovers: [])
-                finishTracking(t)
+                finishTracking(t, collected: false)
                 events.post(.ended(EndedAttempt(jobID: t.jobID, attemptID: t.attemptID, result: result)))
             }
             events.post(.say("gave up waiting for \(now.count) cancelled Slurm job(s); the next run collects them"))
@@ -283,15 +285,24 @@ public final class SlurmExecutor: AttemptExecutor, @unchecked Sendable {
             }
             guard status.isFinished else { continue }
             let result = collect(t, status, stopping: lock.withLock { stoppingSince != nil })
-            finishTracking(t)
+            finishTracking(t, collected: true)
             events.post(.ended(EndedAttempt(jobID: t.jobID, attemptID: t.attemptID, result: result)))
         }
     }
 
-    /// Stops following a job whose end is reported; its job and result files are done with.
-    private func finishTracking(_ t: Tracked) {
-        _ = lock.withLock { tracked.removeValue(forKey: t.attemptID) }
-        let files = paths(attemptID: t.attemptID)
+    /// Stops following a job whose end is reported. Its job and result files stay until the session has recorded the
+    /// end (`recorded`): a run killed before that re-attaches and collects the same result, instead of finding the
+    /// job COMPLETED without one and rendering the clip again.
+    private func finishTracking(_ t: Tracked, collected ended: Bool) {
+        lock.withLock {
+            tracked.removeValue(forKey: t.attemptID)
+            if ended { collected.insert(t.attemptID) }
+        }
+    }
+
+    public func recorded(_ ended: EndedAttempt) {
+        guard lock.withLock({ collected.remove(ended.attemptID) }) != nil else { return }
+        let files = paths(attemptID: ended.attemptID)
         try? FileManager.default.removeItem(atPath: files.job)
         try? FileManager.default.removeItem(atPath: files.result)
     }
