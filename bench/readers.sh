@@ -8,8 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}; readers=${2:-16}; shift $(( $# < 2 ? $# : 2 ))
 read_args=("$@"); [ ${#read_args[@]} -gt 0 ] || read_args=(MANIFEST --json)
-swift build -c release --product avatar-batch 2>&1 | tail -1
-bin=$PWD/.build/release/avatar-batch
+# AVATAR_BATCH_BIN: a binary to use instead of building one (the portable build on a host without Swift).
+if [ -n "${AVATAR_BATCH_BIN:-}" ]; then bin=$AVATAR_BATCH_BIN; else
+  swift build -c release --product avatar-batch 2>&1 | tail -1
+  bin=$PWD/.build/release/avatar-batch
+fi
 source bench/cp-batch.sh
 setup() { cp_batch "$n" readers; }
 timed_run() { local s e; s=$(date +%s.%N); "$bin" run "$1/m.yaml" --quiet; e=$(date +%s.%N); python3 -c "print($e - $s)"; }
