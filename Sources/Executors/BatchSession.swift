@@ -64,6 +64,8 @@ public final class BatchSession: @unchecked Sendable {
     let executor: any AttemptExecutor
     let progress: ProgressReporter
     let outputs: OutputFolder
+    /// The renderer's S(k), for solo-equivalent durations of attempts that shared a GPU.
+    let sharing: SharingModel
     var predictor: Predictor
 
     public init(manifest: Manifest, jobs: [Job], store: Store, executor: any AttemptExecutor, options: SessionOptions, progress: ProgressReporter) throws {
@@ -75,6 +77,7 @@ public final class BatchSession: @unchecked Sendable {
         self.executor = executor
         self.progress = progress
         self.outputs = OutputFolder(outputDir: manifest.outputDir, jobs: jobs)
+        self.sharing = SharingModel(manifest.renderer.sharing)
         self.predictor = Predictor(profile: manifest.renderer, observations: try store.observations(renderer: manifest.renderer.name))
     }
 
@@ -248,18 +251,16 @@ public final class BatchSession: @unchecked Sendable {
         // Attempts of another executor first: an executor that cannot take them back refuses before touching the rest.
         for a in try store.openAttempts().sorted(by: { ($0.executor != executor.kind ? 0 : 1, $0.id) < ($1.executor != executor.kind ? 0 : 1, $1.id) }) {
             let job = self.job(a.jobID)
-            let settings = a.settings ?? job?.settings
-            let entry = job.map { JobQueue.Entry(job: $0, settings: settings ?? $0.settings, isolate: a.isolated, rung: a.rung, change: a.change,
-                                                 order: position[$0.id] ?? 0) }
-            let estimate = entry.map { predictor.estimate($0.settings, jobID: $0.job.id) }
-            let plan = entry.map { attemptPlan($0, attempt: a, placement: Placement(gpu: nil), timeout: timeout($0, estimate!)) }
-            switch try await executor.adopt(a, placement: AdoptedAttempt(plan: plan, estimate: estimate, isolate: a.isolated)) {
+            switch try await executor.adopt(a, known: AdoptedAttempt(inManifest: job != nil, graceSeconds: options.graceSeconds)) {
             case .tracked:
-                guard let entry, let estimate else { continue }
-                running[a.jobID] = Running(entry: entry, attempt: a, placement: Placement(gpu: nil), estimate: estimate,
+                guard let job else { continue }
+                let entry = JobQueue.Entry(job: job, settings: a.settings ?? job.settings, isolate: a.isolated, rung: a.rung, change: a.change,
+                                           order: position[job.id] ?? 0)
+                running[a.jobID] = Running(entry: entry, attempt: a, placement: Placement(gpu: nil),
+                                           estimate: predictor.estimate(entry.settings, jobID: job.id),
                                            started: Date(timeIntervalSince1970: a.startedAt), soloSeconds: nil)
             case let .gone(note):
-                outputs.removePartials(a.jobID)
+                if let job { outputs.removePartials(job) }
                 try store.finishAttempt(a, AttemptEnd(classification: .interrupted, note: note, jobState: .interrupted, reason: "interrupted"))
                 progress.event("requeue \(a.jobID): attempt \(a.number) was interrupted")
             }
@@ -386,7 +387,7 @@ public final class BatchSession: @unchecked Sendable {
     func accrue(gpu: Int, in running: inout [String: Running]) {
         let now = Date()
         let here = running.filter { $0.value.placement.gpu?.index == gpu }.map(\.key)
-        let rate = SharingModel(manifest.renderer.sharing).perJobRate(max(here.count, 1))
+        let rate = sharing.perJobRate(max(here.count, 1))
         for id in here {
             running[id]!.soloSeconds = (running[id]!.soloSeconds ?? 0) + now.timeIntervalSince(running[id]!.accountedUntil) * rate
             running[id]!.accountedUntil = now
@@ -477,14 +478,14 @@ public final class BatchSession: @unchecked Sendable {
             end.jobState = .interrupted
             end.reason = "interrupted"
             try store.finishAttempt(r.attempt, end)
-            outputs.removePartials(id)
+            outputs.removePartials(r.entry.job)
             progress.event("interrupted \(id)" + (stopping || result.note == nil ? "" : ": \(result.note!)"))
             return stopping ? .interrupted : .requeue(requeued(r))
         case .cancelled:
             end.jobState = .cancelled
             end.reason = "cancelled outside avatar-batch; `avatar-batch retry` renders it again"
             try store.finishAttempt(r.attempt, end)
-            outputs.removePartials(id)
+            outputs.removePartials(r.entry.job)
             progress.event("FAILED \(id): \(result.note ?? "cancelled outside avatar-batch"); `avatar-batch retry MANIFEST \(id)` renders it again")
             return .failed
         default:

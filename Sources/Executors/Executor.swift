@@ -30,7 +30,7 @@ public protocol AttemptExecutor: AnyObject, Sendable {
     /// An attempt an earlier orchestrator left open. `.tracked`: it still runs and the executor now reports its end
     /// like one it started; `.gone(note)`: nothing of it runs any more (the session records it interrupted).
     /// Throws when this executor cannot take it back (a Slurm attempt in a local run).
-    func adopt(_ attempt: AttemptRecord, placement: AdoptedAttempt) async throws -> Adoption
+    func adopt(_ attempt: AttemptRecord, known: AdoptedAttempt) async throws -> Adoption
     /// Which queued jobs start now, and where; and which can never run here. Called after every event.
     func admit(_ queue: JobQueue, predictor: Predictor, now: Double) -> Admission
     /// Starts an attempt the session recorded (its row exists, its job is `running`). Returns once it is under way;
@@ -109,10 +109,10 @@ public struct AttemptLaunch: Sendable {
 
 /// What the session knows of an attempt left open, for `adopt`.
 public struct AdoptedAttempt: Sendable {
-    /// nil when its clip left the manifest.
-    public var plan: AttemptPlan?
-    public var estimate: Estimate?
-    public var isolate: Bool
+    /// Whether its clip is still in the manifest (a batch job of a clip that left it is not followed again).
+    public var inManifest: Bool
+    /// Seconds between SIGTERM and SIGKILL when what is left of it is stopped (`--grace`).
+    public var graceSeconds: Double
 }
 
 public enum Adoption: Sendable {

@@ -18,8 +18,6 @@ public struct LocalExecutorOptions: Sendable {
     public var hostRAMGB: Double?
     /// Sample device memory with nvidia-smi this often (real GPUs only).
     public var sampleInterval: Double = 1
-    /// Seconds between SIGTERM and SIGKILL when stopping a leftover process group.
-    public var graceSeconds: Double = 10
 
     public init(gpus: [GPU], strategy: Strategy, maxJobsPerGPU: Int, sharing: SharingModel) {
         self.gpus = gpus
@@ -93,12 +91,12 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
     }
 
     /// A local attempt of a dead run: stop what is left of its process group; a Slurm attempt cannot be collected here.
-    public func adopt(_ a: AttemptRecord, placement: AdoptedAttempt) async throws -> Adoption {
+    public func adopt(_ a: AttemptRecord, known: AdoptedAttempt) async throws -> Adoption {
         guard a.executor == .local else {
             throw ExecutorError.launch("attempt \(a.number) of \(a.jobID) was submitted to Slurm by an earlier run and is not collected yet "
                 + "(Slurm job \(a.slurmJobID ?? "?")); run with --executor slurm to collect it first")
         }
-        await LocalExecutor.stopLeftovers(a, graceSeconds: options.graceSeconds, say: { self.events?.post(.say($0)) })
+        await LocalExecutor.stopLeftovers(a, graceSeconds: known.graceSeconds, say: { self.events?.post(.say($0)) })
         return .gone(note: "the orchestrator stopped while it ran")
     }
 

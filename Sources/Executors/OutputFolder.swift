@@ -14,7 +14,6 @@ final class OutputFolder: @unchecked Sendable {
     let outputDir: String
     /// Every clip's output, relative to output_dir (the files the batch owns there); the clips' own strings.
     let owned: Set<String>
-    private let outputs: [String: String]
     private var listings: [String: Listing] = [:]
 
     struct Listing {
@@ -30,7 +29,6 @@ final class OutputFolder: @unchecked Sendable {
 
     init(outputDir: String, jobs: [Job]) {
         self.outputDir = outputDir
-        self.outputs = Dictionary(uniqueKeysWithValues: jobs.map { ($0.id, $0.clip.output) })
         self.owned = Set(jobs.map(\.clip.output))
     }
 
@@ -56,9 +54,8 @@ final class OutputFolder: @unchecked Sendable {
     }
 
     /// Removes the temporary outputs (`.<name>.partial-N*`) a stopped attempt left.
-    func removePartials(_ jobID: String) {
-        guard let relative = outputs[jobID] else { return }
-        let final = outputDir + "/" + relative
+    func removePartials(_ job: Job) {
+        let final = path(job)
         let dir = (final as NSString).deletingLastPathComponent
         let prefix = "." + (final as NSString).lastPathComponent + ".partial-"
         for f in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where f.hasPrefix(prefix) {

@@ -161,9 +161,9 @@ public final class SlurmExecutor: AttemptExecutor, @unchecked Sendable {
     func slurmLog(_ jobID: String, attempt n: Int) -> String { stateDir + "/logs/\(jobID).attempt-\(n).slurm.log" }
 
     /// A Slurm attempt of an earlier run is followed again (never submitted twice); a local one is stopped.
-    public func adopt(_ a: AttemptRecord, placement: AdoptedAttempt) async throws -> Adoption {
+    public func adopt(_ a: AttemptRecord, known: AdoptedAttempt) async throws -> Adoption {
         guard a.executor == .slurm else {
-            await LocalExecutor.stopLeftovers(a, graceSeconds: 10, say: { self.events?.post(.say($0)) })
+            await LocalExecutor.stopLeftovers(a, graceSeconds: known.graceSeconds, say: { self.events?.post(.say($0)) })
             return .gone(note: "the orchestrator stopped while it ran")
         }
         var id = a.slurmJobID
@@ -172,7 +172,7 @@ public final class SlurmExecutor: AttemptExecutor, @unchecked Sendable {
             id = try await so.client.find(name: a.jobID).first { $0.comment.hasSuffix("attempt=\(token)-\(a.id)") }?.id
             if let id { events?.record(a.id, .batchJob(id: id)) }
         }
-        guard let id, placement.plan != nil else { return .gone(note: "the orchestrator stopped before the job was submitted") }
+        guard let id, known.inManifest else { return .gone(note: "the orchestrator stopped before the job was submitted") }
         let files = paths(attemptID: a.id)
         let t = Tracked(jobID: a.jobID, attemptID: a.id, slurmID: id, resultPath: files.result, slurmLog: slurmLog(a.jobID, attempt: a.number),
                         logPath: a.logPath ?? "", submitted: Date(timeIntervalSince1970: a.startedAt), host: a.host,

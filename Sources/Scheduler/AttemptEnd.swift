@@ -84,10 +84,16 @@ public enum EndClassifier {
     public static func process(_ e: ProcessEnd, oomPatterns: [String]) -> ClassifiedEnd? {
         if e.stoppedByUs { return ClassifiedEnd(.interrupted) }
         if e.timedOut { return ClassifiedEnd(.timeout, note: "ran past its timeout of \(Int(e.timeoutSeconds ?? 0)) s") }
-        if oomPatterns.contains(where: { e.logTail.contains($0) }) { return ClassifiedEnd(.oom, oom: OOMReport.parse(e.logTail)) }
+        if let oom = oom(in: e.logTail, oomPatterns: oomPatterns) { return oom }
         if let sig = e.signal { return ClassifiedEnd(.killed, note: "ended by signal \(sig)") }
         if e.exitCode != 0 { return ClassifiedEnd(.crashed, note: "exit status \(e.exitCode ?? -1)") }
         return nil
+    }
+
+    /// An OOM, with PyTorch's figures, when the log shows one of the renderer's OOM patterns.
+    static func oom(in logTail: String, oomPatterns: [String]) -> ClassifiedEnd? {
+        guard oomPatterns.contains(where: { logTail.contains($0) }) else { return nil }
+        return ClassifiedEnd(.oom, oom: OOMReport.parse(logTail))
     }
 
     /// Scheduler states after which the job is given a new, uncounted attempt.
@@ -113,10 +119,7 @@ public enum EndClassifier {
         case "OUT_OF_MEMORY":
             return .ended(ClassifiedEnd(.killed, note: "\(j.place) ran out of host memory (raise --mem in sbatch_args)"))
         default:
-            let tail = logTail()
-            if let c = process(ProcessEnd(exitCode: nil, signal: nil, logTail: tail), oomPatterns: oomPatterns), c.classification == .oom {
-                return .ended(c)
-            }
+            if let oom = oom(in: logTail(), oomPatterns: oomPatterns) { return .ended(oom) }
             return .ended(ClassifiedEnd(.crashed, note: "\(j.place) ended \(j.state)\(j.exitCode.map { " (exit \($0))" } ?? "") without a result"))
         }
     }

@@ -76,7 +76,6 @@ struct Run: AsyncParsableCommand {
         var o = LocalExecutorOptions(gpus: gpus, strategy: strat, maxJobsPerGPU: maxJobsPerGPU ?? manifest.renderer.maxJobsPerGPU,
                                      sharing: SharingModel(manifest.renderer.sharing))
         o.hostRAMGB = hostRAM
-        o.graceSeconds = grace
         try await execute(manifest, jobs, executor: LocalExecutor(o), strategy: strat)
     }
 
