@@ -82,6 +82,8 @@ public struct AttemptRecord: Sendable, Hashable, Codable {
     public var seconds: Double?
     public var slurmJobID: String?
     public var note: String?
+    /// The warm worker that served it (nil: a process of its own).
+    public var workerID: String? = nil
 
     /// Decodes the settings this attempt ran with.
     public var settings: ClipSettings? { try? JSONDecoder().decode(ClipSettings.self, from: Data(settingsJSON.utf8)) }

@@ -115,6 +115,21 @@ public final class Store: Sendable {
                 UPDATE attempts SET executor = 'slurm', gpu_uuid = NULL WHERE gpu_uuid = 'slurm';
                 """)
         }
+        // Warm workers (docs/workers.md): each worker's life, and which worker served an attempt.
+        m.registerMigration("2026-11-30-workers") { db in
+            try db.execute(sql: """
+                CREATE TABLE workers (
+                    id TEXT PRIMARY KEY,
+                    run_id INTEGER NOT NULL REFERENCES runs(id),
+                    host TEXT NOT NULL, gpu INTEGER, gpu_uuid TEXT, renderer TEXT NOT NULL, load_settings TEXT NOT NULL,
+                    pid INTEGER, process_start INTEGER, log_path TEXT,
+                    started_at REAL NOT NULL, ready_at REAL, load_seconds REAL, resident_gb REAL,
+                    served INTEGER NOT NULL DEFAULT 0, ended_at REAL, end_note TEXT
+                );
+                CREATE INDEX workers_open ON workers(ended_at) WHERE ended_at IS NULL;
+                ALTER TABLE attempts ADD COLUMN worker_id TEXT;
+                """)
+        }
         return m
     }
 
@@ -489,7 +504,8 @@ public final class Store: Sendable {
                       processGroup: r["process_group"], settingsJSON: r["settings_json"], change: r["change"], isolated: r["isolated"],
                       rung: r["rung"], startedAt: r["started_at"], endedAt: r["ended_at"], exitStatus: r["exit_status"], signal: r["signal"],
                       classification: (r["classification"] as String?).flatMap(AttemptClassification.init(rawValue:)), logPath: r["log_path"],
-                      stderrTail: r["stderr_tail"], peakGB: r["peak_gb"], seconds: r["seconds"], slurmJobID: r["slurm_job_id"], note: r["note"])
+                      stderrTail: r["stderr_tail"], peakGB: r["peak_gb"], seconds: r["seconds"], slurmJobID: r["slurm_job_id"], note: r["note"],
+                      workerID: r.hasColumn("worker_id") ? r["worker_id"] : nil)
     }
 }
 

@@ -49,12 +49,21 @@ public enum AttemptRunner {
     /// The argv for a job with these settings (what the renderer's template expands to).
     public static func argv(_ p: AttemptPlan, output: String, environment: [String: String]) -> [String] {
         let s = p.settings
+        var values = placeholderValues(p, output: output)
+        for (k, v) in environment { values["env." + k] = v }
+        let flags = ["online_decode": s.onlineDecode, "offload_model": s.offloadModel, "fp8": s.fp8]
+        return ArgvTemplate.expand(p.renderer.command, values: values, flags: flags, extraArgs: s.extraArgs)
+    }
+
+    /// Every placeholder's value for one attempt, as the argv template spells it.
+    static func placeholderValues(_ p: AttemptPlan, output: String) -> [String: String] {
+        let s = p.settings
         let c = p.job.clip
         let py: (Bool) -> String = { $0 ? "True" : "False" }
         // {width} and {height} are the frame the renderer generates: `size` itself, or with `framing: fit-area` the
         // reference image fitted under size's area, as Live Avatar frames it (so the preview shows that framing).
         let frame = p.renderer.renderedFrame(s)
-        var values: [String: String] = [
+        return [
             "image": c.image, "audio": c.audio, "prompt": c.prompt, "size": s.size.description, "width": String(frame.width),
             "height": String(frame.height), "num_clip": String(s.numClip), "infer_frames": String(s.inferFrames),
             "sample_steps": String(s.sampleSteps), "seed": String(s.seed), "output": output, "workdir": p.workdir,
@@ -63,9 +72,22 @@ public enum AttemptRunner {
             "gpu": String(p.gpu.index),
             "audio_seconds": c.audioSeconds.map { String(format: "%.3f", $0) } ?? "",
         ]
-        for (k, v) in environment { values["env." + k] = v }
-        let flags = ["online_decode": s.onlineDecode, "offload_model": s.offloadModel, "fp8": s.fp8]
-        return ArgvTemplate.expand(p.renderer.command, values: values, flags: flags, extraArgs: s.extraArgs)
+    }
+
+    /// A worker request's `settings`: every resolved clip setting under its placeholder name, typed.
+    static func requestSettings(_ p: AttemptPlan) -> [String: WorkerValue] {
+        let s = p.settings
+        let c = p.job.clip
+        let frame = p.renderer.renderedFrame(s)
+        var v: [String: WorkerValue] = [
+            "image": .string(c.image), "audio": .string(c.audio), "prompt": .string(c.prompt), "size": .string(s.size.description),
+            "width": .int(frame.width), "height": .int(frame.height), "num_clip": .int(s.numClip), "infer_frames": .int(s.inferFrames),
+            "sample_steps": .int(s.sampleSteps), "seed": .int(s.seed), "online_decode": .bool(s.onlineDecode),
+            "offload_model": .bool(s.offloadModel), "fp8": .bool(s.fp8), "extra_args": .strings(s.extraArgs), "clip_id": .string(c.id),
+            "workdir": .string(p.workdir),
+        ]
+        if let a = c.audioSeconds { v["audio_seconds"] = .double((a * 1000).rounded() / 1000) }
+        return v
     }
 
     /// Where the output is written before it is validated: beside the final file, so the rename is atomic.
@@ -137,24 +159,39 @@ public enum AttemptRunner {
             result.oom = c.oom
             if let note = c.note { result.note = note }
         } else {
-            // Exit 0 is not success until the output is checked (Live Avatar can exit 0 without a video).
-            let expected = expectedDuration(p)
-            switch await OutputValidator.check(temp, mode: p.renderer.outputCheck, expectedSeconds: expected, tolerance: tolerance(p)) {
-            case let .failure(why):
+            await acceptOutput(p, temp: temp, into: &result)
+        }
+        conclude(p, temp: temp, result: &result)
+        return result
+    }
+
+    /// Exit 0 (or a worker's `done`) is not success until the output is checked (Live Avatar can exit 0 without a
+    /// video): validated under its temporary name, digested, then renamed into place.
+    static func acceptOutput(_ p: AttemptPlan, temp: String, into result: inout AttemptResult) async {
+        let fm = FileManager.default
+        let final = p.outputDir + "/" + p.job.clip.output
+        let expected = expectedDuration(p)
+        switch await OutputValidator.check(temp, mode: p.renderer.outputCheck, expectedSeconds: expected, tolerance: tolerance(p)) {
+        case let .failure(why):
+            result.classification = .invalidOutput
+            result.note = why.message
+        case .success:
+            do {
+                result.outputDigest = try SHA256.hex(fileAt: temp)
+                if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
+                try fm.moveItem(atPath: temp, toPath: final)
+                result.classification = .succeeded
+            } catch {
                 result.classification = .invalidOutput
-                result.note = why.message
-            case .success:
-                do {
-                    result.outputDigest = try SHA256.hex(fileAt: temp)
-                    if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
-                    try fm.moveItem(atPath: temp, toPath: final)
-                    result.classification = .succeeded
-                } catch {
-                    result.classification = .invalidOutput
-                    result.note = "cannot move the output into place: \(error.localizedDescription)"
-                }
+                result.note = "cannot move the output into place: \(error.localizedDescription)"
             }
         }
+    }
+
+    /// What follows every end: temporaries removed, a hint for known failures, the working directory of a success
+    /// removed, the verdict appended to the attempt's log.
+    static func conclude(_ p: AttemptPlan, temp: String, result: inout AttemptResult) {
+        let fm = FileManager.default
         // A success left at most Live Avatar's known leftover: spare a listing of output_dir (thousands of files) per job.
         removeTemporaries(of: temp, everything: result.classification != .succeeded)
         if result.classification == .crashed || result.classification == .invalidOutput, let hint = videoWriterHint(result.stderrTail) {
@@ -162,7 +199,6 @@ public enum AttemptRunner {
         }
         if result.classification == .succeeded && p.renderer.workdir == .perJob { try? fm.removeItem(atPath: p.workdir) }
         if let note = result.note { appendToLog(p.logPath, "avatar-batch: \(result.classification.rawValue): \(note)") }
-        return result
     }
 
     /// Removes the temporary output and whatever the renderer named after it: Live Avatar muxes the audio into

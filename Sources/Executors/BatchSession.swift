@@ -126,7 +126,8 @@ public final class BatchSession: @unchecked Sendable {
 
         let (stream, continuation) = AsyncStream.makeStream(of: SessionEvent.self)
         let store = self.store
-        let events = ExecutorEvents(continuation) { attemptID, fact in try BatchSession.record(fact, attemptID: attemptID, store: store) }
+        let events = ExecutorEvents(continuation, recorder: { attemptID, fact in try BatchSession.record(fact, attemptID: attemptID, store: store) },
+                                    workerRecorder: { fact in try BatchSession.record(fact, store: store) })
         let executor = self.executor
         let signals = SignalWatcher(onFirst: { continuation.yield(.signal) }, onSecond: { executor.abortNow() })
         defer { signals.stop() }
@@ -156,6 +157,7 @@ public final class BatchSession: @unchecked Sendable {
         progress.event("batch \(manifest.name): \(jobList.count) clips, \(summary.skipped) already done, "
             + (running.isEmpty ? "" : "\(running.count) still running, ") + "\(queue.count) to render on \(executor.describe())")
         var stopping = false
+        var awaiting = false
         var failedForGood = 0
         var iterator = stream.makeAsyncIterator()
 
@@ -163,6 +165,7 @@ public final class BatchSession: @unchecked Sendable {
             if !stopping {
                 queue.refresh(predictor)
                 let admission = executor.admit(queue, predictor: predictor, now: Date().timeIntervalSince(began))
+                awaiting = admission.awaiting
                 var degraded = false
                 for (id, reason, fitsNoGPU) in admission.never {
                     guard let e = queue.entry(id) else { continue }
@@ -188,7 +191,7 @@ public final class BatchSession: @unchecked Sendable {
                 if degraded { continue }
             }
             if running.isEmpty && (queue.isEmpty || stopping) { break }
-            if running.isEmpty && !queue.isEmpty {
+            if running.isEmpty && !queue.isEmpty && !awaiting {
                 // Nothing runs and nothing could start: every remaining job waits on something that never frees.
                 for e in queue.all {
                     progress.event("FAILED \(e.job.id): cannot be placed on any GPU")
@@ -210,6 +213,8 @@ public final class BatchSession: @unchecked Sendable {
                 await executor.stopAll()
             case let .executor(.say(line)):
                 progress.event(line)
+            case .executor(.changed):
+                continue
             case let .executor(.failed(why)):
                 throw ExecutorError.launch(why)
             case let .executor(.ended(ended)):
@@ -232,6 +237,17 @@ public final class BatchSession: @unchecked Sendable {
         case let .batchJob(id): try store.recordSlurmJob(attemptID: attemptID, slurmJobID: id)
         case let .host(host): try store.recordHost(attemptID: attemptID, host: host)
         case let .note(note): try store.recordNote(attemptID: attemptID, note: note)
+        case let .worker(id): try store.recordWorker(attemptID: attemptID, workerID: id)
+        }
+    }
+
+    /// Writes what an executor learned about a warm worker.
+    static func record(_ fact: WorkerFact, store: Store) throws {
+        switch fact {
+        case let .started(w): try store.workerStarted(w)
+        case let .ready(id, load, resident): try store.workerReady(id, loadSeconds: load, residentGB: resident)
+        case let .served(id): try store.workerServed(id)
+        case let .ended(id, note): try store.workerEnded(id, note: note)
         }
     }
 
@@ -265,7 +281,24 @@ public final class BatchSession: @unchecked Sendable {
                 progress.event("requeue \(a.jobID): attempt \(a.number) was interrupted")
             }
         }
+        try await stopLeftoverWorkers()
         return running
+    }
+
+    /// Warm workers a dead orchestrator left: they exit once they see their socket close, and whatever of them is
+    /// still there (on this host) is stopped now, as a cold attempt's process group would be.
+    func stopLeftoverWorkers() async throws {
+        for w in try store.openWorkers() {
+            guard w.host == ProcFS.hostname else { continue }
+            var note = "gone when the next run started"
+            if let pid = w.pid, !ProcFS.members(ofGroup: pid).isEmpty,
+               ProcFS.startTime(of: pid) == nil || ProcFS.startTime(of: pid) == w.processStart {
+                progress.event("stopping leftover worker \(w.id) (process group \(pid))")
+                await ProcFS.terminateGroup(pid, graceSeconds: options.graceSeconds)
+                note = "left running by a stopped orchestrator; stopped by the next run"
+            }
+            try store.workerEnded(w.id, note: note)
+        }
     }
 
     /// Brings the store's jobs in line with the manifest (predictions included).

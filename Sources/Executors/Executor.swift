@@ -90,6 +90,9 @@ public struct Admission: Sendable {
     /// `fitsNoGPU`: the job's GPU memory is the reason, so a lower rung of the OOM ladder may fit (the session tries
     /// that first); otherwise (host RAM, say) the job fails with `reason` as it is.
     public var never: [(jobID: String, reason: String, fitsNoGPU: Bool)] = []
+    /// Nothing started, yet something the executor holds frees soon (an idle warm worker asked to exit): the session
+    /// waits for the executor's next event instead of giving up on a queue that nothing seems to run.
+    public var awaiting = false
     public init() {}
 }
 
@@ -145,6 +148,19 @@ public enum AttemptFact: Sendable, Hashable {
     case host(String)
     /// A note kept until the attempt ends (the end replaces it).
     case note(String)
+    /// The warm worker that serves it.
+    case worker(String)
+}
+
+/// What the store keeps of a warm worker's life (docs/workers.md).
+public enum WorkerFact: Sendable {
+    /// Launched: its process is known, so a later run can stop what is left of it.
+    case started(WorkerRecord)
+    case ready(id: String, loadSeconds: Double?, residentGB: Double?)
+    /// It finished a request (done or failed).
+    case served(id: String)
+    /// Its process is gone.
+    case ended(id: String, note: String)
 }
 
 /// What an executor reports.
@@ -154,6 +170,8 @@ public enum ExecutorEvent: Sendable {
     case say(String)
     /// The executor cannot go on; the session stops the run with this error.
     case failed(String)
+    /// Something the executor holds changed (a worker became ready, or exited and freed its GPU memory): admit again.
+    case changed
 }
 
 /// Where an executor reports. Events from one task arrive in the order they were posted; `record` is written by
@@ -162,10 +180,18 @@ public enum ExecutorEvent: Sendable {
 public final class ExecutorEvents: Sendable {
     let continuation: AsyncStream<SessionEvent>.Continuation
     let recorder: @Sendable (Int64, AttemptFact) throws -> Void
+    let workerRecorder: @Sendable (WorkerFact) throws -> Void
 
-    init(_ continuation: AsyncStream<SessionEvent>.Continuation, recorder: @escaping @Sendable (Int64, AttemptFact) throws -> Void) {
+    init(_ continuation: AsyncStream<SessionEvent>.Continuation, recorder: @escaping @Sendable (Int64, AttemptFact) throws -> Void,
+         workerRecorder: @escaping @Sendable (WorkerFact) throws -> Void = { _ in }) {
         self.continuation = continuation
         self.recorder = recorder
+        self.workerRecorder = workerRecorder
+    }
+
+    /// Has the session record a worker's fact now (the same way as `record`).
+    public func record(_ fact: WorkerFact) {
+        do { try workerRecorder(fact) } catch { post(.failed("cannot record \(fact): \(error)")) }
     }
 
     public func post(_ event: ExecutorEvent) { continuation.yield(.executor(event)) }

@@ -18,6 +18,10 @@ public struct LocalExecutorOptions: Sendable {
     public var hostRAMGB: Double?
     /// Sample device memory with nvidia-smi this often (real GPUs only).
     public var sampleInterval: Double = 1
+    /// Run this renderer's attempts on warm workers (its profile's `worker:` section); nil: one process per attempt.
+    public var warm: RendererProfile?
+    /// Seconds between SIGTERM and SIGKILL for workers.
+    public var graceSeconds: Double = 10
 
     public init(gpus: [GPU], strategy: Strategy, maxJobsPerGPU: Int, sharing: SharingModel) {
         self.gpus = gpus
@@ -56,9 +60,15 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         var hostRAMGB: Double
         /// The memory tracker's key.
         var key: String
-        var task: Task<Void, Never>
+        var task: Task<Void, Never>?
     }
     private var held: [Int64: Held] = [:]
+    /// Warm workers, once opened with a profile that has them.
+    private var pool: WarmPool?
+    /// Jobs admitted to an idle worker this round: job id to worker id, taken by `start`.
+    private var assigned: [String: String] = [:]
+    /// What a worker's own reservation is called in the GPUs' loads.
+    private static let workerPrefix = "\u{1}worker:"
 
     public init(_ options: LocalExecutorOptions) {
         self.options = options
@@ -68,10 +78,15 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         self.hostRAM = options.hostRAMGB ?? ProcFS.memTotalGB() ?? 0
     }
 
-    public func describe() -> String { "\(gpus.count) GPU(s) [\(options.strategy.name)]" }
+    public func describe() -> String {
+        "\(gpus.count) GPU(s) [\(options.strategy.name)]" + (options.warm != nil ? ", warm workers" : "")
+    }
 
     public func open(_ events: ExecutorEvents, runID: Int64) async throws {
         self.events = events
+        if let profile = options.warm, let spec = profile.worker {
+            pool = try WarmPool(profile: profile, spec: spec, runID: runID, events: events, graceSeconds: options.graceSeconds, ports: ports, groups: groups)
+        }
         let real = gpus.contains { !$0.uuid.hasPrefix("virtual-") }
         if real, let used = await GPUDiscovery.memoryUsed() {
             // Read again now that a dead run's leftovers are gone: what remains belongs to other processes.
@@ -112,12 +127,15 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
 
     public func admit(_ queue: JobQueue, predictor: Predictor, now: Double) -> Admission {
         var admission = Admission()
-        let round = dispatcher.round(queue: queue.requests(predictor), loads: &loads, now: now, presorted: true, explain: false,
-                                     maxWaiting: Dispatcher.waitingDepth(gpus: gpus.count), smallestGB: queue.smallestGB(predictor),
-                                     queueCount: queue.count)
+        let depth = Dispatcher.waitingDepth(gpus: gpus.count)
+        let matched = pool.map { matchIdleWorkers($0, queue: queue, predictor: predictor, now: now, depth: depth) } ?? [:]
+        let requests = queue.requests(predictor).lazy.filter { matched[$0.request.jobID] == nil }
+        let round = dispatcher.round(queue: requests, loads: &loads, now: now, presorted: true, explain: false,
+                                     maxWaiting: depth, smallestGB: queue.smallestGB(predictor), queueCount: queue.count - matched.count)
         for (id, reason) in round.never.sorted(by: { $0.key < $1.key }) { admission.never.append((id, reason, true)) }
         var hostUsed = held.values.reduce(0) { $0 + $1.hostRAMGB }
-        for (id, gpuIndex) in round.starts {
+        let reused = matched.keys.sorted().compactMap { id in loads.first { l in l.occupants.contains { $0.jobID == id } }.map { (id, $0.gpu.index) } }
+        for (id, gpuIndex) in reused + round.starts {
             guard let e = queue.entry(id), let gpu = gpus.first(where: { $0.index == gpuIndex }) else { continue }
             let est = queue.estimate(e, predictor)
             if hostRAM > 0 && est.hostRAMGB > 0 && hostUsed + est.hostRAMGB > hostRAM {
@@ -132,8 +150,80 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
             }
             hostUsed += est.hostRAMGB
             admission.starts.append((id, Placement(gpu: gpu)))
+            if let w = matched[id] { assigned[id] = w }
         }
+        if let pool { retireUnwanted(pool, queue: queue, predictor: predictor, depth: depth, matched: matched, admission: &admission) }
         return admission
+    }
+
+    /// Brings the GPUs' loads in line with the workers that hold memory without a request (idle ones hold their
+    /// weights, exiting ones until their process is gone), then gives each idle worker the first queued job of its
+    /// load settings that fits in its place. Returns job id to worker id; those jobs are placed in `loads`.
+    private func matchIdleWorkers(_ pool: WarmPool, queue: JobQueue, predictor: Predictor, now: Double, depth: Int) -> [String: String] {
+        let holdings = pool.holdings()
+        for i in loads.indices {
+            loads[i].occupants.removeAll { $0.jobID.hasPrefix(LocalExecutor.workerPrefix) }
+            for h in holdings where h.gpu == loads[i].gpu.index {
+                loads[i].occupants.append(Occupant(jobID: LocalExecutor.workerPrefix + h.id, memoryGB: h.gb, endS: now))
+            }
+        }
+        var idle = holdings.filter(\.idle)
+        var matched: [String: String] = [:]
+        guard !idle.isEmpty else { return matched }
+        for q in queue.requests(predictor).prefix(depth) {
+            guard !idle.isEmpty else { break }
+            guard let e = queue.entry(q.request.jobID) else { continue }
+            let key = pool.key(e.settings)
+            for (k, h) in idle.enumerated() where h.key == key && !pool.isCold(h.gpu) {
+                guard let li = loads.firstIndex(where: { $0.gpu.index == h.gpu }) else { continue }
+                // In the worker's place: its reservation gives way to the request's, which includes the weights.
+                var trial = loads[li]
+                trial.occupants.removeAll { $0.jobID == LocalExecutor.workerPrefix + h.id }
+                guard case .place = dispatcher.placer.decide(q.request, loads: [trial], explain: false) else { continue }
+                trial.occupants.append(Occupant(jobID: q.request.jobID, memoryGB: q.request.memoryGB, endS: now + q.request.seconds))
+                if q.request.isolate { trial.isolated = true }
+                loads[li] = trial
+                matched[q.request.jobID] = h.id
+                idle.remove(at: k)
+                break
+            }
+        }
+        return matched
+    }
+
+    /// Idle workers that no waiting job near the head of the queue wants are asked to exit while jobs wait, so their
+    /// memory goes to workers of other settings; and when nothing runs and nothing started, every idle worker goes
+    /// (the jobs waiting for them did not fit beside the others).
+    private func retireUnwanted(_ pool: WarmPool, queue: JobQueue, predictor: Predictor, depth: Int, matched: [String: String],
+                                admission: inout Admission) {
+        let started = Set(admission.starts.map(\.jobID))
+        let waiting = queue.requests(predictor).prefix(depth).filter { !started.contains($0.request.jobID) }
+        guard !waiting.isEmpty else { return }
+        let keyed = waiting.compactMap { q in queue.entry(q.request.jobID).map { (request: q.request, key: pool.key($0.settings)) } }
+        let wanted = Set(keyed.map(\.key))
+        let used = Set(matched.values)
+        let stalled = admission.starts.isEmpty && held.isEmpty
+        var served = Set<String>()
+        for h in pool.holdings() where h.idle && !used.contains(h.id) {
+            if stalled {
+                pool.retire(h.id, note: "the clips waiting do not fit beside it")
+                continue
+            }
+            guard !wanted.contains(h.key), let li = loads.firstIndex(where: { $0.gpu.index == h.gpu }) else { continue }
+            // Only for a waiting clip of other settings that its leaving would let start on this GPU.
+            var without = loads[li]
+            without.occupants.removeAll { $0.jobID == LocalExecutor.workerPrefix + h.id }
+            let placer = dispatcher.placer
+            func fits(_ r: PlacementRequest) -> Bool {
+                if case .place = placer.decide(r, loads: [without], explain: false) { return true }
+                return false
+            }
+            guard let taker = keyed.first(where: { !served.contains($0.request.jobID) && fits($0.request) }) else { continue }
+            served.insert(taker.request.jobID)
+            pool.retire(h.id, note: "\(taker.request.jobID) needs its place for other load settings (\(taker.key))")
+        }
+        // Memory held by workers on their way out frees when they are gone: the session waits for that.
+        if pool.holdings().contains(where: { !$0.idle }) { admission.awaiting = true }
     }
 
     private func release(jobID: String, gpu: Int, isolate: Bool) {
@@ -144,6 +234,11 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
 
     public func start(_ launch: AttemptLaunch) async throws {
         guard let gpu = launch.placement.gpu, let events else { throw ExecutorError.launch("the local executor needs a GPU and to be opened") }
+        let workerID = assigned.removeValue(forKey: launch.attempt.jobID)
+        if let pool, !pool.isCold(gpu.index) {
+            try startWarm(launch, gpu: gpu, pool: pool, workerID: workerID, events: events)
+            return
+        }
         var plan = launch.plan
         plan.masterPort = ports.take()
         plan.gpu = gpu
@@ -173,11 +268,28 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         held[attempt.id] = Held(jobID: id, gpu: gpu.index, port: plan.masterPort, isolate: launch.isolate, hostRAMGB: e.hostRAMGB, key: key, task: task)
     }
 
+    /// A request to a warm worker: the idle one admission chose, else a new worker started for it.
+    private func startWarm(_ launch: AttemptLaunch, gpu: GPU, pool: WarmPool, workerID: String?, events: ExecutorEvents) throws {
+        var l = launch
+        l.plan.gpu = gpu
+        l.plan.inheritDevices = false
+        let attempt = launch.attempt, id = attempt.jobID
+        let key = "\(id)#\(attempt.number)"
+        memory.begin(key, gpu: gpu.index)
+        let e = launch.estimate
+        let reused = workerID.map { pool.assign(l, to: $0) } ?? false
+        events.post(.say("start \(id) on GPU \(gpu.index) (attempt \(attempt.number), \(String(format: "%.1f", e.memoryGB)) GB, "
+            + (reused ? "warm worker \(workerID!)" : "new worker") + (launch.change.isEmpty ? "" : "; " + launch.change) + ")"))
+        // A new worker's memory is the request's reservation until it is ready: the whole peak, weights included.
+        if !reused { try pool.spawn(l, gpu: gpu) }
+        held[attempt.id] = Held(jobID: id, gpu: gpu.index, port: 0, isolate: launch.isolate, hostRAMGB: e.hostRAMGB, key: key, task: nil)
+    }
+
     public func settle(_ ended: EndedAttempt) -> AttemptResult {
         var result = ended.result
         guard let h = held.removeValue(forKey: ended.attemptID) else { return result }
         release(jobID: h.jobID, gpu: h.gpu, isolate: h.isolate)
-        ports.release(h.port)
+        if h.port > 0 { ports.release(h.port) }
         result.sampledPeakGB = memory.end(h.key)
         return result
     }
@@ -186,11 +298,13 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         // SIGTERM every group now; cancelling each attempt's task then stops its group (SIGTERM, then SIGKILL after
         // the grace period) and reports it interrupted.
         groups.signalAll(SIGTERM)
-        for h in held.values { h.task.cancel() }
+        for h in held.values { h.task?.cancel() }
+        pool?.stopAll()
     }
 
     public func abortNow() -> String {
         groups.killAll()
+        pool?.killAll()
         return "killed running jobs; run the same command again to resume"
     }
 
@@ -198,8 +312,9 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
     /// no renderer outlives the orchestrator's run.
     public func close() async -> [Int: Double] {
         sampler?.cancel()
-        for h in held.values { h.task.cancel() }
-        for h in held.values { await h.task.value }
+        for h in held.values { h.task?.cancel() }
+        for h in held.values { await h.task?.value }
+        await pool?.close()
         held.removeAll()
         return memory.peaks
     }

@@ -24,23 +24,32 @@ public enum ArgvTemplate {
     }
 
     /// Checks every placeholder of a template; returns the problems found.
-    public static func check(_ template: [String]) -> [Problem] {
+    public static func check(_ template: [String], allowed: Set<String> = valuePlaceholders, perClip: String? = nil) -> [Problem] {
         var problems: [Problem] = []
         for (i, entry) in template.enumerated() {
             for token in tokens(entry) {
                 guard case let .placeholder(name, conditional) = token else { continue }
                 if conditional != nil {
-                    if !conditionalPlaceholders.contains(name) {
+                    if conditionalPlaceholders.contains(name) && !allowed.contains(name) {
+                        problems.append(Problem(index: i, message: "{\(name):...} is a per-clip setting\(perClip.map { " " + $0 } ?? "")",
+                                                fix: "list \(name) under the worker's load_settings, or take it from each request's settings"))
+                    } else if !conditionalPlaceholders.contains(name) {
                         problems.append(Problem(index: i, message: "\"{\(name):...}\" is not a boolean setting",
                                                 fix: "conditionals take one of \(conditionalPlaceholders.sorted().joined(separator: ", "))"))
                     }
                 } else if name == "extra_args" {
-                    if entry != "{extra_args}" {
+                    if let perClip {
+                        problems.append(Problem(index: i, message: "{extra_args} is a per-clip setting \(perClip)",
+                                                fix: "read extra_args from each request's settings"))
+                    } else if entry != "{extra_args}" {
                         problems.append(Problem(index: i, message: "{extra_args} must stand alone in its entry",
                                                 fix: "make \"{extra_args}\" a list entry of its own"))
                     }
                 } else if name.hasPrefix("env.") {
                     if name.count <= 4 { problems.append(Problem(index: i, message: "{env.} needs a variable name", fix: "write it like {env.HOME}")) }
+                } else if valuePlaceholders.contains(name) && !allowed.contains(name) {
+                    problems.append(Problem(index: i, message: "{\(name)} is a per-clip setting\(perClip.map { " " + $0 } ?? "")",
+                                            fix: "list \(name) under the worker's load_settings, or take it from each request's settings"))
                 } else if !valuePlaceholders.contains(name) {
                     var fix = "use one of the placeholders in docs/manifest.md, or {{ and }} for literal braces"
                     if let s = didYouMean(name, among: Array(valuePlaceholders)) { fix = "did you mean {\(s)}?" }

@@ -119,6 +119,190 @@ time:
 # Two fp8 jobs on one H200, cold, through this profile: both done in 229 s, 114 GiB at the peak; one alone takes
 # about 173 s by its phases (not run alone), so S(2) is about 1.5: much of a job is loading, on the CPU and disk.
 sharing: {2: 1.5}
+# Warm workers (docs/workers.md): renderers/liveavatar/worker.py builds the pipeline once (LoRA merged, fp8 with
+# --fp8) and renders each clip sent to it, as the shipped gradio_app.py and batch_eval.py do, without torchrun.
+# fp8 converts the loaded DiT in place, so a clip that asks for it needs a worker of its own.
+worker:
+  command: [python3, "{profile_dir}/liveavatar/worker.py", "--liveavatar_home={env.LIVEAVATAR_HOME}", "{fp8:--fp8}"]
+  load_settings: [fp8]
+  # Resident memory comes from memory.resident_gb (resident_fp8_gb with fp8); the load is startup_s.
+  load_s: 125
+  ready_timeout: 20m
+"""##,
+        "liveavatar/worker.py": ##"""
+#!/usr/bin/env python3
+"""Live Avatar as an avatar-batch warm worker (docs/workers.md): load the 14B pipeline once, render one clip per request.
+
+    python3 worker.py --liveavatar_home=PATH [--fp8]
+
+It builds what minimal_inference/s2v_streaming_interact.py builds for one GPU (a size-1 NCCL group, `WanS2V` with
+single_gpu and convert_model_dtype, the LoRA merged from ckpt/LiveAvatar/liveavatar.safetensors, fp8 linears with
+--fp8), says ready on $AVATAR_BATCH_WORKER_SOCKET, then for each render request calls `generate()` with what that
+script passes, `save_video` and `merge_video_audio`, and answers done or failed. `generate()` frees its caches
+only when it succeeds, so after a failed call this worker clears them itself (the four KV and cond caches and the
+cached step schedule) and puts the models back where offload_model expects them, or the next clip would inherit
+them. Between clips it checks that allocated memory returns to what the load left, and says so when it does not.
+Load-time choices stay fixed for the worker's life: --fp8 (a load setting in the profile). extra_args may carry
+--offload_kv_cache and --t5_cpu, which the pipeline reads per call.
+"""
+import argparse
+import gc
+import json
+import logging
+import os
+import socket
+import sys
+import time
+
+t_start = time.time()
+p = argparse.ArgumentParser()
+p.add_argument("--liveavatar_home", required=True)
+p.add_argument("--fp8", action="store_true")
+p.add_argument("--task", default="s2v-14B")
+a = p.parse_args()
+HOME = os.path.abspath(a.liveavatar_home)
+sys.path.insert(0, HOME)
+CONTEXT_GIB = 0.5  # the CUDA context, which PyTorch's counters leave out
+CREEP_WARN_GIB = 1.0
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+
+logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s: %(message)s", stream=sys.stdout)
+# One process, one GPU, as torchrun --nproc_per_node=1 would set it up: generate() asks for the rank, and loading
+# waits on a barrier.
+os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+os.environ.setdefault("MASTER_PORT", "29611")
+for k, v in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")):
+    os.environ.setdefault(k, v)
+torch.cuda.set_device(0)
+dist.init_process_group(backend="nccl", init_method="env://", rank=0, world_size=1)
+
+from liveavatar.models.wan.causal_s2v_pipeline import WanS2V  # noqa: E402
+from liveavatar.models.wan.wan_2_2.configs import MAX_AREA_CONFIGS, WAN_CONFIGS  # noqa: E402
+from liveavatar.models.wan.wan_2_2.utils.utils import merge_video_audio, save_video  # noqa: E402
+from liveavatar.utils.args_config import parse_args_for_training_config  # noqa: E402
+
+t_import = time.time()
+cfg = WAN_CONFIGS[a.task]
+pipe = WanS2V(config=cfg, checkpoint_dir=os.path.join(HOME, "ckpt", "Wan2.2-S2V-14B"), device_id=0, rank=0, t5_fsdp=False,
+              dit_fsdp=False, use_sp=False, sp_size=1, t5_cpu=False, convert_model_dtype=True, single_gpu=True,
+              offload_kv_cache=False)
+settings = parse_args_for_training_config(os.path.join(HOME, "liveavatar", "configs", "s2v_causal_sft.yaml"))
+pipe.noise_model = pipe.add_lora_to_model(
+    pipe.noise_model, lora_rank=settings["lora_rank"], lora_alpha=settings["lora_alpha"],
+    lora_target_modules=settings["lora_target_modules"], init_lora_weights=settings["init_lora_weights"],
+    pretrained_lora_path=os.path.join(HOME, "ckpt", "LiveAvatar", "liveavatar.safetensors"), load_lora_weight_only=False)
+if a.fp8:
+    from liveavatar.utils.fp8_linear import replace_linear_with_scaled_fp8
+    replace_linear_with_scaled_fp8(pipe.noise_model, ignore_keys=[
+        "text_embedding", "time_embedding", "time_projection", "head.head", "casual_audio_encoder.encoder.final_linear"])
+gc.collect()
+torch.cuda.synchronize()
+torch.cuda.empty_cache()
+baseline = torch.cuda.memory_allocated()
+t_loaded = time.time()
+print(f"worker: imports {t_import - t_start:.1f} s, build + LoRA{' + fp8' if a.fp8 else ''} {t_loaded - t_import:.1f} s, "
+      f"{baseline / 2**30:.2f} GiB allocated", flush=True)
+
+
+def gib(x):
+    return round(x / 2**30 + CONTEXT_GIB, 3)
+
+
+def recover(offload_model):
+    """After a failed generate(): what its success path would have freed, freed here."""
+    for attr in ("kv_cache1", "shared_cond_cache", "crossattn_cache", "_sampler_timesteps", "_sampler_sigmas"):
+        if hasattr(pipe, attr):
+            setattr(pipe, attr, None)
+    if offload_model:
+        # Where generate() leaves the models when it returns: the VAE on the host, the DiT on the GPU.
+        try:
+            pipe.vae.model.cpu()
+            pipe.noise_model.to(pipe.device)
+        except Exception as e:  # noqa: BLE001
+            print(f"worker: could not move the models back after a failure: {e!r}", file=sys.stderr, flush=True)
+    gc.collect()
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+
+
+def render(req):
+    st = req["settings"]
+    extra = list(st.get("extra_args") or [])
+    pipe.offload_kv_cache = "--offload_kv_cache" in extra
+    pipe.t5_cpu = "--t5_cpu" in extra
+    if pipe.t5_cpu:
+        pipe.text_encoder.model.cpu()
+    size = st["size"]
+    output = req["output"]
+    video, _ = pipe.generate(
+        input_prompt=st["prompt"], ref_image_path=st["image"], audio_path=st["audio"], enable_tts=False,
+        num_repeat=st["num_clip"], pose_video=None, generate_size=size, max_area=MAX_AREA_CONFIGS[size],
+        infer_frames=st["infer_frames"], shift=cfg.sample_shift, sample_solver="euler", sampling_steps=st["sample_steps"],
+        guide_scale=0.0, seed=st["seed"], offload_model=bool(st["offload_model"]), init_first_frame=False, use_dataset=False,
+        dataset_sample_idx=0, drop_motion_noisy=False, num_gpus_dit=1, enable_vae_parallel=False, input_video_for_sam2=None,
+        enable_online_decode=bool(st["online_decode"]))
+    t_generated = time.time()
+    save_video(tensor=video[None], save_file=output, fps=cfg.sample_fps, nrow=1, normalize=True, value_range=(-1, 1))
+    del video
+    merge_video_audio(video_path=output, audio_path=st["audio"])
+    # Both only log their failures (no ffmpeg, say): an answer must not claim a file that is not there.
+    if not os.path.exists(output) or os.path.getsize(output) == 0:
+        raise RuntimeError("save_video/merge_video_audio wrote no output (is ffmpeg on the worker's PATH?)")
+    return t_generated
+
+
+def main():
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(os.environ["AVATAR_BATCH_WORKER_SOCKET"])
+    stream = sock.makefile("rwb", buffering=0)
+
+    def say(obj):
+        stream.write((json.dumps(obj) + "\n").encode())
+
+    say({"event": "ready", "pid": os.getpid(), "load_seconds": round(t_loaded - t_start, 2),
+         "resident_gb": gib(torch.cuda.memory_reserved())})
+    served = 0
+    for raw in stream:
+        if not raw.strip():
+            continue
+        req = json.loads(raw)
+        if req.get("request") == "exit":
+            break
+        job = req["job"]
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        t0 = time.time()
+        print(f"worker: {job} attempt {req.get('attempt')}: {req['settings'].get('size')} x{req['settings'].get('num_clip')} clips", flush=True)
+        try:
+            t_generated = render(req)
+            peak = gib(torch.cuda.max_memory_reserved())
+            print(f"worker: {job} done: generate {t_generated - t0:.1f} s, save + mux {time.time() - t_generated:.1f} s, "
+                  f"peak {peak} GiB", flush=True)
+            say({"event": "done", "job": job, "peak_memory_gb": peak, "seconds": round(time.time() - t0, 2)})
+        except torch.OutOfMemoryError as e:
+            print(f"torch.OutOfMemoryError: {e}", file=sys.stderr, flush=True)
+            recover(bool(req["settings"].get("offload_model")))
+            say({"event": "failed", "job": job, "error": f"torch.OutOfMemoryError: {e}", "oom": True,
+                 "peak_memory_gb": gib(torch.cuda.max_memory_reserved())})
+        except Exception as e:  # noqa: BLE001  (one clip's failure is reported; the worker serves the next)
+            logging.exception("worker: %s failed", job)
+            recover(bool(req["settings"].get("offload_model")))
+            say({"event": "failed", "job": job, "error": f"{type(e).__name__}: {str(e)[:2000]}", "oom": False})
+        served += 1
+        gc.collect()
+        torch.cuda.empty_cache()
+        creep = (torch.cuda.memory_allocated() - baseline) / 2**30
+        print(f"worker: after {served} clip(s): {torch.cuda.memory_allocated() / 2**30:.2f} GiB allocated "
+              f"({creep:+.2f} against the load), {torch.cuda.memory_reserved() / 2**30:.2f} GiB reserved", flush=True)
+        if creep > CREEP_WARN_GIB:
+            print(f"worker: WARNING: allocated memory crept {creep:.2f} GiB above the load's", file=sys.stderr, flush=True)
+    dist.destroy_process_group()
+
+
+main()
 """##,
         "preview.yaml": ##"""
 # The preview renderer: ffmpeg puts the reference image over the speech audio, for the audio's length, framed as
@@ -214,6 +398,15 @@ time:
 # 688*368 x48 x12 clips: 2.02, 2.24, 2.69; 384*256 x32 x16 clips: 1.57, 2.12, 2.57. The lower figures are kept:
 # these short jobs spend a third of their time starting Python and PyTorch, which overlaps well.
 sharing: {2: 1.57, 3: 2.12, 4: 2.57}
+# Warm workers (docs/workers.md): one process per GPU slot loads the weights once and renders each clip sent to it.
+# offload_model changes where the weights live, so a clip that asks for it gets a worker of its own.
+worker:
+  command: [python3, "{profile_dir}/synthetic-dit/synthetic_dit.py", --worker, --offload_model, "{offload_model}"]
+  load_settings: [offload_model]
+  # The default 8 GB of weights plus the CUDA context, held while a worker waits for its next clip.
+  resident_gb: 8.5
+  load_s: 4
+  ready_timeout: 10m
 """##,
         "synthetic-dit/synthetic_dit.py": ##"""
 #!/usr/bin/env python3
@@ -230,118 +423,201 @@ What it does, like Live Avatar on one GPU:
   * $AVATAR_BATCH_REPORT: peak GPU memory (the allocator's reserved peak plus the CUDA context), durations,
     the device count and UUID this process saw.
 Over-packed GPUs raise real torch.OutOfMemoryError (exit 1), exactly as the renderer it stands in for.
+
+With --worker it is a warm worker (docs/workers.md): it loads once, then renders each request sent over
+$AVATAR_BATCH_WORKER_SOCKET. --weights-file (or $SYNTHETIC_DIT_WEIGHTS_FILE) reads the weights from a local file
+instead of making them in memory, so a load costs what a real checkpoint's does (Live Avatar's is about 47 GB).
 """
-import argparse, json, math, os, shutil, subprocess, sys, time
+import argparse, json, math, os, shutil, socket, subprocess, sys, time
 
 t_start = time.time()
-p = argparse.ArgumentParser()
-p.add_argument("--size", required=True)
-p.add_argument("--num_clip", type=int, required=True)
-p.add_argument("--infer_frames", type=int, default=48)
-p.add_argument("--sample_steps", type=int, default=4)
-p.add_argument("--online_decode", default="False")
-p.add_argument("--offload_model", default="False")
-p.add_argument("--seed", type=int, default=420)
-p.add_argument("--audio", required=True)
-p.add_argument("--audio_seconds", type=lambda v: float(v) if v else 0.0, default=0.0, help="video frames stop at the audio's end, as Live Avatar's num_clip is capped")
-p.add_argument("--image")
-p.add_argument("--prompt", default="")
-p.add_argument("--output", required=True)
-p.add_argument("--weights-gb", type=float, default=8.0)
-p.add_argument("--layers", type=int, default=40)
-p.add_argument("--dim", type=int, default=3072)
-p.add_argument("--repeat", type=int, default=2, help="block passes per sample step (compute per clip)")
-a = p.parse_args()
+
+
+def job_parser():
+    p = argparse.ArgumentParser()
+    p.add_argument("--size", required=True)
+    p.add_argument("--num_clip", type=int, required=True)
+    p.add_argument("--infer_frames", type=int, default=48)
+    p.add_argument("--sample_steps", type=int, default=4)
+    p.add_argument("--online_decode", default="False")
+    p.add_argument("--seed", type=int, default=420)
+    p.add_argument("--audio", required=True)
+    p.add_argument("--audio_seconds", type=lambda v: float(v) if v else 0.0, default=0.0,
+                   help="video frames stop at the audio's end, as Live Avatar's num_clip is capped")
+    p.add_argument("--image")
+    p.add_argument("--prompt", default="")
+    p.add_argument("--output", required=True)
+    p.add_argument("--repeat", type=int, default=2, help="block passes per sample step (compute per clip)")
+    return p
+
+
+def load_parser():
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--offload_model", default="False")
+    p.add_argument("--weights-gb", type=float, default=8.0)
+    p.add_argument("--weights-file", default=os.environ.get("SYNTHETIC_DIT_WEIGHTS_FILE", ""),
+                   help="read the weights from this local file (its size is the weights' size), as a real model load does; "
+                        "also $SYNTHETIC_DIT_WEIGHTS_FILE")
+    p.add_argument("--layers", type=int, default=40)
+    p.add_argument("--dim", type=int, default=3072)
+    p.add_argument("--worker", action="store_true", help="serve render requests over $AVATAR_BATCH_WORKER_SOCKET (docs/workers.md)")
+    return p
+
+
+lopts, rest = load_parser().parse_known_args()
 
 import torch  # noqa: E402  (import time is part of the start-up being modelled)
 
 t_import = time.time()
-w, h = (int(v) for v in a.size.replace("x", "*").split("*"))
-online = a.online_decode == "True"
-offload = a.offload_model == "True"
-torch.manual_seed(a.seed if a.seed >= 0 else int(time.time()))
+offload = lopts.offload_model == "True"
 dev = torch.device("cuda")
 props = torch.cuda.get_device_properties(0)
 bf16 = torch.bfloat16
+CONTEXT_GB = 0.5  # the CUDA context, which the allocator does not count
+
+
+def read_weights(path):
+    """Streams a weights file into one GPU tensor through a pinned buffer, as a checkpoint loader does."""
+    size = os.path.getsize(path) // 2 * 2
+    target = torch.empty(size, dtype=torch.uint8, device=dev) if not offload else torch.empty(size, dtype=torch.uint8)
+    chunk = 256 << 20
+    buf = torch.empty(chunk, dtype=torch.uint8).pin_memory()
+    view = memoryview(buf.numpy())
+    with open(path, "rb", buffering=0) as f:
+        off = 0
+        while off < size:
+            n = f.readinto(view[: min(chunk, size - off)])
+            if not n:
+                break
+            target[off:off + n].copy_(buf[:n])
+            off += n
+    return target
+
 
 # Weights: transformer blocks used in compute, plus the rest of the model as one resident tensor.
-blocks = [torch.randn(a.dim, a.dim, dtype=bf16, device=dev) * 0.02 for _ in range(a.layers)]
-block_bytes = a.layers * a.dim * a.dim * 2
-rest = max(int(a.weights_gb * 2**30) - block_bytes, 0) // 2
-if offload:
-    rest_host = torch.empty(rest, dtype=bf16, pin_memory=False)  # offloaded: stays on the host
-    rest_dev = None
+blocks = [torch.randn(lopts.dim, lopts.dim, dtype=bf16, device=dev) * 0.02 for _ in range(lopts.layers)]
+block_bytes = lopts.layers * lopts.dim * lopts.dim * 2
+if lopts.weights_file:
+    rest_weights = read_weights(lopts.weights_file)
 else:
-    rest_dev = torch.zeros(rest, dtype=bf16, device=dev)
+    rest = max(int(lopts.weights_gb * 2**30) - block_bytes, 0) // 2
+    rest_weights = torch.empty(rest, dtype=bf16, pin_memory=False) if offload else torch.zeros(rest, dtype=bf16, device=dev)
 torch.cuda.synchronize()
 t_loaded = time.time()
-
-lat_frames = 1 + (a.infer_frames - 1) // 4
-tokens = math.ceil(h / 16) * math.ceil(w / 16) * lat_frames
-kv = torch.empty((a.layers, 2, tokens, a.dim), dtype=bf16, device=dev)
-
 ffmpeg = os.environ.get("AVATAR_BATCH_FFMPEG") or shutil.which("ffmpeg") or "ffmpeg"
-tmp_video = a.output + ".video.mp4"
-enc = subprocess.Popen([ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-                        "-s", f"{w}x{h}", "-r", "25", "-i", "-", "-c:v", "libx264", "-preset", "ultrafast",
-                        "-pix_fmt", "yuv420p", "-f", "mp4", tmp_video], stdin=subprocess.PIPE)
 
 
-frame_budget = math.ceil(a.audio_seconds * 25) if a.audio_seconds > 0 else None
+def render(a):
+    """One job: denoise num_clip clips, decode, encode, mux. Returns the report."""
+    t0 = time.time()
+    torch.cuda.reset_peak_memory_stats()
+    w, h = (int(v) for v in a.size.replace("x", "*").split("*"))
+    online = a.online_decode == "True"
+    torch.manual_seed(a.seed if a.seed >= 0 else int(time.time()))
+    lat_frames = 1 + (a.infer_frames - 1) // 4
+    tokens = math.ceil(h / 16) * math.ceil(w / 16) * lat_frames
+    kv = torch.empty((lopts.layers, 2, tokens, lopts.dim), dtype=bf16, device=dev)
+    tmp_video = a.output + ".video.mp4"
+    enc = subprocess.Popen([ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                            "-s", f"{w}x{h}", "-r", "25", "-i", "-", "-c:v", "libx264", "-preset", "ultrafast",
+                            "-pix_fmt", "yuv420p", "-f", "mp4", tmp_video], stdin=subprocess.PIPE)
+    budget = [math.ceil(a.audio_seconds * 25) if a.audio_seconds > 0 else None]
+
+    def emit(frames):
+        # frames: (F, 3, H, W) float32 in [0, 1] on the GPU; nothing past the audio's end is written.
+        if budget[0] is not None:
+            frames = frames[:max(budget[0], 0)]
+            budget[0] -= frames.shape[0]
+        if frames.shape[0] == 0:
+            return
+        rgb = (frames.clamp(0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        enc.stdin.write(rgb.tobytes())
+
+    kept = []
+    try:
+        for clip in range(a.num_clip):
+            x = torch.randn(tokens, lopts.dim, dtype=bf16, device=dev)
+            for step in range(a.sample_steps):
+                for _ in range(a.repeat):
+                    for l, wgt in enumerate(blocks):
+                        y = x @ wgt
+                        x = torch.nn.functional.gelu(y) * 0.5 + x * 0.5
+                        kv[l, step % 2].copy_(x)
+            # Decode: a float32 frame stack the size of the video clip.
+            level = x.float().mean().item()
+            frames = torch.rand(a.infer_frames, 3, h, w, device=dev, dtype=torch.float32) * 0.2 + 0.4 + level * 0.0
+            if online:
+                emit(frames)
+                del frames
+            else:
+                kept.append(frames)
+        for frames in kept:
+            emit(frames)
+        torch.cuda.synchronize()
+        t_rendered = time.time()
+        peak_gb = torch.cuda.max_memory_reserved() / 2**30 + CONTEXT_GB
+    finally:
+        del kept, kv
+        enc.stdin.close()
+        enc.wait()
+    if enc.returncode != 0:
+        raise RuntimeError("synthetic-dit: video encoding failed")
+    mux = subprocess.run([ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-i", tmp_video, "-i", a.audio, "-map", "0:v", "-map", "1:a",
+                          "-c:v", "copy", "-c:a", "aac", "-shortest", "-f", "mp4", a.output])
+    os.remove(tmp_video)
+    if mux.returncode != 0:
+        raise RuntimeError("synthetic-dit: muxing the audio failed")
+    return {"peak_memory_gb": round(peak_gb, 3), "render_s": round(t_rendered - t0, 3), "seconds": round(time.time() - t0, 3),
+            "tokens": tokens, "device_count": torch.cuda.device_count(), "device_uuid": "GPU-" + str(props.uuid),
+            "device_name": props.name, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
-def emit(frames):
-    # frames: (F, 3, H, W) float32 in [0, 1] on the GPU; nothing past the audio's end is written.
-    global frame_budget
-    if frame_budget is not None:
-        frames = frames[:max(frame_budget, 0)]
-        frame_budget -= frames.shape[0]
-    if frames.shape[0] == 0:
-        return
-    rgb = (frames.clamp(0, 1) * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
-    enc.stdin.write(rgb.tobytes())
+def serve():
+    """Worker mode: say ready, then one job per render request, until exit or the socket closes."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(os.environ["AVATAR_BATCH_WORKER_SOCKET"])
+    stream = sock.makefile("rwb", buffering=0)
+
+    def say(obj):
+        stream.write((json.dumps(obj) + "\n").encode())
+
+    resident = torch.cuda.memory_reserved() / 2**30 + CONTEXT_GB
+    say({"event": "ready", "pid": os.getpid(), "load_seconds": round(time.time() - t_start, 3), "resident_gb": round(resident, 3)})
+    print(f"synthetic-dit worker: loaded in {time.time() - t_start:.1f} s, {resident:.1f} GB resident", flush=True)
+    for raw in stream:
+        if not raw.strip():
+            continue
+        req = json.loads(raw)
+        if req.get("request") == "exit":
+            return
+        st = req["settings"]
+        argv = ["--size", st["size"], "--num_clip", str(st["num_clip"]), "--infer_frames", str(st["infer_frames"]),
+                "--sample_steps", str(st["sample_steps"]), "--online_decode", "True" if st["online_decode"] else "False",
+                "--seed", str(st["seed"]), "--audio", st["audio"], "--audio_seconds", str(st.get("audio_seconds", "")),
+                "--output", req["output"]] + list(st.get("extra_args", []))
+        try:
+            a, _ = job_parser().parse_known_args(argv)
+            r = render(a)
+            print(json.dumps({"job": req["job"], **r}), flush=True)
+            say({"event": "done", "job": req["job"], "peak_memory_gb": r["peak_memory_gb"], "seconds": r["seconds"]})
+        except torch.OutOfMemoryError as e:
+            print(f"torch.OutOfMemoryError: {e}", file=sys.stderr, flush=True)
+            say({"event": "failed", "job": req["job"], "error": f"torch.OutOfMemoryError: {e}", "oom": True})
+        except Exception as e:  # noqa: BLE001  (any failure of one clip is reported, and the worker goes on)
+            print(f"synthetic-dit worker: {req['job']} failed: {e!r}", file=sys.stderr, flush=True)
+            say({"event": "failed", "job": req["job"], "error": repr(e), "oom": False})
+        finally:
+            torch.cuda.empty_cache()
 
 
-kept = []
-for clip in range(a.num_clip):
-    x = torch.randn(tokens, a.dim, dtype=bf16, device=dev)
-    for step in range(a.sample_steps):
-        for _ in range(a.repeat):
-            for l, wgt in enumerate(blocks):
-                y = x @ wgt
-                x = torch.nn.functional.gelu(y) * 0.5 + x * 0.5
-                kv[l, step % 2].copy_(x)
-    # Decode: a float32 frame stack the size of the video clip.
-    level = x.float().mean().item()
-    frames = torch.rand(a.infer_frames, 3, h, w, device=dev, dtype=torch.float32) * 0.2 + 0.4 + level * 0.0
-    if online:
-        emit(frames)
-        del frames
-    else:
-        kept.append(frames)
-if kept:
-    for frames in kept:
-        emit(frames)
-torch.cuda.synchronize()
-t_rendered = time.time()
-peak_gb = (torch.cuda.max_memory_reserved() + 500 * 2**20) / 2**30  # + the CUDA context, which the allocator does not count
-del kept, kv, blocks, rest_dev
-enc.stdin.close()
-if enc.wait() != 0:
-    sys.exit("synthetic-dit: video encoding failed")
-mux = subprocess.run([ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-i", tmp_video, "-i", a.audio, "-map", "0:v", "-map", "1:a",
-                      "-c:v", "copy", "-c:a", "aac", "-shortest", "-f", "mp4", a.output])
-os.remove(tmp_video)
-if mux.returncode != 0:
-    sys.exit("synthetic-dit: muxing the audio failed")
+if lopts.worker:
+    serve()
+    sys.exit(0)
 
-report = {
-    "peak_memory_gb": round(peak_gb, 3), "seconds": round(time.time() - t_start, 3),
-    "startup_s": round(t_import - t_start, 3), "load_s": round(t_loaded - t_import, 3),
-    "render_s": round(t_rendered - t_loaded, 3), "tokens": tokens, "device_count": torch.cuda.device_count(),
-    "device_uuid": "GPU-" + str(props.uuid), "device_name": props.name,
-    "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-}
+a = job_parser().parse_args(rest)
+report = render(a)
+report.update({"seconds": round(time.time() - t_start, 3), "startup_s": round(t_import - t_start, 3),
+               "load_s": round(t_loaded - t_import, 3)})
 if os.environ.get("AVATAR_BATCH_REPORT"):
     with open(os.environ["AVATAR_BATCH_REPORT"], "w") as f:
         json.dump(report, f)

@@ -8,7 +8,7 @@ public enum ProfileLoader {
     static let knownKeys = [
         "name", "description", "command", "sizes", "defaults", "env", "workdir", "output_check", "output_extension",
         "oom_patterns", "max_jobs_per_gpu", "uses_gpu", "fps", "auto_online_decode_clips", "memory", "time", "sharing",
-        "framing", "limits", "required_files", "flag_source", "extra_args_allowed",
+        "framing", "limits", "required_files", "flag_source", "extra_args_allowed", "worker",
     ]
 
     /// Directories searched for `NAME.yaml`, in order: `$AVATAR_BATCH_RENDERERS` (colon-separated),
@@ -212,6 +212,7 @@ public enum ProfileLoader {
             profile.flagSource = text
         }
         if let v = value("memory") { profile.memory = parseMemory(v, &r) }
+        if let v = value("worker") { profile.worker = parseWorker(v, &r) }
         if let v = value("time") { profile.time = parseTime(v, &r) }
         if let v = value("sharing") {
             if let d = v.node.entries {
@@ -225,7 +226,63 @@ public enum ProfileLoader {
                 }
             } else { r.error(v, "sharing must map job counts to throughput, e.g. {2: 1.35, 4: 1.36}", fix: "write sharing: {2: 1.35, 4: 1.36}") }
         }
+        if let w = profile.worker, w.residentGB == nil, !profile.memory.isResidentModel, let v = value("worker") {
+            r.error(v, "the worker has no resident memory: say how many GB an idle worker holds on its GPU (its weights)",
+                    fix: "add resident_gb: under worker:, or use the memory model's resident_gb")
+        }
         return (r.diagnostics.hasErrors ? nil : profile, r.diagnostics)
+    }
+
+    static func parseWorker(_ s: Sourced, _ r: inout FieldReader) -> WorkerSpec? {
+        guard let entries = s.node.entries else {
+            r.error(s, "worker must be a mapping", fix: "write worker: {command: [python3, worker.py], load_settings: [offload_model, fp8]}")
+            return nil
+        }
+        r.rejectUnknownKeys(entries, file: s.file, known: ["command", "env", "ready_timeout", "load_settings", "resident_gb", "load_s", "max_deaths"],
+                            context: "worker")
+        func value(_ key: String) -> Sourced? { entries.first { $0.key == key }.map { Sourced(node: $0.value, file: s.file) } }
+        var w = WorkerSpec(command: [])
+        if let v = value("load_settings"), let list = r.stringList(v, "load_settings") {
+            for (i, name) in list.enumerated() where !WorkerSpec.loadableSettings.contains(name) {
+                var fix = "use settings a whole worker can be loaded with: \(WorkerSpec.loadableSettings.joined(separator: ", "))"
+                if let m = didYouMean(name, among: WorkerSpec.loadableSettings) { fix = "did you mean \(m)?" }
+                r.error(Sourced(node: v.node.items![i], file: s.file), "\"\(name)\" cannot be a load setting", fix: fix)
+            }
+            w.loadSettings = list
+        }
+        if let v = value("command") {
+            if v.node.scalar != nil {
+                r.error(v, "the worker's command must be a list of arguments, not a shell string", fix: "write it as a list, e.g. [python3, worker.py]")
+            } else if let cmd = r.stringList(v, "command") {
+                if cmd.isEmpty { r.error(v, "the worker's command is empty", fix: "name the program to run") }
+                let items = v.node.items ?? []
+                let allowed = WorkerSpec.workerPlaceholders.union(w.loadSettings)
+                for problem in ArgvTemplate.check(cmd, allowed: allowed, perClip: "and a worker serves many clips") {
+                    r.error(Sourced(node: items[problem.index], file: s.file), problem.message, fix: problem.fix)
+                }
+                w.command = cmd
+            }
+        } else {
+            r.error(s, "worker has no command", fix: "add command: [program, args...] under worker:")
+        }
+        if let v = value("env") {
+            if let d = v.node.entries {
+                for e in d {
+                    if let text = e.value.scalar { w.env[e.key] = text } else {
+                        r.error(Sourced(node: e.value, file: s.file), "worker env \(e.key) must be a string", fix: "quote the value, e.g. \"1\"")
+                    }
+                }
+            } else { r.error(v, "worker env must be a mapping of names to strings", fix: "write env: {NAME: \"value\"}") }
+        }
+        if let v = value("ready_timeout") {
+            if let text = v.node.scalar, let d = parseDuration(text), d > 0 { w.readyTimeoutSeconds = d } else {
+                r.error(v, "ready_timeout must be a duration such as 600, \"90s\" or \"10m\"", fix: "write ready_timeout: 10m")
+            }
+        }
+        if let v = value("resident_gb") { w.residentGB = r.double(v, "resident_gb", range: 0...10_000) }
+        if let v = value("load_s") { w.loadSeconds = r.double(v, "load_s", range: 0...86_400) }
+        if let v = value("max_deaths"), let n = r.int(v, "max_deaths", range: 1...100) { w.maxDeaths = n }
+        return w
     }
 
     static func sizeFramePoint(_ e: YAMLNode, file: String, _ r: inout FieldReader, valueKey: String) -> (FrameSize, Int, Double)? {

@@ -172,6 +172,8 @@ public struct RendererProfile: Sendable, Hashable, Codable {
     /// The renderer's argument-parser source (a template with `{env.NAME}`): a conditional flag of the command
     /// (`{fp8:--fp8}`) that a clip turns on must appear in it, so an older checkout is caught at validation.
     public var flagSource: String?
+    /// The warm-worker mode, when the renderer has one (`worker:`; docs/workers.md).
+    public var worker: WorkerSpec?
 
     public init(name: String, description: String = "", command: [String], sizes: [FrameSize] = [], defaults: [String: String] = [:],
                 env: [String: String] = [:], workdir: WorkdirPolicy = .perJob, outputCheck: OutputCheck = .ffprobe,

@@ -64,11 +64,13 @@ public struct AttemptDocument: Codable, Sendable {
     public var note: String?
     public var stderrTail: String?
     public var slurmJobID: String?
+    /// The warm worker that served it (docs/workers.md); absent for a process of its own.
+    public var worker: String?
 
     enum CodingKeys: String, CodingKey {
         case number, settings, resolvedSettings = "resolved_settings", isolated, executor, host, gpu, startedAt = "started_at",
              endedAt = "ended_at", classification, exitStatus = "exit_status", signal, peakGB = "peak_gb", seconds, log, note,
-             stderrTail = "stderr_tail", slurmJobID = "slurm_job_id"
+             stderrTail = "stderr_tail", slurmJobID = "slurm_job_id", worker
     }
 
     public init(_ a: AttemptRecord) {
@@ -90,6 +92,7 @@ public struct AttemptDocument: Codable, Sendable {
         note = a.note
         stderrTail = a.stderrTail
         slurmJobID = a.slurmJobID
+        worker = a.workerID
     }
 
     /// `classification`, `gpu` and `exit_status` are always present (null when unknown); the rest only when known.
@@ -113,6 +116,7 @@ public struct AttemptDocument: Codable, Sendable {
         try c.encodeIfPresent(note, forKey: .note)
         try c.encodeIfPresent(stderrTail, forKey: .stderrTail)
         try c.encodeIfPresent(slurmJobID, forKey: .slurmJobID)
+        try c.encodeIfPresent(worker, forKey: .worker)
     }
 }
 
@@ -217,13 +221,16 @@ public struct StatusSummaryDocument: Codable, Sendable {
     /// null when no orchestrator holds the store.
     public var runningOrchestrator: HolderDocument?
     public var counts: StateCounts
+    /// The running orchestrator's live warm workers (empty when none runs).
+    public var workers: [WorkerDocument]
 
-    enum CodingKeys: String, CodingKey { case store, runningOrchestrator = "running_orchestrator", counts }
+    enum CodingKeys: String, CodingKey { case store, runningOrchestrator = "running_orchestrator", counts, workers }
 
-    public init(store: String, runningOrchestrator: HolderDocument?, counts: StateCounts) {
+    public init(store: String, runningOrchestrator: HolderDocument?, counts: StateCounts, workers: [WorkerDocument] = []) {
         self.store = store
         self.runningOrchestrator = runningOrchestrator
         self.counts = counts
+        self.workers = workers
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -231,6 +238,53 @@ public struct StatusSummaryDocument: Codable, Sendable {
         try c.encode(store, forKey: .store)
         try c.encode(runningOrchestrator, forKey: .runningOrchestrator)
         try c.encode(counts, forKey: .counts)
+        try c.encode(workers, forKey: .workers)
+    }
+}
+
+/// One warm worker (docs/workers.md), as `status` and reports show it.
+public struct WorkerDocument: Codable, Sendable {
+    public var id: String
+    public var host: String
+    public var gpu: Int?
+    public var pid: Int32?
+    /// `name=value, ...` of the settings it was loaded with ("" when the renderer has none).
+    public var loadSettings: String
+    /// loading, ready (waiting or serving), or ended.
+    public var state: String
+    /// The job it renders now, if any.
+    public var serving: String?
+    /// Requests it finished.
+    public var served: Int
+    public var residentGB: Double?
+    public var loadSeconds: Double?
+    public var startedAt: Double
+    public var readyAt: Double?
+    public var endedAt: Double?
+    public var endNote: String?
+    public var log: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, host, gpu, pid, loadSettings = "load_settings", state, serving, served, residentGB = "resident_gb",
+             loadSeconds = "load_seconds", startedAt = "started_at", readyAt = "ready_at", endedAt = "ended_at", endNote = "end_note", log
+    }
+
+    public init(_ w: WorkerRecord, serving: String? = nil) {
+        id = w.id
+        host = w.host
+        gpu = w.gpu
+        pid = w.pid
+        loadSettings = w.loadSettings
+        state = w.endedAt != nil ? "ended" : w.readyAt != nil ? "ready" : "loading"
+        self.serving = serving
+        served = w.served
+        residentGB = w.residentGB
+        loadSeconds = w.loadSeconds
+        startedAt = w.startedAt
+        readyAt = w.readyAt
+        endedAt = w.endedAt
+        endNote = w.endNote
+        log = w.logPath
     }
 }
 

@@ -10,9 +10,21 @@ public struct PlanDocument: Codable, Sendable {
     public var unplaceable: [UnplaceableEntry]
     /// Why jobs waited, by job (with --explain).
     public var waits: [String: String]
+    /// Warm workers' loads, when the plan is for them (absent: one process per job).
+    public var warm: WarmEntry?
 
     enum CodingKeys: String, CodingKey {
-        case strategy, makespanS = "makespan_s", lowerBoundS = "lower_bound_s", ratio, gpus, placements, unplaceable, waits
+        case strategy, makespanS = "makespan_s", lowerBoundS = "lower_bound_s", ratio, gpus, placements, unplaceable, waits, warm
+    }
+
+    public struct WarmEntry: Codable, Sendable {
+        public var workers: Int
+        public var loadSeconds: Double
+        enum CodingKeys: String, CodingKey { case workers, loadSeconds = "load_seconds" }
+        public init(workers: Int, loadSeconds: Double) {
+            self.workers = workers
+            self.loadSeconds = loadSeconds
+        }
     }
 
     public struct GPUEntry: Codable, Sendable {

@@ -288,3 +288,41 @@ public struct Planner: Sendable {
         return "no setting avatar-batch knows fits a \(String(format: "%.1f", largest)) GB GPU"
     }
 }
+
+/// What warm workers add to a plan: the loads, paid once per worker instead of once per job.
+public struct WarmPlan: Sendable, Codable, Hashable {
+    /// Workers started, over all GPUs: on each GPU, as many as its most jobs at once, per load-settings group.
+    public var workers: Int
+    /// Seconds one worker takes to start and load.
+    public var loadSeconds: Double
+}
+
+extension Plan {
+    /// This plan as warm workers run it. `self` must be planned with requests that pay no start-up (the profile's
+    /// `startup_s` left out: a worker is already loaded); each GPU then pays one load per load-settings group it
+    /// serves before its first job of that group (its workers load side by side), so its runs move out by that
+    /// much. A simple model: it counts a reload when a GPU switches groups only once per group, and it does not
+    /// re-pack jobs around the loads.
+    public func warmed(loadSeconds: Double, key: (String) -> String) -> (Plan, WarmPlan) {
+        var plan = self
+        var workers = 0
+        for g in gpus {
+            let idx = plan.runs.indices.filter { plan.runs[$0].gpu == g.index }.sorted { plan.runs[$0].startS < plan.runs[$1].startS }
+            guard !idx.isEmpty else { continue }
+            var groups: [String] = []
+            var most = 0
+            for i in idx {
+                let k = key(plan.runs[i].jobID)
+                if !groups.contains(k) { groups.append(k) }
+                let at = plan.runs[i].startS
+                most = max(most, idx.filter { plan.runs[$0].startS <= at && plan.runs[$0].endS > at }.count)
+                plan.runs[i].startS += loadSeconds * Double(groups.count)
+                plan.runs[i].endS += loadSeconds * Double(groups.count)
+            }
+            workers += max(most, 1) * groups.count
+        }
+        plan.makespanS = plan.runs.map(\.endS).max() ?? 0
+        plan.lowerBoundS += plan.runs.isEmpty ? 0 : loadSeconds
+        return (plan, WarmPlan(workers: workers, loadSeconds: loadSeconds))
+    }
+}

@@ -24,6 +24,9 @@ struct Plan: AsyncParsableCommand {
     @Flag(help: "Print the plan as JSON.")
     var json = false
 
+    @Option(help: ArgumentHelp("Plan for warm workers (auto: when the renderer's profile has a worker: section) or one process per job (off), as run --workers does.", valueName: "auto|off"))
+    var workers: String = "auto"
+
     func run() async throws {
         var lo = try options.loadOptions(requireEnvironment: false)
         lo.checkFiles = !options.noProbe || lo.probe != nil
@@ -32,12 +35,28 @@ struct Plan: AsyncParsableCommand {
         do { gpus = try await GPUDiscovery.forBatch(manifest) } catch { throw fail("\(error)") }
         let strategy: Scheduler.Strategy
         do { strategy = try Scheduler.Strategy.named(self.strategy ?? manifest.strategy) } catch { throw fail("\(error)") }
-        let planner = Planner(predictor: Predictor(profile: manifest.renderer), strategy: strategy, maxJobsPerGPU: maxJobsPerGPU)
-        let plan = planner.plan(manifest.clips.map { PlanJob(id: $0.id, settings: $0.settings, priority: $0.priority, gpuModel: $0.gpuModel, location: $0.location) }, gpus: gpus, explain: explain)
+        guard workers == "auto" || workers == "off" else { throw fail("--workers must be auto or off, not \(workers)") }
+        let warm = workers == "auto" ? manifest.renderer.worker : nil
+        // Warm requests pay no start-up: the worker is loaded already; the loads are added per worker below.
+        var profile = manifest.renderer
+        if warm != nil { profile.time.startupSeconds = 0 }
+        let planner = Planner(predictor: Predictor(profile: profile), strategy: strategy, maxJobsPerGPU: maxJobsPerGPU)
+        var plan = planner.plan(manifest.clips.map { PlanJob(id: $0.id, settings: $0.settings, priority: $0.priority, gpuModel: $0.gpuModel, location: $0.location) }, gpus: gpus, explain: explain)
+        var warmPlan: WarmPlan?
+        if let spec = warm {
+            let settings = Dictionary(manifest.clips.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
+            let r = plan.warmed(loadSeconds: manifest.renderer.workerLoadSeconds) { id in
+                settings[id].map { spec.loadKey($0, frame: manifest.renderer.renderedFrame($0)).joined(separator: ", ") } ?? ""
+            }
+            plan = r.0
+            warmPlan = r.1
+        }
         if json {
-            try JSONOutput.print(PlanDocument(plan))
+            var doc = PlanDocument(plan)
+            doc.warm = warmPlan.map { PlanDocument.WarmEntry(workers: $0.workers, loadSeconds: $0.loadSeconds) }
+            try JSONOutput.print(doc)
         } else {
-            print(PlanPrinter.text(plan, manifest: manifest, explain: explain))
+            print(PlanPrinter.text(plan, manifest: manifest, explain: explain, warm: warmPlan))
         }
         if !plan.unplaceable.isEmpty { throw ExitCode(2) }
     }
@@ -45,7 +64,7 @@ struct Plan: AsyncParsableCommand {
 
 /// Plans as text (JSON: `PlanDocument`).
 enum PlanPrinter {
-    static func text(_ plan: Scheduler.Plan, manifest: Manifest, explain: Bool) -> String {
+    static func text(_ plan: Scheduler.Plan, manifest: Manifest, explain: Bool, warm: WarmPlan? = nil) -> String {
         var out: [String] = []
         let d = ProgressReporter.duration
         out.append("plan for \(manifest.name): \(manifest.clips.count) clips, renderer \(manifest.renderer.name), strategy \(plan.strategy), \(plan.gpus.count) GPU(s)")
@@ -67,6 +86,10 @@ enum PlanPrinter {
                 }
                 out.append(String(format: "  %@ -> %@  %@  %.1f GB%@", d(r.startS), d(r.endS), r.jobID, r.memoryGB, extra))
             }
+        }
+        if let warm {
+            out.append("warm workers: \(warm.workers) worker(s), each loading once (~\(d(warm.loadSeconds))) before its first clip; "
+                + "clips pay no start-up (run --workers off for one process per clip)")
         }
         out.append(String(format: "makespan %@, lower bound %@, ratio %.2f", d(plan.makespanS), d(plan.lowerBoundS), plan.ratio))
         if !plan.unplaceable.isEmpty {

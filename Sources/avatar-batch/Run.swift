@@ -55,6 +55,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "local (run on this machine's GPUs) or slurm (submit each attempt with sbatch).")
     var executor: String = "local"
 
+    @Option(help: ArgumentHelp("auto: keep the model loaded in a warm worker per GPU slot when the renderer's profile has a worker: section (docs/workers.md); off: one process per attempt.", valueName: "auto|off"))
+    var workers: String = "auto"
+
     @OptionGroup(title: "Slurm (with --executor slurm; each overrides the manifest's slurm: key)")
     var slurmFlags: SlurmFlags
 
@@ -63,7 +66,9 @@ struct Run: AsyncParsableCommand {
         let jobs = try makeJobs(manifest)
         switch executor {
         case "local": try await runLocal(manifest, jobs)
-        case "slurm": try await runSlurm(manifest, jobs)
+        case "slurm":
+            guard workers == "auto" || workers == "off" else { throw fail("--workers must be auto or off, not \(workers)") }
+            try await runSlurm(manifest, jobs)
         default: throw fail("--executor must be local or slurm, not \(executor)")
         }
     }
@@ -76,6 +81,12 @@ struct Run: AsyncParsableCommand {
         var o = LocalExecutorOptions(gpus: gpus, strategy: strat, maxJobsPerGPU: maxJobsPerGPU ?? manifest.renderer.maxJobsPerGPU,
                                      sharing: SharingModel(manifest.renderer.sharing))
         o.hostRAMGB = hostRAM
+        o.graceSeconds = grace
+        switch workers {
+        case "auto": o.warm = manifest.renderer.worker != nil ? manifest.renderer : nil
+        case "off": o.warm = nil
+        default: throw fail("--workers must be auto or off, not \(workers)")
+        }
         try await execute(manifest, jobs, executor: LocalExecutor(o), strategy: strat)
     }
 

@@ -51,9 +51,10 @@ struct Status: AsyncParsableCommand {
         let store = try Store(path: path, readOnly: true)
         let counts = try store.counts()
         let holder = try store.holder()
+        let workers = try liveWorkers(store, run: holder?.1)
         if json {
             let head = StatusSummaryDocument(store: path, runningOrchestrator: holder.map { HolderDocument(host: $0.0.host, pid: $0.0.pid, runID: $0.1, since: $0.2) },
-                                             counts: StateCounts(counts))
+                                             counts: StateCounts(counts), workers: workers)
             if summary { return try JSONOutput.print(head) }
             try streamStatus(head, store: store)
             return
@@ -62,6 +63,15 @@ struct Status: AsyncParsableCommand {
             print("running: run \(run), pid \(who.pid) on \(who.host), since \(Date(timeIntervalSince1970: since).formatted(.iso8601))")
         }
         print(JobState.allCases.map { "\($0.rawValue) \(counts[$0] ?? 0)" }.joined(separator: "  "))
+        for w in workers {
+            var line = "worker \(w.id)  GPU \(w.gpu.map(String.init) ?? "?")  pid \(w.pid.map(String.init) ?? "?")  \(w.state)"
+            if !w.loadSettings.isEmpty { line += "  [\(w.loadSettings)]" }
+            line += "  served \(w.served)"
+            if let s = w.serving { line += ", rendering \(s)" }
+            if let gb = w.residentGB { line += String(format: "  %.1f GB resident", gb) }
+            if let l = w.loadSeconds { line += String(format: "  loaded in %.1f s", l) }
+            print(line)
+        }
         if summary { return }
         try store.forEachJob { j, attempts in
             guard all || j.state != .succeeded || !j.inManifest else { return }
@@ -77,6 +87,16 @@ struct Status: AsyncParsableCommand {
             if j.state == .failed, let log = last?.logPath { line += "  log: \(log)" }
             print(line)
         }
+    }
+
+    /// The warm workers of the orchestrator running now, with the job each renders.
+    func liveWorkers(_ store: Store, run: Int64?) throws -> [WorkerDocument] {
+        guard let run else { return [] }
+        let open = try store.openWorkers().filter { $0.runID == run }
+        guard !open.isEmpty else { return [] }
+        var serving: [String: String] = [:]
+        for a in try store.openAttempts() { if let w = a.workerID { serving[w] = a.jobID } }
+        return open.map { WorkerDocument($0, serving: serving[$0.id]) }
     }
 
     /// The status document with its job list written as the store is read: the summary's fields, then "jobs".

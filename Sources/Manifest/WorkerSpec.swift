@@ -1,0 +1,72 @@
+/// A renderer's warm-worker mode (`worker:` in a profile): a long-lived process that loads the model once and then
+/// renders one clip per request over the worker protocol (docs/workers.md).
+public struct WorkerSpec: Sendable, Hashable, Codable {
+    /// The worker's argv template: the profile's placeholders minus the per-clip ones; the settings listed in
+    /// `loadSettings` may be used, since every request a worker serves shares them.
+    public var command: [String]
+    /// Environment variables added for the worker, after the profile's own `env:`.
+    public var env: [String: String]
+    /// Seconds a worker has to say `ready` once started.
+    public var readyTimeoutSeconds: Double
+    /// The settings that need a worker of their own (`offload_model`, `fp8`): requests go only to a worker loaded
+    /// with the same values.
+    public var loadSettings: [String]
+    /// GB an idle worker holds on its GPU (the weights); nil: the profile's `memory.resident_gb` (its fp8 figure
+    /// with `fp8`). A busy worker holds its request's whole predicted peak, which includes this.
+    public var residentGB: Double?
+    /// Seconds to start and load, paid once per worker; nil: the profile's `time.startup_s`.
+    public var loadSeconds: Double?
+    /// Worker deaths on one GPU, with no clip served in between, after which that GPU runs this renderer cold.
+    public var maxDeaths: Int
+
+    public init(command: [String], env: [String: String] = [:], readyTimeoutSeconds: Double = 600, loadSettings: [String] = [],
+                residentGB: Double? = nil, loadSeconds: Double? = nil, maxDeaths: Int = 3) {
+        self.command = command
+        self.env = env
+        self.readyTimeoutSeconds = readyTimeoutSeconds
+        self.loadSettings = loadSettings
+        self.residentGB = residentGB
+        self.loadSeconds = loadSeconds
+        self.maxDeaths = maxDeaths
+    }
+
+    /// Settings that may be load settings: the ones a whole worker can be built for.
+    public static let loadableSettings: [String] = ["offload_model", "fp8", "online_decode", "size", "width", "height", "infer_frames",
+                                                    "sample_steps", "num_clip", "seed"]
+    /// Placeholders every worker command may use.
+    public static let workerPlaceholders: Set<String> = ["profile_dir", "workdir", "master_port", "gpu"]
+
+    /// The values of the load settings for these clip settings, in `loadSettings` order: the key a worker is reused by.
+    public func loadKey(_ s: ClipSettings, frame: FrameSize) -> [String] {
+        loadSettings.map { name in "\(name)=\(WorkerSpec.value(of: name, s, frame: frame))" }
+    }
+
+    /// One setting's value as the argv template spells it.
+    public static func value(of name: String, _ s: ClipSettings, frame: FrameSize) -> String {
+        let py: (Bool) -> String = { $0 ? "True" : "False" }
+        switch name {
+        case "offload_model": return py(s.offloadModel)
+        case "fp8": return py(s.fp8)
+        case "online_decode": return py(s.onlineDecode)
+        case "size": return s.size.description
+        case "width": return String(frame.width)
+        case "height": return String(frame.height)
+        case "infer_frames": return String(s.inferFrames)
+        case "sample_steps": return String(s.sampleSteps)
+        case "num_clip": return String(s.numClip)
+        case "seed": return String(s.seed)
+        default: return ""
+        }
+    }
+}
+
+extension RendererProfile {
+    /// GB an idle worker of these settings holds on its GPU.
+    public func workerResidentGB(_ s: ClipSettings) -> Double {
+        if let gb = worker?.residentGB { return gb }
+        return s.fp8 && memory.residentFP8GB > 0 ? memory.residentFP8GB : memory.residentGB
+    }
+
+    /// Seconds a worker takes to start and load.
+    public var workerLoadSeconds: Double { worker?.loadSeconds ?? time.startupSeconds }
+}
