@@ -2,6 +2,8 @@
 # Runs on the GPU host (one H200), from the repository root, with .carry/la carried (see prepare.sh):
 #   bash bench/liveavatar/device.sh measure CASE...     measure.py's cases in one warm process
 #   bash bench/liveavatar/device.sh cli MANIFEST [ARGS]  avatar-batch run MANIFEST with the real liveavatar profile
+#   bash bench/liveavatar/device.sh batch NAME MANIFEST [ARGS]  the same, with the page cache kept, the wall time
+#       timed, and the store's status, the worker and attempt logs packed into $OUT/NAME.tgz (warm against cold)
 # Both first build random weights in the released layout (make_weights.py, about 48 GB on local disk).
 # Results go to $OUT (the device tool's folder; ./out-la elsewhere): JSON lines, logs, an nvidia-smi trace.
 set -uo pipefail
@@ -29,8 +31,13 @@ python3 -c 'import torch, diffusers, transformers, peft; print("torch", torch.__
 nvidia-smi --query-gpu=timestamp,memory.used --format=csv,noheader,nounits -lms 250 >"$OUT/smi.csv" 2>/dev/null &
 smi=$!
 trap 'kill $smi 2>/dev/null' EXIT
-python3 "$here/make_weights.py" "$LIVEAVATAR_HOME" 2>&1 | tee "$OUT/weights.log" | grep '^{' || exit 1
-stamp "weights written: $(du -sh "$LIVEAVATAR_HOME/ckpt" | cut -f1)"
+if [ -f "$LIVEAVATAR_HOME/ckpt/.complete" ]; then
+  stamp "weights already on this host (an earlier call): $(du -sh "$LIVEAVATAR_HOME/ckpt" | cut -f1)"
+else
+  python3 "$here/make_weights.py" "$LIVEAVATAR_HOME" 2>&1 | tee "$OUT/weights.log" | grep '^{' || exit 1
+  touch "$LIVEAVATAR_HOME/ckpt/.complete"
+  stamp "weights written: $(du -sh "$LIVEAVATAR_HOME/ckpt" | cut -f1)"
+fi
 
 case $mode in
   measure)
@@ -52,5 +59,32 @@ case $mode in
     (cd "$work" && "$bin" status "$(basename "$manifest")" --json) >"$OUT/status.json"
     find "$work" -name '*.log' -path '*attempt*' | head -4 | while read -r f; do echo "== $f"; grep -E "Error|error|Traceback|parameters are loaded|Finished|Saving" "$f" | head -8; done
     tar -C "$work" -czf "$OUT/batch-logs.tgz" --exclude='*.mp4' . 2>/dev/null ;;
+  batch)
+    mkdir -p /tmp/ab && tar -xJf "$carry/avatar-batch.tar.xz" -C /tmp/ab
+    bin=$(find /tmp/ab -name avatar-batch -type f | head -1)
+    name=$1; manifest=$2; shift 2
+    work=/tmp/la-$name && rm -rf "$work" && mkdir -p "$work" && cp -r "$(dirname "$manifest")"/. "$work"/
+    cp "$LIVEAVATAR_HOME"/inputs/* "$work"/
+    export AVATAR_BATCH_RENDERERS=$repo/renderers
+    (cd "$work" && "$bin" plan "$(basename "$manifest")" "$@" 2>&1 | tail -4) | tee "$OUT/$name-plan.txt"
+    stamp "run $name starts"
+    a=$(date +%s.%N)
+    (cd "$work" && timeout "${RUN_LIMIT:-500}" "$bin" run "$(basename "$manifest")" "$@") >"$work/run.log" 2>&1
+    rc=$?; b=$(date +%s.%N)
+    python3 -c "print('$name: %.1f s wall, exit $rc' % ($b - $a))" | tee -a "$OUT/summary.txt"
+    (cd "$work" && "$bin" status "$(basename "$manifest")" --json) >"$work/status.json"
+    python3 - "$work/status.json" <<'PY' | tee -a "$OUT/summary.txt"
+import json, sys
+d = json.load(open(sys.argv[1]))
+print("  counts:", d["counts"])
+for j in d["jobs"]:
+    for a in j["attempts"]:
+        print(f'  {j["id"]} attempt {a["number"]}: {a["classification"]} in {a.get("seconds") or 0:.1f} s on GPU {a.get("gpu")}'
+              f'{" worker " + a["worker"] if a.get("worker") else ""}, peak {a.get("peak_gb") or 0:.1f} GB; {(a.get("note") or "")[:160]}')
+PY
+    grep -hE "worker: |ready on|starting on" "$work"/out/.avatar-batch/logs/workers/*.log "$work/run.log" 2>/dev/null | tail -30
+    for f in "$work"/out/*.mp4; do echo "$(basename "$f") $(ffprobe -v error -show_entries stream=codec_type:format=duration -of csv=p=0 "$f" | tr '\n' ' ')"; done | tee -a "$OUT/summary.txt"
+    echo "  processes left: $(pgrep -fc 'worker.py|s2v_streaming_interact')" | tee -a "$OUT/summary.txt"
+    tar -C "$work" -czf "$OUT/$name.tgz" --exclude='*.mp4' --exclude='*.wav' --exclude='*.jpg' --exclude='*.png' . 2>/dev/null ;;
 esac
 stamp "done"
