@@ -234,6 +234,7 @@ final class WarmPool: @unchecked Sendable {
         try? fm.createDirectory(atPath: r.plan.workdir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try? fm.createDirectory(atPath: (r.plan.logPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true,
                                 attributes: [.posixPermissions: 0o700])
+        if !fm.fileExists(atPath: r.plan.logPath) { fm.createFile(atPath: r.plan.logPath, contents: nil, attributes: [.posixPermissions: 0o600]) }
         r.logOffset = (try? fm.attributesOfItem(atPath: w.logPath)[.size] as? UInt64) ?? r.logOffset
         r.sentAt = Date()
         let id = w.id, attemptID = r.attemptID
@@ -391,11 +392,15 @@ final class WarmPool: @unchecked Sendable {
         let request = w.request
         let wasLoading = w.phase == .loading || (w.phase == .exiting && request?.sentAt == nil && w.served == 0)
         var counted = false
+        // A death counts against the GPU when it cost a clip (it held a request) or a load; a worker that served
+        // and then went away while idle (it may exit on purpose, to shed memory) does not.
         switch kill {
         case .exitAsked?, .stopped?, .timeout?: break
         default:
-            deaths[w.gpu.index, default: 0] += 1
-            counted = true
+            if request != nil || w.served == 0 {
+                deaths[w.gpu.index, default: 0] += 1
+                counted = true
+            }
         }
         let deathsHere = deaths[w.gpu.index] ?? 0
         var fallBack = false

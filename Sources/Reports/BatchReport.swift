@@ -9,6 +9,8 @@ public struct BatchReport: Sendable {
     public var attempts: [String: [AttemptRecord]]
     public var runs: [RunRecord]
     public var counts: [JobState: Int]
+    /// Warm workers' lives (docs/workers.md), oldest first.
+    public var workers: [WorkerRecord]
 
     public init(name: String, store: Store) throws {
         self.name = name
@@ -16,6 +18,7 @@ public struct BatchReport: Sendable {
         attempts = Dictionary(grouping: try store.attempts(), by: \.jobID)
         runs = try store.runs()
         counts = try store.counts()
+        workers = try store.workers()
     }
 
     /// Wall time from the first run's start to the last run's end (or now, while running).
@@ -28,7 +31,7 @@ public struct BatchReport: Sendable {
     /// The report as JSON (docs/schemas/report.schema.json).
     public func document() -> ReportDocument {
         ReportDocument(name: name, wallS: wallSeconds, counts: StateCounts(counts), runs: runs.map(RunDocument.init),
-                       jobs: jobs.map { JobDocument($0, attempts: attempts[$0.id] ?? []) })
+                       jobs: jobs.map { JobDocument($0, attempts: attempts[$0.id] ?? []) }, workers: workers.map { WorkerDocument($0) })
     }
 
     /// JUnit XML: one test case per clip; a failed clip is a failure carrying its classification and log tail,

@@ -189,12 +189,14 @@ public struct ReportDocument: Codable, Sendable {
     public var counts: StateCounts
     public var runs: [RunDocument]
     public var jobs: [JobDocument]
+    /// Warm workers' lives, load times and clips served (empty when none ran).
+    public var workers: [WorkerDocument] = []
     /// Set in the copy given to a `notify:` command: the run's exit status, and whether --max-failures stopped it.
     public var exitStatus: Int32?
     public var stoppedByMaxFailures: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case schema, name, wallS = "wall_s", counts, runs, jobs, exitStatus = "exit_status", stoppedByMaxFailures = "stopped_by_max_failures"
+        case schema, name, wallS = "wall_s", counts, runs, jobs, workers, exitStatus = "exit_status", stoppedByMaxFailures = "stopped_by_max_failures"
     }
 }
 

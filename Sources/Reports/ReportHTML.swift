@@ -72,9 +72,9 @@ public enum ReportHTML {
     /// The page as text.
     public static func render(_ report: BatchReport, thumbnails: [String: String], link: (JobRecord) -> String) -> String {
         let attempts = report.jobs.flatMap { report.attempts[$0.id] ?? [] }
-        let t0 = attempts.map(\.startedAt).min() ?? 0
+        let t0 = (attempts.map(\.startedAt) + report.workers.map(\.startedAt)).min() ?? 0
         let now = Date().timeIntervalSince1970
-        let t1 = max(attempts.map { $0.endedAt ?? now }.max() ?? t0, t0 + 1)
+        let t1 = max((attempts.map { $0.endedAt ?? now } + report.workers.map { $0.endedAt ?? now }).max() ?? t0, t0 + 1)
         let span = t1 - t0
         var h = """
             <!doctype html>
@@ -104,20 +104,30 @@ public enum ReportHTML {
             if let g = a.gpu { return (g, "GPU \(g)", String(g)) }
             return (Int.max, a.slurmJobID != nil ? "Slurm \(a.host)" : a.host, "slurm-" + a.host)
         }
-        let keys = Dictionary(attempts.map { (laneKey($0).id, laneKey($0)) }, uniquingKeysWith: { a, _ in a }).values
-            .sorted { ($0.order, $0.label) < ($1.order, $1.label) }
+        var keyed = Dictionary(attempts.map { (laneKey($0).id, laneKey($0)) }, uniquingKeysWith: { a, _ in a })
+        for w in report.workers { if let g = w.gpu { keyed[String(g)] = (g, "GPU \(g)", String(g)) } }
+        let keys = keyed.values.sorted { ($0.order, $0.label) < ($1.order, $1.label) }
         let width = 1200.0, left = 70.0, row = 14.0
-        var lanes: [(gpu: String, label: String, rows: [[AttemptRecord]])] = []
+        var lanes: [(gpu: String, label: String, rows: [[AttemptRecord]], workers: [[WorkerRecord]])] = []
         for k in keys {
             var rows: [[AttemptRecord]] = []
             for a in attempts.filter({ laneKey($0).id == k.id }).sorted(by: { $0.startedAt < $1.startedAt }) {
                 if let i = rows.firstIndex(where: { ($0.last?.endedAt ?? now) <= a.startedAt }) { rows[i].append(a) } else { rows.append([a]) }
             }
-            lanes.append((k.id, k.label, rows))
+            // Warm workers on this GPU, in rows of their own above its attempts: alive from start to end, loading
+            // until ready (the darker part).
+            var wrows: [[WorkerRecord]] = []
+            for w in report.workers.filter({ $0.gpu.map(String.init) == k.id }) {
+                if let i = wrows.firstIndex(where: { ($0.last?.endedAt ?? now) <= w.startedAt }) { wrows[i].append(w) } else { wrows.append([w]) }
+            }
+            lanes.append((k.id, k.label, rows, wrows))
         }
-        let height = lanes.reduce(20.0) { $0 + Double(max($1.rows.count, 1)) * row + 8 }
+        let height = lanes.reduce(20.0) { $0 + Double(max($1.rows.count + $1.workers.count, 1)) * row + 8 }
         h += "<h2>Timeline</h2><p class=\"legend\">"
         for (k, c) in colors.sorted(by: { $0.key < $1.key }) { h += "<span><i style=\"background:\(c)\"></i>\(k)</span>" }
+        if !report.workers.isEmpty {
+            h += "<span><i style=\"background:#868e96\"></i>worker loading</span><span><i style=\"background:#ced4da\"></i>worker alive</span>"
+        }
         h += "</p>\n<svg class=\"timeline\" viewBox=\"0 0 \(Int(width + left + 10)) \(Int(height))\" role=\"img\" aria-label=\"attempts per GPU over time\">\n"
         for tick in 0...5 {
             let x = left + width * Double(tick) / 5
@@ -125,9 +135,25 @@ public enum ReportHTML {
         }
         var y = 4.0
         for lane in lanes {
-            let laneHeight = Double(max(lane.rows.count, 1)) * row
+            let laneHeight = Double(max(lane.rows.count + lane.workers.count, 1)) * row
             h += "<g class=\"lane\" data-gpu=\"\(lane.gpu)\"><text x=\"4\" y=\"\(y + laneHeight / 2 + 4)\" font-size=\"11\">\(esc(lane.label))</text>\n"
-            for (r, attemptsInRow) in lane.rows.enumerated() {
+            for (r, inRow) in lane.workers.enumerated() {
+                for w in inRow {
+                    let x = left + (w.startedAt - t0) / span * width
+                    let end = w.endedAt ?? now
+                    let ready = min(w.readyAt ?? end, end)
+                    let load = max((ready - w.startedAt) / span * width, 1)
+                    let full = max((end - w.startedAt) / span * width, 1.5)
+                    let tip = "worker \(w.id) (pid \(w.pid.map(String.init) ?? "?"))\(w.loadSettings.isEmpty ? "" : " [\(w.loadSettings)]"): "
+                        + "loaded in \(w.readyAt.map { durationText($0 - w.startedAt) } ?? "never"), served \(w.served) clip(s)"
+                        + (w.residentGB.map { String(format: ", %.1f GB resident", $0) } ?? "") + (w.endNote.map { "\n" + $0 } ?? "")
+                    let yy = String(format: "%.1f", y + Double(r) * row)
+                    h += "<g class=\"worker\"><title>\(esc(tip))</title><rect x=\"\(String(format: "%.1f", x))\" y=\"\(yy)\" width=\"\(String(format: "%.1f", full))\" height=\"\(row - 4)\" fill=\"#ced4da\"/>"
+                        + "<rect class=\"load\" x=\"\(String(format: "%.1f", x))\" y=\"\(yy)\" width=\"\(String(format: "%.1f", load))\" height=\"\(row - 4)\" fill=\"#868e96\"/></g>\n"
+                }
+            }
+            for (r0, attemptsInRow) in lane.rows.enumerated() {
+                let r = r0 + lane.workers.count
                 for a in attemptsInRow {
                     let kind = a.classification?.rawValue ?? "running"
                     let x = left + (a.startedAt - t0) / span * width

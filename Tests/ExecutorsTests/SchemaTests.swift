@@ -46,14 +46,16 @@ import Testing
     @Test func theValidatorRejectsWhatTheSchemaForbids() throws {
         // The check above could not fail if the validator accepted everything: each kind of break is caught.
         var v = SchemaValidator(folder: SchemaTests.folder)
-        let good = #"{"store": "s", "running_orchestrator": null, "counts": {"pending": 0, "running": 0, "succeeded": 1, "failed": 0, "interrupted": 0, "cancelled": 0}}"#
+        let good = #"{"workers": [], "store": "s", "running_orchestrator": null, "counts": {"pending": 0, "running": 0, "succeeded": 1, "failed": 0, "interrupted": 0, "cancelled": 0}}"#
         #expect(try v.errors(try JSONValue.parse(Data(good.utf8)), against: "status.schema.json").isEmpty)
         let broken = [
-            #"{"store": "s", "counts": {"pending": 0, "running": 0, "succeeded": 1, "failed": 0, "interrupted": 0, "cancelled": 0}}"#: "running_orchestrator is missing",
-            #"{"store": 3, "running_orchestrator": null, "counts": {"pending": 0, "running": 0, "succeeded": 1, "failed": 0, "interrupted": 0, "cancelled": 0}}"#: "is not string",
-            #"{"store": "s", "extra": 1, "running_orchestrator": null, "counts": {"pending": 0, "running": 0, "succeeded": 1, "failed": 0, "interrupted": 0, "cancelled": 0}}"#: "extra is not allowed",
-            #"{"store": "s", "running_orchestrator": null, "counts": {"pending": -1, "running": 0, "succeeded": 1, "failed": 0, "interrupted": 0, "cancelled": 0}}"#: "below the minimum",
-            #"{"store": "s", "running_orchestrator": null, "counts": {"pending": 0, "running": 0, "succeeded": 1, "failed": 0, "interrupted": 0, "cancelled": 0}, "jobs": [{"id": "x", "state": "lost"}]}"#: "not one of the allowed values",
+            #"{"workers": [], "store": "s", "counts": {"pending": 0, "running": 0, "succeeded": 1, "failed": 0, "interrupted": 0, "cancelled": 0}}"#: "running_orchestrator is missing",
+            #"{"workers": [], "store": 3, "running_orchestrator": null, "counts": {"pending": 0, "running": 0, "succeeded": 1, "failed": 0, "interrupted": 0, "cancelled": 0}}"#: "is not string",
+            #"{"workers": [], "store": "s", "extra": 1, "running_orchestrator": null, "counts": {"pending": 0, "running": 0, "succeeded": 1, "failed": 0, "interrupted": 0, "cancelled": 0}}"#: "extra is not allowed",
+            #"{"workers": [], "store": "s", "running_orchestrator": null, "counts": {"pending": -1, "running": 0, "succeeded": 1, "failed": 0, "interrupted": 0, "cancelled": 0}}"#: "below the minimum",
+            #"{"workers": [], "store": "s", "running_orchestrator": null, "counts": {"pending": 0, "running": 0, "succeeded": 1, "failed": 0, "interrupted": 0, "cancelled": 0}, "jobs": [{"id": "x", "state": "lost"}]}"#: "not one of the allowed values",
+            #"{"workers": [{"id": "1.1", "host": "h", "load_settings": "", "state": "sleeping", "served": 0, "started_at": 1}], "store": "s", "running_orchestrator": null, "counts": {"pending": 0, "running": 0, "succeeded": 1, "failed": 0, "interrupted": 0, "cancelled": 0}}"#: "not one of the allowed values",
+            #"{"store": "s", "running_orchestrator": null, "counts": {"pending": 0, "running": 0, "succeeded": 1, "failed": 0, "interrupted": 0, "cancelled": 0}}"#: "workers is missing",
         ]
         for (doc, why) in broken {
             let errors = try v.errors(try JSONValue.parse(Data(doc.utf8)), against: "status.schema.json")
