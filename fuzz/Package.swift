@@ -1,5 +1,5 @@
 // swift-tools-version: 6.1
-// Coverage-guided fuzzing (libFuzzer) of the manifest and profile loaders, kept out of the main package: every module
+// Coverage-guided fuzzing (libFuzzer) of the manifest and profile loaders and the worker protocol's parser, kept out of the main package: every module
 // is built with -sanitize=fuzzer,address. See fuzz/README.md; `bash fuzz/run.sh TARGET SECONDS` builds and runs one.
 import PackageDescription
 
@@ -13,6 +13,9 @@ let package = Package(
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         // One renderer profile per input.
         .executableTarget(name: "fuzz-profile", dependencies: [.product(name: "AvatarBatchCore", package: "avatar-batch")],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        // One worker's socket bytes per input, line by line through the worker protocol's parser.
+        .executableTarget(name: "fuzz-worker", dependencies: [.product(name: "AvatarBatchCore", package: "avatar-batch")],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds a fuzz target with libFuzzer + AddressSanitizer (release, so it runs fast enough) and runs it for a while on
-# a copy of its seed corpus. Usage: bash fuzz/run.sh manifest|profile SECONDS [libFuzzer options...]
+# a copy of its seed corpus. Usage: bash fuzz/run.sh manifest|profile|worker SECONDS [libFuzzer options...]
 # A crash, a leak, a hang over 10 s or a failed check in the target stops it with exit 1 and leaves crash-* files.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-target=${1:?manifest or profile}; seconds=${2:-60}; shift 2 || true
+target=${1:?manifest, profile or worker}; seconds=${2:-60}; shift 2 || true
 swift build --package-path fuzz --scratch-path .build-fuzz -c release --product "fuzz-$target" \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -g >/tmp/fuzz-build-$$.log 2>&1 || { tail -20 /tmp/fuzz-build-$$.log; exit 1; }
 work=$(mktemp -d)

@@ -37,6 +37,7 @@ if [ "${AVATAR_BATCH_SLURM_TESTS:-}" = 1 ]; then
   # The Slurm suite must have run, not been skipped.
   grep -qE "✔ Suite SlurmTests passed" .build/test.log
 fi
-# A short coverage-guided fuzz of the manifest and profile loaders (libFuzzer + AddressSanitizer; fuzz/README.md).
+# A short coverage-guided fuzz of the manifest and profile loaders and the worker protocol parser (libFuzzer + AddressSanitizer; fuzz/README.md).
 bash fuzz/run.sh manifest 30
 bash fuzz/run.sh profile 30
+bash fuzz/run.sh worker 30
