@@ -10,12 +10,24 @@ import Glibc
 /// lost, nothing that had succeeded rendered again, every renderer start accounted for, no process left.
 @Suite(.serialized) struct ChaosTests {
     @Test func sigkillAgainAndAgainLosesNothing() async throws {
+        try chaos(warm: false)
+    }
+
+    /// The same with warm workers: kills land while requests are in flight in long-lived workers.
+    @Test func sigkillOfWarmWorkerRunsAgainAndAgainLosesNothing() async throws {
+        try chaos(warm: true)
+    }
+
+    func chaos(warm: Bool) throws {
         let clips = Int(ProcessInfo.processInfo.environment["AVATAR_BATCH_CHAOS_CLIPS"] ?? "") ?? 60
         let kills = Int(ProcessInfo.processInfo.environment["AVATAR_BATCH_CHAOS_KILLS"] ?? "") ?? 8
         let seed = UInt64(ProcessInfo.processInfo.environment["AVATAR_BATCH_CHAOS_SEED"] ?? "") ?? 7
         var rng = SeededGenerator(seed: seed)
-        let b = Batch(clips: (0..<clips).map { ("c\($0)", "ok") }, gpus: "4x24GB")
+        let list = (0..<clips).map { (id: "c\($0)", mode: "ok") }
+        let b = warm ? warmBatch(list, gpus: "4x24GB") : Batch(clips: list, gpus: "4x24GB")
         try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"1\"]"))
+        // A renderer start: the fake renderer's "start", or a request reaching a fake worker.
+        let startEvent = warm ? "render" : "start"
 
         var doneAtKill: [(time: Double, done: Set<String>)] = []
         for k in 0..<kills {
@@ -42,7 +54,7 @@ import Glibc
         #expect(jobs.count == clips && jobs.allSatisfy { $0.state == .succeeded }, "seed \(seed)")
         for j in jobs { #expect(FileManager.default.fileExists(atPath: b.dir.path + "/out/" + j.output)) }
         let attempts = Dictionary(grouping: try store.attempts(), by: \.jobID)
-        let starts = Dictionary(grouping: b.ledgerLines().filter { $0["event"] as? String == "start" }, by: { $0["clip"] as! String })
+        let starts = Dictionary(grouping: b.ledgerLines().filter { $0["event"] as? String == startEvent }, by: { $0["clip"] as! String })
         for j in jobs {
             let mine = attempts[j.id] ?? []
             #expect(mine.filter { $0.classification == .succeeded }.count == 1, "seed \(seed): \(j.id)")
@@ -51,10 +63,14 @@ import Glibc
         }
         // Nothing recorded as done before a kill was started again after it.
         for (time, done) in doneAtKill {
-            let again = b.ledgerLines().filter { ($0["event"] as? String) == "start" && ($0["t"] as? Double ?? 0) > time + 0.05 && done.contains($0["clip"] as! String) }
+            let again = b.ledgerLines().filter { ($0["event"] as? String) == startEvent && ($0["t"] as? Double ?? 0) > time + 0.05 && done.contains($0["clip"] as! String) }
             #expect(again.isEmpty, "seed \(seed): \(again.map { $0["clip"]! }) rendered again")
         }
         #expect(processes(mentioning: b.ledger).isEmpty)
+        if warm {
+            #expect(try store.attempts().contains { $0.workerID != nil }, "seed \(seed): no request went to a worker")
+            #expect(try store.openWorkers().isEmpty, "seed \(seed): a worker's end was never recorded")
+        }
         #expect(doneAtKill.first!.done.count < clips, "the first kill came after the batch was done: the test proved nothing")
     }
 }

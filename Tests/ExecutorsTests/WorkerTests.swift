@@ -238,6 +238,43 @@ extension Batch {
         #expect(try Store(path: b.store, readOnly: true).openWorkers().isEmpty)
     }
 
+    @Test func theNextRunStopsAWorkerThatOutlivedItsOrchestrator() throws {
+        // A worker stuck in a request does not read its socket, so it does not see it close: the next run finds it
+        // by the attempt's process group and the workers table, stops it, and renders the clip again.
+        let b = warmBatch([("stuck", "hang")], extraClip: ", timeout: 60")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: PackagePaths.binary)
+        p.arguments = ["run", b.manifest, "--grace", "1", "--quiet"]
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(20)
+        while b.events("render").isEmpty && Date() < deadline { usleep(50_000) }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        usleep(500_000)
+        #expect(!processes(mentioning: b.ledger).isEmpty, "the stuck worker should still be running")
+        try b.editManifest(("[--mode, hang]", "[--mode, ok]"))
+        let r = try b.run()
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("stopping leftover"), "\(r.stderr)")
+        #expect(processes(mentioning: b.ledger).isEmpty)
+        let store = try Store(path: b.store, readOnly: true)
+        #expect(try store.openWorkers().isEmpty)
+        #expect(try store.workers().contains { ($0.endNote ?? "").contains("stopped by the next run") || ($0.endNote ?? "").contains("gone when") })
+        #expect(try b.jobs()["stuck"]?["state"] as? String == "succeeded")
+    }
+
+    @Test func twoHundredShortLessonsLoadTheModelAHandfulOfTimes() throws {
+        // The issue's bar: a 200-clip batch loads once per worker slot (2 GPUs x 2 slots here), not 200 times.
+        let clips = (1...200).map { (id: String(format: "lesson-%03d", $0), mode: "ok") }
+        let b = warmBatch(clips, gpus: "2x24GB")
+        let r = try b.run(["--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(b.events("render").count == 200)
+        #expect(b.events("load").count <= 4, "\(b.events("load").count) loads")
+        #expect(try b.status()["counts"] as? [String: Int] == ["pending": 0, "running": 0, "succeeded": 200, "failed": 0, "interrupted": 0, "cancelled": 0])
+    }
+
     @Test func statusListsLiveWorkers() throws {
         let b = warmBatch([("s", "ok")])
         try b.editManifest(("--mode, ok]", "--mode, ok, --sleep, \"3\"]"))
