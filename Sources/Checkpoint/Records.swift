@@ -84,6 +84,8 @@ public struct AttemptRecord: Sendable, Hashable, Codable {
     public var note: String?
     /// The warm worker that served it (nil: a process of its own).
     public var workerID: String? = nil
+    /// Where the prediction it was placed with came from (`Predictor.provenance`).
+    public var predictedFrom: String? = nil
 
     /// Decodes the settings this attempt ran with.
     public var settings: ClipSettings? { try? JSONDecoder().decode(ClipSettings.self, from: Data(settingsJSON.utf8)) }
@@ -101,9 +103,11 @@ public struct AttemptStart: Sendable {
     public var logPath: String?
     public var predictedGB: Double?
     public var predictedSeconds: Double?
+    public var predictedFrom: String?
 
     public init(executor: ExecutorKind = .local, settings: ClipSettings, change: String, isolated: Bool, rung: Int, gpu: Int?, gpuUUID: String?,
-                logPath: String?, predictedGB: Double? = nil, predictedSeconds: Double? = nil) {
+                logPath: String?, predictedGB: Double? = nil, predictedSeconds: Double? = nil, predictedFrom: String? = nil) {
+        self.predictedFrom = predictedFrom
         self.executor = executor
         self.settings = settings
         self.change = change
@@ -195,4 +199,6 @@ public struct RunRecord: Sendable, Hashable, Codable {
     public var endedAt: Double?
     public var exitStatus: Int32?
     public var command: String
+    /// What the run's predictions started from (calibration, history), in words.
+    public var predictionBasis: String? = nil
 }

@@ -130,7 +130,19 @@ public final class Store: Sendable {
                 ALTER TABLE attempts ADD COLUMN worker_id TEXT;
                 """)
         }
+        // Where predictions came from (docs/calibration.md): the run's basis, and each attempt's own.
+        m.registerMigration("2026-11-30-prediction-source") { db in
+            try db.execute(sql: """
+                ALTER TABLE runs ADD COLUMN prediction_basis TEXT;
+                ALTER TABLE attempts ADD COLUMN predicted_from TEXT;
+                """)
+        }
         return m
+    }
+
+    /// Records what a run's predictions start from ("calibration of ... on ...; history: N observations").
+    public func notePredictionBasis(runID: Int64, _ basis: String) throws {
+        try pool.write { db in try db.execute(sql: "UPDATE runs SET prediction_basis = ? WHERE id = ?", arguments: [basis, runID]) }
     }
 
     /// A store error in words, with the fix, for SQLite's own errors (disk full, read-only, I/O); nil for others.
@@ -337,9 +349,10 @@ public final class Store: Sendable {
             try db.cachedStatement(sql: "UPDATE jobs SET attempt_count = ?, predicted_gb = COALESCE(?, predicted_gb), predicted_s = COALESCE(?, predicted_s) WHERE id = ?")
                 .execute(arguments: [number, a.predictedGB, a.predictedSeconds, jobID])
             try db.cachedStatement(sql: """
-                INSERT INTO attempts (job_id, number, content_key, run_id, host, executor, gpu, gpu_uuid, settings_json, change, isolated, rung, started_at, log_path)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [jobID, number, key, runID, host, a.executor.rawValue, a.gpu, a.gpuUUID, settings, a.change, a.isolated, a.rung, now, a.logPath])
+                INSERT INTO attempts (job_id, number, content_key, run_id, host, executor, gpu, gpu_uuid, settings_json, change, isolated, rung, started_at, log_path, predicted_from)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [jobID, number, key, runID, host, a.executor.rawValue, a.gpu, a.gpuUUID, settings, a.change, a.isolated, a.rung, now, a.logPath,
+                                         a.predictedFrom])
             return try Store.attempt(db, id: db.lastInsertedRowID)!
         }
     }
@@ -458,7 +471,8 @@ public final class Store: Sendable {
             try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY id").map {
                 RunRecord(id: $0["id"], host: $0["host"], pid: $0["pid"], user: $0["user"], manifestPath: $0["manifest_path"],
                           manifestDigest: $0["manifest_digest"], startedAt: $0["started_at"], endedAt: $0["ended_at"],
-                          exitStatus: $0["exit_status"], command: $0["command"])
+                          exitStatus: $0["exit_status"], command: $0["command"],
+                          predictionBasis: $0.hasColumn("prediction_basis") ? $0["prediction_basis"] : nil)
             }
         }
     }
@@ -505,7 +519,8 @@ public final class Store: Sendable {
                       rung: r["rung"], startedAt: r["started_at"], endedAt: r["ended_at"], exitStatus: r["exit_status"], signal: r["signal"],
                       classification: (r["classification"] as String?).flatMap(AttemptClassification.init(rawValue:)), logPath: r["log_path"],
                       stderrTail: r["stderr_tail"], peakGB: r["peak_gb"], seconds: r["seconds"], slurmJobID: r["slurm_job_id"], note: r["note"],
-                      workerID: r.hasColumn("worker_id") ? r["worker_id"] : nil)
+                      workerID: r.hasColumn("worker_id") ? r["worker_id"] : nil,
+                      predictedFrom: r.hasColumn("predicted_from") ? r["predicted_from"] : nil)
     }
 }
 

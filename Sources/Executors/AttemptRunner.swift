@@ -41,6 +41,8 @@ public struct AttemptResult: Sendable, Codable {
     /// Why the output was rejected, or other detail.
     public var note: String?
     public var leftovers: [Int32]
+    /// The warm worker that served it (nil: a process of its own).
+    public var worker: String? = nil
 }
 
 /// Runs one attempt end to end: argv from the template, its own directory, log, port and process group;

@@ -67,8 +67,11 @@ public final class BatchSession: @unchecked Sendable {
     /// The renderer's S(k), for solo-equivalent durations of attempts that shared a GPU.
     let sharing: SharingModel
     var predictor: Predictor
+    /// Calibration and history (nil: the profile alone, and nothing is written to a history).
+    let knowledge: Knowledge?
 
-    public init(manifest: Manifest, jobs: [Job], store: Store, executor: any AttemptExecutor, options: SessionOptions, progress: ProgressReporter) throws {
+    public init(manifest: Manifest, jobs: [Job], store: Store, executor: any AttemptExecutor, options: SessionOptions, progress: ProgressReporter,
+                knowledge: Knowledge? = nil) throws {
         self.manifest = manifest
         self.jobList = jobs
         self.position = Dictionary(uniqueKeysWithValues: jobs.enumerated().map { ($0.element.id, $0.offset) })
@@ -77,13 +80,21 @@ public final class BatchSession: @unchecked Sendable {
         self.executor = executor
         self.progress = progress
         self.outputs = OutputFolder(outputDir: manifest.outputDir, jobs: jobs)
-        self.sharing = SharingModel(manifest.renderer.sharing)
-        self.predictor = Predictor(profile: manifest.renderer, observations: try store.observations(renderer: manifest.renderer.name))
+        self.knowledge = knowledge
+        let observed = try store.observations(renderer: manifest.renderer.name)
+        if let knowledge {
+            self.sharing = SharingModel(knowledge.profile.sharing)
+            self.predictor = knowledge.predictor(batch: observed)
+        } else {
+            self.sharing = SharingModel(manifest.renderer.sharing)
+            self.predictor = Predictor(profile: manifest.renderer, observations: observed)
+        }
     }
 
     /// Clips that fit no GPU of the executor at their own settings: an error before anything runs.
-    public static func preflight(_ manifest: Manifest, jobs: [Job], executor: any AttemptExecutor, strategy: Strategy, maxJobsPerGPU: Int?) -> [Unplaceable] {
-        let planner = Planner(predictor: Predictor(profile: manifest.renderer), strategy: strategy, maxJobsPerGPU: maxJobsPerGPU)
+    public static func preflight(_ manifest: Manifest, jobs: [Job], executor: any AttemptExecutor, strategy: Strategy, maxJobsPerGPU: Int?,
+                                 predictor: Predictor? = nil) -> [Unplaceable] {
+        let planner = Planner(predictor: predictor ?? Predictor(profile: manifest.renderer), strategy: strategy, maxJobsPerGPU: maxJobsPerGPU)
         return jobs.compactMap { j in
             let e = planner.predictor.estimate(j.settings)
             let request = PlacementRequest(jobID: j.id, memoryGB: e.memoryGB, seconds: e.seconds, gpuModel: j.clip.gpuModel)
@@ -107,6 +118,8 @@ public final class BatchSession: @unchecked Sendable {
         /// scheduler placed it and sharing is unknown (Slurm): its wall time is taken as is.
         var soloSeconds: Double?
         var accountedUntil = Date()
+        /// The most attempts that shared its GPU while it ran, itself included (what the history learns S(k) from).
+        var peers = 1
     }
 
     /// What an ended attempt led to.
@@ -154,6 +167,11 @@ public final class BatchSession: @unchecked Sendable {
         try syncJobs()
         let queue = try buildQueue(&summary)
         let began = Date()
+        if let k = knowledge {
+            for w in k.warnings { progress.event("warning: \(w)") }
+            progress.event("predictions: \(k.basis)")
+            try? store.notePredictionBasis(runID: runID, k.basis)
+        }
         progress.event("batch \(manifest.name): \(jobList.count) clips, \(summary.skipped) already done, "
             + (running.isEmpty ? "" : "\(running.count) still running, ") + "\(queue.count) to render on \(executor.describe())")
         var stopping = false
@@ -187,6 +205,7 @@ public final class BatchSession: @unchecked Sendable {
                     guard let e = queue.remove(id) else { continue }
                     if let gpu = placement.gpu?.index { accrue(gpu: gpu, in: &running) }
                     running[id] = try await launch(e, placement: placement, runID: runID)
+                    if let gpu = placement.gpu?.index { notePeers(gpu: gpu, in: &running) }
                 }
                 if degraded { continue }
             }
@@ -403,7 +422,8 @@ public final class BatchSession: @unchecked Sendable {
         let number = (try store.job(e.job.id)?.attemptCount ?? 0) + 1
         let attempt = try store.startAttempt(e.job.id, runID: runID, host: executor.initialHost, AttemptStart(
             executor: executor.kind, settings: e.settings, change: e.change, isolated: e.isolate, rung: e.rung, gpu: placement.gpu?.index,
-            gpuUUID: placement.gpu?.uuid, logPath: logPath(e.job.id, attempt: number), predictedGB: est.memoryGB, predictedSeconds: est.seconds))
+            gpuUUID: placement.gpu?.uuid, logPath: logPath(e.job.id, attempt: number), predictedGB: est.memoryGB, predictedSeconds: est.seconds,
+            predictedFrom: predictor.provenance(e.settings, jobID: e.job.id)))
         let plan = attemptPlan(e, attempt: attempt, placement: placement, timeout: timeout(e, est))
         outputs.attemptStarted(e.job)
         do {
@@ -414,6 +434,12 @@ public final class BatchSession: @unchecked Sendable {
             throw error
         }
         return Running(entry: e, attempt: attempt, placement: placement, estimate: est, started: Date(), soloSeconds: placement.gpu == nil ? nil : 0)
+    }
+
+    /// Every attempt on `gpu` has shared it with at least as many as run there now.
+    func notePeers(gpu: Int, in running: inout [String: Running]) {
+        let here = running.filter { $0.value.placement.gpu?.index == gpu }.map(\.key)
+        for id in here { running[id]!.peers = max(running[id]!.peers, here.count) }
     }
 
     /// Brings the solo-speed progress of every job on `gpu` up to now, at the rate of how many share it.
@@ -479,6 +505,7 @@ public final class BatchSession: @unchecked Sendable {
             let o = Observation(bucket: bucket, gpuModel: gpuModel, peakGB: peak, seconds: min(r.soloSeconds ?? .infinity, result.seconds), frames: frames)
             predictor.observe(o)
             try? store.record(o, renderer: manifest.renderer.name)
+            learn(o, r, result)
         } else if classification == .oom {
             let alone = r.entry.isolate
             let floor = result.oom?.lowerBoundGB ?? (alone ? (r.placement.gpu?.memoryGB ?? r.estimate.rawMemoryGB * 1.25) : r.estimate.rawMemoryGB * 1.25)
@@ -486,6 +513,8 @@ public final class BatchSession: @unchecked Sendable {
             let o = Observation(bucket: bucket, gpuModel: gpuModel, peakGB: floor, seconds: nil, frames: frames, oom: true, jobID: alone ? nil : id)
             predictor.observe(o)
             try? store.record(o, renderer: manifest.renderer.name)
+            // Only an OOM alone on its card speaks for the bucket in later batches.
+            if alone { learn(o, r, result) }
         }
         var note = result.note
         let strays = outputs.strayFiles(after: r.entry.job)
@@ -545,6 +574,18 @@ public final class BatchSession: @unchecked Sendable {
                 return .failed
             }
         }
+    }
+
+    /// Adds an attempt's figures to the history: its wall time with how many shared its GPU (S(k) is learned from
+    /// those); a warm request's time is left out (it paid no start-up, unlike the cold attempts the history predicts).
+    func learn(_ o: Observation, _ r: Running, _ result: AttemptResult) {
+        guard let k = knowledge else { return }
+        let model = r.placement.gpu.map(Learning.modelKey) ?? k.gpuModel ?? ""
+        var h = o
+        if !o.oom { h.seconds = r.peers > 1 ? result.seconds : o.seconds }
+        // No time where it would mislead: a warm request, or sharing unknown (the executor's scheduler placed it).
+        if result.worker != nil || r.placement.gpu == nil { h.seconds = nil }
+        if let warning = k.record(h, gpuModel: model, colocated: r.peers) { progress.event("warning: \(warning)") }
     }
 
     /// The closing line: how the batch ended and the store's counts.

@@ -63,6 +63,13 @@ public enum GPUDiscovery {
         return try await discover(manifest.gpus)
     }
 
+    /// Why a real GPU is not free for measuring on (nil when it is, or is virtual): more than 1 GB of it is used by
+    /// processes the orchestrator does not own (read at discovery).
+    public static func busyReason(_ g: GPU) -> String? {
+        guard !g.uuid.hasPrefix("virtual-"), g.foreignUsedGB > 1 else { return nil }
+        return String(format: "GPU %d already has %.1f GB in use by other processes", g.index, g.foreignUsedGB)
+    }
+
     /// Device-level memory.used (GB) per GPU index; nil when nvidia-smi is absent.
     public static func memoryUsed() async -> [Int: Double]? {
         let result = try? await Subprocess.run(

@@ -489,9 +489,11 @@ final class WarmPool: @unchecked Sendable {
     static func result(_ c: AttemptClassification, _ r: Request, worker w: Worker, peak: Double?, seconds: Double?) -> AttemptResult {
         let slice = logSlice(w.logPath, from: r.logOffset, maxBytes: 1 << 20)
         if !slice.isEmpty { AttemptRunner.appendToLog(r.plan.logPath, slice.hasSuffix("\n") ? String(slice.dropLast()) : slice) }
-        return AttemptResult(classification: c, exitCode: nil, signal: nil, seconds: seconds ?? r.sentAt.map { Date().timeIntervalSince($0) } ?? 0,
-                             stderrTail: AttemptRunner.lastLines(slice, 30), oom: nil, reportedPeakGB: peak, outputDigest: nil, note: nil,
-                             leftovers: [])
+        var result = AttemptResult(classification: c, exitCode: nil, signal: nil, seconds: seconds ?? r.sentAt.map { Date().timeIntervalSince($0) } ?? 0,
+                                   stderrTail: AttemptRunner.lastLines(slice, 30), oom: nil, reportedPeakGB: peak, outputDigest: nil, note: nil,
+                                   leftovers: [])
+        result.worker = w.id
+        return result
     }
 
     /// The log's bytes from `offset` on (at most the last `maxBytes`), as text.

@@ -66,11 +66,13 @@ public struct AttemptDocument: Codable, Sendable {
     public var slurmJobID: String?
     /// The warm worker that served it (docs/workers.md); absent for a process of its own.
     public var worker: String?
+    /// Where the prediction it was placed with came from (docs/calibration.md).
+    public var predictedFrom: String?
 
     enum CodingKeys: String, CodingKey {
         case number, settings, resolvedSettings = "resolved_settings", isolated, executor, host, gpu, startedAt = "started_at",
              endedAt = "ended_at", classification, exitStatus = "exit_status", signal, peakGB = "peak_gb", seconds, log, note,
-             stderrTail = "stderr_tail", slurmJobID = "slurm_job_id", worker
+             stderrTail = "stderr_tail", slurmJobID = "slurm_job_id", worker, predictedFrom = "predicted_from"
     }
 
     public init(_ a: AttemptRecord) {
@@ -93,6 +95,7 @@ public struct AttemptDocument: Codable, Sendable {
         stderrTail = a.stderrTail
         slurmJobID = a.slurmJobID
         worker = a.workerID
+        predictedFrom = a.predictedFrom
     }
 
     /// `classification`, `gpu` and `exit_status` are always present (null when unknown); the rest only when known.
@@ -117,6 +120,7 @@ public struct AttemptDocument: Codable, Sendable {
         try c.encodeIfPresent(stderrTail, forKey: .stderrTail)
         try c.encodeIfPresent(slurmJobID, forKey: .slurmJobID)
         try c.encodeIfPresent(worker, forKey: .worker)
+        try c.encodeIfPresent(predictedFrom, forKey: .predictedFrom)
     }
 }
 
@@ -225,14 +229,17 @@ public struct StatusSummaryDocument: Codable, Sendable {
     public var counts: StateCounts
     /// The running orchestrator's live warm workers (empty when none runs).
     public var workers: [WorkerDocument]
+    /// What the latest run's predictions started from (calibration, history); absent before any run said.
+    public var predictionBasis: String?
 
-    enum CodingKeys: String, CodingKey { case store, runningOrchestrator = "running_orchestrator", counts, workers }
+    enum CodingKeys: String, CodingKey { case store, runningOrchestrator = "running_orchestrator", counts, workers, predictionBasis = "prediction_basis" }
 
-    public init(store: String, runningOrchestrator: HolderDocument?, counts: StateCounts, workers: [WorkerDocument] = []) {
+    public init(store: String, runningOrchestrator: HolderDocument?, counts: StateCounts, workers: [WorkerDocument] = [], predictionBasis: String? = nil) {
         self.store = store
         self.runningOrchestrator = runningOrchestrator
         self.counts = counts
         self.workers = workers
+        self.predictionBasis = predictionBasis
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -241,6 +248,7 @@ public struct StatusSummaryDocument: Codable, Sendable {
         try c.encode(runningOrchestrator, forKey: .runningOrchestrator)
         try c.encode(counts, forKey: .counts)
         try c.encode(workers, forKey: .workers)
+        try c.encodeIfPresent(predictionBasis, forKey: .predictionBasis)
     }
 }
 

@@ -12,9 +12,12 @@ public struct PlanDocument: Codable, Sendable {
     public var waits: [String: String]
     /// Warm workers' loads, when the plan is for them (absent: one process per job).
     public var warm: WarmEntry?
+    /// What the predictions start from (docs/calibration.md).
+    public var predictionBasis: String?
 
     enum CodingKeys: String, CodingKey {
-        case strategy, makespanS = "makespan_s", lowerBoundS = "lower_bound_s", ratio, gpus, placements, unplaceable, waits, warm
+        case strategy, makespanS = "makespan_s", lowerBoundS = "lower_bound_s", ratio, gpus, placements, unplaceable, waits, warm,
+             predictionBasis = "prediction_basis"
     }
 
     public struct WarmEntry: Codable, Sendable {
@@ -39,9 +42,11 @@ public struct PlanDocument: Codable, Sendable {
         public var gpu: Int
         public var startS, endS, memoryGB, predictedSoloS, hostRAMGB: Double
         public var extrapolated: Bool
+        /// Where its prediction comes from, in words.
+        public var predictedFrom: String?
         enum CodingKeys: String, CodingKey {
             case job, gpu, startS = "start_s", endS = "end_s", memoryGB = "memory_gb", predictedSoloS = "predicted_solo_s",
-                 hostRAMGB = "host_ram_gb", extrapolated
+                 hostRAMGB = "host_ram_gb", extrapolated, predictedFrom = "predicted_from"
         }
     }
 

@@ -11,7 +11,8 @@ public struct Estimate: Sendable, Hashable, Codable {
     public var seconds: Double
     /// True when the settings lie outside the calibration points.
     public var extrapolated: Bool
-    /// Where the figures came from: `prior`, `observed` or `oom`.
+    /// Where the figures came from: `profile` (its defaults), `calibration`, `history` (earlier batches), `batch`
+    /// (this batch's attempts) or `oom` (a lower bound from an out-of-memory attempt). `Predictor.provenance` words it.
     public var source: String
     /// Host RAM the job is expected to peak at, in GB (0 when the profile has no host-RAM model).
     public var hostRAMGB: Double = 0
@@ -35,7 +36,25 @@ public struct Predictor: Sendable {
         var oomGB: Double?       // the largest memory figure of an OOM (a lower bound)
         var rateSum = 0.0        // seconds per frame, summed over runs with a duration and frames
         var rates = 0
+        var batch = 0            // observations of this batch
+        var history = 0          // of earlier batches on this GPU model
+        var borrowed: [String: Int] = [:]  // of earlier batches on other GPU models, by how they were scaled
     }
+
+    /// Where an observation comes from.
+    public enum Origin: Sendable, Hashable {
+        /// This batch's own attempts.
+        case batch
+        /// Earlier batches on the same GPU model (the history store).
+        case history
+        /// Earlier batches on another GPU model, scaled by a ratio learned from buckets both models ran; the text says
+        /// which model and ratio.
+        case borrowed(String)
+    }
+
+    /// What the profile's figures are: its own defaults, or a calibration's (`calibrated(by:)`), in words.
+    public var priorDescription = "profile"
+    public var priorIsCalibration = false
     /// OOM lower bounds that apply to one job only, by "job|bucket".
     private var jobFloors: [String: Double] = [:]
     /// The jobs that have a lower bound of their own: the only ones whose estimate differs from their settings'.
@@ -58,8 +77,8 @@ public struct Predictor: Sendable {
         for o in observations { observe(o) }
     }
 
-    /// Adds an observation (the run loop calls this as attempts finish).
-    public mutating func observe(_ o: Observation) {
+    /// Adds an observation (the run loop calls this as attempts finish; a batch's start adds the history's).
+    public mutating func observe(_ o: Observation, origin: Origin = .batch) {
         generation += 1
         if o.oom, let job = o.jobID {
             jobsWithFloors.insert(job)
@@ -71,6 +90,11 @@ public struct Predictor: Sendable {
             } else {
                 if let p = o.peakGB { b.peakGB = max(b.peakGB ?? p, p) }
                 if o.frames > 0, let sec = o.seconds { b.rateSum += sec / Double(o.frames); b.rates += 1 }
+            }
+            switch origin {
+            case .batch: b.batch += 1
+            case .history: b.history += 1
+            case let .borrowed(how): b.borrowed[how, default: 0] += 1
             }
             observed[o.bucket] = b
         }
@@ -121,25 +145,42 @@ public struct Predictor: Sendable {
         if t.referenceSampleSteps > 0 { perFrame *= Double(s.sampleSteps) / Double(t.referenceSampleSteps) }
         if s.offloadModel { perFrame *= t.offloadFactor }
         var seconds = t.startupSeconds + perFrame * Double(s.totalFrames)
-        var source = "prior"
+        let prior = priorIsCalibration ? "calibration" : "profile"
+        var source = prior
 
         let key = bucket(s, frame: frame)
         if let obs = observed[key] {
-            if let peak = obs.peakGB { raw = peak; source = "observed" }
+            let learned = obs.batch > 0 ? "batch" : "history"
+            if let peak = obs.peakGB { raw = peak; source = learned }
             // An OOM is a lower bound: never predict less than what already failed.
             if let floor = obs.oomGB, floor > raw { raw = floor; source = "oom" }
             if obs.rates > 0 {
                 seconds = obs.rateSum / Double(obs.rates) * Double(s.totalFrames)
-                if source == "prior" { source = "observed" }
+                if source == prior { source = learned }
             }
         }
         if let job = jobID, let floor = jobFloors[job + "|" + key], floor > raw {
             raw = floor
             source = "oom"
         }
-        let extrapolated = source == "prior" && (memExtra || timeExtra)
+        let extrapolated = (source == "profile" || source == "calibration") && (memExtra || timeExtra)
         return Estimate(memoryGB: raw * (1 + headroom), rawMemoryGB: raw, seconds: max(seconds, 0.001), extrapolated: extrapolated, source: source,
                         hostRAMGB: hostRAM)
+    }
+
+    /// Where an estimate for these settings comes from, in words: "profile defaults", "calibration (...)", "history:
+    /// 7 observation(s)", "this batch: 2 observation(s)", with an OOM's lower bound when one applies.
+    public func provenance(_ s: ClipSettings, jobID: String? = nil) -> String {
+        let e = estimate(s, jobID: jobID)
+        var parts: [String] = []
+        if let obs = observed[bucket(s)] {
+            if obs.history > 0 { parts.append("history: \(obs.history) observation(s) on this GPU model") }
+            for (how, n) in obs.borrowed.sorted(by: { $0.key < $1.key }) { parts.append("history: \(n) observation(s) \(how)") }
+            if obs.batch > 0 { parts.append("this batch: \(obs.batch) observation(s)") }
+        }
+        if parts.isEmpty { parts.append(priorDescription) }
+        if e.source == "oom" { parts.append("raised to an out-of-memory attempt's lower bound") }
+        return parts.joined(separator: "; ")
     }
 
     /// Points sorted by x, duplicates at the same x averaged.

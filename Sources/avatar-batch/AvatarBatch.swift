@@ -16,7 +16,7 @@ struct AvatarBatch: AsyncParsableCommand {
             2 invalid input, 130 interrupted (run the same command again to resume).
             """,
         version: "0.1.0",
-        subcommands: [Validate.self, Plan.self, Run.self, Status.self, Retry.self, Report.self, ExecAttempt.self])
+        subcommands: [Validate.self, Plan.self, Run.self, Status.self, Retry.self, Report.self, Calibrate.self, ExecAttempt.self])
 }
 
 /// Options every command that reads a manifest shares.

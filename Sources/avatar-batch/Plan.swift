@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoint
 import Executors
 import Foundation
 import Manifest
@@ -24,6 +25,12 @@ struct Plan: AsyncParsableCommand {
     @Flag(help: "Print the plan as JSON.")
     var json = false
 
+    @Option(help: ArgumentHelp("The history of earlier batches and calibrations to plan from (default: as run uses it; read only).", valueName: "PATH"))
+    var history: String?
+
+    @Flag(help: "Plan from the profile alone, without the history.")
+    var noHistory = false
+
     @Option(help: ArgumentHelp("Plan for warm workers (auto: when the renderer's profile has a worker: section) or one process per job (off), as run --workers does.", valueName: "auto|off"))
     var workers: String = "auto"
 
@@ -37,10 +44,13 @@ struct Plan: AsyncParsableCommand {
         do { strategy = try Scheduler.Strategy.named(self.strategy ?? manifest.strategy) } catch { throw fail("\(error)") }
         guard workers == "auto" || workers == "off" else { throw fail("--workers must be auto or off, not \(workers)") }
         let warm = workers == "auto" ? manifest.renderer.worker : nil
+        let knowledge = Knowledge(profile: manifest.renderer, gpus: gpus, historyPath: noHistory ? nil : (history ?? History.defaultPath()),
+                                  batch: manifest.name, readOnly: true)
+        for w in knowledge.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+        var predictor = knowledge.predictor()
         // Warm requests pay no start-up: the worker is loaded already; the loads are added per worker below.
-        var profile = manifest.renderer
-        if warm != nil { profile.time.startupSeconds = 0 }
-        let planner = Planner(predictor: Predictor(profile: profile), strategy: strategy, maxJobsPerGPU: maxJobsPerGPU)
+        if warm != nil { predictor.profile.time.startupSeconds = 0 }
+        let planner = Planner(predictor: predictor, strategy: strategy, maxJobsPerGPU: maxJobsPerGPU)
         var plan = planner.plan(manifest.clips.map { PlanJob(id: $0.id, settings: $0.settings, priority: $0.priority, gpuModel: $0.gpuModel, location: $0.location) }, gpus: gpus, explain: explain)
         var warmPlan: WarmPlan?
         if let spec = warm {
@@ -54,9 +64,12 @@ struct Plan: AsyncParsableCommand {
         if json {
             var doc = PlanDocument(plan)
             doc.warm = warmPlan.map { PlanDocument.WarmEntry(workers: $0.workers, loadSeconds: $0.loadSeconds) }
+            doc.predictionBasis = knowledge.basis
+            let settings = Dictionary(manifest.clips.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
+            for i in doc.placements.indices { doc.placements[i].predictedFrom = settings[doc.placements[i].job].map { predictor.provenance($0) } }
             try JSONOutput.print(doc)
         } else {
-            print(PlanPrinter.text(plan, manifest: manifest, explain: explain, warm: warmPlan))
+            print(PlanPrinter.text(plan, manifest: manifest, explain: explain, warm: warmPlan, predictor: predictor, basis: knowledge.basis))
         }
         if !plan.unplaceable.isEmpty { throw ExitCode(2) }
     }
@@ -64,10 +77,11 @@ struct Plan: AsyncParsableCommand {
 
 /// Plans as text (JSON: `PlanDocument`).
 enum PlanPrinter {
-    static func text(_ plan: Scheduler.Plan, manifest: Manifest, explain: Bool, warm: WarmPlan? = nil) -> String {
+    static func text(_ plan: Scheduler.Plan, manifest: Manifest, explain: Bool, warm: WarmPlan? = nil, predictor: Predictor? = nil, basis: String? = nil) -> String {
         var out: [String] = []
         let d = ProgressReporter.duration
         out.append("plan for \(manifest.name): \(manifest.clips.count) clips, renderer \(manifest.renderer.name), strategy \(plan.strategy), \(plan.gpus.count) GPU(s)")
+        if let basis { out.append("predictions: \(basis)") }
         // Looked up per placement below: one dictionary, not a scan of every clip for each of them.
         let clips = explain && manifest.renderer.framing != .exact
             ? Dictionary(manifest.clips.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }) : [:]
@@ -83,6 +97,9 @@ enum PlanPrinter {
                         extra += "  frame \(f.width)x\(f.height)"
                     }
                     if e.hostRAMGB > 0 { extra += String(format: "  host RAM %.0f GB", e.hostRAMGB) }
+                    if let predictor, let clip = clips[r.jobID] ?? manifest.clips.first(where: { $0.id == r.jobID }) {
+                        extra += "  from: \(predictor.provenance(clip.settings))"
+                    }
                 }
                 out.append(String(format: "  %@ -> %@  %@  %.1f GB%@", d(r.startS), d(r.endS), r.jobID, r.memoryGB, extra))
             }

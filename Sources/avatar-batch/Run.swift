@@ -58,6 +58,12 @@ struct Run: AsyncParsableCommand {
     @Option(help: ArgumentHelp("auto: keep the model loaded in a warm worker per GPU slot when the renderer's profile has a worker: section (docs/workers.md); off: one process per attempt.", valueName: "auto|off"))
     var workers: String = "auto"
 
+    @Option(help: ArgumentHelp("The history of earlier batches and calibrations (default: $AVATAR_BATCH_HOME/history.sqlite, else ~/.local/share/avatar-batch/history.sqlite; docs/calibration.md).", valueName: "PATH"))
+    var history: String?
+
+    @Flag(help: "Predict from the profile and this batch alone: neither read nor add to the history.")
+    var noHistory = false
+
     @OptionGroup(title: "Slurm (with --executor slurm; each overrides the manifest's slurm: key)")
     var slurmFlags: SlurmFlags
 
@@ -78,8 +84,9 @@ struct Run: AsyncParsableCommand {
         do { gpus = try await GPUDiscovery.forBatch(manifest) } catch { throw fail("\(error)") }
         let strat = try strategyOrExit(manifest)
         guard (hostRAM ?? 0) >= 0 else { throw fail("--host-ram must be 0 (no check) or more") }
+        let knowledge = knowledge(manifest, gpus: gpus)
         var o = LocalExecutorOptions(gpus: gpus, strategy: strat, maxJobsPerGPU: maxJobsPerGPU ?? manifest.renderer.maxJobsPerGPU,
-                                     sharing: SharingModel(manifest.renderer.sharing))
+                                     sharing: SharingModel(knowledge.profile.sharing))
         o.hostRAMGB = hostRAM
         o.graceSeconds = grace
         switch workers {
@@ -87,7 +94,13 @@ struct Run: AsyncParsableCommand {
         case "off": o.warm = nil
         default: throw fail("--workers must be auto or off, not \(workers)")
         }
-        try await execute(manifest, jobs, executor: LocalExecutor(o), strategy: strat)
+        try await execute(manifest, jobs, executor: LocalExecutor(o), strategy: strat, knowledge: knowledge)
+    }
+
+    /// What predictions start from: the history (unless --no-history) and a calibration for these GPUs.
+    func knowledge(_ manifest: Manifest, gpus: [GPU]) -> Knowledge {
+        Knowledge(profile: manifest.renderer, gpus: gpus, historyPath: noHistory ? nil : (history ?? History.defaultPath()),
+                  batch: "\(manifest.name) (\(manifest.path))")
     }
 
     func strategyOrExit(_ manifest: Manifest) throws -> Scheduler.Strategy {
@@ -95,9 +108,10 @@ struct Run: AsyncParsableCommand {
     }
 
     /// Refuses clips that fit no GPU, opens the store, runs the session, writes the reports, exits with the run's status.
-    func execute(_ manifest: Manifest, _ jobs: [Job], executor: any AttemptExecutor, strategy: Scheduler.Strategy) async throws {
+    func execute(_ manifest: Manifest, _ jobs: [Job], executor: any AttemptExecutor, strategy: Scheduler.Strategy, knowledge: Knowledge) async throws {
         // A clip that fits no GPU at any setting is an error before anything runs (or is submitted).
-        let unplaceable = BatchSession.preflight(manifest, jobs: jobs, executor: executor, strategy: strategy, maxJobsPerGPU: maxJobsPerGPU)
+        let unplaceable = BatchSession.preflight(manifest, jobs: jobs, executor: executor, strategy: strategy, maxJobsPerGPU: maxJobsPerGPU,
+                                                 predictor: knowledge.predictor())
         if !unplaceable.isEmpty {
             for u in unplaceable { FileHandle.standardError.write(Data("\(u.location): error: \(u.message)\n".utf8)) }
             throw fail(executor.refusal(unplaceable.count))
@@ -111,7 +125,7 @@ struct Run: AsyncParsableCommand {
         let store: Store
         do { store = try Store(path: state ?? manifest.defaultStatePath) } catch { throw fail("\(error)", code: 1) }
         let session = try BatchSession(manifest: manifest, jobs: jobs, store: store, executor: executor, options: options,
-                                       progress: ProgressReporter(quiet: quiet))
+                                       progress: ProgressReporter(quiet: quiet), knowledge: knowledge)
         let summary: RunSummary
         do {
             summary = try await session.run()

@@ -78,6 +78,10 @@ extension Run {
         }
         so.pollSeconds = max(0.2, slurmFlags.pollInterval)
         let statePath = state ?? manifest.defaultStatePath
-        try await execute(manifest, jobs, executor: SlurmExecutor(so, gpus: gpus, storePath: statePath, renderer: manifest.renderer), strategy: strat)
+        if workers == "auto" && manifest.renderer.worker != nil {
+            FileHandle.standardError.write(Data("note: the Slurm executor runs one job per attempt; warm workers are local only (docs/slurm.md)\n".utf8))
+        }
+        try await execute(manifest, jobs, executor: SlurmExecutor(so, gpus: gpus, storePath: statePath, renderer: manifest.renderer), strategy: strat,
+                          knowledge: knowledge(manifest, gpus: gpus))
     }
 }

@@ -52,9 +52,10 @@ struct Status: AsyncParsableCommand {
         let counts = try store.counts()
         let holder = try store.holder()
         let workers = try liveWorkers(store, run: holder?.1)
+        let basis = try store.runs().last?.predictionBasis
         if json {
             let head = StatusSummaryDocument(store: path, runningOrchestrator: holder.map { HolderDocument(host: $0.0.host, pid: $0.0.pid, runID: $0.1, since: $0.2) },
-                                             counts: StateCounts(counts), workers: workers)
+                                             counts: StateCounts(counts), workers: workers, predictionBasis: basis)
             if summary { return try JSONOutput.print(head) }
             try streamStatus(head, store: store)
             return
@@ -63,6 +64,7 @@ struct Status: AsyncParsableCommand {
             print("running: run \(run), pid \(who.pid) on \(who.host), since \(Date(timeIntervalSince1970: since).formatted(.iso8601))")
         }
         print(JobState.allCases.map { "\($0.rawValue) \(counts[$0] ?? 0)" }.joined(separator: "  "))
+        if let basis { print("predictions: \(basis)") }
         for w in workers {
             var line = "worker \(w.id)  GPU \(w.gpu.map(String.init) ?? "?")  pid \(w.pid.map(String.init) ?? "?")  \(w.state)"
             if !w.loadSettings.isEmpty { line += "  [\(w.loadSettings)]" }
@@ -82,6 +84,7 @@ struct Status: AsyncParsableCommand {
                 line += "  attempt \(last.number)" + (last.gpu.map { " on GPU \($0)" } ?? (last.host.isEmpty ? "" : " on \(last.host)"))
                 if let c = last.classification { line += ": \(c.rawValue)" }
                 if !last.change.isEmpty { line += " [\(last.change)]" }
+                if all, let from = last.predictedFrom { line += "  (predicted from \(from))" }
             }
             if let r = j.reason, j.state == .failed { line += "  — \(r)" }
             if j.state == .failed, let log = last?.logPath { line += "  log: \(log)" }

@@ -213,6 +213,7 @@ extension Batch {
         try b.editManifest(("--mode, ok]", "--mode, ok, --sleep, \"0.7\"]"))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: PackagePaths.binary)
+        p.environment = CLI.environment()
         p.arguments = ["run", b.manifest, "--grace", "1", "--max-jobs-per-gpu", "1", "--quiet"]
         p.standardError = FileHandle.nullDevice
         try p.run()
@@ -244,6 +245,7 @@ extension Batch {
         let b = warmBatch([("stuck", "hang")], extraClip: ", timeout: 60")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: PackagePaths.binary)
+        p.environment = CLI.environment()
         p.arguments = ["run", b.manifest, "--grace", "1", "--quiet"]
         p.standardError = FileHandle.nullDevice
         try p.run()
@@ -280,6 +282,7 @@ extension Batch {
         try b.editManifest(("--mode, ok]", "--mode, ok, --sleep, \"3\"]"))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: PackagePaths.binary)
+        p.environment = CLI.environment()
         p.arguments = ["run", b.manifest, "--grace", "1", "--quiet"]
         p.standardError = FileHandle.nullDevice
         try p.run()

@@ -42,7 +42,7 @@ import Testing
         let s = settings("384*256", clips: 10)
         p.observe(Observation(bucket: p.bucket(s), peakGB: 7.5, seconds: 48, frames: 480))
         #expect(p.estimate(s).rawMemoryGB == 7.5)
-        #expect(p.estimate(s).source == "observed")
+        #expect(p.estimate(s).source == "batch")
         // 48 s over 480 frames = 0.1 s/frame.
         #expect(abs(p.estimate(s).seconds - 48) < 1e-9)
         p.observe(Observation(bucket: p.bucket(s), peakGB: 32.5, seconds: nil, frames: 480, oom: true))

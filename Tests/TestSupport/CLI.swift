@@ -13,11 +13,7 @@ public enum CLI {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: program)
         p.arguments = args
-        var e = ProcessInfo.processInfo.environment
-        e["AVATAR_BATCH_RENDERERS"] = PackagePaths.renderers
-        e["CI"] = "1"
-        for (k, v) in env { e[k] = v }
-        p.environment = e
+        p.environment = environment(env)
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -25,6 +21,20 @@ public enum CLI {
         try p.run()
         return (p, out, err)
     }
+
+    /// The environment tests run avatar-batch in: the working tree's renderers, and a history of this test process's
+    /// own (never the user's).
+    public static func environment(_ extra: [String: String] = [:]) -> [String: String] {
+        var e = ProcessInfo.processInfo.environment
+        e["AVATAR_BATCH_RENDERERS"] = PackagePaths.renderers
+        e["CI"] = "1"
+        e["AVATAR_BATCH_HOME"] = testHome
+        for (k, v) in extra { e[k] = v }
+        return e
+    }
+
+    /// This test process's AVATAR_BATCH_HOME.
+    public static let testHome = NSTemporaryDirectory() + "avatar-batch-test-home-\(ProcessInfo.processInfo.processIdentifier)"
 
     /// Runs avatar-batch to completion.
     public static func run(_ args: [String], cwd: String? = nil, env: [String: String] = [:]) throws -> CLIResult {

@@ -19,6 +19,10 @@ Modes:
   flood         write --flood-mb MB to stderr, then ok
   outside       write a file beside the output (outside its output path), then ok
 Every invocation appends one JSON line to --ledger (clip, pid, mode, started, ended).
+With --model (and --size, --infer-frames, --num-clip, --online-decode) it stands in for a GPU renderer in
+calibration tests: 0.3 s of start-up, then CPU work that grows with the frames, and a report of a peak that grows
+with the frame's pixels, the frames and (offline) the clips: 2 GB + 0.25 GB per megapixel-frame of one clip
++ 0.05 GB per offline clip (0.3 GB online).
 """
 import argparse, json, os, signal, subprocess, sys, time
 
@@ -37,6 +41,10 @@ p.add_argument("--ffmpeg", action="store_true")
 p.add_argument("--flood-mb", type=int, default=1)
 p.add_argument("--output-mb", type=int, default=0, help="make the output this many MB (disk-full tests)")
 p.add_argument("--report", action="store_true")
+p.add_argument("--model", action="store_true", help="behave like a GPU renderer: peak memory and time grow with size, frames and clips")
+p.add_argument("--size", default="384*256")
+p.add_argument("--infer-frames", type=int, default=48)
+p.add_argument("--num-clip", type=int, default=1)
 a = p.parse_args()
 
 started = time.time()
@@ -139,8 +147,25 @@ elif mode == "outside":
     except OSError:
         pass
 
+peak = 1.5
+if a.model:
+    w, h = (int(v) for v in a.size.split("*"))
+    online = a.online_decode == "True"
+    time.sleep(0.3)
+    # CPU work: co-located probes contend for the cores as GPU jobs contend for the card.
+    work_until = time.time() + 0.1 + 0.004 * a.infer_frames * a.num_clip * (w * h) / (384 * 256)
+    n = 0
+    while time.time() < work_until:
+        n += 1
+    peak = 2 + 0.25 * w * h * a.infer_frames / 1e6 + (0.3 if online else 0.05 * a.num_clip)
+    # A card of $FAKE_GPU_GB: a peak above it is a real-looking OOM.
+    if os.environ.get("FAKE_GPU_GB") and peak > float(os.environ["FAKE_GPU_GB"]):
+        sys.stderr.write("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate %.2f GiB. GPU 0 has a total capacity of %s GiB "
+                         "of which 0.10 GiB is free. Including non-PyTorch memory, this process has 2.00 GiB memory in use.\n"
+                         % (peak - 2, os.environ["FAKE_GPU_GB"]))
+        sys.exit(1)
 write_output()
 if a.report and os.environ.get("AVATAR_BATCH_REPORT"):
     with open(os.environ["AVATAR_BATCH_REPORT"], "w") as f:
-        json.dump({"peak_memory_gb": 1.5, "seconds": time.time() - started}, f)
+        json.dump({"peak_memory_gb": round(peak, 3), "seconds": time.time() - started}, f)
 ledger("end")

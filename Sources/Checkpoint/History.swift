@@ -1,0 +1,237 @@
+import Foundation
+import GRDB
+import Manifest
+
+/// What batches learn, kept across batches (docs/calibration.md): one SQLite file under `$AVATAR_BATCH_HOME`
+/// (default `~/.local/share/avatar-batch/history.sqlite`) holding calibrations and every batch's observations, by
+/// renderer identity, GPU model and settings bucket. Bounded: each (renderer, GPU model, bucket, co-location) keeps
+/// its newest `window` observations. Safe for two batches writing at once (WAL, a busy timeout, one short
+/// transaction per write). Inspect it with `sqlite3`.
+public final class History: @unchecked Sendable {
+    public let path: String
+    let pool: DatabasePool
+    public let readOnly: Bool
+    /// Observations kept per (renderer, GPU model, bucket, co-location).
+    public static let window = 50
+
+    /// Where the history lives: `$AVATAR_BATCH_HOME/history.sqlite`, else `$XDG_DATA_HOME/avatar-batch/`, else
+    /// `~/.local/share/avatar-batch/`.
+    public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let home = environment["AVATAR_BATCH_HOME"], !home.isEmpty { return home + "/history.sqlite" }
+        let data = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.local/share")
+        return data + "/avatar-batch/history.sqlite"
+    }
+
+    /// Opens (and creates, unless `readOnly`) the history. Throws `HistoryError` with words a user can act on.
+    public init(path: String, readOnly: Bool = false) throws {
+        self.path = path
+        let fm = FileManager.default
+        var ro = readOnly
+        if !ro {
+            let dir = (path as NSString).deletingLastPathComponent
+            do { try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
+                if fm.fileExists(atPath: path) { ro = true } else { throw HistoryError.unusable(path, "cannot create \(dir): \(error.localizedDescription)") }
+            }
+            // A file we may read but not write: learn from it, add nothing.
+            if fm.fileExists(atPath: path) && !fm.isWritableFile(atPath: path) { ro = true }
+            if !fm.fileExists(atPath: path) && !fm.isWritableFile(atPath: dir) { throw HistoryError.unusable(path, "\(dir) is not writable") }
+        }
+        if ro && !fm.fileExists(atPath: path) { throw HistoryError.unusable(path, "it does not exist") }
+        self.readOnly = ro
+        var config = Configuration()
+        config.readonly = ro
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            let applied = try pool.read { db -> [String] in
+                guard try db.tableExists("grdb_migrations") else { return [] }
+                return try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
+            }
+            let known = Set(History.migrator.migrations)
+            if let newer = applied.first(where: { !known.contains($0) }) {
+                throw HistoryError.newer(path, newer)
+            }
+            if !ro { try History.migrator.migrate(pool) } else if applied.isEmpty { throw HistoryError.unusable(path, "it holds no history") }
+            _ = try pool.read { db in try db.tableExists("observations") }
+        } catch let e as HistoryError {
+            throw e
+        } catch {
+            throw HistoryError.unusable(path, "\(error)")
+        }
+        if !ro { try? fm.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path) }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("history-2026-11-30") { db in
+            try db.execute(sql: """
+                CREATE TABLE observations (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    renderer_identity TEXT NOT NULL, renderer TEXT NOT NULL, gpu_model TEXT NOT NULL, bucket TEXT NOT NULL,
+                    peak_gb REAL, seconds REAL, frames INTEGER NOT NULL, oom INTEGER NOT NULL,
+                    colocated INTEGER NOT NULL DEFAULT 1, batch TEXT NOT NULL, recorded_at REAL NOT NULL
+                );
+                CREATE INDEX observations_by_key ON observations(renderer_identity, gpu_model, bucket, colocated, id);
+                CREATE TABLE calibrations (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    renderer_identity TEXT NOT NULL, renderer TEXT NOT NULL, gpu_model TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('running', 'complete', 'discarded')),
+                    started_at REAL NOT NULL, finished_at REAL, work_dir TEXT NOT NULL, fit_json TEXT, note TEXT
+                );
+                CREATE INDEX calibrations_by_key ON calibrations(renderer_identity, gpu_model, state, id);
+                """)
+        }
+        return m
+    }
+
+    // MARK: observations
+
+    /// Records what one attempt showed, then trims its key to the window. Ignored (false) on a read-only history.
+    @discardableResult
+    public func record(_ o: HistoryObservation) throws -> Bool {
+        guard !readOnly else { return false }
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO observations (renderer_identity, renderer, gpu_model, bucket, peak_gb, seconds, frames, oom, colocated, batch, recorded_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [o.rendererIdentity, o.renderer, o.gpuModel, o.bucket, o.peakGB, o.seconds, o.frames, o.oom, o.colocated, o.batch,
+                                 o.recordedAt])
+            try db.execute(sql: """
+                DELETE FROM observations WHERE renderer_identity = ? AND gpu_model = ? AND bucket = ? AND colocated = ? AND id NOT IN (
+                    SELECT id FROM observations WHERE renderer_identity = ? AND gpu_model = ? AND bucket = ? AND colocated = ?
+                    ORDER BY id DESC LIMIT ?)
+                """, arguments: [o.rendererIdentity, o.gpuModel, o.bucket, o.colocated, o.rendererIdentity, o.gpuModel, o.bucket, o.colocated,
+                                 History.window])
+        }
+        return true
+    }
+
+    /// Every kept observation of a renderer, on every GPU model, oldest first.
+    public func observations(rendererIdentity: String) throws -> [HistoryObservation] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM observations WHERE renderer_identity = ? ORDER BY id", arguments: [rendererIdentity]).map {
+                HistoryObservation(rendererIdentity: $0["renderer_identity"], renderer: $0["renderer"], gpuModel: $0["gpu_model"], bucket: $0["bucket"],
+                                   peakGB: $0["peak_gb"], seconds: $0["seconds"], frames: $0["frames"], oom: $0["oom"], colocated: $0["colocated"],
+                                   batch: $0["batch"], recordedAt: $0["recorded_at"])
+            }
+        }
+    }
+
+    // MARK: calibrations
+
+    /// Starts a calibration (or finds the one an interrupted `calibrate` left running, to resume it).
+    public func beginCalibration(rendererIdentity: String, renderer: String, gpuModel: String, workDir: String, now: Double = Date().timeIntervalSince1970) throws -> CalibrationRecord {
+        guard !readOnly else { throw HistoryError.unusable(path, "it is read-only, so a calibration cannot be stored") }
+        return try pool.write { db in
+            if let row = try Row.fetchOne(db, sql: "SELECT * FROM calibrations WHERE renderer_identity = ? AND gpu_model = ? AND state = 'running' ORDER BY id DESC LIMIT 1",
+                                          arguments: [rendererIdentity, gpuModel]) {
+                return History.calibration(row)
+            }
+            try db.execute(sql: "INSERT INTO calibrations (renderer_identity, renderer, gpu_model, state, started_at, work_dir) VALUES (?, ?, ?, 'running', ?, ?)",
+                           arguments: [rendererIdentity, renderer, gpuModel, now, workDir])
+            return History.calibration(try Row.fetchOne(db, sql: "SELECT * FROM calibrations WHERE id = ?", arguments: [db.lastInsertedRowID])!)
+        }
+    }
+
+    /// Stores a finished calibration's fit; only a complete calibration is ever used.
+    public func completeCalibration(_ id: Int64, fit: CalibrationFit, now: Double = Date().timeIntervalSince1970) throws {
+        let json = String(decoding: try JSONEncoder.sorted.encode(fit), as: UTF8.self)
+        try pool.write { db in
+            try db.execute(sql: "UPDATE calibrations SET state = 'complete', finished_at = ?, fit_json = ? WHERE id = ?", arguments: [now, json, id])
+        }
+    }
+
+    /// Marks an unfinished calibration discarded (`calibrate --discard`): it is never resumed or used.
+    public func discardCalibration(_ id: Int64, note: String, now: Double = Date().timeIntervalSince1970) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE calibrations SET state = 'discarded', finished_at = ?, note = ? WHERE id = ? AND state = 'running'",
+                           arguments: [now, note, id])
+        }
+    }
+
+    /// The newest complete calibration of a renderer on a GPU model.
+    public func calibration(rendererIdentity: String, gpuModel: String) throws -> CalibrationRecord? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM calibrations WHERE renderer_identity = ? AND gpu_model = ? AND state = 'complete' ORDER BY id DESC LIMIT 1",
+                             arguments: [rendererIdentity, gpuModel]).map(History.calibration)
+        }
+    }
+
+    /// Every calibration, newest first.
+    public func calibrations() throws -> [CalibrationRecord] {
+        try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM calibrations ORDER BY id DESC").map(History.calibration) }
+    }
+
+    static func calibration(_ r: Row) -> CalibrationRecord {
+        CalibrationRecord(id: r["id"], rendererIdentity: r["renderer_identity"], renderer: r["renderer"], gpuModel: r["gpu_model"],
+                          state: r["state"], startedAt: r["started_at"], finishedAt: r["finished_at"], workDir: r["work_dir"],
+                          fit: (r["fit_json"] as String?).flatMap { try? JSONDecoder().decode(CalibrationFit.self, from: Data($0.utf8)) }, note: r["note"])
+    }
+}
+
+/// Why the history cannot be used. A batch warns and carries on without it; `calibrate` stops.
+public enum HistoryError: Error, CustomStringConvertible, Sendable {
+    case unusable(String, String)
+    case newer(String, String)
+
+    public var description: String {
+        switch self {
+        case let .unusable(path, why):
+            return "the history at \(path) cannot be used (\(why)); predictions start from the profile. Fix it, move it away, or set AVATAR_BATCH_HOME to another folder"
+        case let .newer(path, migration):
+            return "the history at \(path) was written by a newer avatar-batch (it has \"\(migration)\"); predictions start from the profile. Upgrade, or set AVATAR_BATCH_HOME to another folder"
+        }
+    }
+}
+
+/// One attempt's figures, as the history keeps them.
+public struct HistoryObservation: Sendable, Hashable, Codable {
+    public var rendererIdentity: String
+    public var renderer: String
+    /// `NAME MEMORYGB` (e.g. "NVIDIA H200 140GB"): predictions for one GPU model come from that model's figures.
+    public var gpuModel: String
+    public var bucket: String
+    public var peakGB: Double?
+    /// Solo-equivalent seconds (a co-located attempt's wall time is recorded with `colocated` > 1 as it was).
+    public var seconds: Double?
+    public var frames: Int
+    public var oom: Bool
+    /// How many attempts shared the GPU (1: alone). Co-located figures teach S(k), not solo time.
+    public var colocated: Int
+    /// Which batch recorded it (its manifest's name and store).
+    public var batch: String
+    public var recordedAt: Double
+
+    public init(rendererIdentity: String, renderer: String, gpuModel: String, bucket: String, peakGB: Double?, seconds: Double?, frames: Int,
+                oom: Bool, colocated: Int = 1, batch: String, recordedAt: Double = Date().timeIntervalSince1970) {
+        self.rendererIdentity = rendererIdentity
+        self.renderer = renderer
+        self.gpuModel = gpuModel
+        self.bucket = bucket
+        self.peakGB = peakGB
+        self.seconds = seconds
+        self.frames = frames
+        self.oom = oom
+        self.colocated = colocated
+        self.batch = batch
+        self.recordedAt = recordedAt
+    }
+}
+
+/// A calibration: how `calibrate` measured a renderer on a GPU model.
+public struct CalibrationRecord: Sendable, Hashable, Codable {
+    public var id: Int64
+    public var rendererIdentity: String
+    public var renderer: String
+    public var gpuModel: String
+    /// running (interrupted, or under way), complete, or discarded.
+    public var state: String
+    public var startedAt: Double
+    public var finishedAt: Double?
+    public var workDir: String
+    public var fit: CalibrationFit?
+    public var note: String?
+}

@@ -1,0 +1,116 @@
+import Checkpoint
+import Foundation
+import Manifest
+import Scheduler
+
+/// What a batch's predictions start from (docs/calibration.md): the profile, replaced by a calibration of the
+/// renderer on this GPU model when there is one, then corrected by the history of earlier batches (this model's
+/// figures as they are, another model's only through learned ratios), S(k) learned from co-located runs, and finally
+/// this batch's own attempts. It also writes what this batch learns back to the history.
+public final class Knowledge: @unchecked Sendable {
+    /// The profile as predictions use it: calibrated, with learned sharing.
+    public let profile: RendererProfile
+    public let history: History?
+    /// The GPU model predictions are made for (the batch's most common one).
+    public let gpuModel: String?
+    public let calibration: CalibrationRecord?
+    let entries: [(Observation, Predictor.Origin)]
+    public let learnedSharing: [Int: Double]
+    /// Why the history is not used, or is used read-only (printed as warnings).
+    public let warnings: [String]
+    /// The batch's name in the history.
+    let batch: String
+
+    /// `readOnly` (plan, status): a missing history is no history, and nothing is created or written.
+    public init(profile: RendererProfile, gpus: [GPU], historyPath: String?, batch: String, readOnly: Bool = false) {
+        var warnings: [String] = []
+        var history: History?
+        if let path = historyPath, !readOnly || FileManager.default.fileExists(atPath: path) {
+            do {
+                history = try History(path: path, readOnly: readOnly)
+                if !readOnly && history!.readOnly { warnings.append("the history at \(path) is read-only: this batch learns from it but adds nothing to it") }
+            } catch {
+                warnings.append("\(error)")
+            }
+        }
+        let model = Learning.primaryModel(gpus)
+        var p = profile
+        var calibration: CalibrationRecord?
+        var entries: [(Observation, Predictor.Origin)] = []
+        var sharing: [Int: Double] = [:]
+        if let h = history, let model {
+            do {
+                calibration = try h.calibration(rendererIdentity: profile.identityDigest, gpuModel: model)
+                if let fit = calibration?.fit { p = p.calibrated(by: fit) }
+                let all = try h.observations(rendererIdentity: profile.identityDigest).map {
+                    HistoryEntry(gpuModel: $0.gpuModel, observation: Observation(bucket: $0.bucket, gpuModel: $0.gpuModel, peakGB: $0.peakGB,
+                                                                                 seconds: $0.seconds, frames: $0.frames, oom: $0.oom),
+                                 colocated: $0.colocated)
+                }
+                entries = Learning.observations(for: model, from: all)
+                sharing = Learning.sharing(for: model, from: all)
+                for (k, s) in sharing { p.sharing[k] = s }
+            } catch {
+                warnings.append("the history at \(h.path) could not be read (\(error)); predictions start from the profile")
+                entries = []
+                calibration = nil
+                p = profile
+            }
+        }
+        self.profile = p
+        self.history = history
+        self.gpuModel = model
+        self.calibration = calibration
+        self.entries = entries
+        self.learnedSharing = sharing
+        self.warnings = warnings
+        self.batch = batch
+    }
+
+    /// The profile alone: no history (tests, `--no-history`).
+    public convenience init(profile: RendererProfile) {
+        self.init(profile: profile, gpus: [], historyPath: nil, batch: "")
+    }
+
+    /// A predictor starting from all of it, then this batch's own observations.
+    public func predictor(batch observations: [Observation] = []) -> Predictor {
+        var p = Predictor(profile: profile)
+        p.priorDescription = priorDescription
+        p.priorIsCalibration = calibration?.fit != nil
+        for (o, origin) in entries { p.observe(o, origin: origin) }
+        for o in observations { p.observe(o, origin: .batch) }
+        return p
+    }
+
+    var priorDescription: String {
+        guard let c = calibration, c.fit != nil else { return "profile defaults" }
+        let day = Date(timeIntervalSince1970: c.finishedAt ?? c.startedAt).formatted(.iso8601.year().month().day())
+        return "calibration of \(day) on \(c.gpuModel)"
+    }
+
+    /// The basis in one line, for the run's opening and `status`.
+    public var basis: String {
+        var parts = [priorDescription]
+        let same = entries.filter { $0.1 == .history }.count
+        let borrowed = entries.count - same
+        if same > 0 { parts.append("history: \(same) observation(s) on \(gpuModel ?? "this GPU model")") }
+        if borrowed > 0 { parts.append("history: \(borrowed) observation(s) from other GPU models, scaled by learned ratios") }
+        if !learnedSharing.isEmpty {
+            parts.append("S(k) learned: " + learnedSharing.sorted { $0.key < $1.key }.map { String(format: "%d: %.2f", $0.key, $0.value) }.joined(separator: ", "))
+        }
+        return parts.joined(separator: "; ")
+    }
+
+    /// Adds what an attempt showed to the history (nothing when there is none, or it is read-only). A failure to
+    /// write is a warning for the caller, never a stop: the batch's own store is what resume depends on.
+    public func record(_ o: Observation, gpuModel: String, colocated: Int) -> String? {
+        guard let h = history, !h.readOnly else { return nil }
+        do {
+            try h.record(HistoryObservation(rendererIdentity: profile.identityDigest, renderer: profile.name, gpuModel: gpuModel, bucket: o.bucket,
+                                            peakGB: o.peakGB, seconds: o.seconds, frames: o.frames, oom: o.oom, colocated: colocated, batch: batch))
+            return nil
+        } catch {
+            return "could not add to the history at \(h.path): \(error)"
+        }
+    }
+}

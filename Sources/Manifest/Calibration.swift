@@ -1,0 +1,69 @@
+import Foundation
+
+/// What `avatar-batch calibrate` measured and fitted for a renderer on one GPU model, in the profile's own terms
+/// (docs/calibration.md): on that GPU model it replaces the profile's calibration points, start-up, decode costs and
+/// sharing table.
+public struct CalibrationFit: Sendable, Hashable, Codable {
+    public struct Point: Sendable, Hashable, Codable {
+        public var size: String
+        public var inferFrames: Int
+        public var value: Double
+        public init(size: String, inferFrames: Int, value: Double) {
+            self.size = size
+            self.inferFrames = inferFrames
+            self.value = value
+        }
+    }
+    /// Peak GB with one clip decoded offline, by (size, infer_frames).
+    public var memoryPoints: [Point]
+    /// ms of solo render time per frame after start-up, by (size, infer_frames).
+    public var timePoints: [Point]
+    public var startupSeconds: Double?
+    public var perClipOfflineGB: Double?
+    public var onlineDecodeGB: Double?
+    /// S(k): aggregate throughput of k identical jobs on one GPU against one.
+    public var sharing: [Int: Double]
+    /// The GPU's memory in GB; the probes run, those that ran out of memory (upper bounds, kept as notes), and the
+    /// calibration's seconds in all.
+    public var gpuMemoryGB: Double
+    public var probes: Int
+    public var oomProbes: Int
+    public var seconds: Double
+    /// What to know about the figures ("probe 384*256 x48 x6 offline ran out of memory: above 20 GB").
+    public var notes: [String]
+
+    public init(memoryPoints: [Point], timePoints: [Point], startupSeconds: Double?, perClipOfflineGB: Double?, onlineDecodeGB: Double?,
+                sharing: [Int: Double], gpuMemoryGB: Double, probes: Int, oomProbes: Int, seconds: Double, notes: [String] = []) {
+        self.memoryPoints = memoryPoints
+        self.timePoints = timePoints
+        self.startupSeconds = startupSeconds
+        self.perClipOfflineGB = perClipOfflineGB
+        self.onlineDecodeGB = onlineDecodeGB
+        self.sharing = sharing
+        self.gpuMemoryGB = gpuMemoryGB
+        self.probes = probes
+        self.oomProbes = oomProbes
+        self.seconds = seconds
+        self.notes = notes
+    }
+}
+
+extension RendererProfile {
+    /// This profile with a calibration's figures in place of its own where the calibration has them. A resident
+    /// memory model (Live Avatar's, measured to the byte) keeps its structure: only its points-based parts change.
+    public func calibrated(by fit: CalibrationFit) -> RendererProfile {
+        var p = self
+        let memory = fit.memoryPoints.compactMap { pt in FrameSize(pt.size).map { MemoryPoint(size: $0, inferFrames: pt.inferFrames, gb: pt.value) } }
+        if !memory.isEmpty && !p.memory.isResidentModel { p.memory.points = memory }
+        if let g = fit.perClipOfflineGB, !p.memory.isResidentModel { p.memory.perClipOfflineGB = g }
+        if let g = fit.onlineDecodeGB { p.memory.onlineDecodeGB = g }
+        let time = fit.timePoints.compactMap { pt in FrameSize(pt.size).map { TimePoint(size: $0, inferFrames: pt.inferFrames, msPerFrame: pt.value) } }
+        if !time.isEmpty { p.time.points = time }
+        if let s = fit.startupSeconds { p.time.startupSeconds = s }
+        for (k, s) in fit.sharing { p.sharing[k] = s }
+        return p
+    }
+
+    /// What identifies the renderer across batches (history, calibrations): a digest of `identityParts`.
+    public var identityDigest: String { String(SHA256.hex(Data(identityParts.joined(separator: "\n").utf8)).prefix(16)) }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Manifest
+
+/// One observation of an earlier batch, as the history hands it back.
+public struct HistoryEntry: Sendable, Hashable {
+    public var gpuModel: String
+    public var observation: Observation
+    /// How many attempts shared the GPU while it ran (1: alone). A co-located attempt's `seconds` is its wall time.
+    public var colocated: Int
+
+    public init(gpuModel: String, observation: Observation, colocated: Int) {
+        self.gpuModel = gpuModel
+        self.observation = observation
+        self.colocated = colocated
+    }
+}
+
+/// How earlier batches' figures become this batch's starting point (docs/calibration.md). Pure: the history store
+/// reads, the session writes, this decides.
+public enum Learning {
+    /// A GPU model as history and calibrations key it: its name and its memory ("NVIDIA H200 140GB").
+    public static func modelKey(_ gpu: GPU) -> String {
+        let memory = "\(Int(gpu.memoryGB.rounded()))GB"
+        return gpu.model.hasSuffix(memory) ? gpu.model : "\(gpu.model) \(memory)"
+    }
+
+    /// The GPU model most of `gpus` are (the first among equals): the one a batch's predictions are made for.
+    public static func primaryModel(_ gpus: [GPU]) -> String? {
+        let counts = Dictionary(gpus.map { (modelKey($0), 1) }, uniquingKeysWith: +)
+        return gpus.map(modelKey).first { counts[$0] == counts.values.max() }
+    }
+
+    /// The observations a predictor for `model` starts from. The same model's are used as they are (co-located ones
+    /// for memory only: their wall time is not a solo time). Another model's are used only through ratios learned
+    /// from settings buckets both models ran alone (at least `minimumCommon` of them), only for buckets `model` has
+    /// not run, and are marked with the model and the ratios; without such ratios they are not used.
+    public static func observations(for model: String, from entries: [HistoryEntry], minimumCommon: Int = 2) -> [(Observation, Predictor.Origin)] {
+        var out: [(Observation, Predictor.Origin)] = []
+        for e in entries where e.gpuModel == model {
+            var o = e.observation
+            if e.colocated > 1 { o.seconds = nil }
+            out.append((o, .history))
+        }
+        let mine = soloFigures(entries.filter { $0.gpuModel == model })
+        for other in Set(entries.map(\.gpuModel)).subtracting([model]).sorted() {
+            let theirs = soloFigures(entries.filter { $0.gpuModel == other })
+            let common = Set(mine.keys).intersection(theirs.keys)
+            var timeRatios: [Double] = [], memRatios: [Double] = []
+            for b in common {
+                if let a = mine[b]?.rate, let c = theirs[b]?.rate, c > 0 { timeRatios.append(a / c) }
+                if let a = mine[b]?.peak, let c = theirs[b]?.peak, c > 0 { memRatios.append(a / c) }
+            }
+            guard timeRatios.count >= minimumCommon || memRatios.count >= minimumCommon else { continue }
+            let rt = timeRatios.count >= minimumCommon ? median(timeRatios) : nil
+            let rm = memRatios.count >= minimumCommon ? median(memRatios) : nil
+            let how = "from \(other) (" + [rt.map { String(format: "time x%.2f", $0) }, rm.map { String(format: "memory x%.2f", $0) }]
+                .compactMap { $0 }.joined(separator: ", ") + ", learned from \(max(timeRatios.count, memRatios.count)) shared bucket(s))"
+            for e in entries where e.gpuModel == other && e.colocated == 1 && !e.observation.oom && mine[e.observation.bucket] == nil {
+                var o = e.observation
+                o.gpuModel = model
+                o.seconds = rt.flatMap { r in o.seconds.map { $0 * r } }
+                o.peakGB = rm.flatMap { r in o.peakGB.map { $0 * r } }
+                guard o.seconds != nil || o.peakGB != nil else { continue }
+                out.append((o, .borrowed(how)))
+            }
+        }
+        return out
+    }
+
+    /// S(k) learned on `model`: for each k with at least `minimum` co-located observations in buckets that also ran
+    /// alone, k x the median of (solo seconds per frame / co-located seconds per frame). Only what was seen.
+    public static func sharing(for model: String, from entries: [HistoryEntry], minimum: Int = 3) -> [Int: Double] {
+        let here = entries.filter { $0.gpuModel == model }
+        let solo = soloFigures(here)
+        var ratios: [Int: [Double]] = [:]
+        for e in here where e.colocated > 1 && !e.observation.oom {
+            guard let s = e.observation.seconds, e.observation.frames > 0, s > 0, let alone = solo[e.observation.bucket]?.rate else { continue }
+            ratios[e.colocated, default: []].append(alone / (s / Double(e.observation.frames)))
+        }
+        var out: [Int: Double] = [:]
+        for (k, r) in ratios where r.count >= minimum { out[k] = min(max(Double(k) * median(r), 0.1), Double(k)) }
+        return out
+    }
+
+    /// Per bucket, from observations of jobs alone on their GPU: mean seconds per frame, and the highest peak.
+    static func soloFigures(_ entries: [HistoryEntry]) -> [String: (rate: Double?, peak: Double?)] {
+        var sums: [String: (sum: Double, n: Int, peak: Double?)] = [:]
+        for e in entries where e.colocated == 1 && !e.observation.oom {
+            var v = sums[e.observation.bucket] ?? (0, 0, nil)
+            if let s = e.observation.seconds, e.observation.frames > 0 { v.sum += s / Double(e.observation.frames); v.n += 1 }
+            if let p = e.observation.peakGB { v.peak = max(v.peak ?? p, p) }
+            sums[e.observation.bucket] = v
+        }
+        return sums.mapValues { ($0.n > 0 ? $0.sum / Double($0.n) : nil, $0.peak) }
+    }
+
+    static func median(_ xs: [Double]) -> Double {
+        let s = xs.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+}

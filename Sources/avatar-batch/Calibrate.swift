@@ -1,0 +1,424 @@
+import ArgumentParser
+import Checkpoint
+import Executors
+import Foundation
+import Manifest
+import Scheduler
+
+struct Calibrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure a renderer on this machine's GPU model; every later batch on that model plans from the figures.",
+        discussion: """
+            Runs a designed set of probe jobs with the real renderer on one GPU: alone at several sizes, frame and clip \
+            counts, decoded offline and online, then k identical jobs at once for S(k). It fits the profile's memory and \
+            time model and sharing table and stores them in the history (docs/calibration.md), keyed by the renderer \
+            and the GPU model. It says how long it will take before it starts; Ctrl-C or a kill leaves it resumable: \
+            run the same command again (or add --discard to start afresh). A probe that runs out of memory is data: an \
+            upper bound. With --gpus (a virtual inventory) the renderer must report its own peak memory \
+            ($AVATAR_BATCH_REPORT), as the tests' fake renderer does.
+            """)
+
+    @Argument(help: "A renderer profile: a name on the search path (liveavatar, synthetic-dit) or a path to its YAML.")
+    var renderer: String
+
+    @Option(help: "A virtual inventory (e.g. 1x24GB) instead of this machine's GPUs, for renderers that report their own peak.")
+    var gpus: String?
+
+    @Option(help: "The GPU to calibrate on, by nvidia-smi index (default: the first).")
+    var gpu: Int?
+
+    @Flag(help: "A few probes: finishes in minutes on one GPU.")
+    var quick = false
+
+    @Flag(help: "Discard an unfinished calibration of this renderer and GPU model and start again.")
+    var discard = false
+
+    @Flag(help: "Calibrate on a GPU other processes already use (their memory is set aside; their compute still slows the probes).")
+    var allowBusy = false
+
+    @Option(help: "Co-locate at most this many jobs for S(k) (default: 2 with --quick, else the profile's max_jobs_per_gpu up to 4).")
+    var maxShared: Int?
+
+    @Option(help: ArgumentHelp("The history to store the calibration in (default: $AVATAR_BATCH_HOME/history.sqlite, else ~/.local/share/avatar-batch/history.sqlite).", valueName: "PATH"))
+    var history: String?
+
+    @Option(help: "Seconds between SIGTERM and SIGKILL when stopping a probe.")
+    var grace: Double = 10
+
+    @Flag(help: "Print only the summary.")
+    var quiet = false
+
+    func run() async throws {
+        let profile = try loadProfile()
+        let selected = try await targetGPU(profile)
+        let historyPath = history ?? History.defaultPath()
+        let store: History
+        do { store = try History(path: historyPath) } catch { throw fail("\(error)", code: 1) }
+        guard !store.readOnly else { throw fail("the history at \(historyPath) is read-only; a calibration cannot be stored there (set AVATAR_BATCH_HOME)", code: 1) }
+        let model = Learning.modelKey(selected)
+        let identity = profile.identityDigest
+        let safe = model.map { $0.isLetter || $0.isNumber ? $0 : "-" }
+        let work = (historyPath as NSString).deletingLastPathComponent + "/calibrations/\(profile.name)-\(identity)-\(String(safe))"
+        if discard, let open = try store.calibrations().first(where: { $0.rendererIdentity == identity && $0.gpuModel == model && $0.state == "running" }) {
+            try store.discardCalibration(open.id, note: "discarded by calibrate --discard")
+            try? FileManager.default.removeItem(atPath: open.workDir)
+            say("discarded the unfinished calibration \(open.id) (started \(Date(timeIntervalSince1970: open.startedAt).formatted(.iso8601)))")
+        }
+        let record = try store.beginCalibration(rendererIdentity: identity, renderer: profile.name, gpuModel: model, workDir: work)
+        let resumed = FileManager.default.fileExists(atPath: work + "/solo.yaml")
+        let design = CalibrationDesign(profile: profile, gpu: selected, quick: quick, maxShared: maxShared)
+        try design.writeInputs(to: work)
+        let estimate = design.predictedSeconds()
+        say("calibrating \(profile.name) on GPU \(selected.index) (\(model)): \(design.solo.count) probes alone, then \(design.shared.map { "\($0)" }.joined(separator: ", ")) at once; "
+            + "about \(ProgressReporter.duration(estimate)) by the profile's own predictions" + (resumed ? "; resuming calibration \(record.id)" : ""))
+        let began = Date()
+
+        // Alone: one probe at a time on the one GPU.
+        let solo = try await runBatch(work + "/solo.yaml", gpu: selected, maxJobs: 1, sharing: [:], knowledge: nil)
+        if solo.interrupted { throw interrupted() }
+        var fit = try CalibrationFitter.fit(design: design, soloStore: work + "/solo/.avatar-batch/state.sqlite", sharedStores: [:], gpu: selected)
+        // Together: k identical probes at once, placed with what the probes alone measured.
+        var sharedStores: [Int: String] = [:]
+        let measured = Knowledge(profile: profile.calibrated(by: fit))
+        for k in design.shared {
+            let one = measured.predictor().estimate(design.sharedSettings).memoryGB
+            guard Double(k) * one <= selected.memoryGB - selected.foreignUsedGB else {
+                fit.notes.append(String(format: "S(%d) not measured: %d probes of %.1f GB do not fit on %.0f GB", k, k, one, selected.memoryGB))
+                continue
+            }
+            let r = try await runBatch(work + "/shared-\(k).yaml", gpu: selected, maxJobs: k, sharing: [k: Double(k)], knowledge: measured)
+            if r.interrupted { throw interrupted() }
+            sharedStores[k] = work + "/shared-\(k)/.avatar-batch/state.sqlite"
+        }
+        let notes = fit.notes
+        fit = try CalibrationFitter.fit(design: design, soloStore: work + "/solo/.avatar-batch/state.sqlite", sharedStores: sharedStores, gpu: selected)
+        fit.notes = Array(Set(notes + fit.notes)).sorted()
+        fit.seconds = Date().timeIntervalSince(began)
+        guard !fit.memoryPoints.isEmpty || !fit.timePoints.isEmpty else {
+            throw fail("no probe gave figures (every one failed or reported nothing); see the logs under \(work); the calibration stays unfinished", code: 1)
+        }
+        try store.completeCalibration(record.id, fit: fit)
+        print(CalibrationFitter.describe(fit, profile: profile, model: model))
+        print("stored as calibration \(record.id) in \(historyPath); batches on \(model) now plan from it (plan --explain says so)")
+    }
+
+    func say(_ line: String) { if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) } }
+
+    func interrupted() -> ExitCode {
+        FileHandle.standardError.write(Data("calibration interrupted; run the same command again to resume it (or add --discard to start again)\n".utf8))
+        return ExitCode(130)
+    }
+
+    func loadProfile() throws -> RendererProfile {
+        let path: String
+        if renderer.hasSuffix(".yaml") || renderer.contains("/") {
+            path = renderer
+        } else {
+            let dirs = ProfileLoader.searchPath(manifestDirectory: FileManager.default.currentDirectoryPath)
+            guard let found = ProfileLoader.find(name: renderer, in: dirs) else {
+                throw fail("no renderer profile \"\(renderer)\" (known: \(ProfileLoader.available(in: dirs).joined(separator: ", ")))")
+            }
+            path = found
+        }
+        let (profile, diagnostics) = ProfileLoader.load(path: URL(fileURLWithPath: path).standardizedFileURL.path)
+        for d in diagnostics { FileHandle.standardError.write(Data("\(d)\n".utf8)) }
+        guard let profile else { throw ExitCode(2) }
+        return profile
+    }
+
+    /// The GPU the probes run on; a real one that other processes use is refused unless --allow-busy.
+    func targetGPU(_ profile: RendererProfile) async throws -> GPU {
+        let selection: GPUSelection
+        if let gpus {
+            switch GPUSelection.parse(gpus) {
+            case let .success(s): selection = s
+            case let .failure(e): throw fail("--gpus \(gpus): \(e)")
+            }
+        } else {
+            selection = .auto
+        }
+        let all: [GPU]
+        do { all = try await GPUDiscovery.discover(selection) } catch { throw fail("\(error)", code: 1) }
+        guard let g = gpu.map({ i in all.first { $0.index == i } }) ?? all.first else {
+            throw fail("no GPU \(gpu.map(String.init) ?? "") to calibrate on (found: \(all.map { String($0.index) }.joined(separator: ", ")))")
+        }
+        if let busy = GPUDiscovery.busyReason(g), !allowBusy {
+            throw fail("\(busy); calibrating beside it would measure it too. Stop it, pick another GPU with --gpu, or pass --allow-busy", code: 1)
+        }
+        return g
+    }
+
+    func runBatch(_ manifestPath: String, gpu: GPU, maxJobs: Int, sharing: [Int: Double], knowledge: Knowledge?) async throws -> RunSummary {
+        var lo = LoadOptions()
+        lo.probe = FFprobe.locate()
+        let manifest = try loadOrExit(manifestPath, lo)
+        let jobs = try makeJobs(manifest)
+        var o = LocalExecutorOptions(gpus: [gpu], strategy: try Scheduler.Strategy.named("earliest-finish"), maxJobsPerGPU: maxJobs,
+                                     sharing: SharingModel(sharing))
+        o.hostRAMGB = 0
+        o.graceSeconds = grace
+        var options = SessionOptions()
+        options.graceSeconds = grace
+        options.command = CommandLine.arguments.joined(separator: " ")
+        let store = try Store(path: manifest.defaultStatePath)
+        let session = try BatchSession(manifest: manifest, jobs: jobs, store: store, executor: LocalExecutor(o), options: options,
+                                       progress: ProgressReporter(quiet: quiet), knowledge: knowledge)
+        return try await session.run()
+    }
+}
+
+/// The probes of a calibration, and the files they need (docs/calibration.md).
+struct CalibrationDesign {
+    struct Probe {
+        var id: String
+        var settings: ClipSettings
+    }
+    let profile: RendererProfile
+    let gpu: GPU
+    var solo: [Probe] = []
+    var shared: [Int] = []
+    var sharedSettings: ClipSettings
+    let audioSeconds: Double
+
+    init(profile: RendererProfile, gpu: GPU, quick: Bool, maxShared: Int?) {
+        self.profile = profile
+        self.gpu = gpu
+        let d = profile.defaults
+        let defaultSize = d["size"].flatMap(FrameSize.init) ?? profile.sizes.first ?? FrameSize(width: 688, height: 368)
+        let multiple = max(4, profile.limits.inferFramesMultiple)
+        let frames = Int(d["infer_frames"] ?? "") ?? 48
+        let steps = profile.limits.sampleSteps.first ?? Int(d["sample_steps"] ?? "") ?? 4
+        let offload = profile.limits.offloadModel ?? (d["offload_model"] == "true")
+        func settings(_ size: FrameSize, _ f: Int, _ clips: Int, online: Bool) -> ClipSettings {
+            ClipSettings(size: size, numClip: clips, inferFrames: f, sampleSteps: steps, onlineDecode: online, offloadModel: offload, fp8: false, seed: 420)
+        }
+        // Sizes by pixels: the smallest, the default, and (not quick) the largest the profile predicts fits.
+        let predictor = Predictor(profile: profile)
+        let sizes = (profile.sizes.isEmpty ? [defaultSize] : profile.sizes).sorted { $0.pixels < $1.pixels }
+        let fits = sizes.filter { predictor.estimate(settings($0, frames, 1, online: false)).memoryGB <= gpu.memoryGB }
+        var chosen = [fits.first ?? defaultSize, defaultSize]
+        if !quick, let largest = fits.last { chosen.append(largest) }
+        var seen = Set<FrameSize>()
+        chosen = chosen.filter { seen.insert($0).inserted }
+        let half = max(multiple, frames / 2 / multiple * multiple)
+        func id(_ s: ClipSettings) -> String {
+            "\(s.size.width)x\(s.size.height)-f\(s.inferFrames)-c\(s.numClip)-\(s.onlineDecode ? "online" : "offline")"
+        }
+        var probes: [ClipSettings] = []
+        for size in chosen {
+            probes.append(settings(size, frames, 1, online: false))
+            if size == defaultSize || !quick { probes.append(settings(size, frames, 3, online: false)) }
+            if !quick && half != frames { probes.append(settings(size, half, 1, online: false)) }
+        }
+        probes.append(settings(defaultSize, frames, 3, online: true))
+        solo = probes.map { Probe(id: id($0), settings: $0) }
+        sharedSettings = settings(defaultSize, frames, 3, online: false)
+        let limit = min(maxShared ?? (quick ? 2 : min(profile.maxJobsPerGPU, 4)), profile.maxJobsPerGPU)
+        shared = limit >= 2 ? Array(2...limit) : []
+        audioSeconds = Double(probes.map(\.totalFrames).max() ?? 48) / profile.fps + 1
+    }
+
+    /// The profile's own prediction of the calibration's length (what it says before it starts).
+    func predictedSeconds() -> Double {
+        let p = Predictor(profile: profile)
+        let alone = solo.map { p.estimate($0.settings).seconds }.reduce(0, +)
+        let sharing = SharingModel(profile.sharing)
+        let together = shared.map { k in p.estimate(sharedSettings).seconds * Double(k) / max(sharing.aggregate(k), 1) }.reduce(0, +)
+        return alone + together
+    }
+
+    /// The reference image, the audio and the probe manifests (the same on every resume: ids are settings).
+    func writeInputs(to dir: String) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        if !fm.fileExists(atPath: dir + "/reference.png") { try CalibrationMedia.png(width: 1280, height: 720).write(to: URL(fileURLWithPath: dir + "/reference.png")) }
+        if !fm.fileExists(atPath: dir + "/speech.wav") { try CalibrationMedia.wav(seconds: audioSeconds).write(to: URL(fileURLWithPath: dir + "/speech.wav")) }
+        let profilePath = profile.directory.isEmpty ? "" : profile.directory + "/\(profile.name).yaml"
+        let renderer = fm.fileExists(atPath: profilePath) ? "\"\(profilePath)\"" : profile.name
+        func manifest(_ name: String, _ clips: [(String, ClipSettings)]) -> String {
+            var y = """
+                version: 1
+                name: calibrate-\(profile.name)-\(name)
+                output_dir: \(name)
+                renderer: \(renderer)
+                gpus: \(gpu.uuid.hasPrefix("virtual-") ? "\"1x\(Int(gpu.memoryGB))GB\"" : "auto")
+                retry: {max_attempts: 1}
+                defaults: {image: reference.png, audio: speech.wav, prompt: "A teacher explaining fractions in a bright classroom"}
+                clips:
+
+                """
+            for (id, s) in clips {
+                y += "  - {id: \(id), size: \"\(s.size)\", infer_frames: \(s.inferFrames), num_clip: \(s.numClip), sample_steps: \(s.sampleSteps), "
+                    + "online_decode: \(s.onlineDecode), offload_model: \(s.offloadModel), seed: \(s.seed)}\n"
+            }
+            return y
+        }
+        try manifest("solo", solo.map { ($0.id, $0.settings) }).write(toFile: dir + "/solo.yaml", atomically: true, encoding: .utf8)
+        for k in shared {
+            try manifest("shared-\(k)", (1...k).map { ("together-\(k)-\($0)", sharedSettings) })
+                .write(toFile: dir + "/shared-\(k).yaml", atomically: true, encoding: .utf8)
+        }
+    }
+}
+
+/// Turns the probes' attempts into a `CalibrationFit`.
+enum CalibrationFitter {
+    struct Figure {
+        var settings: ClipSettings
+        var peak: Double?
+        var seconds: Double?
+        var oom: Bool
+        var oomFloor: Double?
+    }
+
+    static func figures(_ storePath: String) throws -> [String: Figure] {
+        guard FileManager.default.fileExists(atPath: storePath) else { return [:] }
+        let store = try Store(path: storePath, readOnly: true)
+        var out: [String: Figure] = [:]
+        for a in try store.attempts() {
+            guard let c = a.classification, let s = a.settings, c == .succeeded || c == .oom else { continue }
+            var f = Figure(settings: s, peak: c == .succeeded ? a.peakGB : nil, seconds: c == .succeeded ? a.seconds : nil, oom: c == .oom)
+            if c == .oom { f.oomFloor = OOMReport.parse(a.stderrTail ?? "").lowerBoundGB }
+            out[a.jobID] = f
+        }
+        return out
+    }
+
+    static func fit(design: CalibrationDesign, soloStore: String, sharedStores: [Int: String], gpu: GPU) throws -> CalibrationFit {
+        let solo = try figures(soloStore)
+        var notes: [String] = []
+        for (id, f) in solo.sorted(by: { $0.key < $1.key }) where f.oom {
+            notes.append("probe \(id) ran out of memory" + (f.oomFloor.map { String(format: " (it needed more than %.1f GB)", $0) } ?? "") + ": an upper bound on what fits")
+        }
+        let ok = solo.values.filter { !$0.oom }
+        // Start-up and the per-frame rate at the default size, from its 1- and 3-clip offline probes.
+        let ref = design.sharedSettings
+        let one = ok.first { $0.settings.size == ref.size && $0.settings.inferFrames == ref.inferFrames && $0.settings.numClip == 1 && !$0.settings.onlineDecode }
+        let three = ok.first { $0.settings.size == ref.size && $0.settings.inferFrames == ref.inferFrames && $0.settings.numClip == 3 && !$0.settings.onlineDecode }
+        var startup: Double?
+        if let a = one, let b = three, let ta = a.seconds, let tb = b.seconds, b.settings.totalFrames > a.settings.totalFrames {
+            let rate = (tb - ta) / Double(b.settings.totalFrames - a.settings.totalFrames)
+            startup = max(ta - rate * Double(a.settings.totalFrames), 0)
+        }
+        var perClip: Double?
+        if let a = one?.peak, let b = three?.peak { perClip = max((b - a) / 2, 0) }
+        var memory: [CalibrationFit.Point] = []
+        var time: [CalibrationFit.Point] = []
+        let groups = Dictionary(grouping: ok.filter { !$0.settings.onlineDecode }) { "\($0.settings.size)|\($0.settings.inferFrames)" }
+        for (_, g) in groups.sorted(by: { $0.key < $1.key }) {
+            let s = g[0].settings
+            if let c1 = g.first(where: { $0.settings.numClip == 1 })?.peak {
+                memory.append(.init(size: "\(s.size)", inferFrames: s.inferFrames, value: max(c1 - (perClip ?? 0), 0.1)))
+            }
+            // The longest probe of the group gives the steadiest rate.
+            if let longest = g.filter({ $0.seconds != nil }).max(by: { $0.settings.totalFrames < $1.settings.totalFrames }), let t = longest.seconds {
+                let ms = max(t - (startup ?? design.profile.time.startupSeconds), 0.001) / Double(longest.settings.totalFrames) * 1000
+                time.append(.init(size: "\(s.size)", inferFrames: s.inferFrames, value: ms))
+            }
+        }
+        var online: Double?
+        if let on = ok.first(where: { $0.settings.onlineDecode && $0.settings.size == ref.size })?.peak,
+           let base = memory.first(where: { $0.size == "\(ref.size)" && $0.inferFrames == ref.inferFrames })?.value {
+            online = max(on - base, 0)
+        }
+        var sharing: [Int: Double] = [:]
+        let alone = three?.seconds
+        for (k, path) in sharedStores.sorted(by: { $0.key < $1.key }) {
+            let together = try figures(path).values.filter { !$0.oom }.compactMap(\.seconds)
+            if together.count < k {
+                notes.append("S(\(k)) not measured: \(k - together.count) of the \(k) probes did not succeed together")
+                continue
+            }
+            if let t1 = alone {
+                sharing[k] = min(max(Double(k) * t1 / (together.reduce(0, +) / Double(together.count)), 0.1), Double(k))
+            }
+        }
+        return CalibrationFit(memoryPoints: memory, timePoints: time, startupSeconds: startup, perClipOfflineGB: perClip, onlineDecodeGB: online,
+                              sharing: sharing, gpuMemoryGB: gpu.memoryGB, probes: solo.count + sharedStores.keys.reduce(0, +),
+                              oomProbes: solo.values.filter(\.oom).count, seconds: 0, notes: notes)
+    }
+
+    /// The fit beside the profile's own figures.
+    static func describe(_ fit: CalibrationFit, profile: RendererProfile, model: String) -> String {
+        var out = ["calibration of \(profile.name) on \(model): \(fit.probes) probes, \(fit.oomProbes) out of memory, \(ProgressReporter.duration(fit.seconds))"]
+        let prior = Predictor(profile: profile)
+        for p in fit.memoryPoints {
+            guard let size = FrameSize(p.size) else { continue }
+            let s = ClipSettings(size: size, numClip: 1, inferFrames: p.inferFrames, sampleSteps: 4, onlineDecode: false, offloadModel: false, fp8: false, seed: 1)
+            out.append(String(format: "  memory %@ x%d: %.2f GB (profile %.2f)", p.size, p.inferFrames, p.value, prior.estimate(s).rawMemoryGB - profile.memory.perClipOfflineGB))
+        }
+        for p in fit.timePoints { out.append(String(format: "  time %@ x%d: %.2f ms/frame", p.size, p.inferFrames, p.value)) }
+        if let s = fit.startupSeconds { out.append(String(format: "  start-up %.1f s (profile %.1f)", s, profile.time.startupSeconds)) }
+        if let g = fit.perClipOfflineGB { out.append(String(format: "  per offline clip %.3f GB (profile %.3f)", g, profile.memory.perClipOfflineGB)) }
+        if let g = fit.onlineDecodeGB { out.append(String(format: "  online decode %.2f GB (profile %.2f)", g, profile.memory.onlineDecodeGB)) }
+        for (k, s) in fit.sharing.sorted(by: { $0.key < $1.key }) {
+            out.append(String(format: "  S(%d) = %.2f (profile %.2f)", k, s, SharingModel(profile.sharing).aggregate(k)))
+        }
+        for n in fit.notes { out.append("  note: \(n)") }
+        return out.joined(separator: "\n")
+    }
+}
+
+/// The inputs probes render from: a plain 16:9 picture and a spoken-length tone, made here so a calibration needs
+/// nothing from the user.
+enum CalibrationMedia {
+    /// A mono 16 kHz WAV of a quiet tone.
+    static func wav(seconds: Double, rate: Int = 16000) -> Data {
+        let samples = Int(Double(rate) * seconds)
+        var d = Data()
+        func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { d.append(contentsOf: $0) } }
+        func u16(_ v: Int) { withUnsafeBytes(of: UInt16(v).littleEndian) { d.append(contentsOf: $0) } }
+        d.append(contentsOf: Array("RIFF".utf8)); u32(36 + samples * 2); d.append(contentsOf: Array("WAVEfmt ".utf8))
+        u32(16); u16(1); u16(1); u32(rate); u32(rate * 2); u16(2); u16(16)
+        d.append(contentsOf: Array("data".utf8)); u32(samples * 2)
+        d.reserveCapacity(d.count + samples * 2)
+        for i in 0..<samples {
+            let v = Int16(1500 * sin(Double(i) * 2 * Double.pi * 180 / Double(rate)))
+            withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) }
+        }
+        return d
+    }
+
+    /// An RGB PNG of a soft gradient, stored without compression (zlib stored blocks), so no library is needed.
+    static func png(width: Int, height: Int) -> Data {
+        var raw = Data(capacity: (width * 3 + 1) * height)
+        for y in 0..<height {
+            raw.append(0)
+            for x in 0..<width { raw.append(contentsOf: [UInt8(90 + x * 80 / width), UInt8(110 + y * 60 / height), 150]) }
+        }
+        var z = Data([0x78, 0x01])
+        var i = 0
+        while i < raw.count {
+            let n = min(65535, raw.count - i)
+            z.append(i + n == raw.count ? 1 : 0)
+            z.append(contentsOf: [UInt8(n & 0xFF), UInt8(n >> 8), UInt8(~n & 0xFF), UInt8((~n >> 8) & 0xFF)])
+            z.append(raw[i..<(i + n)])
+            i += n
+        }
+        var a: UInt32 = 1, b: UInt32 = 0
+        for byte in raw { a = (a + UInt32(byte)) % 65521; b = (b + a) % 65521 }
+        withUnsafeBytes(of: ((b << 16) | a).bigEndian) { z.append(contentsOf: $0) }
+        func chunk(_ type: String, _ body: Data) -> Data {
+            var c = Data()
+            withUnsafeBytes(of: UInt32(body.count).bigEndian) { c.append(contentsOf: $0) }
+            let typed = Data(type.utf8) + body
+            c.append(typed)
+            withUnsafeBytes(of: crc32(typed).bigEndian) { c.append(contentsOf: $0) }
+            return c
+        }
+        var ihdr = Data()
+        withUnsafeBytes(of: UInt32(width).bigEndian) { ihdr.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt32(height).bigEndian) { ihdr.append(contentsOf: $0) }
+        ihdr.append(contentsOf: [8, 2, 0, 0, 0])
+        return Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) + chunk("IHDR", ihdr) + chunk("IDAT", z) + chunk("IEND", Data())
+    }
+
+    static func crc32(_ data: Data) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for byte in data {
+            c ^= UInt32(byte)
+            for _ in 0..<8 { c = (c >> 1) ^ (0xEDB8_8320 & (0 &- (c & 1))) }
+        }
+        return ~c
+    }
+}
