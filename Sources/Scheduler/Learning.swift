@@ -94,7 +94,7 @@ public enum Learning {
         return sums.mapValues { ($0.n > 0 ? $0.sum / Double($0.n) : nil, $0.peak) }
     }
 
-    static func median(_ xs: [Double]) -> Double {
+    public static func median(_ xs: [Double]) -> Double {
         let s = xs.sorted()
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }

@@ -204,15 +204,27 @@ struct CalibrationDesign {
         func id(_ s: ClipSettings) -> String {
             "\(s.size.width)x\(s.size.height)-f\(s.inferFrames)-c\(s.numClip)-\(s.onlineDecode ? "online" : "offline")"
         }
+        // Each size gets a short probe and a long one: their difference is the render rate, free of start-up. The long
+        // one renders about twice the start-up (by the profile's own figures), so noise in the start-up cannot hide it.
+        func long(_ size: FrameSize, _ f: Int) -> Int {
+            let perClip = max(predictor.estimate(settings(size, f, 1, online: false)).seconds - profile.time.startupSeconds, 0.001)
+            var n = min(max(Int((2 * max(profile.time.startupSeconds, 1) / perClip).rounded(.up)), 3), 32)
+            while n > 3 && predictor.estimate(settings(size, f, n, online: false)).memoryGB > gpu.memoryGB { n -= 1 }
+            return n
+        }
         var probes: [ClipSettings] = []
         for size in chosen {
             probes.append(settings(size, frames, 1, online: false))
-            if size == defaultSize || !quick { probes.append(settings(size, frames, 3, online: false)) }
-            if !quick && half != frames { probes.append(settings(size, half, 1, online: false)) }
+            probes.append(settings(size, frames, long(size, frames), online: false))
+            if !quick && half != frames {
+                probes.append(settings(size, half, 1, online: false))
+                probes.append(settings(size, half, long(size, half), online: false))
+            }
         }
+        let longest = long(defaultSize, frames)
         probes.append(settings(defaultSize, frames, 3, online: true))
         solo = probes.map { Probe(id: id($0), settings: $0) }
-        sharedSettings = settings(defaultSize, frames, 3, online: false)
+        sharedSettings = settings(defaultSize, frames, longest, online: false)
         let limit = min(maxShared ?? (quick ? 2 : min(profile.maxJobsPerGPU, 4)), profile.maxJobsPerGPU)
         shared = limit >= 2 ? Array(2...limit) : []
         audioSeconds = Double(probes.map(\.totalFrames).max() ?? 48) / profile.fps + 1
@@ -291,31 +303,38 @@ enum CalibrationFitter {
             notes.append("probe \(id) ran out of memory" + (f.oomFloor.map { String(format: " (it needed more than %.1f GB)", $0) } ?? "") + ": an upper bound on what fits")
         }
         let ok = solo.values.filter { !$0.oom }
-        // Start-up and the per-frame rate at the default size, from its 1- and 3-clip offline probes.
         let ref = design.sharedSettings
-        let one = ok.first { $0.settings.size == ref.size && $0.settings.inferFrames == ref.inferFrames && $0.settings.numClip == 1 && !$0.settings.onlineDecode }
-        let three = ok.first { $0.settings.size == ref.size && $0.settings.inferFrames == ref.inferFrames && $0.settings.numClip == 3 && !$0.settings.onlineDecode }
-        var startup: Double?
-        if let a = one, let b = three, let ta = a.seconds, let tb = b.seconds, b.settings.totalFrames > a.settings.totalFrames {
-            let rate = (tb - ta) / Double(b.settings.totalFrames - a.settings.totalFrames)
-            startup = max(ta - rate * Double(a.settings.totalFrames), 0)
-        }
-        var perClip: Double?
-        if let a = one?.peak, let b = three?.peak { perClip = max((b - a) / 2, 0) }
+        // Per (size, infer_frames): the render rate from its short and long probes (offline), and the start-up each implies.
         var memory: [CalibrationFit.Point] = []
         var time: [CalibrationFit.Point] = []
+        var intercepts: [Double] = []
+        var perClip: Double?
         let groups = Dictionary(grouping: ok.filter { !$0.settings.onlineDecode }) { "\($0.settings.size)|\($0.settings.inferFrames)" }
-        for (_, g) in groups.sorted(by: { $0.key < $1.key }) {
-            let s = g[0].settings
-            if let c1 = g.first(where: { $0.settings.numClip == 1 })?.peak {
-                memory.append(.init(size: "\(s.size)", inferFrames: s.inferFrames, value: max(c1 - (perClip ?? 0), 0.1)))
+        var shortPeaks: [String: Double] = [:]
+        for (key, g) in groups.sorted(by: { $0.key < $1.key }) {
+            let sorted = g.sorted { $0.settings.numClip < $1.settings.numClip }
+            guard let short = sorted.first, let longest = sorted.last else { continue }
+            if let p = short.peak { shortPeaks[key] = p }
+            if longest.settings.numClip > short.settings.numClip, let a = short.peak, let b = longest.peak,
+               short.settings.size == ref.size && short.settings.inferFrames == ref.inferFrames {
+                perClip = max((b - a) / Double(longest.settings.numClip - short.settings.numClip), 0)
             }
-            // The longest probe of the group gives the steadiest rate.
-            if let longest = g.filter({ $0.seconds != nil }).max(by: { $0.settings.totalFrames < $1.settings.totalFrames }), let t = longest.seconds {
-                let ms = max(t - (startup ?? design.profile.time.startupSeconds), 0.001) / Double(longest.settings.totalFrames) * 1000
-                time.append(.init(size: "\(s.size)", inferFrames: s.inferFrames, value: ms))
+            let s = short.settings
+            guard longest.settings.totalFrames > s.totalFrames, let t1 = short.seconds, let t2 = longest.seconds else { continue }
+            let rate = (t2 - t1) / Double(longest.settings.totalFrames - s.totalFrames)
+            guard rate > 0 else {
+                notes.append("no render rate for \(s.size) x\(s.inferFrames): its long probe was not slower than its short one")
+                continue
             }
+            time.append(.init(size: "\(s.size)", inferFrames: s.inferFrames, value: rate * 1000))
+            intercepts.append(t1 - rate * Double(s.totalFrames))
         }
+        let startup: Double? = intercepts.isEmpty ? nil : max(Learning.median(intercepts), 0)
+        for (key, peak) in shortPeaks.sorted(by: { $0.key < $1.key }) {
+            let parts = key.split(separator: "|")
+            memory.append(.init(size: String(parts[0]), inferFrames: Int(parts[1]) ?? 0, value: max(peak - (perClip ?? 0), 0.1)))
+        }
+        let three = ok.first { $0.settings == ref }
         var online: Double?
         if let on = ok.first(where: { $0.settings.onlineDecode && $0.settings.size == ref.size })?.peak,
            let base = memory.first(where: { $0.size == "\(ref.size)" && $0.inferFrames == ref.inferFrames })?.value {

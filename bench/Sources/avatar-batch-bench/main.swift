@@ -169,3 +169,7 @@ if wanted("mixed") {
 if wanted("compare") {
     Compare.run(profile: liveavatar)
 }
+
+// MARK: replay of recorded GPU runs (only when asked: `avatar-batch-bench replay`)
+
+if selected.contains("replay") { Replay.run(root: root) }

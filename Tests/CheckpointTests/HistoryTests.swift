@@ -1,0 +1,78 @@
+import Checkpoint
+import Foundation
+import Manifest
+import TestSupport
+import Testing
+
+@Suite struct HistoryTests {
+    func observation(_ bucket: String = "b", gpu: String = "H200 140GB", seconds: Double = 10, colocated: Int = 1) -> HistoryObservation {
+        HistoryObservation(rendererIdentity: "r1", renderer: "synthetic-dit", gpuModel: gpu, bucket: bucket, peakGB: 12, seconds: seconds, frames: 48,
+                           oom: false, colocated: colocated, batch: "t")
+    }
+
+    @Test func eachKeyKeepsItsNewestWindow() throws {
+        let dir = TempDir("history")
+        let h = try History(path: dir.path + "/h.sqlite")
+        for i in 0..<(History.window + 7) { try h.record(observation(seconds: Double(i))) }
+        try h.record(observation("other"))
+        let all = try h.observations(rendererIdentity: "r1")
+        #expect(all.filter { $0.bucket == "b" }.count == History.window)
+        #expect(all.filter { $0.bucket == "b" }.map { $0.seconds ?? 0 }.min() == 7)
+        #expect(all.filter { $0.bucket == "other" }.count == 1)
+        // Owner-only, like the batch store.
+        let mode = try FileManager.default.attributesOfItem(atPath: dir.path + "/h.sqlite")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+    }
+
+    @Test func twoWritersAtOnceLoseNothing() async throws {
+        let dir = TempDir("history")
+        let path = dir.path + "/h.sqlite"
+        _ = try History(path: path)
+        // Two handles, as two batches would have, writing at the same time.
+        try await withThrowingTaskGroup(of: Void.self) { g in
+            for w in 0..<2 {
+                g.addTask {
+                    let h = try History(path: path)
+                    for i in 0..<40 { try h.record(self.observation("w\(w)-\(i)")) }
+                }
+            }
+            try await g.waitForAll()
+        }
+        #expect(try History(path: path, readOnly: true).observations(rendererIdentity: "r1").count == 80)
+    }
+
+    @Test func aCalibrationIsResumedUntilCompleteAndOnlyThenUsed() throws {
+        let dir = TempDir("history")
+        let h = try History(path: dir.path + "/h.sqlite")
+        let a = try h.beginCalibration(rendererIdentity: "r1", renderer: "x", gpuModel: "H200 140GB", workDir: "/w")
+        let again = try h.beginCalibration(rendererIdentity: "r1", renderer: "x", gpuModel: "H200 140GB", workDir: "/w")
+        #expect(a.id == again.id && a.state == "running")
+        #expect(try h.calibration(rendererIdentity: "r1", gpuModel: "H200 140GB") == nil)
+        let fit = CalibrationFit(memoryPoints: [.init(size: "688*368", inferFrames: 48, value: 14.2)], timePoints: [], startupSeconds: 3.1,
+                                 perClipOfflineGB: 0.13, onlineDecodeGB: 0.6, sharing: [2: 1.7], gpuMemoryGB: 140, probes: 6, oomProbes: 0, seconds: 90)
+        try h.completeCalibration(a.id, fit: fit)
+        #expect(try h.calibration(rendererIdentity: "r1", gpuModel: "H200 140GB")?.fit == fit)
+        #expect(try h.calibration(rendererIdentity: "r1", gpuModel: "A100 80GB") == nil)
+        let b = try h.beginCalibration(rendererIdentity: "r1", renderer: "x", gpuModel: "H200 140GB", workDir: "/w")
+        #expect(b.id != a.id)
+        try h.discardCalibration(b.id, note: "test")
+        #expect(try h.calibration(rendererIdentity: "r1", gpuModel: "H200 140GB")?.id == a.id)
+    }
+
+    @Test func unusableHistoriesSayWhyAndHowToFixIt() throws {
+        let dir = TempDir("history")
+        let corrupt = dir.write("bad.sqlite", "not a database")
+        #expect { try History(path: corrupt) } throws: { "\($0)".contains("cannot be used") && "\($0)".contains("AVATAR_BATCH_HOME") }
+        let path = dir.path + "/h.sqlite"
+        try History(path: path).executeRaw("INSERT INTO grdb_migrations (identifier) VALUES ('history-2099-01-01')")
+        #expect { try History(path: path) } throws: { "\($0)".contains("newer avatar-batch") }
+        // Read-only: readable, and writes are skipped, not failed.
+        let ro = dir.path + "/ro.sqlite"
+        try History(path: ro).record(observation())
+        let h = try History(path: ro, readOnly: true)
+        #expect(h.readOnly)
+        #expect(try h.record(observation()) == false)
+        #expect(try h.observations(rendererIdentity: "r1").count == 1)
+        #expect { try History(path: dir.path + "/missing.sqlite", readOnly: true) } throws: { "\($0)".contains("does not exist") }
+    }
+}

@@ -1,0 +1,158 @@
+import Checkpoint
+import Foundation
+import Manifest
+import TestSupport
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A renderer that reports its own peak (the fake renderer's --model), a manifest for it, and a history of its own.
+final class CalibrationBench: @unchecked Sendable {
+    let dir = TempDir("calibration")
+    var home: String { dir.path + "/home" }
+    var profile: String { dir.path + "/fake-model.yaml" }
+    var manifest: String { dir.path + "/m.yaml" }
+    var historyPath: String { home + "/history.sqlite" }
+
+    init(env: String = "", clips: [String] = ["688*368", "384*256", "704*384"]) {
+        dir.write("fake-model.yaml", """
+            name: fake-model
+            command: [python3, "\(PackagePaths.fakeRenderer)", --output, "{output}", --clip, "{clip_id}", --audio, "{audio}", --model,
+                      --size, "{size}", --infer-frames, "{infer_frames}", --num-clip, "{num_clip}", --online-decode, "{online_decode}", --report]
+            sizes: ["384*256", "688*368", "704*384"]
+            output_check: nonempty
+            max_jobs_per_gpu: 3
+            defaults: {size: "688*368", infer_frames: 48, sample_steps: 4}
+            env: {PYTHONUNBUFFERED: "1"\(env)}
+            memory:
+              points: [{size: "384*256", infer_frames: 48, gb: 5}, {size: "688*368", infer_frames: 48, gb: 8}]
+              headroom: 0.1
+            time:
+              points: [{size: "384*256", infer_frames: 48, ms_per_frame: 10}]
+              startup_s: 1
+            sharing: {2: 1.5}
+            """)
+        dir.write("face.png", Media.png)
+        dir.write("a.wav", Media.wav(seconds: 2))
+        var yaml = """
+            version: 1
+            name: calm
+            output_dir: out
+            renderer: fake-model.yaml
+            gpus: 1x24GB
+            defaults: {image: face.png, audio: a.wav, prompt: p, num_clip: 1}
+            clips:
+
+            """
+        for (i, size) in clips.enumerated() { yaml += "  - {id: c\(i), size: \"\(size)\"}\n" }
+        dir.write("m.yaml", yaml)
+    }
+
+    func run(_ args: [String]) throws -> CLIResult { try CLI.run(args, env: ["AVATAR_BATCH_HOME": home]) }
+    func calibrate(_ extra: [String] = []) throws -> CLIResult { try run(["calibrate", profile, "--gpus", "1x24GB", "--quick", "--grace", "1"] + extra) }
+}
+
+@Suite(.serialized) struct CalibrationTests {
+    @Test func aCalibrationIsFittedStoredAndUsedByLaterBatches() throws {
+        let b = CalibrationBench()
+        let before = try b.run(["plan", b.manifest, "--explain"])
+        #expect(before.stdout.contains("predictions: profile defaults"), "\(before.stdout)")
+        let r = try b.calibrate()
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("4 probes alone, then 2 at once; about"), "\(r.stderr)")
+        let h = try History(path: b.historyPath, readOnly: true)
+        let c = try #require(try h.calibrations().first)
+        #expect(c.state == "complete" && c.gpuModel == "virtual 24GB")
+        let fit = try #require(c.fit)
+        // The fake's model: 2 GB + 0.25 GB per megapixel-frame of one clip; 0.05 GB per offline clip; 0.3 GB online.
+        let m688 = try #require(fit.memoryPoints.first { $0.size == "688*368" })
+        #expect(abs(m688.value - (2 + 0.25 * 688 * 368 * 48 / 1e6)) < 0.05, "\(m688)")
+        #expect(abs((fit.perClipOfflineGB ?? 0) - 0.05) < 0.01 && abs((fit.onlineDecodeGB ?? 0) - 0.3) < 0.01, "\(fit)")
+        // Start-up: 0.3 s of sleep plus Python's own; a 2-core machine co-locating 2 CPU-bound probes gets S(2) in (0.8, 2].
+        #expect((fit.startupSeconds ?? -1) > 0.2 && (fit.startupSeconds ?? 9) < 2, "\(fit)")
+        let s2 = try #require(fit.sharing[2])
+        #expect(s2 > 0.8 && s2 <= 2)
+        // Later batches plan from it, then from their own history.
+        let after = try b.run(["plan", b.manifest, "--explain"])
+        #expect(after.stdout.contains("predictions: calibration of") && after.stdout.contains("from: calibration of"), "\(after.stdout)")
+        let planned = try JSONSerialization.jsonObject(with: Data(try b.run(["plan", b.manifest, "--json"]).stdout.utf8)) as! [String: Any]
+        let c0 = (planned["placements"] as! [[String: Any]]).first { $0["job"] as? String == "c0" }!
+        #expect(abs((c0["memory_gb"] as! Double) - (m688.value + 0.05) * 1.1) < 0.01, "\(c0)")
+        let run = try b.run(["run", b.manifest, "--grace", "1"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("predictions: calibration of"))
+        let status = try b.run(["status", b.manifest, "--json"])
+        let doc = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as! [String: Any]
+        #expect((doc["prediction_basis"] as? String)?.contains("calibration of") == true)
+        let attempts = ((doc["jobs"] as! [[String: Any]])[0]["attempts"] as! [[String: Any]])
+        #expect((attempts[0]["predicted_from"] as? String)?.contains("calibration of") == true, "\(attempts)")
+        let history = try b.run(["plan", b.manifest, "--explain"])
+        #expect(history.stdout.contains("from: history: 1 observation(s) on this GPU model"), "\(history.stdout)")
+        #expect(try History(path: b.historyPath, readOnly: true).observations(rendererIdentity: try #require(c.rendererIdentity as String?)).count == 3)
+    }
+
+    @Test func anInterruptedCalibrationResumesAndIsNeverHalfUsed() throws {
+        let b = CalibrationBench()
+        let (p, _, _) = try CLI.start(["calibrate", b.profile, "--gpus", "1x24GB", "--quick", "--grace", "1"], env: ["AVATAR_BATCH_HOME": b.home])
+        // Kill it once the first probe is recorded done.
+        let deadline = Date().addingTimeInterval(30)
+        var done = 0
+        while Date() < deadline {
+            if let store = try? FileManager.default.contentsOfDirectory(atPath: b.home + "/calibrations").first.map({ b.home + "/calibrations/" + $0 + "/solo/.avatar-batch/state.sqlite" }),
+               let s = try? Store(path: store, readOnly: true), let n = try? s.counts()[.succeeded], n >= 1 { done = n; break }
+            usleep(50_000)
+        }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        #expect(done >= 1, "no probe finished before the kill")
+        let h = try History(path: b.historyPath, readOnly: true)
+        #expect(try h.calibrations().first?.state == "running")
+        // Not half-used: plans still start from the profile.
+        #expect(try b.run(["plan", b.manifest]).stdout.contains("predictions: profile defaults"))
+        let r = try b.calibrate()
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("resuming calibration"), "\(r.stderr)")
+        #expect(r.stderr.contains("already done") && !r.stderr.contains(" 0 already done, 4 to render"), "\(r.stderr)")
+        #expect(try History(path: b.historyPath, readOnly: true).calibrations().first?.state == "complete")
+        // --discard starts afresh: the old one is never resumed.
+        let again = try b.calibrate(["--discard"])
+        #expect(again.status == 0)
+        let states = try History(path: b.historyPath, readOnly: true).calibrations().map(\.state)
+        #expect(states == ["complete", "complete"], "\(states)")
+    }
+
+    @Test func aProbeThatRunsOutOfMemoryIsAnUpperBoundNotAFailure() throws {
+        // A 4 GB card: the 688*368 probes (5 GB) run out of memory; the 384*256 one (3.2 GB) does not.
+        let b = CalibrationBench(env: ", FAKE_GPU_GB: \"4\"")
+        let r = try b.calibrate()
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("ran out of memory") && r.stdout.contains("an upper bound"), "\(r.stdout)")
+        let fit = try #require(try History(path: b.historyPath, readOnly: true).calibrations().first?.fit)
+        #expect(fit.oomProbes >= 2)
+        #expect(fit.memoryPoints.map(\.size) == ["384*256"])
+    }
+
+    @Test func aBrokenHistoryIsAWarningNeverACrash() throws {
+        let b = CalibrationBench(clips: ["384*256"])
+        try FileManager.default.createDirectory(atPath: b.home, withIntermediateDirectories: true)
+        // Corrupt.
+        try Data("this is not a database, just text".utf8).write(to: URL(fileURLWithPath: b.historyPath))
+        let r = try b.run(["run", b.manifest, "--grace", "1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("warning: the history at \(b.historyPath) cannot be used") && r.stderr.contains("predictions: profile defaults"), "\(r.stderr)")
+        #expect(try b.run(["plan", b.manifest]).status == 0)
+        let cal = try b.calibrate()
+        #expect(cal.status == 1 && cal.stderr.contains("cannot be used"), "\(cal.stderr)")
+        // From a newer version.
+        try FileManager.default.removeItem(atPath: b.historyPath)
+        _ = try History(path: b.historyPath)
+        try History(path: b.historyPath).executeRaw("INSERT INTO grdb_migrations (identifier) VALUES ('history-2099-01-01')")
+        let newer = try b.run(["run", b.manifest, "--grace", "1", "--state", b.dir.path + "/other.sqlite"])
+        #expect(newer.status == 0, "\(newer.stderr)")
+        #expect(newer.stderr.contains("written by a newer avatar-batch"), "\(newer.stderr)")
+        // --no-history: neither read nor written.
+        let none = try b.run(["run", b.manifest, "--grace", "1", "--no-history", "--state", b.dir.path + "/third.sqlite"])
+        #expect(none.status == 0 && !none.stderr.contains("newer"), "\(none.stderr)")
+    }
+}

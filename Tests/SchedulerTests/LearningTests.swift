@@ -1,0 +1,66 @@
+import Manifest
+import Scheduler
+import Testing
+
+@Suite struct LearningTests {
+    func entry(_ model: String, _ bucket: String, seconds: Double, peak: Double, k: Int = 1) -> HistoryEntry {
+        HistoryEntry(gpuModel: model, observation: Observation(bucket: bucket, gpuModel: model, peakGB: peak, seconds: seconds, frames: 100), colocated: k)
+    }
+
+    @Test func theSameModelsFiguresAreUsedAsTheyAre() {
+        let out = Learning.observations(for: "H200 140GB", from: [entry("H200 140GB", "a", seconds: 10, peak: 20), entry("H200 140GB", "a", seconds: 30, peak: 21, k: 2)])
+        #expect(out.count == 2 && out.allSatisfy { $0.1 == .history })
+        // A co-located attempt's wall time is not a solo time: memory only.
+        #expect(out[1].0.seconds == nil && out[1].0.peakGB == 21)
+    }
+
+    @Test func anotherModelsFiguresComeOnlyThroughALearnedRatio() {
+        // The A100 is twice as slow on the two buckets both ran; its third bucket is borrowed at x0.5 time.
+        var entries = [entry("H200 140GB", "a", seconds: 10, peak: 20), entry("H200 140GB", "b", seconds: 20, peak: 30),
+                       entry("A100 80GB", "a", seconds: 20, peak: 20), entry("A100 80GB", "b", seconds: 40, peak: 30),
+                       entry("A100 80GB", "c", seconds: 60, peak: 40)]
+        var out = Learning.observations(for: "H200 140GB", from: entries)
+        let borrowed = out.filter { if case .borrowed = $0.1 { return true } else { return false } }
+        #expect(borrowed.count == 1)
+        #expect(borrowed[0].0.bucket == "c" && borrowed[0].0.seconds == 30 && borrowed[0].0.peakGB == 40)
+        if case let .borrowed(how) = borrowed[0].1 { #expect(how.contains("from A100 80GB") && how.contains("time x0.50")) }
+        // One shared bucket is not enough to learn a ratio: the other model's figures are not used at all.
+        entries.remove(at: 3)
+        out = Learning.observations(for: "H200 140GB", from: entries)
+        #expect(out.allSatisfy { $0.1 == .history })
+        // A predictor says so.
+        var p = Predictor(profile: testProfile())
+        for (o, origin) in Learning.observations(for: "H200 140GB", from: [entry("H200 140GB", "x", seconds: 1, peak: 1)]) { p.observe(o, origin: origin) }
+        let s = settings()
+        p.observe(Observation(bucket: p.bucket(s), peakGB: 9, seconds: 4.8, frames: 480), origin: .history)
+        #expect(p.estimate(s).source == "history")
+        #expect(p.provenance(s) == "history: 1 observation(s) on this GPU model")
+        p.observe(Observation(bucket: p.bucket(s), peakGB: 9.5, seconds: 4.8, frames: 480), origin: .batch)
+        #expect(p.estimate(s).source == "batch" && p.estimate(s).rawMemoryGB == 9.5)
+        #expect(p.provenance(s) == "history: 1 observation(s) on this GPU model; this batch: 1 observation(s)")
+        #expect(Predictor(profile: testProfile()).provenance(s) == "profile")
+    }
+
+    @Test func sharingIsLearnedFromCoLocatedRunsOnly() {
+        var entries = [entry("H200 140GB", "a", seconds: 10, peak: 20)]
+        // Two at once took 12.5 s each: S(2) = 2 x 10 / 12.5 = 1.6; only with at least three such runs.
+        for _ in 0..<2 { entries.append(entry("H200 140GB", "a", seconds: 12.5, peak: 20, k: 2)) }
+        #expect(Learning.sharing(for: "H200 140GB", from: entries).isEmpty)
+        entries.append(entry("H200 140GB", "a", seconds: 12.5, peak: 20, k: 2))
+        #expect(Learning.sharing(for: "H200 140GB", from: entries) == [2: 1.6])
+        #expect(Learning.sharing(for: "A100 80GB", from: entries).isEmpty)
+        #expect(Learning.modelKey(GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)) == "NVIDIA H200 140GB")
+        #expect(Learning.primaryModel([GPU(index: 0, model: "A", memoryGB: 80), GPU(index: 1, model: "B", memoryGB: 24), GPU(index: 2, model: "B", memoryGB: 24)]) == "B 24GB")
+    }
+
+    @Test func aCalibrationReplacesTheProfilesFigures() {
+        let fit = CalibrationFit(memoryPoints: [.init(size: "384*256", inferFrames: 48, value: 7)], timePoints: [.init(size: "384*256", inferFrames: 48, value: 5)],
+                                 startupSeconds: 2, perClipOfflineGB: 0.2, onlineDecodeGB: 0.5, sharing: [2: 1.8], gpuMemoryGB: 80, probes: 5, oomProbes: 0, seconds: 60)
+        let p = testProfile().calibrated(by: fit)
+        #expect(p.memory.points == [MemoryPoint(size: FrameSize(width: 384, height: 256), inferFrames: 48, gb: 7)])
+        #expect(p.time.startupSeconds == 2 && p.sharing[2] == 1.8 && p.memory.perClipOfflineGB == 0.2 && p.memory.onlineDecodeGB == 0.5)
+        #expect(p.identityDigest == testProfile().identityDigest)
+        let e = Predictor(profile: p).estimate(settings(clips: 1))
+        #expect(abs(e.rawMemoryGB - 7.2) < 1e-9 && abs(e.seconds - (2 + 0.005 * 48)) < 1e-9)
+    }
+}

@@ -1,0 +1,167 @@
+// The replay benchmark (docs/calibration.md): how well predictions match what GPUs did, held out, from recorded runs
+// in bench/results, under three starting points: the profile alone, a calibration, and the history of an earlier batch.
+import Checkpoint
+import Foundation
+import Manifest
+import Scheduler
+
+enum Replay {
+    /// One finished job of a recorded run.
+    struct Job {
+        var id: String
+        var settings: ClipSettings
+        var peakGB: Double?
+        var seconds: Double?
+        /// Time-weighted mean number of attempts on its GPU while it ran (1: alone); nil when the run did not record times.
+        var sharedBy: Double?
+    }
+
+    struct Errors {
+        var memory: [Double] = []
+        var under = 0
+        var solo: [Double] = []
+        var colocated: [Double] = []
+    }
+
+    /// Jobs of a status document (`status --json`); settings from the attempt when it has them, else from the manifest's
+    /// clip lines (older documents), adjusted by the ladder's recorded change.
+    static func jobs(status path: String, manifest: String?) throws -> [Job] {
+        let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
+        var clips: [String: ClipSettings] = [:]
+        if let manifest, let text = try? String(contentsOfFile: manifest, encoding: .utf8) {
+            for line in text.split(separator: "\n") where line.contains("{id: ") {
+                func field(_ k: String) -> String? {
+                    guard let r = line.range(of: k + ": ") else { return nil }
+                    return String(line[r.upperBound...].prefix { $0 != "," && $0 != "}" }).replacingOccurrences(of: "\"", with: "")
+                }
+                guard let id = field("id"), let size = field("size").flatMap(FrameSize.init) else { continue }
+                clips[id] = ClipSettings(size: size, numClip: Int(field("num_clip") ?? "1") ?? 1, inferFrames: Int(field("infer_frames") ?? "48") ?? 48,
+                                         sampleSteps: 4, onlineDecode: field("online_decode") == "true", offloadModel: false, fp8: false, seed: 420)
+            }
+        }
+        let list = doc["jobs"] as? [[String: Any]] ?? []
+        // Every attempt's interval per GPU, for co-location.
+        var intervals: [Int: [(Double, Double)]] = [:]
+        for j in list {
+            for a in j["attempts"] as? [[String: Any]] ?? [] {
+                if let g = a["gpu"] as? Int, let s = a["started_at"] as? Double, let e = a["ended_at"] as? Double { intervals[g, default: []].append((s, e)) }
+            }
+        }
+        var out: [Job] = []
+        for j in list {
+            guard let id = j["id"] as? String,
+                  let a = (j["attempts"] as? [[String: Any]] ?? []).last(where: { $0["classification"] as? String == "succeeded" }) else { continue }
+            var s: ClipSettings
+            if let r = a["resolved_settings"], let data = try? JSONSerialization.data(withJSONObject: r),
+               let decoded = try? JSONDecoder().decode(ClipSettings.self, from: data) {
+                s = decoded
+            } else if let c = clips[id] {
+                s = c
+                let change = a["settings"] as? String ?? ""
+                if change.contains("online_decode: true") { s.onlineDecode = true }
+                if change.contains("offload_model: true") { s.offloadModel = true }
+            } else { continue }
+            var job = Job(id: id, settings: s, peakGB: a["peak_gb"] as? Double, seconds: a["seconds"] as? Double)
+            if let g = a["gpu"] as? Int, let st = a["started_at"] as? Double, let en = a["ended_at"] as? Double, en > st {
+                // Integrate the number of intervals covering each moment of this one.
+                var points = [st, en]
+                for (s2, e2) in intervals[g] ?? [] { points += [s2, e2].filter { $0 > st && $0 < en } }
+                points.sort()
+                var area = 0.0
+                for (x0, x1) in zip(points, points.dropFirst()) where x1 > x0 {
+                    let mid = (x0 + x1) / 2
+                    area += Double((intervals[g] ?? []).filter { $0.0 <= mid && $0.1 > mid }.count) * (x1 - x0)
+                }
+                job.sharedBy = area / (en - st)
+            }
+            out.append(job)
+        }
+        return out
+    }
+
+    /// Observations a later batch would start from, as the history keeps them (co-located times left out).
+    static func observations(_ jobs: [Job], predictor: Predictor) -> [Observation] {
+        jobs.map { j in
+            let alone = (j.sharedBy ?? 1) < 1.05
+            return Observation(bucket: predictor.bucket(j.settings), peakGB: j.peakGB, seconds: alone ? j.seconds : nil, frames: j.settings.totalFrames)
+        }
+    }
+
+    static func errors(_ p: Predictor, on jobs: [Job], serial: Bool) -> Errors {
+        var e = Errors()
+        let sharing = SharingModel(p.profile.sharing)
+        for j in jobs {
+            let est = p.estimate(j.settings)
+            if let peak = j.peakGB, peak > 0 {
+                e.memory.append(abs(est.rawMemoryGB - peak) / peak)
+                if peak > est.memoryGB + 1e-9 { e.under += 1 }
+            }
+            guard let t = j.seconds, t > 0 else { continue }
+            let k = serial ? 1 : (j.sharedBy ?? 1)
+            if k < 1.05 {
+                e.solo.append(abs(est.seconds - t) / t)
+            } else {
+                // Predicted wall time with k jobs sharing the card: solo time / (S(k) / k), k interpolated.
+                let lo = max(Int(k.rounded(.down)), 1), hi = lo + 1
+                let rate = sharing.perJobRate(lo) + (sharing.perJobRate(hi) - sharing.perJobRate(lo)) * (k - Double(lo))
+                e.colocated.append(abs(est.seconds / rate - t) / t)
+            }
+        }
+        return e
+    }
+
+    static func pct(_ xs: [Double], _ q: Double) -> String {
+        guard !xs.isEmpty else { return "–" }
+        let s = xs.sorted()
+        return String(format: "%.0f%%", s[min(Int((Double(s.count - 1) * q).rounded()), s.count - 1)] * 100)
+    }
+
+    static func row(_ name: String, _ e: Errors, jobs: Int) -> String {
+        "| \(name) | \(jobs) | \(pct(e.memory, 0.5)) / \(pct(e.memory, 0.95)) | \(e.under) | \(pct(e.solo, 0.5)) / \(pct(e.solo, 0.95)) (\(e.solo.count)) | "
+            + "\(pct(e.colocated, 0.5)) / \(pct(e.colocated, 0.95)) (\(e.colocated.count)) |"
+    }
+
+    static func run(root: String) {
+        let header = "| starting point | held-out jobs | memory error p50 / p95 | under-predicted beyond headroom | solo time error p50 / p95 (n) | co-located time error p50 / p95 (n) |\n| --- | --- | --- | --- | --- | --- |"
+        let (profile, _) = ProfileLoader.load(path: root + "/renderers/synthetic-dit.yaml")
+        guard let profile else { print("replay: cannot load renderers/synthetic-dit.yaml"); return }
+
+        // H100 (2026-11-24): the profile was calibrated on this model; history = the packed run, held out = the serial run.
+        let h100 = root + "/bench/results/h100-2026-11-24"
+        if let earlier = try? jobs(status: h100 + "/packed-status.json", manifest: h100 + "/gpu-proof.yaml"),
+           let later = try? jobs(status: h100 + "/serial-status.json", manifest: h100 + "/gpu-proof.yaml") {
+            print("replay H100 80GB: 24 clips run one at a time (bench/results/h100-2026-11-24/serial-status.json)")
+            print(header)
+            let base = Predictor(profile: profile)
+            print(row("profile alone", errors(base, on: later, serial: true), jobs: later.count))
+            var learned = base
+            for o in observations(earlier, predictor: base) { learned.observe(o, origin: .history) }
+            print(row("history of the packed run (memory only: its times were shared)", errors(learned, on: later, serial: true), jobs: later.count))
+        }
+
+        // H200 (2026-11-30): calibrate --quick, then the proof manifest packed; history = the first half of that run.
+        let h200 = root + "/bench/results/h200-2026-11-30-calibration"
+        if let run = try? jobs(status: h200 + "/run-status.json", manifest: nil), !run.isEmpty {
+            let fit = (try? History(path: h200 + "/history.sqlite", readOnly: true))
+                .flatMap { try? $0.calibrations().first { $0.state == "complete" }?.fit }
+            let half = run.count / 2
+            let first = Array(run.prefix(half)), second = Array(run.dropFirst(half))
+            print("\nreplay NVIDIA H200: the \(run.count)-clip proof run, packed (bench/results/h200-2026-11-30-calibration), held out: its second half (\(second.count) clips)")
+            print(header)
+            let base = Predictor(profile: profile)
+            print(row("profile alone", errors(base, on: second, serial: false), jobs: second.count))
+            var calibrated = base
+            if let fit {
+                calibrated = Predictor(profile: profile.calibrated(by: fit))
+                print(row("calibration (calibrate --quick)", errors(calibrated, on: second, serial: false), jobs: second.count))
+            }
+            var learned = calibrated
+            for o in observations(first, predictor: calibrated) { learned.observe(o, origin: .history) }
+            print(row("calibration + history of the first half", errors(learned, on: second, serial: false), jobs: second.count))
+            print("\nall \(run.count) clips of the run:")
+            print(header)
+            print(row("profile alone", errors(base, on: run, serial: false), jobs: run.count))
+            if fit != nil { print(row("calibration", errors(calibrated, on: run, serial: false), jobs: run.count)) }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Calibration on the GPU host (docs/calibration.md, docs/benchmarks.md), from the repository root with .carry/la
+# carried (the portable binary and a static ffmpeg):
+#   bash bench/gpu/calibration-proof.sh [N]
+# 1. plan the N-clip proof manifest (bench/gpu/make-manifest.py) from the profile alone;
+# 2. avatar-batch calibrate synthetic-dit --quick on GPU 0 (a fresh history in $AVATAR_BATCH_HOME);
+# 3. plan it again (from the calibration), then run it (one process per clip, packed);
+# 4. keep the plans, the calibration's output, the run's status and the history file for the replay benchmark
+#    (bench: avatar-batch-bench replay). Results: $OUT (the device tool's folder; /tmp/cal-out elsewhere).
+set -u
+N=${1:-32}
+OUT=${OUT:-/tmp/cal-out}; mkdir -p "$OUT"
+repo=$PWD; carry=$repo/.carry/la; W=/tmp/calproof
+t0=$(date +%s); stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
+mkdir -p /tmp/ab /tmp/ffbin
+tar -xJf "$carry/avatar-batch.tar.xz" -C /tmp/ab && tar -xJf "$carry/ffbin.tar.xz" -C /tmp/ffbin && chmod +x /tmp/ffbin/* || exit 1
+export PATH=/tmp/ab/bin:/tmp/ffbin:$PATH PYTHONUNBUFFERED=1 AVATAR_BATCH_RENDERERS=$repo/renderers AVATAR_BATCH_HOME=/tmp/abhome
+rm -rf "$W" "$AVATAR_BATCH_HOME"
+nvidia-smi --query-gpu=index,name,memory.total,memory.used --format=csv,noheader | tee "$OUT/gpus.csv"
+python3 bench/gpu/make-manifest.py "$W" "$N" > /dev/null && cp "$W/gpu-proof.yaml" "$OUT/"
+avatar-batch plan "$W/gpu-proof.yaml" --workers off > "$OUT/plan-before.txt" 2>&1
+stamp "calibrate"
+a=$(date +%s.%N)
+avatar-batch calibrate synthetic-dit --quick --gpu 0 > "$OUT/calibrate.txt" 2> "$OUT/calibrate.log"; rc=$?
+b=$(date +%s.%N)
+python3 -c "print('calibrate: %.1f s wall, exit $rc' % ($b - $a))" | tee "$OUT/summary.txt"
+cat "$OUT/calibrate.txt"
+avatar-batch plan "$W/gpu-proof.yaml" --workers off --explain > "$OUT/plan-after.txt" 2>&1
+grep -E "^predictions|^makespan" "$OUT/plan-before.txt" "$OUT/plan-after.txt" | tee -a "$OUT/summary.txt"
+stamp "run"
+a=$(date +%s.%N)
+avatar-batch run "$W/gpu-proof.yaml" --workers off 2> "$OUT/run.log"; rc=$?
+b=$(date +%s.%N)
+python3 -c "print('run: %.1f s wall, exit $rc' % ($b - $a))" | tee -a "$OUT/summary.txt"
+avatar-batch status "$W/gpu-proof.yaml" --json > "$OUT/run-status.json"
+python3 -c "import json; d=json.load(open('$OUT/run-status.json')); print('counts', d['counts']); print('OOM attempts', sum(a['classification']=='oom' for j in d['jobs'] for a in j['attempts']))" | tee -a "$OUT/summary.txt"
+cp "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/history.sqlite"
+stamp "done"
