@@ -87,6 +87,11 @@ public final class History: @unchecked Sendable {
         return m
     }
 
+    /// Raw SQL, for tests that plant what a newer version or a broken file would leave.
+    package func executeRaw(_ sql: String) throws {
+        try pool.write { db in try db.execute(sql: sql) }
+    }
+
     // MARK: observations
 
     /// Records what one attempt showed, then trims its key to the window. Ignored (false) on a read-only history.

@@ -60,7 +60,7 @@ final class CalibrationBench: @unchecked Sendable {
         #expect(before.stdout.contains("predictions: profile defaults"), "\(before.stdout)")
         let r = try b.calibrate()
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stderr.contains("4 probes alone, then 2 at once; about"), "\(r.stderr)")
+        #expect(r.stderr.contains("5 probes alone, then 2 at once; about"), "\(r.stderr)")
         let h = try History(path: b.historyPath, readOnly: true)
         let c = try #require(try h.calibrations().first)
         #expect(c.state == "complete" && c.gpuModel == "virtual 24GB")
@@ -113,7 +113,7 @@ final class CalibrationBench: @unchecked Sendable {
         let r = try b.calibrate()
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.contains("resuming calibration"), "\(r.stderr)")
-        #expect(r.stderr.contains("already done") && !r.stderr.contains(" 0 already done, 4 to render"), "\(r.stderr)")
+        #expect(r.stderr.contains("already done") && !r.stderr.contains(" 0 already done, 5 to render"), "\(r.stderr)")
         #expect(try History(path: b.historyPath, readOnly: true).calibrations().first?.state == "complete")
         // --discard starts afresh: the old one is never resumed.
         let again = try b.calibrate(["--discard"])

@@ -1,3 +1,4 @@
+import TestSupport
 import Manifest
 import Scheduler
 import Testing

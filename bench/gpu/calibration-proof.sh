@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Calibration on the GPU host (docs/calibration.md, docs/benchmarks.md), from the repository root with .carry/la
 # carried (the portable binary and a static ffmpeg):
-#   bash bench/gpu/calibration-proof.sh [N]
+#   bash bench/gpu/calibration-proof.sh [N]        (CALIBRATE_ONLY=1: steps 1 and 2, and the plan after, without the run)
 # 1. plan the N-clip proof manifest (bench/gpu/make-manifest.py) from the profile alone;
 # 2. avatar-batch calibrate synthetic-dit --quick on GPU 0 (a fresh history in $AVATAR_BATCH_HOME);
 # 3. plan it again (from the calibration), then run it (one process per clip, packed);
@@ -27,6 +27,7 @@ python3 -c "print('calibrate: %.1f s wall, exit $rc' % ($b - $a))" | tee "$OUT/s
 cat "$OUT/calibrate.txt"
 avatar-batch plan "$W/gpu-proof.yaml" --workers off --explain > "$OUT/plan-after.txt" 2>&1
 grep -E "^predictions|^makespan" "$OUT/plan-before.txt" "$OUT/plan-after.txt" | tee -a "$OUT/summary.txt"
+if [ "${CALIBRATE_ONLY:-}" = 1 ]; then cp "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/history.sqlite"; stamp "done"; exit 0; fi
 stamp "run"
 a=$(date +%s.%N)
 avatar-batch run "$W/gpu-proof.yaml" --workers off 2> "$OUT/run.log"; rc=$?
