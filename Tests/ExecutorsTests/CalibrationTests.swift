@@ -1,4 +1,6 @@
 import Checkpoint
+import Executors
+import Scheduler
 import Foundation
 import Manifest
 import TestSupport
@@ -154,5 +156,15 @@ final class CalibrationBench: @unchecked Sendable {
         // --no-history: neither read nor written.
         let none = try b.run(["run", b.manifest, "--grace", "1", "--no-history", "--state", b.dir.path + "/third.sqlite"])
         #expect(none.status == 0 && !none.stderr.contains("newer"), "\(none.stderr)")
+    }
+}
+
+@Suite struct BusyGPUTests {
+    @Test func aGPUOthersUseIsNamedWithWhatTheyHold() {
+        let busy = GPU(index: 1, uuid: "GPU-1234", model: "NVIDIA H200", memoryGB: 140, foreignUsedGB: 23.5)
+        #expect(GPUDiscovery.busyReason(busy) == "GPU 1 already has 23.5 GB in use by other processes")
+        #expect(GPUDiscovery.busyReason(GPU(index: 0, uuid: "GPU-1234", model: "NVIDIA H200", memoryGB: 140, foreignUsedGB: 0.4)) == nil)
+        // Virtual GPUs are never busy.
+        #expect(GPUDiscovery.busyReason(GPU(index: 0, model: "virtual", memoryGB: 24, foreignUsedGB: 30)) == nil)
     }
 }

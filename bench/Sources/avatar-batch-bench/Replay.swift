@@ -82,7 +82,8 @@ enum Replay {
     /// Observations a later batch would start from, as the history keeps them (co-located times left out).
     static func observations(_ jobs: [Job], predictor: Predictor) -> [Observation] {
         jobs.map { j in
-            let alone = (j.sharedBy ?? 1) < 1.05
+            // Unknown sharing (a run that recorded no times) is not "alone": its times are left out, as the history does.
+            let alone = (j.sharedBy ?? 2) < 1.05
             return Observation(bucket: predictor.bucket(j.settings), peakGB: j.peakGB, seconds: alone ? j.seconds : nil, frames: j.settings.totalFrames)
         }
     }
@@ -94,7 +95,13 @@ enum Replay {
             let est = p.estimate(j.settings)
             if let peak = j.peakGB, peak > 0 {
                 e.memory.append(abs(est.rawMemoryGB - peak) / peak)
-                if peak > est.memoryGB + 1e-9 { e.under += 1 }
+                if peak > est.memoryGB + 1e-9 {
+                    e.under += 1
+                    if ProcessInfo.processInfo.environment["REPLAY_DETAIL"] != nil {
+                        print(String(format: "  under-predicted: %@ %@ x%d c%d: %.1f GB predicted with headroom, %.1f GB peak", j.id, "\(j.settings.size)",
+                                     j.settings.inferFrames, j.settings.numClip, est.memoryGB, peak))
+                    }
+                }
             }
             guard let t = j.seconds, t > 0 else { continue }
             let k = serial ? 1 : (j.sharedBy ?? 1)
@@ -105,6 +112,11 @@ enum Replay {
                 let lo = max(Int(k.rounded(.down)), 1), hi = lo + 1
                 let rate = sharing.perJobRate(lo) + (sharing.perJobRate(hi) - sharing.perJobRate(lo)) * (k - Double(lo))
                 e.colocated.append(abs(est.seconds / rate - t) / t)
+                if ProcessInfo.processInfo.environment["REPLAY_DETAIL"] != nil {
+                    print(String(format: "  %@ %@ x%d c%d %@: k %.2f, predicted solo %.1f s, wall %.1f s predicted, %.1f s observed", j.id,
+                                 "\(j.settings.size)", j.settings.inferFrames, j.settings.numClip, j.settings.onlineDecode ? "online" : "offline", k,
+                                 est.seconds, est.seconds / rate, t))
+                }
             }
         }
         return e
