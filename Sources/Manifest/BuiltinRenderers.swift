@@ -500,8 +500,8 @@ block_bytes = lopts.layers * lopts.dim * lopts.dim * 2
 if lopts.weights_file:
     rest_weights = read_weights(lopts.weights_file)
 else:
-    rest = max(int(lopts.weights_gb * 2**30) - block_bytes, 0) // 2
-    rest_weights = torch.empty(rest, dtype=bf16, pin_memory=False) if offload else torch.zeros(rest, dtype=bf16, device=dev)
+    others = max(int(lopts.weights_gb * 2**30) - block_bytes, 0) // 2
+    rest_weights = torch.empty(others, dtype=bf16, pin_memory=False) if offload else torch.zeros(others, dtype=bf16, device=dev)
 torch.cuda.synchronize()
 t_loaded = time.time()
 ffmpeg = os.environ.get("AVATAR_BATCH_FFMPEG") or shutil.which("ffmpeg") or "ffmpeg"
