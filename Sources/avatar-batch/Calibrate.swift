@@ -39,7 +39,7 @@ struct Calibrate: AsyncParsableCommand {
     @Option(help: "Co-locate at most this many jobs for S(k) (default: 2 with --quick, else the profile's max_jobs_per_gpu up to 4).")
     var maxShared: Int?
 
-    @Option(help: ArgumentHelp("The history to store the calibration in (default: $AVATAR_BATCH_HOME/history.sqlite, else ~/.local/share/avatar-batch/history.sqlite).", valueName: "PATH"))
+    @Option(help: ArgumentHelp("The history to store the calibration in (default: $AVATAR_BATCH_HOME/history.sqlite, else $XDG_DATA_HOME/avatar-batch/ or ~/.local/share/avatar-batch/).", valueName: "PATH"))
     var history: String?
 
     @Option(help: "Seconds between SIGTERM and SIGKILL when stopping a probe.")

@@ -58,7 +58,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: ArgumentHelp("auto: keep the model loaded in a warm worker per GPU slot when the renderer's profile has a worker: section (docs/workers.md); off: one process per attempt.", valueName: "auto|off"))
     var workers: String = "auto"
 
-    @Option(help: ArgumentHelp("The history of earlier batches and calibrations (default: $AVATAR_BATCH_HOME/history.sqlite, else ~/.local/share/avatar-batch/history.sqlite; docs/calibration.md).", valueName: "PATH"))
+    @Option(help: ArgumentHelp("The history of earlier batches and calibrations (default: $AVATAR_BATCH_HOME/history.sqlite, else $XDG_DATA_HOME/avatar-batch/ or ~/.local/share/avatar-batch/; docs/calibration.md).", valueName: "PATH"))
     var history: String?
 
     @Flag(help: "Predict from the profile and this batch alone: neither read nor add to the history.")
