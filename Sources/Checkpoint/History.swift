@@ -84,6 +84,11 @@ public final class History: @unchecked Sendable {
                 CREATE INDEX calibrations_by_key ON calibrations(renderer_identity, gpu_model, state, id);
                 """)
         }
+        // Co-located attempts keep their solo-equivalent time in `seconds` (usable for solo predictions, as a batch
+        // uses its own) and their wall time here (what S(k) is learned from).
+        m.registerMigration("history-2026-11-30-wall") { db in
+            try db.execute(sql: "ALTER TABLE observations ADD COLUMN wall_s REAL")
+        }
         return m
     }
 
@@ -100,10 +105,10 @@ public final class History: @unchecked Sendable {
         guard !readOnly else { return false }
         try pool.write { db in
             try db.execute(sql: """
-                INSERT INTO observations (renderer_identity, renderer, gpu_model, bucket, peak_gb, seconds, frames, oom, colocated, batch, recorded_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [o.rendererIdentity, o.renderer, o.gpuModel, o.bucket, o.peakGB, o.seconds, o.frames, o.oom, o.colocated, o.batch,
-                                 o.recordedAt])
+                INSERT INTO observations (renderer_identity, renderer, gpu_model, bucket, peak_gb, seconds, wall_s, frames, oom, colocated, batch, recorded_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [o.rendererIdentity, o.renderer, o.gpuModel, o.bucket, o.peakGB, o.seconds, o.wallSeconds, o.frames, o.oom, o.colocated,
+                                 o.batch, o.recordedAt])
             try db.execute(sql: """
                 DELETE FROM observations WHERE renderer_identity = ? AND gpu_model = ? AND bucket = ? AND colocated = ? AND id NOT IN (
                     SELECT id FROM observations WHERE renderer_identity = ? AND gpu_model = ? AND bucket = ? AND colocated = ?
@@ -119,8 +124,8 @@ public final class History: @unchecked Sendable {
         try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM observations WHERE renderer_identity = ? ORDER BY id", arguments: [rendererIdentity]).map {
                 HistoryObservation(rendererIdentity: $0["renderer_identity"], renderer: $0["renderer"], gpuModel: $0["gpu_model"], bucket: $0["bucket"],
-                                   peakGB: $0["peak_gb"], seconds: $0["seconds"], frames: $0["frames"], oom: $0["oom"], colocated: $0["colocated"],
-                                   batch: $0["batch"], recordedAt: $0["recorded_at"])
+                                   peakGB: $0["peak_gb"], seconds: $0["seconds"], wallSeconds: $0.hasColumn("wall_s") ? $0["wall_s"] : nil, frames: $0["frames"],
+                                   oom: $0["oom"], colocated: $0["colocated"], batch: $0["batch"], recordedAt: $0["recorded_at"])
             }
         }
     }
@@ -200,8 +205,11 @@ public struct HistoryObservation: Sendable, Hashable, Codable {
     public var gpuModel: String
     public var bucket: String
     public var peakGB: Double?
-    /// Solo-equivalent seconds (a co-located attempt's wall time is recorded with `colocated` > 1 as it was).
+    /// Solo-equivalent seconds: a co-located attempt's wall time weighted by S(k)/k of the k it shared its GPU with,
+    /// as the batch that ran it counted it.
     public var seconds: Double?
+    /// Wall seconds (what S(k) is learned from); nil when not known.
+    public var wallSeconds: Double?
     public var frames: Int
     public var oom: Bool
     /// How many attempts shared the GPU (1: alone). Co-located figures teach S(k), not solo time.
@@ -210,8 +218,9 @@ public struct HistoryObservation: Sendable, Hashable, Codable {
     public var batch: String
     public var recordedAt: Double
 
-    public init(rendererIdentity: String, renderer: String, gpuModel: String, bucket: String, peakGB: Double?, seconds: Double?, frames: Int,
-                oom: Bool, colocated: Int = 1, batch: String, recordedAt: Double = Date().timeIntervalSince1970) {
+    public init(rendererIdentity: String, renderer: String, gpuModel: String, bucket: String, peakGB: Double?, seconds: Double?,
+                wallSeconds: Double? = nil, frames: Int, oom: Bool, colocated: Int = 1, batch: String, recordedAt: Double = Date().timeIntervalSince1970) {
+        self.wallSeconds = wallSeconds
         self.rendererIdentity = rendererIdentity
         self.renderer = renderer
         self.gpuModel = gpuModel

@@ -576,16 +576,19 @@ public final class BatchSession: @unchecked Sendable {
         }
     }
 
-    /// Adds an attempt's figures to the history: its wall time with how many shared its GPU (S(k) is learned from
-    /// those); a warm request's time is left out (it paid no start-up, unlike the cold attempts the history predicts).
+    /// Adds an attempt's figures to the history: its solo-equivalent time (as this batch learned it), its wall time
+    /// and how many shared its GPU (S(k) is learned from those); a warm request's time is left out (it paid no
+    /// start-up, unlike the cold attempts the history predicts), and so is one whose sharing is unknown.
     func learn(_ o: Observation, _ r: Running, _ result: AttemptResult) {
         guard let k = knowledge else { return }
         let model = r.placement.gpu.map(Learning.modelKey) ?? k.gpuModel ?? ""
         var h = o
-        if !o.oom { h.seconds = r.peers > 1 ? result.seconds : o.seconds }
-        // No time where it would mislead: a warm request, or sharing unknown (the executor's scheduler placed it).
-        if result.worker != nil || r.placement.gpu == nil { h.seconds = nil }
-        if let warning = k.record(h, gpuModel: model, colocated: r.peers) { progress.event("warning: \(warning)") }
+        var wall: Double? = o.oom ? nil : result.seconds
+        if result.worker != nil || r.placement.gpu == nil {
+            h.seconds = nil
+            wall = nil
+        }
+        if let warning = k.record(h, gpuModel: model, colocated: r.peers, wallSeconds: wall) { progress.event("warning: \(warning)") }
     }
 
     /// The closing line: how the batch ended and the store's counts.

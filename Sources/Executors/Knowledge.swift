@@ -45,7 +45,7 @@ public final class Knowledge: @unchecked Sendable {
                 let all = try h.observations(rendererIdentity: profile.identityDigest).map {
                     HistoryEntry(gpuModel: $0.gpuModel, observation: Observation(bucket: $0.bucket, gpuModel: $0.gpuModel, peakGB: $0.peakGB,
                                                                                  seconds: $0.seconds, frames: $0.frames, oom: $0.oom),
-                                 colocated: $0.colocated)
+                                 colocated: $0.colocated, wallSeconds: $0.wallSeconds)
                 }
                 entries = Learning.observations(for: model, from: all)
                 sharing = Learning.sharing(for: model, from: all)
@@ -103,11 +103,12 @@ public final class Knowledge: @unchecked Sendable {
 
     /// Adds what an attempt showed to the history (nothing when there is none, or it is read-only). A failure to
     /// write is a warning for the caller, never a stop: the batch's own store is what resume depends on.
-    public func record(_ o: Observation, gpuModel: String, colocated: Int) -> String? {
+    public func record(_ o: Observation, gpuModel: String, colocated: Int, wallSeconds: Double?) -> String? {
         guard let h = history, !h.readOnly else { return nil }
         do {
             try h.record(HistoryObservation(rendererIdentity: profile.identityDigest, renderer: profile.name, gpuModel: gpuModel, bucket: o.bucket,
-                                            peakGB: o.peakGB, seconds: o.seconds, frames: o.frames, oom: o.oom, colocated: colocated, batch: batch))
+                                            peakGB: o.peakGB, seconds: o.seconds, wallSeconds: wallSeconds, frames: o.frames, oom: o.oom,
+                                            colocated: colocated, batch: batch))
             return nil
         } catch {
             return "could not add to the history at \(h.path): \(error)"

@@ -5,13 +5,16 @@ import Manifest
 public struct HistoryEntry: Sendable, Hashable {
     public var gpuModel: String
     public var observation: Observation
-    /// How many attempts shared the GPU while it ran (1: alone). A co-located attempt's `seconds` is its wall time.
+    /// How many attempts shared the GPU while it ran (1: alone). `observation.seconds` is solo-equivalent.
     public var colocated: Int
+    /// Its wall time (a co-located attempt's S(k) evidence); nil: the same as `observation.seconds`.
+    public var wallSeconds: Double?
 
-    public init(gpuModel: String, observation: Observation, colocated: Int) {
+    public init(gpuModel: String, observation: Observation, colocated: Int, wallSeconds: Double? = nil) {
         self.gpuModel = gpuModel
         self.observation = observation
         self.colocated = colocated
+        self.wallSeconds = wallSeconds
     }
 }
 
@@ -30,17 +33,14 @@ public enum Learning {
         return gpus.map(modelKey).first { counts[$0] == counts.values.max() }
     }
 
-    /// The observations a predictor for `model` starts from. The same model's are used as they are (co-located ones
-    /// for memory only: their wall time is not a solo time). Another model's are used only through ratios learned
-    /// from settings buckets both models ran alone (at least `minimumCommon` of them), only for buckets `model` has
-    /// not run, and are marked with the model and the ratios; without such ratios they are not used.
+    /// The observations a predictor for `model` starts from. The same model's are used as they are (their times are
+    /// solo-equivalent already: a co-located attempt's wall time weighted by S(k)/k, as its batch counted it).
+    /// Another model's are used only through ratios learned from settings buckets both models ran (at least
+    /// `minimumCommon` of them), only for buckets `model` has not run, and are marked with the model and the ratios;
+    /// without such ratios they are not used.
     public static func observations(for model: String, from entries: [HistoryEntry], minimumCommon: Int = 2) -> [(Observation, Predictor.Origin)] {
         var out: [(Observation, Predictor.Origin)] = []
-        for e in entries where e.gpuModel == model {
-            var o = e.observation
-            if e.colocated > 1 { o.seconds = nil }
-            out.append((o, .history))
-        }
+        for e in entries where e.gpuModel == model { out.append((e.observation, .history)) }
         let mine = soloFigures(entries.filter { $0.gpuModel == model })
         for other in Set(entries.map(\.gpuModel)).subtracting([model]).sorted() {
             let theirs = soloFigures(entries.filter { $0.gpuModel == other })
@@ -55,7 +55,7 @@ public enum Learning {
             let rm = memRatios.count >= minimumCommon ? median(memRatios) : nil
             let how = "from \(other) (" + [rt.map { String(format: "time x%.2f", $0) }, rm.map { String(format: "memory x%.2f", $0) }]
                 .compactMap { $0 }.joined(separator: ", ") + ", learned from \(max(timeRatios.count, memRatios.count)) shared bucket(s))"
-            for e in entries where e.gpuModel == other && e.colocated == 1 && !e.observation.oom && mine[e.observation.bucket] == nil {
+            for e in entries where e.gpuModel == other && !e.observation.oom && mine[e.observation.bucket] == nil {
                 var o = e.observation
                 o.gpuModel = model
                 o.seconds = rt.flatMap { r in o.seconds.map { $0 * r } }
@@ -74,7 +74,7 @@ public enum Learning {
         let solo = soloFigures(here)
         var ratios: [Int: [Double]] = [:]
         for e in here where e.colocated > 1 && !e.observation.oom {
-            guard let s = e.observation.seconds, e.observation.frames > 0, s > 0, let alone = solo[e.observation.bucket]?.rate else { continue }
+            guard let s = e.wallSeconds, e.observation.frames > 0, s > 0, let alone = solo[e.observation.bucket]?.alone else { continue }
             ratios[e.colocated, default: []].append(alone / (s / Double(e.observation.frames)))
         }
         var out: [Int: Double] = [:]
@@ -82,16 +82,20 @@ public enum Learning {
         return out
     }
 
-    /// Per bucket, from observations of jobs alone on their GPU: mean seconds per frame, and the highest peak.
-    static func soloFigures(_ entries: [HistoryEntry]) -> [String: (rate: Double?, peak: Double?)] {
-        var sums: [String: (sum: Double, n: Int, peak: Double?)] = [:]
-        for e in entries where e.colocated == 1 && !e.observation.oom {
-            var v = sums[e.observation.bucket] ?? (0, 0, nil)
-            if let s = e.observation.seconds, e.observation.frames > 0 { v.sum += s / Double(e.observation.frames); v.n += 1 }
+    /// Per bucket: mean solo-equivalent seconds per frame over every observation (`rate`), the same over jobs that ran
+    /// alone only (`alone`, the reference S(k) is measured against), and the highest peak.
+    static func soloFigures(_ entries: [HistoryEntry]) -> [String: (rate: Double?, alone: Double?, peak: Double?)] {
+        var sums: [String: (sum: Double, n: Int, aSum: Double, aN: Int, peak: Double?)] = [:]
+        for e in entries where !e.observation.oom {
+            var v = sums[e.observation.bucket] ?? (0, 0, 0, 0, nil)
+            if let s = e.observation.seconds, e.observation.frames > 0 {
+                v.sum += s / Double(e.observation.frames); v.n += 1
+                if e.colocated == 1 { v.aSum += s / Double(e.observation.frames); v.aN += 1 }
+            }
             if let p = e.observation.peakGB { v.peak = max(v.peak ?? p, p) }
             sums[e.observation.bucket] = v
         }
-        return sums.mapValues { ($0.n > 0 ? $0.sum / Double($0.n) : nil, $0.peak) }
+        return sums.mapValues { ($0.n > 0 ? $0.sum / Double($0.n) : nil, $0.aN > 0 ? $0.aSum / Double($0.aN) : nil, $0.peak) }
     }
 
     public static func median(_ xs: [Double]) -> Double {

@@ -4,15 +4,16 @@ import Scheduler
 import Testing
 
 @Suite struct LearningTests {
-    func entry(_ model: String, _ bucket: String, seconds: Double, peak: Double, k: Int = 1) -> HistoryEntry {
-        HistoryEntry(gpuModel: model, observation: Observation(bucket: bucket, gpuModel: model, peakGB: peak, seconds: seconds, frames: 100), colocated: k)
+    func entry(_ model: String, _ bucket: String, seconds: Double, peak: Double, k: Int = 1, wall: Double? = nil) -> HistoryEntry {
+        HistoryEntry(gpuModel: model, observation: Observation(bucket: bucket, gpuModel: model, peakGB: peak, seconds: seconds, frames: 100), colocated: k,
+                     wallSeconds: wall)
     }
 
     @Test func theSameModelsFiguresAreUsedAsTheyAre() {
-        let out = Learning.observations(for: "H200 140GB", from: [entry("H200 140GB", "a", seconds: 10, peak: 20), entry("H200 140GB", "a", seconds: 30, peak: 21, k: 2)])
+        let out = Learning.observations(for: "H200 140GB", from: [entry("H200 140GB", "a", seconds: 10, peak: 20), entry("H200 140GB", "a", seconds: 11, peak: 21, k: 2)])
         #expect(out.count == 2 && out.allSatisfy { $0.1 == .history })
-        // A co-located attempt's wall time is not a solo time: memory only.
-        #expect(out[1].0.seconds == nil && out[1].0.peakGB == 21)
+        // A co-located attempt's time is kept as recorded: solo-equivalent, as its batch counted it.
+        #expect(out[1].0.seconds == 11 && out[1].0.peakGB == 21)
     }
 
     @Test func anotherModelsFiguresComeOnlyThroughALearnedRatio() {
@@ -44,10 +45,10 @@ import Testing
 
     @Test func sharingIsLearnedFromCoLocatedRunsOnly() {
         var entries = [entry("H200 140GB", "a", seconds: 10, peak: 20)]
-        // Two at once took 12.5 s each: S(2) = 2 x 10 / 12.5 = 1.6; only with at least three such runs.
-        for _ in 0..<2 { entries.append(entry("H200 140GB", "a", seconds: 12.5, peak: 20, k: 2)) }
+        // Two at once took 12.5 s each (wall): S(2) = 2 x 10 / 12.5 = 1.6; only with at least three such runs.
+        for _ in 0..<2 { entries.append(entry("H200 140GB", "a", seconds: 10, peak: 20, k: 2, wall: 12.5)) }
         #expect(Learning.sharing(for: "H200 140GB", from: entries).isEmpty)
-        entries.append(entry("H200 140GB", "a", seconds: 12.5, peak: 20, k: 2))
+        entries.append(entry("H200 140GB", "a", seconds: 10, peak: 20, k: 2, wall: 12.5))
         #expect(Learning.sharing(for: "H200 140GB", from: entries) == [2: 1.6])
         #expect(Learning.sharing(for: "A100 80GB", from: entries).isEmpty)
         #expect(Learning.modelKey(GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)) == "NVIDIA H200 140GB")

@@ -79,12 +79,18 @@ enum Replay {
         return out
     }
 
-    /// Observations a later batch would start from, as the history keeps them (co-located times left out).
+    /// Observations a later batch would start from, as the history keeps them: a co-located job's time made
+    /// solo-equivalent with S(k)/k (as the batch that ran it counts it), and no time where sharing is unknown (a run
+    /// that recorded no times).
     static func observations(_ jobs: [Job], predictor: Predictor) -> [Observation] {
-        jobs.map { j in
-            // Unknown sharing (a run that recorded no times) is not "alone": its times are left out, as the history does.
-            let alone = (j.sharedBy ?? 2) < 1.05
-            return Observation(bucket: predictor.bucket(j.settings), peakGB: j.peakGB, seconds: alone ? j.seconds : nil, frames: j.settings.totalFrames)
+        let sharing = SharingModel(predictor.profile.sharing)
+        return jobs.map { j in
+            var seconds: Double?
+            if let k = j.sharedBy, let t = j.seconds {
+                let lo = max(Int(k.rounded(.down)), 1), hi = lo + 1
+                seconds = t * (sharing.perJobRate(lo) + (sharing.perJobRate(hi) - sharing.perJobRate(lo)) * (k - Double(lo)))
+            }
+            return Observation(bucket: predictor.bucket(j.settings), peakGB: j.peakGB, seconds: seconds, frames: j.settings.totalFrames)
         }
     }
 
@@ -148,7 +154,7 @@ enum Replay {
             print(row("profile alone", errors(base, on: later, serial: true), jobs: later.count))
             var learned = base
             for o in observations(earlier, predictor: base) { learned.observe(o, origin: .history) }
-            print(row("history of the packed run (memory only: its times were shared)", errors(learned, on: later, serial: true), jobs: later.count))
+            print(row("history of the packed run (memory only: it recorded no times to tell sharing from)", errors(learned, on: later, serial: true), jobs: later.count))
         }
 
         // H200 (2026-11-30): calibrate --quick, then the proof manifest packed; history = the first half of that run.
