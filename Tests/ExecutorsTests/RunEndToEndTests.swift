@@ -222,8 +222,10 @@ func processes(mentioning marker: String) -> [Int32] {
         let b = Batch(clips: (0..<4).map { ("slow-\($0)", "ok") }, extraClip: "")
         try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"30\"]"))
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"])
-        // Wait until renderers run, then Ctrl-C (on a loaded machine that can take more than 10 s).
-        for _ in 0..<600 where b.ledgerLines().count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+        // Wait until renderers run, then Ctrl-C (on a loaded machine that can take more than 10 s). Polls sleep the thread,
+        // not the task: suites running beside this one block the cooperative pool's two threads for long stretches, and a
+        // Task.sleep woke up 30 s late once, after the batch had finished (CI, 2026-11-30).
+        for _ in 0..<600 where b.ledgerLines().count < 2 { usleep(100_000) }
         try #require(b.ledgerLines().count >= 2, "the renderers never started")
         kill(p.processIdentifier, SIGINT)
         p.waitUntilExit()
@@ -248,7 +250,7 @@ func processes(mentioning marker: String) -> [Int32] {
         let b = Batch(clips: (0..<6).map { ("k-\($0)", "ok") })
         try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"1\"]"))
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"])
-        for _ in 0..<200 where b.ledgerLines().filter({ $0["event"] as? String == "end" }).count < 2 { try await Task.sleep(for: .milliseconds(50)) }
+        for _ in 0..<200 where b.ledgerLines().filter({ $0["event"] as? String == "end" }).count < 2 { usleep(50_000) }
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         // What the store recorded as done when the orchestrator died (a renderer can have finished without that record:
@@ -273,7 +275,7 @@ func processes(mentioning marker: String) -> [Int32] {
         let b = Batch(clips: [("long", "ok")])
         try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"20\"]"))
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"])
-        for _ in 0..<100 where b.ledgerLines().isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        for _ in 0..<100 where b.ledgerLines().isEmpty { usleep(100_000) }
         let second = try b.run()
         #expect(second.status == 1)
         #expect(second.stderr.contains("another avatar-batch (run 1, pid \(p.processIdentifier) on"))
@@ -381,7 +383,7 @@ func processes(mentioning marker: String) -> [Int32] {
         try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"1\"]"))
         let state = b.dir.path + "/state.sqlite"
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1", "--state", state])
-        for _ in 0..<100 where b.ledgerLines().count < 2 { try await Task.sleep(for: .milliseconds(50)) }
+        for _ in 0..<100 where b.ledgerLines().count < 2 { usleep(50_000) }
         try FileManager.default.removeItem(atPath: b.dir.path + "/out")
         p.waitUntilExit()
         #expect(p.terminationStatus == 0)
@@ -465,10 +467,10 @@ func processes(mentioning marker: String) -> [Int32] {
         let b = Batch(clips: [("stubborn-1", "ignore-term"), ("stubborn-2", "ignore-term")])
         // A grace period far longer than the test may take: only the second Ctrl-C can end the run in time.
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "600"])
-        for _ in 0..<600 where b.ledgerLines().count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+        for _ in 0..<600 where b.ledgerLines().count < 2 { usleep(100_000) }
         try #require(b.ledgerLines().count >= 2, "the renderers never started")
         kill(p.processIdentifier, SIGINT)
-        try await Task.sleep(for: .milliseconds(500))
+        usleep(500_000)
         #expect(p.isRunning)  // still waiting out the grace period
         let second = Date()
         kill(p.processIdentifier, SIGINT)
@@ -476,7 +478,7 @@ func processes(mentioning marker: String) -> [Int32] {
         // Waiting out the grace would take 600 s; a tenth of it separates "at once" from "after the grace" on any machine.
         #expect(Date().timeIntervalSince(second) < 60)
         #expect(p.terminationStatus == 130)
-        for _ in 0..<50 where !processes(mentioning: b.ledger).isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        for _ in 0..<50 where !processes(mentioning: b.ledger).isEmpty { usleep(100_000) }
         #expect(processes(mentioning: b.ledger).isEmpty)
         // The hard stop left the attempts open; the next run reconciles them as interrupted.
         try b.editManifest(("ignore-term", "ok"))

@@ -93,7 +93,7 @@ struct SlurmTests {
         try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"4\"]"))
         // At most 4 in flight, so some jobs are still to be submitted when the orchestrator dies.
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1", "--max-in-flight", "4"] + slurmArgs)
-        for _ in 0..<200 where b.ledgerLines().filter({ $0["event"] as? String == "start" }).count < 4 { try await Task.sleep(for: .milliseconds(100)) }
+        for _ in 0..<200 where b.ledgerLines().filter({ $0["event"] as? String == "start" }).count < 4 { usleep(100_000) }
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         let before = try recordedSlurmIDs(b)
@@ -120,7 +120,7 @@ struct SlurmTests {
         let ids = (0..<4).map { "cancel-\(tag)-\($0)" }
         let b = Batch(clips: ids.map { ($0, "hang") })
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"] + slurmArgs)
-        for _ in 0..<200 where b.ledgerLines().count < 4 { try await Task.sleep(for: .milliseconds(100)) }
+        for _ in 0..<200 where b.ledgerLines().count < 4 { usleep(100_000) }
         #expect(b.ledgerLines().count == 4)
         kill(p.processIdentifier, SIGINT)
         p.waitUntilExit()
@@ -131,7 +131,7 @@ struct SlurmTests {
         let jobs = try b.jobs()
         #expect(jobs.values.allSatisfy { $0["state"] as? String == "interrupted" })
         #expect(jobs.values.allSatisfy { classifications($0) == ["interrupted"] })
-        for _ in 0..<50 where !processes(mentioning: b.ledger).isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        for _ in 0..<50 where !processes(mentioning: b.ledger).isEmpty { usleep(100_000) }
         #expect(processes(mentioning: b.ledger).isEmpty)
     }
 }
@@ -141,7 +141,7 @@ extension SlurmTests {
         let victim = "ext-\(tag)-victim", other = "ext-\(tag)-ok"
         let b = Batch(clips: [(victim, "hang"), (other, "ok")])
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"] + slurmArgs)
-        for _ in 0..<200 where b.ledgerLines().count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+        for _ in 0..<200 where b.ledgerLines().count < 2 { usleep(100_000) }
         _ = try CLI.runProgram("/usr/bin/scancel", ["--me", "-n", victim])
         p.waitUntilExit()
         #expect(p.terminationStatus == 1)
@@ -164,7 +164,7 @@ extension SlurmTests {
         // The test cluster's ReturnToService=2 brings the node back as soon as its slurmd registers again; resume it
         // in any case.
         defer { _ = try? CLI.runProgram("/usr/bin/scontrol", ["update", "nodename=\(node)", "state=resume"]) }
-        for _ in 0..<200 where b.ledgerLines().isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        for _ in 0..<200 where b.ledgerLines().isEmpty { usleep(100_000) }
         try #require(b.ledgerLines().count == 1, "the Slurm job never started")
         _ = try CLI.runProgram("/usr/bin/scontrol", ["update", "nodename=\(node)", "state=down", "reason=avatar-batch test"])
         p.waitUntilExit()
@@ -191,7 +191,7 @@ extension SlurmTests {
         try #require(partitions.contains("urgent"), "the test cluster has no urgent partition (scripts/local-slurm.sh configures it): \(partitions)")
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"] + slurmArgs)
         for _ in 0..<300 where b.ledgerLines().filter({ $0["event"] as? String == "start" }).count < ids.count {
-            try await Task.sleep(for: .milliseconds(100))
+            usleep(100_000)
         }
         try #require(b.ledgerLines().filter { $0["event"] as? String == "start" }.count == ids.count, "the clips never all started")
         let urgent = "urgent-\(tag)"
@@ -262,13 +262,13 @@ extension SlurmTests {
         let ids = (0..<2).map { "twice-\(tag)-\($0)" }
         let b = Batch(clips: ids.map { ($0, "ignore-term") })
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "60"] + slurmArgs)
-        for _ in 0..<200 where b.ledgerLines().count < 2 { try await Task.sleep(for: .milliseconds(100)) }
+        for _ in 0..<200 where b.ledgerLines().count < 2 { usleep(100_000) }
         try #require(b.ledgerLines().count == 2, "the Slurm jobs never started")
         kill(p.processIdentifier, SIGINT)
         func noted() throws -> Bool {
             try b.jobs().values.allSatisfy { (($0["attempts"] as? [[String: Any]]) ?? []).last?["note"] as? String == "cancelled by avatar-batch (Ctrl-C)" }
         }
-        for _ in 0..<50 where try !noted() { try await Task.sleep(for: .milliseconds(100)) }
+        for _ in 0..<50 where try !noted() { usleep(100_000) }
         #expect(try noted())
         kill(p.processIdentifier, SIGINT)
         p.waitUntilExit()
@@ -302,7 +302,7 @@ extension SlurmTests {
         let id = "open-\(tag)"
         let b = Batch(clips: [(id, "hang")])
         let (p, _, _) = try CLI.start(["run", b.manifest, "--grace", "1"] + slurmArgs)
-        for _ in 0..<200 where b.ledgerLines().isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        for _ in 0..<200 where b.ledgerLines().isEmpty { usleep(100_000) }
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         // Only with the job really in Slurm does the local run have something to refuse (else it would run the
