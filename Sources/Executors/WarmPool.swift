@@ -181,8 +181,6 @@ final class WarmPool: @unchecked Sendable {
                                     graceSeconds: graceSeconds, logCapBytes: plan.logCapBytes)
 
         lock.withLock { workers[id] = w }
-        channel.start(onLine: { [weak self] line in self?.heard(line, from: id) },
-                      onClose: { [weak self] why in self?.channelClosed(id, why: why) })
         events.post(.say("worker \(id) starting on GPU \(gpu.index)" + (w.key.isEmpty ? "" : " (\(w.key))") + " for \(launch.attempt.jobID)"))
         let attemptID = launch.attempt.id
         let groups = self.groups, events = self.events, run = self.runID, renderer = profile.name, key = w.key
@@ -205,6 +203,9 @@ final class WarmPool: @unchecked Sendable {
             if let pid = outcome?.pid, pid > 0 { groups.remove(pid) }
             self.ended(id, outcome: outcome, failure: failure)
         }
+        // The socket is read only once the process task exists, so whatever the worker says can stop it.
+        channel.start(onLine: { [weak self] line in self?.heard(line, from: id) },
+                      onClose: { [weak self] why in self?.channelClosed(id, why: why) })
         let timeout = spec.readyTimeoutSeconds
         w.readyTimer = Task { [weak self] in
             try? await Task.sleep(for: .seconds(timeout))
