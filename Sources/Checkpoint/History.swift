@@ -38,14 +38,8 @@ public final class History: @unchecked Sendable {
         }
         if ro && !fm.fileExists(atPath: path) { throw HistoryError.unusable(path, "it does not exist") }
         self.readOnly = ro
-        var config = Configuration()
-        config.readonly = ro
-        config.busyMode = .timeout(10)
-        config.prepareDatabase { db in
-            if !db.configuration.readonly { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
-        }
         do {
-            pool = try DatabasePool(path: path, configuration: config)
+            pool = try DatabasePool(path: path, configuration: Store.configuration(readOnly: ro, busySeconds: 10))
             let applied = try pool.read { db -> [String] in
                 guard try db.tableExists("grdb_migrations") else { return [] }
                 return try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")

@@ -33,19 +33,25 @@ public final class Store: Sendable {
                 throw CheckpointError.notWritable(path: path, reason: "\(error.localizedDescription)")
             }
         }
+        pool = try DatabasePool(path: path, configuration: Store.configuration(readOnly: readOnly, busySeconds: 30))
+        if !readOnly {
+            if let last { try Store.migrator.migrate(pool, upTo: last) } else { try Store.migrator.migrate(pool) }
+        }
+    }
+
+    /// How avatar-batch opens its SQLite files (the store, the history): WAL through a pool, writers waiting up to
+    /// `busySeconds` for each other, and `synchronous = NORMAL` (docs/running.md says what that syncs).
+    static func configuration(readOnly: Bool, busySeconds: Double) -> Configuration {
         var config = Configuration()
         config.readonly = readOnly
-        config.busyMode = .timeout(30)
+        config.busyMode = .timeout(busySeconds)
         config.label = "avatar-batch"
         config.prepareDatabase { db in
             if !db.configuration.readonly {
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
             }
         }
-        pool = try DatabasePool(path: path, configuration: config)
-        if !readOnly {
-            if let last { try Store.migrator.migrate(pool, upTo: last) } else { try Store.migrator.migrate(pool) }
-        }
+        return config
     }
 
     /// Schema migrations: string ids, plain SQL, never edited once landed.

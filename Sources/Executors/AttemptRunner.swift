@@ -59,21 +59,16 @@ public enum AttemptRunner {
 
     /// Every placeholder's value for one attempt, as the argv template spells it.
     static func placeholderValues(_ p: AttemptPlan, output: String) -> [String: String] {
-        let s = p.settings
         let c = p.job.clip
-        let py: (Bool) -> String = { $0 ? "True" : "False" }
         // {width} and {height} are the frame the renderer generates: `size` itself, or with `framing: fit-area` the
         // reference image fitted under size's area, as Live Avatar frames it (so the preview shows that framing).
-        let frame = p.renderer.renderedFrame(s)
-        return [
-            "image": c.image, "audio": c.audio, "prompt": c.prompt, "size": s.size.description, "width": String(frame.width),
-            "height": String(frame.height), "num_clip": String(s.numClip), "infer_frames": String(s.inferFrames),
-            "sample_steps": String(s.sampleSteps), "seed": String(s.seed), "output": output, "workdir": p.workdir,
+        var values = p.settings.placeholderValues(frame: p.renderer.renderedFrame(p.settings))
+        values.merge([
+            "image": c.image, "audio": c.audio, "prompt": c.prompt, "output": output, "workdir": p.workdir,
             "master_port": String(p.masterPort), "profile_dir": p.renderer.directory.isEmpty ? p.manifestDirectory : p.renderer.directory,
-            "clip_id": c.id, "offload_model": py(s.offloadModel), "online_decode": py(s.onlineDecode), "fp8": py(s.fp8),
-            "gpu": String(p.gpu.index),
-            "audio_seconds": c.audioSeconds.map { String(format: "%.3f", $0) } ?? "",
-        ]
+            "clip_id": c.id, "gpu": String(p.gpu.index), "audio_seconds": c.audioSeconds.map { String(format: "%.3f", $0) } ?? "",
+        ]) { _, new in new }
+        return values
     }
 
     /// A worker request's `settings`: every resolved clip setting under its placeholder name, typed.
@@ -242,12 +237,13 @@ public enum AttemptRunner {
         return max(1.0, clip, 0.05 * (expectedDuration(p) ?? 0))
     }
 
-    /// The last `bytes` of a log, as text.
-    public static func logTail(_ path: String, bytes: Int) -> String {
+    /// The last `bytes` of a log, as text; from `offset` on (a warm worker's lines since a request was handed over).
+    public static func logTail(_ path: String, bytes: Int, from offset: UInt64 = 0) -> String {
         guard let h = FileHandle(forReadingAtPath: path) else { return "" }
         defer { try? h.close() }
         let size = (try? h.seekToEnd()) ?? 0
-        try? h.seek(toOffset: size > UInt64(bytes) ? size - UInt64(bytes) : 0)
+        guard size > offset else { return "" }
+        try? h.seek(toOffset: max(offset, size > UInt64(bytes) ? size - UInt64(bytes) : 0))
         // NUL bytes (a punched log hole reads as them, and renderers print them) would cut the text where it is stored
         // and reported (SQLite text, JUnit, JSON): they are written out as \0 instead.
         return String(decoding: (try? h.readToEnd()) ?? Data(), as: UTF8.self).replacingOccurrences(of: "\u{0}", with: "\\0")

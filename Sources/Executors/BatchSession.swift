@@ -310,8 +310,7 @@ public final class BatchSession: @unchecked Sendable {
         for w in try store.openWorkers() {
             guard w.host == ProcFS.hostname else { continue }
             var note = "gone when the next run started"
-            if let pid = w.pid, !ProcFS.members(ofGroup: pid).isEmpty,
-               ProcFS.startTime(of: pid) == nil || ProcFS.startTime(of: pid) == w.processStart {
+            if let pid = ProcFS.leftoverGroup(w.pid, leader: w.pid, start: w.processStart, host: w.host) {
                 progress.event("stopping leftover worker \(w.id) (process group \(pid))")
                 await ProcFS.terminateGroup(pid, graceSeconds: options.graceSeconds)
                 note = "left running by a stopped orchestrator; stopped by the next run"

@@ -118,9 +118,7 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
     /// Stops what is left of a dead run's local attempt: its process group, if its leader is the process launched
     /// (pid and start time) or gone. Any executor adopting a local attempt calls this.
     static func stopLeftovers(_ a: AttemptRecord, graceSeconds: Double, say: (String) -> Void) async {
-        guard let pgid = a.processGroup, a.host == ProcFS.hostname, !ProcFS.members(ofGroup: pgid).isEmpty else { return }
-        let leaderMatches = a.pid.map { pid in ProcFS.startTime(of: pid) == nil || ProcFS.startTime(of: pid) == a.processStart } ?? true
-        guard leaderMatches else { return }
+        guard let pgid = ProcFS.leftoverGroup(a.processGroup, leader: a.pid, start: a.processStart, host: a.host) else { return }
         say("stopping leftover processes of \(a.jobID) (process group \(pgid))")
         await ProcFS.terminateGroup(pgid, graceSeconds: graceSeconds)
     }

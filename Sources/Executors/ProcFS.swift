@@ -52,6 +52,14 @@ public enum ProcFS {
         return start == p.startTime
     }
 
+    /// A dead run's process group that may be stopped: one with members left on this host whose leader is the process
+    /// that was launched (`leader` with start time `start`) or gone, so a reused pid is never signalled. nil otherwise.
+    public static func leftoverGroup(_ pgid: Int32?, leader: Int32?, start: UInt64?, host: String) -> Int32? {
+        guard let pgid, host == hostname, !members(ofGroup: pgid).isEmpty else { return nil }
+        let leaderMatches = leader.map { pid in startTime(of: pid) == nil || startTime(of: pid) == start } ?? true
+        return leaderMatches ? pgid : nil
+    }
+
     /// Live (non-zombie) members of a process group.
     public static func members(ofGroup pgid: Int32) -> [Int32] {
         // kill(-pgid, 0) fails with ESRCH when the group has no process at all: the common case, without reading /proc.

@@ -105,7 +105,7 @@ final class WarmPool: @unchecked Sendable {
     }
 
     /// The load settings' values for these settings: a request goes only to a worker with the same key.
-    func key(_ s: ClipSettings) -> String { spec.loadKey(s, frame: profile.renderedFrame(s)).joined(separator: ", ") }
+    func key(_ s: ClipSettings) -> String { profile.workerKey(s) }
 
     func isCold(_ gpu: Int) -> Bool { lock.withLock { cold.contains(gpu) } }
 
@@ -131,7 +131,7 @@ final class WarmPool: @unchecked Sendable {
     func assign(_ launch: AttemptLaunch, to workerID: String) -> Bool {
         lock.lock()
         guard let w = workers[workerID], w.phase == .idle, w.request == nil else { lock.unlock(); return false }
-        w.request = makeRequest(launch, worker: w)
+        w.request = makeRequest(launch)
         lock.unlock()
         if let pid = w.pid { events.record(launch.attempt.id, .process(pid: pid, start: ProcFS.startTime(of: pid) ?? 0, group: pid)) }
         events.record(launch.attempt.id, .worker(w.id))
@@ -156,7 +156,7 @@ final class WarmPool: @unchecked Sendable {
         let s = plan.settings
         let w = Worker(id: id, gpu: gpu, key: key(s), residentGB: profile.workerResidentGB(s), logPath: logsDir + "/\(id).log",
                        port: ports.take(), channel: channel)
-        w.request = makeRequest(launch, worker: w)
+        w.request = makeRequest(launch)
 
         let inherited = ProcessInfo.processInfo.environment
         var env = inherited
@@ -171,8 +171,8 @@ final class WarmPool: @unchecked Sendable {
             "profile_dir": profile.directory.isEmpty ? plan.manifestDirectory : profile.directory, "workdir": workdir,
             "master_port": String(w.port), "gpu": String(gpu.index),
         ]
-        let frame = profile.renderedFrame(s)
-        for name in spec.loadSettings { values[name] = WorkerSpec.value(of: name, s, frame: frame) }
+        let settingValues = s.placeholderValues(frame: profile.renderedFrame(s))
+        for name in spec.loadSettings { values[name] = settingValues[name] }
         for (k, v) in inherited { values["env." + k] = v }
         let flags = ["online_decode": s.onlineDecode, "offload_model": s.offloadModel, "fp8": s.fp8]
             .filter { spec.loadSettings.contains($0.key) }
@@ -214,10 +214,11 @@ final class WarmPool: @unchecked Sendable {
         }
     }
 
-    private func makeRequest(_ launch: AttemptLaunch, worker w: Worker) -> Request {
-        let size = (try? FileManager.default.attributesOfItem(atPath: w.logPath)[.size] as? UInt64) ?? 0
-        return Request(attemptID: launch.attempt.id, jobID: launch.attempt.jobID, plan: launch.plan, temp: AttemptRunner.temporaryOutput(launch.plan),
-                       logOffset: size ?? 0)
+    /// A request not yet sent: its log slice starts at the log's start (a worker that dies while loading for it shows
+    /// its whole load); `send` moves it to where the log stands when it is handed over.
+    private func makeRequest(_ launch: AttemptLaunch) -> Request {
+        Request(attemptID: launch.attempt.id, jobID: launch.attempt.jobID, plan: launch.plan, temp: AttemptRunner.temporaryOutput(launch.plan),
+                logOffset: 0)
     }
 
     private func launched(_ id: String, pid: Int32) {
@@ -280,53 +281,52 @@ final class WarmPool: @unchecked Sendable {
             events.post(.say("worker \(id) ready on GPU \(w.gpu.index) (pid \(pid), loaded in \(loadText)"
                 + (resident.map { String(format: ", %.1f GB resident", $0) } ?? "") + ")"))
             if hasRequest { send(w) } else { events.post(.changed) }
-        case let .message(.done(job, peak, seconds)):
-            guard let r = w.request, r.sentAt != nil, r.jobID == job else {
+        case let .message(answer):
+            // done or failed: only for the request the worker was sent.
+            guard let job = answer.job, let r = w.request, r.sentAt != nil, r.jobID == job else {
                 lock.unlock()
-                stop(id, because: .garbage("\"done\" for \(job), which it was not asked to render"), onlyIf: { _ in true })
+                stop(id, because: .garbage("\"\(answer.event)\" for \(answer.job ?? "?"), which it was not asked to render"), onlyIf: { _ in true })
                 return
             }
-            finishRequest(w, r)
+            r.timer?.cancel()
+            w.request = nil
+            w.served += 1
+            if w.phase == .busy { w.phase = .idle }
+            if case .done = answer { deaths[w.gpu.index] = 0 }
             lock.unlock()
-            deathsReset(w.gpu.index)
+            events.record(.served(id: id))
+            answered(answer, r, worker: w)
+        }
+    }
+
+    /// Ends the attempt an answer closes: `done` once its output is validated (the worker's log lines are taken now,
+    /// before it can be handed its next request); `failed` at once, an OOM restarting the worker.
+    private func answered(_ answer: WorkerMessage, _ r: Request, worker w: Worker) {
+        switch answer {
+        case let .done(_, peak, seconds):
+            let first = WarmPool.result(.crashed, r, worker: w, peak: peak, seconds: seconds)
             Task { [events] in
-                var result = WarmPool.result(.crashed, r, worker: w, peak: peak, seconds: seconds)
+                var result = first
                 await AttemptRunner.acceptOutput(r.plan, temp: r.temp, into: &result)
                 AttemptRunner.conclude(r.plan, temp: r.temp, result: &result)
                 events.post(.ended(EndedAttempt(jobID: r.jobID, attemptID: r.attemptID, result: result)))
             }
-            events.record(.served(id: id))
-        case let .message(.failed(job, error, oom, peak, seconds)):
-            guard let r = w.request, r.sentAt != nil, r.jobID == job else {
-                lock.unlock()
-                stop(id, because: .garbage("\"failed\" for \(job), which it was not asked to render"), onlyIf: { _ in true })
-                return
-            }
-            finishRequest(w, r)
-            lock.unlock()
+        case let .failed(_, error, oom, peak, seconds):
             var result = WarmPool.result(oom ? .oom : .crashed, r, worker: w, peak: peak, seconds: seconds)
             result.note = (oom ? "the worker ran out of GPU memory" : "the worker failed the request") + (error.isEmpty ? "" : ": \(Self.oneLine(error))")
             if oom {
                 result.oom = OOMReport.parse(error + "\n" + result.stderrTail)
                 // Its allocator is suspect after an OOM: the next request gets a fresh worker.
-                retire(id, note: "restarted after an out-of-memory request")
+                retire(w.id, note: "restarted after an out-of-memory request")
             }
             AttemptRunner.appendToLog(r.plan.logPath, "avatar-batch: \(result.classification.rawValue): \(result.note ?? "")")
             AttemptRunner.conclude(r.plan, temp: r.temp, result: &result)
-            events.record(.served(id: id))
             events.post(.ended(EndedAttempt(jobID: r.jobID, attemptID: r.attemptID, result: result)))
+        case .ready:
+            break
         }
     }
 
-    /// Closes a request on the worker (lock held): it is idle again.
-    private func finishRequest(_ w: Worker, _ r: Request) {
-        r.timer?.cancel()
-        w.request = nil
-        w.served += 1
-        if w.phase == .busy { w.phase = .idle }
-    }
-
-    private func deathsReset(_ gpu: Int) { lock.withLock { deaths[gpu] = 0 } }
 
     private func channelClosed(_ id: String, why: String) {
         // The worker closed its socket (it is exiting, or broke): whatever it holds cannot be answered any more.
@@ -488,23 +488,13 @@ final class WarmPool: @unchecked Sendable {
     /// A result for a request, with the worker's log lines written since it was handed over copied into the
     /// attempt's log (so `avatar-batch logs` and the OOM patterns see them).
     static func result(_ c: AttemptClassification, _ r: Request, worker w: Worker, peak: Double?, seconds: Double?) -> AttemptResult {
-        let slice = logSlice(w.logPath, from: r.logOffset, maxBytes: 1 << 20)
+        let slice = AttemptRunner.logTail(w.logPath, bytes: 1 << 20, from: r.logOffset)
         if !slice.isEmpty { AttemptRunner.appendToLog(r.plan.logPath, slice.hasSuffix("\n") ? String(slice.dropLast()) : slice) }
         var result = AttemptResult(classification: c, exitCode: nil, signal: nil, seconds: seconds ?? r.sentAt.map { Date().timeIntervalSince($0) } ?? 0,
                                    stderrTail: AttemptRunner.lastLines(slice, 30), oom: nil, reportedPeakGB: peak, outputDigest: nil, note: nil,
                                    leftovers: [])
         result.worker = w.id
         return result
-    }
-
-    /// The log's bytes from `offset` on (at most the last `maxBytes`), as text.
-    static func logSlice(_ path: String, from offset: UInt64, maxBytes: Int) -> String {
-        guard let h = FileHandle(forReadingAtPath: path) else { return "" }
-        defer { try? h.close() }
-        let size = (try? h.seekToEnd()) ?? 0
-        guard size > offset else { return "" }
-        try? h.seek(toOffset: max(offset, size > UInt64(maxBytes) ? size - UInt64(maxBytes) : 0))
-        return String(decoding: (try? h.readToEnd()) ?? Data(), as: UTF8.self).replacingOccurrences(of: "\u{0}", with: "\\0")
     }
 
     static func printable(_ bytes: Data) -> String {

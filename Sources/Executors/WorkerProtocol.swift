@@ -17,6 +17,23 @@ public enum WorkerMessage: Sendable, Equatable {
     /// A request failed; the worker lives on (after an OOM the orchestrator restarts it anyway).
     case failed(job: String, error: String, oom: Bool, peakGB: Double?, seconds: Double?)
 
+    /// The job an answer is for (nil for `ready`).
+    public var job: String? {
+        switch self {
+        case .ready: return nil
+        case let .done(job, _, _), let .failed(job, _, _, _, _): return job
+        }
+    }
+
+    /// The event's name on the wire.
+    public var event: String {
+        switch self {
+        case .ready: return "ready"
+        case .done: return "done"
+        case .failed: return "failed"
+        }
+    }
+
     /// Why a line is not a message.
     public struct Malformed: Error, Sendable, CustomStringConvertible {
         public var description: String

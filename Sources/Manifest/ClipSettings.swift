@@ -49,6 +49,17 @@ public struct ClipSettings: Sendable, Hashable, Codable {
         h.combine(offloadModel); h.combine(fp8); h.combine(seed); h.combine(extraArgs)
     }
 
+    /// The settings' placeholders as an argv template spells them: `size`, `width` and `height` (of `frame`, the frame
+    /// the renderer generates), the counts and the seed, and the booleans as Python's `True`/`False`.
+    public func placeholderValues(frame: FrameSize) -> [String: String] {
+        let py: (Bool) -> String = { $0 ? "True" : "False" }
+        return [
+            "size": size.description, "width": String(frame.width), "height": String(frame.height), "num_clip": String(numClip),
+            "infer_frames": String(inferFrames), "sample_steps": String(sampleSteps), "seed": String(seed),
+            "offload_model": py(offloadModel), "online_decode": py(onlineDecode), "fp8": py(fp8),
+        ]
+    }
+
     /// Frames rendered in total.
     public var totalFrames: Int { numClip * inferFrames }
 

@@ -159,15 +159,7 @@ public enum ProfileLoader {
                 }
             } else { r.error(v, "defaults must be a mapping", fix: "write defaults: {size: \"688*368\", infer_frames: 48}") }
         }
-        if let v = value("env") {
-            if let d = v.node.entries {
-                for e in d {
-                    if let text = e.value.scalar { profile.env[e.key] = text } else {
-                        r.error(Sourced(node: e.value, file: s.file), "env \(e.key) must be a string", fix: "quote the value, e.g. \"1\"")
-                    }
-                }
-            } else { r.error(v, "env must be a mapping of names to strings", fix: "write env: {NAME: \"value\"}") }
-        }
+        if let v = value("env") { profile.env = parseEnv(v, &r, what: "env") }
         if let v = value("workdir"), let text = r.string(v, "workdir") {
             if let w = WorkdirPolicy(rawValue: text) { profile.workdir = w } else {
                 r.error(v, "workdir \"\(text)\" is not known", fix: "use one of \(WorkdirPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -233,6 +225,21 @@ public enum ProfileLoader {
         return (r.diagnostics.hasErrors ? nil : profile, r.diagnostics)
     }
 
+    /// An environment mapping (`env:` of a profile or of its worker): names to strings.
+    static func parseEnv(_ v: Sourced, _ r: inout FieldReader, what: String) -> [String: String] {
+        guard let entries = v.node.entries else {
+            r.error(v, "\(what) must be a mapping of names to strings", fix: "write env: {NAME: \"value\"}")
+            return [:]
+        }
+        var env: [String: String] = [:]
+        for e in entries {
+            if let text = e.value.scalar { env[e.key] = text } else {
+                r.error(Sourced(node: e.value, file: v.file), "\(what) \(e.key) must be a string", fix: "quote the value, e.g. \"1\"")
+            }
+        }
+        return env
+    }
+
     static func parseWorker(_ s: Sourced, _ r: inout FieldReader) -> WorkerSpec? {
         guard let entries = s.node.entries else {
             r.error(s, "worker must be a mapping", fix: "write worker: {command: [python3, worker.py], load_settings: [offload_model, fp8]}")
@@ -265,15 +272,7 @@ public enum ProfileLoader {
         } else {
             r.error(s, "worker has no command", fix: "add command: [program, args...] under worker:")
         }
-        if let v = value("env") {
-            if let d = v.node.entries {
-                for e in d {
-                    if let text = e.value.scalar { w.env[e.key] = text } else {
-                        r.error(Sourced(node: e.value, file: s.file), "worker env \(e.key) must be a string", fix: "quote the value, e.g. \"1\"")
-                    }
-                }
-            } else { r.error(v, "worker env must be a mapping of names to strings", fix: "write env: {NAME: \"value\"}") }
-        }
+        if let v = value("env") { w.env = parseEnv(v, &r, what: "worker env") }
         if let v = value("ready_timeout") {
             if let text = v.node.scalar, let d = parseDuration(text), d > 0 { w.readyTimeoutSeconds = d } else {
                 r.error(v, "ready_timeout must be a duration such as 600, \"90s\" or \"10m\"", fix: "write ready_timeout: 10m")

@@ -38,25 +38,8 @@ public struct WorkerSpec: Sendable, Hashable, Codable {
 
     /// The values of the load settings for these clip settings, in `loadSettings` order: the key a worker is reused by.
     public func loadKey(_ s: ClipSettings, frame: FrameSize) -> [String] {
-        loadSettings.map { name in "\(name)=\(WorkerSpec.value(of: name, s, frame: frame))" }
-    }
-
-    /// One setting's value as the argv template spells it.
-    public static func value(of name: String, _ s: ClipSettings, frame: FrameSize) -> String {
-        let py: (Bool) -> String = { $0 ? "True" : "False" }
-        switch name {
-        case "offload_model": return py(s.offloadModel)
-        case "fp8": return py(s.fp8)
-        case "online_decode": return py(s.onlineDecode)
-        case "size": return s.size.description
-        case "width": return String(frame.width)
-        case "height": return String(frame.height)
-        case "infer_frames": return String(s.inferFrames)
-        case "sample_steps": return String(s.sampleSteps)
-        case "num_clip": return String(s.numClip)
-        case "seed": return String(s.seed)
-        default: return ""
-        }
+        let values = s.placeholderValues(frame: frame)
+        return loadSettings.map { "\($0)=\(values[$0] ?? "")" }
     }
 }
 
@@ -65,6 +48,11 @@ extension RendererProfile {
     public func workerResidentGB(_ s: ClipSettings) -> Double {
         if let gb = worker?.residentGB { return gb }
         return s.fp8 && memory.residentFP8GB > 0 ? memory.residentFP8GB : memory.residentGB
+    }
+
+    /// The load-settings key of these settings, in words ("offload_model=False, fp8=True"; "" without a worker).
+    public func workerKey(_ s: ClipSettings) -> String {
+        worker?.loadKey(s, frame: renderedFrame(s)).joined(separator: ", ") ?? ""
     }
 
     /// Seconds a worker takes to start and load.

@@ -76,7 +76,8 @@ struct Calibrate: AsyncParsableCommand {
         // Alone: one probe at a time on the one GPU.
         let solo = try await runBatch(work + "/solo.yaml", gpu: selected, maxJobs: 1, sharing: [:], knowledge: nil)
         if solo.interrupted { throw interrupted() }
-        var fit = try CalibrationFitter.fit(design: design, soloStore: work + "/solo/.avatar-batch/state.sqlite", sharedStores: [:], gpu: selected)
+        let alone = try CalibrationFitter.figures(work + "/solo/.avatar-batch/state.sqlite")
+        var fit = CalibrationFitter.fit(design: design, solo: alone, gpu: selected)
         // Together: k identical probes at once, placed with what the probes alone measured.
         var sharedStores: [Int: String] = [:]
         let measured = Knowledge(profile: profile.calibrated(by: fit))
@@ -90,9 +91,8 @@ struct Calibrate: AsyncParsableCommand {
             if r.interrupted { throw interrupted() }
             sharedStores[k] = work + "/shared-\(k)/.avatar-batch/state.sqlite"
         }
-        let notes = fit.notes
-        fit = try CalibrationFitter.fit(design: design, soloStore: work + "/solo/.avatar-batch/state.sqlite", sharedStores: sharedStores, gpu: selected)
-        fit.notes = Array(Set(notes + fit.notes)).sorted()
+        try CalibrationFitter.addSharing(&fit, stores: sharedStores,
+                                         aloneSeconds: alone.values.first { !$0.oom && $0.settings == design.sharedSettings }?.seconds)
         fit.seconds = Date().timeIntervalSince(began)
         guard !fit.memoryPoints.isEmpty || !fit.timePoints.isEmpty else {
             throw fail("no probe gave figures (every one failed or reported nothing); see the logs under \(work); the calibration stays unfinished", code: 1)
@@ -296,8 +296,8 @@ enum CalibrationFitter {
         return out
     }
 
-    static func fit(design: CalibrationDesign, soloStore: String, sharedStores: [Int: String], gpu: GPU) throws -> CalibrationFit {
-        let solo = try figures(soloStore)
+    /// The fit from the probes alone (`sharing` empty: `addSharing` adds it).
+    static func fit(design: CalibrationDesign, solo: [String: Figure], gpu: GPU) -> CalibrationFit {
         var notes: [String] = []
         for (id, f) in solo.sorted(by: { $0.key < $1.key }) where f.oom {
             notes.append("probe \(id) ran out of memory" + (f.oomFloor.map { String(format: " (it needed more than %.1f GB)", $0) } ?? "") + ": an upper bound on what fits")
@@ -334,27 +334,29 @@ enum CalibrationFitter {
             let parts = key.split(separator: "|")
             memory.append(.init(size: String(parts[0]), inferFrames: Int(parts[1]) ?? 0, value: max(peak - (perClip ?? 0), 0.1)))
         }
-        let three = ok.first { $0.settings == ref }
         var online: Double?
         if let on = ok.first(where: { $0.settings.onlineDecode && $0.settings.size == ref.size })?.peak,
            let base = memory.first(where: { $0.size == "\(ref.size)" && $0.inferFrames == ref.inferFrames })?.value {
             online = max(on - base, 0)
         }
-        var sharing: [Int: Double] = [:]
-        let alone = three?.seconds
-        for (k, path) in sharedStores.sorted(by: { $0.key < $1.key }) {
+        return CalibrationFit(memoryPoints: memory, timePoints: time, startupSeconds: startup, perClipOfflineGB: perClip, onlineDecodeGB: online,
+                              sharing: [:], gpuMemoryGB: gpu.memoryGB, probes: solo.count, oomProbes: solo.values.filter(\.oom).count, seconds: 0,
+                              notes: notes)
+    }
+
+    /// S(k) = k x the shared probe's time alone / the mean time of the k probes together, from each k's store.
+    static func addSharing(_ fit: inout CalibrationFit, stores: [Int: String], aloneSeconds: Double?) throws {
+        for (k, path) in stores.sorted(by: { $0.key < $1.key }) {
+            fit.probes += k
             let together = try figures(path).values.filter { !$0.oom }.compactMap(\.seconds)
             if together.count < k {
-                notes.append("S(\(k)) not measured: \(k - together.count) of the \(k) probes did not succeed together")
+                fit.notes.append("S(\(k)) not measured: \(k - together.count) of the \(k) probes did not succeed together")
                 continue
             }
-            if let t1 = alone {
-                sharing[k] = min(max(Double(k) * t1 / (together.reduce(0, +) / Double(together.count)), 0.1), Double(k))
+            if let t1 = aloneSeconds {
+                fit.sharing[k] = min(max(Double(k) * t1 / (together.reduce(0, +) / Double(together.count)), 0.1), Double(k))
             }
         }
-        return CalibrationFit(memoryPoints: memory, timePoints: time, startupSeconds: startup, perClipOfflineGB: perClip, onlineDecodeGB: online,
-                              sharing: sharing, gpuMemoryGB: gpu.memoryGB, probes: solo.count + sharedStores.keys.reduce(0, +),
-                              oomProbes: solo.values.filter(\.oom).count, seconds: 0, notes: notes)
     }
 
     /// The fit beside the profile's own figures.

@@ -53,10 +53,10 @@ struct Plan: AsyncParsableCommand {
         let planner = Planner(predictor: predictor, strategy: strategy, maxJobsPerGPU: maxJobsPerGPU)
         var plan = planner.plan(manifest.clips.map { PlanJob(id: $0.id, settings: $0.settings, priority: $0.priority, gpuModel: $0.gpuModel, location: $0.location) }, gpus: gpus, explain: explain)
         var warmPlan: WarmPlan?
-        if let spec = warm {
-            let settings = Dictionary(manifest.clips.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
+        let settings = Dictionary(manifest.clips.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
+        if warm != nil {
             let r = plan.warmed(loadSeconds: manifest.renderer.workerLoadSeconds) { id in
-                settings[id].map { spec.loadKey($0, frame: manifest.renderer.renderedFrame($0)).joined(separator: ", ") } ?? ""
+                settings[id].map(manifest.renderer.workerKey) ?? ""
             }
             plan = r.0
             warmPlan = r.1
@@ -65,7 +65,6 @@ struct Plan: AsyncParsableCommand {
             var doc = PlanDocument(plan)
             doc.warm = warmPlan.map { PlanDocument.WarmEntry(workers: $0.workers, loadSeconds: $0.loadSeconds) }
             doc.predictionBasis = knowledge.basis
-            let settings = Dictionary(manifest.clips.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
             for i in doc.placements.indices { doc.placements[i].predictedFrom = settings[doc.placements[i].job].map { predictor.provenance($0) } }
             try JSONOutput.print(doc)
         } else {
@@ -83,8 +82,7 @@ enum PlanPrinter {
         out.append("plan for \(manifest.name): \(manifest.clips.count) clips, renderer \(manifest.renderer.name), strategy \(plan.strategy), \(plan.gpus.count) GPU(s)")
         if let basis { out.append("predictions: \(basis)") }
         // Looked up per placement below: one dictionary, not a scan of every clip for each of them.
-        let clips = explain && manifest.renderer.framing != .exact
-            ? Dictionary(manifest.clips.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }) : [:]
+        let clips = explain ? Dictionary(manifest.clips.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }) : [:]
         for g in plan.gpus {
             let runs = plan.runs.filter { $0.gpu == g.index }
             out.append(String(format: "GPU %d  %@  %.1f GB  (%d jobs, busy until %@)", g.index, g.model, g.memoryGB, runs.count, d(runs.map(\.endS).max() ?? 0)))
@@ -92,12 +90,12 @@ enum PlanPrinter {
                 var extra = plan.estimates[r.jobID]?.extrapolated == true ? "  (extrapolated)" : ""
                 if explain, let e = plan.estimates[r.jobID] {
                     // The frame the renderer will generate (a fit-area renderer follows the image), and the host RAM.
-                    if let clip = clips[r.jobID] {
+                    if manifest.renderer.framing != .exact, let clip = clips[r.jobID] {
                         let f = manifest.renderer.renderedFrame(clip.settings)
                         extra += "  frame \(f.width)x\(f.height)"
                     }
                     if e.hostRAMGB > 0 { extra += String(format: "  host RAM %.0f GB", e.hostRAMGB) }
-                    if let predictor, let clip = clips[r.jobID] ?? manifest.clips.first(where: { $0.id == r.jobID }) {
+                    if let predictor, let clip = clips[r.jobID] {
                         extra += "  from: \(predictor.provenance(clip.settings))"
                     }
                 }
