@@ -34,6 +34,17 @@ extension Batch {
     func notes(_ id: String) throws -> [String] {
         ((try jobs()[id]?["attempts"] as? [[String: Any]]) ?? []).map { ($0["note"] as? String) ?? "" }
     }
+    /// `run` in the background, its output discarded (the tests read the store and the ledger), for a kill or a poll.
+    func startRun(_ extra: [String] = []) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: PackagePaths.binary)
+        p.environment = CLI.environment()
+        p.arguments = ["run", manifest, "--grace", "1"] + extra + ["--quiet"]
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
     func workerIDs(_ id: String) throws -> [String] {
         ((try jobs()[id]?["attempts"] as? [[String: Any]]) ?? []).map { ($0["worker"] as? String) ?? "-" }
     }
@@ -211,12 +222,7 @@ extension Batch {
         let clips = (1...6).map { (id: "k\($0)", mode: "ok") }
         let b = warmBatch(clips)
         try b.editManifest(("--mode, ok]", "--mode, ok, --sleep, \"0.7\"]"))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: PackagePaths.binary)
-        p.environment = CLI.environment()
-        p.arguments = ["run", b.manifest, "--grace", "1", "--max-jobs-per-gpu", "1", "--quiet"]
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try b.startRun(["--max-jobs-per-gpu", "1"])
         // Kill once two clips are answered.
         let deadline = Date().addingTimeInterval(30)
         while b.events("answer").count < 2 && Date() < deadline { usleep(50_000) }
@@ -243,12 +249,7 @@ extension Batch {
         // A worker stuck in a request does not read its socket, so it does not see it close: the next run finds it
         // by the attempt's process group and the workers table, stops it, and renders the clip again.
         let b = warmBatch([("stuck", "hang")], extraClip: ", timeout: 60")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: PackagePaths.binary)
-        p.environment = CLI.environment()
-        p.arguments = ["run", b.manifest, "--grace", "1", "--quiet"]
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try b.startRun()
         let deadline = Date().addingTimeInterval(20)
         while b.events("render").isEmpty && Date() < deadline { usleep(50_000) }
         kill(p.processIdentifier, SIGKILL)
@@ -280,12 +281,7 @@ extension Batch {
     @Test func statusListsLiveWorkers() throws {
         let b = warmBatch([("s", "ok")])
         try b.editManifest(("--mode, ok]", "--mode, ok, --sleep, \"3\"]"))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: PackagePaths.binary)
-        p.environment = CLI.environment()
-        p.arguments = ["run", b.manifest, "--grace", "1", "--quiet"]
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try b.startRun()
         defer { if p.isRunning { p.terminate() }; p.waitUntilExit() }
         let deadline = Date().addingTimeInterval(20)
         var listed: [[String: Any]] = []

@@ -64,18 +64,21 @@ def say(obj):
     stream.write((json.dumps(obj) + "\n").encode())
 
 
+def hang():
+    while True:
+        time.sleep(1)
+
+
 print(f"fake worker {os.getpid()}: loading for {a.load_seconds} s", flush=True)
 time.sleep(a.load_seconds)
 if fault == "die-loading":
     print("fake worker: dying while loading", file=sys.stderr, flush=True)
     sys.exit(4)
 if fault == "never-ready":
-    while True:
-        time.sleep(1)
+    hang()
 if fault == "garbage-ready":
     stream.write(b"Loading checkpoint shards: 100%|##########|\n")
-    while True:
-        time.sleep(1)
+    hang()
 say({"event": "ready", "pid": os.getpid(), "load_seconds": a.load_seconds, "resident_gb": a.resident_gb})
 ledger("ready")
 
@@ -130,12 +133,10 @@ for raw in stream:
         print("fake worker: dying mid-request", file=sys.stderr, flush=True)
         sys.exit(3)
     elif mode == "hang":
-        while True:
-            time.sleep(1)
+        hang()
     elif mode == "garbage":
         stream.write(b"\x00\xffnot json at all\n")
-        while True:
-            time.sleep(1)
+        hang()
     elif mode == "no-output":
         say({"event": "done", "job": job})
         ledger("answer", clip=clip, answer="done")

@@ -86,12 +86,15 @@ enum Replay {
         let sharing = SharingModel(predictor.profile.sharing)
         return jobs.map { j in
             var seconds: Double?
-            if let k = j.sharedBy, let t = j.seconds {
-                let lo = max(Int(k.rounded(.down)), 1), hi = lo + 1
-                seconds = t * (sharing.perJobRate(lo) + (sharing.perJobRate(hi) - sharing.perJobRate(lo)) * (k - Double(lo)))
-            }
+            if let k = j.sharedBy, let t = j.seconds { seconds = t * rate(sharing, k) }
             return Observation(bucket: predictor.bucket(j.settings), peakGB: j.peakGB, seconds: seconds, frames: j.settings.totalFrames)
         }
+    }
+
+    /// S(k)/k, each job's share of solo speed, for a time-weighted (fractional) k: linear between whole ones.
+    static func rate(_ sharing: SharingModel, _ k: Double) -> Double {
+        let lo = max(Int(k.rounded(.down)), 1), hi = lo + 1
+        return sharing.perJobRate(lo) + (sharing.perJobRate(hi) - sharing.perJobRate(lo)) * (k - Double(lo))
     }
 
     static func errors(_ p: Predictor, on jobs: [Job], serial: Bool) -> Errors {
@@ -114,9 +117,8 @@ enum Replay {
             if k < 1.05 {
                 e.solo.append(abs(est.seconds - t) / t)
             } else {
-                // Predicted wall time with k jobs sharing the card: solo time / (S(k) / k), k interpolated.
-                let lo = max(Int(k.rounded(.down)), 1), hi = lo + 1
-                let rate = sharing.perJobRate(lo) + (sharing.perJobRate(hi) - sharing.perJobRate(lo)) * (k - Double(lo))
+                // Predicted wall time with k jobs sharing the card: solo time / (S(k) / k).
+                let rate = rate(sharing, k)
                 e.colocated.append(abs(est.seconds / rate - t) / t)
                 if ProcessInfo.processInfo.environment["REPLAY_DETAIL"] != nil {
                     print(String(format: "  %@ %@ x%d c%d %@: k %.2f, predicted solo %.1f s, wall %.1f s predicted, %.1f s observed", j.id,
