@@ -8,6 +8,9 @@ import Manifest
 public final class Store: Sendable {
     public let path: String
     let pool: DatabasePool
+    /// The select list of `attempts` that `Store.attempt` reads by position: a column a read-only open of an older
+    /// store lacks is selected as NULL (by-name lookups cost a reader of 100,000 attempts most of its time).
+    let attemptSelect: String
 
     /// Opens (creating when asked) the store at `path`. Readers use `readOnly` and never block a writer.
     public convenience init(path: String, readOnly: Bool = false) throws {
@@ -36,6 +39,10 @@ public final class Store: Sendable {
         pool = try DatabasePool(path: path, configuration: Store.configuration(readOnly: readOnly, busySeconds: 30))
         if !readOnly {
             if let last { try Store.migrator.migrate(pool, upTo: last) } else { try Store.migrator.migrate(pool) }
+        }
+        attemptSelect = try pool.read { db in
+            let present = Set(try Row.fetchAll(db, sql: "PRAGMA table_info(attempts)").map { ($0["name"] as String).lowercased() })
+            return Store.attemptColumns.map { present.contains($0) ? $0 : "NULL AS \($0)" }.joined(separator: ", ")
         }
     }
 
@@ -359,7 +366,7 @@ public final class Store: Sendable {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [jobID, number, key, runID, host, a.executor.rawValue, a.gpu, a.gpuUUID, settings, a.change, a.isolated, a.rung, now, a.logPath,
                                          a.predictedFrom])
-            return try Store.attempt(db, id: db.lastInsertedRowID)!
+            return try attempt(db, id: db.lastInsertedRowID)!
         }
     }
 
@@ -441,8 +448,8 @@ public final class Store: Sendable {
     public func attempts(jobID: String? = nil) throws -> [AttemptRecord] {
         try pool.read { db in
             let rows = jobID == nil
-                ? try Row.fetchAll(db, sql: "SELECT * FROM attempts ORDER BY id")
-                : try Row.fetchAll(db, sql: "SELECT * FROM attempts WHERE job_id = ? ORDER BY id", arguments: [jobID])
+                ? try Row.fetchAll(db, sql: "SELECT \(attemptSelect) FROM attempts ORDER BY id")
+                : try Row.fetchAll(db, sql: "SELECT \(attemptSelect) FROM attempts WHERE job_id = ? ORDER BY id", arguments: [jobID])
             return rows.map(Store.attempt)
         }
     }
@@ -457,7 +464,7 @@ public final class Store: Sendable {
                                             arguments: [after, pageSize])
                 guard let last = rows.last else { return ([], [:], nil) }
                 let attempts = try Row.fetchAll(db, sql: """
-                    SELECT * FROM attempts WHERE job_id IN (SELECT id FROM jobs WHERE rowid > ? AND rowid <= ?) ORDER BY id
+                    SELECT \(attemptSelect) FROM attempts WHERE job_id IN (SELECT id FROM jobs WHERE rowid > ? AND rowid <= ?) ORDER BY id
                     """, arguments: [after, last[18] as Int64]).map(Store.attempt)
                 return (rows.map(Store.job), Dictionary(grouping: attempts, by: \.jobID), last[18])
             }
@@ -469,7 +476,7 @@ public final class Store: Sendable {
 
     /// Attempts left open (started, never finished): what a dead orchestrator left behind.
     public func openAttempts() throws -> [AttemptRecord] {
-        try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM attempts WHERE ended_at IS NULL ORDER BY id").map(Store.attempt) }
+        try pool.read { db in try Row.fetchAll(db, sql: "SELECT \(attemptSelect) FROM attempts WHERE ended_at IS NULL ORDER BY id").map(Store.attempt) }
     }
 
     public func runs() throws -> [RunRecord] {
@@ -514,19 +521,25 @@ public final class Store: Sendable {
                   inManifest: r[15], reason: r[16], updatedAt: r[17])
     }
 
-    static func attempt(_ db: Database, id: Int64) throws -> AttemptRecord? {
-        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM attempts WHERE id = ?"), arguments: [id]).map(attempt)
+    func attempt(_ db: Database, id: Int64) throws -> AttemptRecord? {
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT \(attemptSelect) FROM attempts WHERE id = ?"), arguments: [id]).map(Store.attempt)
     }
 
+    /// The columns `Store.attempt` reads, in its order.
+    static let attemptColumns = [
+        "id", "job_id", "number", "content_key", "run_id", "host", "executor", "gpu", "gpu_uuid", "pid", "process_start",
+        "process_group", "settings_json", "change", "isolated", "rung", "started_at", "ended_at", "exit_status", "signal",
+        "classification", "log_path", "stderr_tail", "peak_gb", "seconds", "slurm_job_id", "note", "worker_id", "predicted_from",
+    ]
+
+    /// An attempt from a row of `SELECT \(attemptSelect)`.
     static func attempt(_ r: Row) -> AttemptRecord {
-        AttemptRecord(id: r["id"], jobID: r["job_id"], number: r["number"], contentKey: r["content_key"], runID: r["run_id"], host: r["host"],
-                      executor: ExecutorKind(rawValue: r["executor"]) ?? .local, gpu: r["gpu"], gpuUUID: r["gpu_uuid"], pid: r["pid"], processStart: (r["process_start"] as Int64?).map { UInt64($0) },
-                      processGroup: r["process_group"], settingsJSON: r["settings_json"], change: r["change"], isolated: r["isolated"],
-                      rung: r["rung"], startedAt: r["started_at"], endedAt: r["ended_at"], exitStatus: r["exit_status"], signal: r["signal"],
-                      classification: (r["classification"] as String?).flatMap(AttemptClassification.init(rawValue:)), logPath: r["log_path"],
-                      stderrTail: r["stderr_tail"], peakGB: r["peak_gb"], seconds: r["seconds"], slurmJobID: r["slurm_job_id"], note: r["note"],
-                      workerID: r.hasColumn("worker_id") ? r["worker_id"] : nil,
-                      predictedFrom: r.hasColumn("predicted_from") ? r["predicted_from"] : nil)
+        AttemptRecord(id: r[0], jobID: r[1], number: r[2], contentKey: r[3], runID: r[4], host: r[5],
+                      executor: (r[6] as String?).flatMap(ExecutorKind.init(rawValue:)) ?? .local, gpu: r[7], gpuUUID: r[8], pid: r[9],
+                      processStart: (r[10] as Int64?).map { UInt64($0) }, processGroup: r[11], settingsJSON: r[12], change: r[13],
+                      isolated: r[14], rung: r[15], startedAt: r[16], endedAt: r[17], exitStatus: r[18], signal: r[19],
+                      classification: (r[20] as String?).flatMap(AttemptClassification.init(rawValue:)), logPath: r[21],
+                      stderrTail: r[22], peakGB: r[23], seconds: r[24], slurmJobID: r[25], note: r[26], workerID: r[27], predictedFrom: r[28])
     }
 }
 

@@ -12,6 +12,13 @@ public enum JSONOutput {
         return e
     }
 
+    /// The same rules on one line: for documents written one per line (status's job list).
+    public static var lineEncoder: JSONEncoder {
+        let e = encoder
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }
+
     /// The text of `value`, with a final newline.
     public static func text<T: Encodable>(_ value: T) throws -> String {
         String(decoding: try encoder.encode(value), as: UTF8.self) + "\n"
