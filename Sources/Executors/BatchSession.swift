@@ -487,7 +487,9 @@ public final class BatchSession: @unchecked Sendable {
     /// The outcome policy: what an attempt's end means for its job, recorded in one transaction.
     func finish(_ r: Running, _ result: AttemptResult, stopping: Bool) throws -> Next {
         let id = r.entry.job.id
-        let peak = result.reportedPeakGB ?? result.sampledPeakGB
+        // The renderer's own figure (PyTorch's allocator, a warm worker's done) misses the CUDA context and what other
+        // libraries hold; the device's view, sampled while the attempt had its GPU alone, wins when it saw more.
+        let peak = [result.reportedPeakGB, result.sampledPeakGB].compactMap { $0 }.max()
         let frames = r.entry.settings.totalFrames
         let bucket = predictor.bucket(r.entry.settings)
         if !result.leftovers.isEmpty {

@@ -19,6 +19,11 @@ public struct CalibrationFit: Sendable, Hashable, Codable {
     /// ms of solo render time per frame after start-up, by (size, infer_frames).
     public var timePoints: [Point]
     public var startupSeconds: Double?
+    /// A warm worker's load, when the probes ran on one (the profile has a `worker:` section): its `load_s`.
+    public var loadSeconds: Double?
+    /// For a resident memory model (structured, not points): the median of measured peak minus the model at the
+    /// probes, added to its `per_job_gb` (CUDA context and allocator slack differ between GPU models and drivers).
+    public var residentOffsetGB: Double?
     public var perClipOfflineGB: Double?
     public var onlineDecodeGB: Double?
     /// S(k): aggregate throughput of k identical jobs on one GPU against one.
@@ -33,7 +38,10 @@ public struct CalibrationFit: Sendable, Hashable, Codable {
     public var notes: [String]
 
     public init(memoryPoints: [Point], timePoints: [Point], startupSeconds: Double?, perClipOfflineGB: Double?, onlineDecodeGB: Double?,
-                sharing: [Int: Double], gpuMemoryGB: Double, probes: Int, oomProbes: Int, seconds: Double, notes: [String] = []) {
+                sharing: [Int: Double], gpuMemoryGB: Double, probes: Int, oomProbes: Int, seconds: Double, notes: [String] = [],
+                loadSeconds: Double? = nil, residentOffsetGB: Double? = nil) {
+        self.loadSeconds = loadSeconds
+        self.residentOffsetGB = residentOffsetGB
         self.memoryPoints = memoryPoints
         self.timePoints = timePoints
         self.startupSeconds = startupSeconds
@@ -50,16 +58,19 @@ public struct CalibrationFit: Sendable, Hashable, Codable {
 
 extension RendererProfile {
     /// This profile with a calibration's figures in place of its own where the calibration has them. A resident
-    /// memory model (Live Avatar's, measured to the byte) keeps its structure: only its points-based parts change.
+    /// memory model (Live Avatar's, measured to the byte) keeps its structure: its constant term moves by the offset
+    /// the probes measured, and its points-based parts change. A warm calibration's load becomes the worker's `load_s`.
     public func calibrated(by fit: CalibrationFit) -> RendererProfile {
         var p = self
         let memory = fit.memoryPoints.compactMap { pt in FrameSize(pt.size).map { MemoryPoint(size: $0, inferFrames: pt.inferFrames, gb: pt.value) } }
         if !memory.isEmpty && !p.memory.isResidentModel { p.memory.points = memory }
         if let g = fit.perClipOfflineGB, !p.memory.isResidentModel { p.memory.perClipOfflineGB = g }
+        if let o = fit.residentOffsetGB, p.memory.isResidentModel { p.memory.perJobGB = max(p.memory.perJobGB + o, 0) }
         if let g = fit.onlineDecodeGB { p.memory.onlineDecodeGB = g }
         let time = fit.timePoints.compactMap { pt in FrameSize(pt.size).map { TimePoint(size: $0, inferFrames: pt.inferFrames, msPerFrame: pt.value) } }
         if !time.isEmpty { p.time.points = time }
         if let s = fit.startupSeconds { p.time.startupSeconds = s }
+        if let l = fit.loadSeconds, p.worker != nil { p.worker?.loadSeconds = l }
         for (k, s) in fit.sharing { p.sharing[k] = s }
         return p
     }

@@ -14,8 +14,10 @@ struct Calibrate: AsyncParsableCommand {
             time model and sharing table and stores them in the history (docs/calibration.md), keyed by the renderer \
             and the GPU model. It says how long it will take before it starts; Ctrl-C or a kill leaves it resumable: \
             run the same command again (or add --discard to start afresh). A probe that runs out of memory is data: an \
-            upper bound. With --gpus (a virtual inventory) the renderer must report its own peak memory \
-            ($AVATAR_BATCH_REPORT), as the tests' fake renderer does.
+            upper bound. When the profile has a worker: section, the probes alone run as requests to one warm worker: \
+            the model loads once, its load is measured as the start-up, and each probe's time is its render alone \
+            (--cold runs each probe as its own process instead). With --gpus (a virtual inventory) the renderer must \
+            report its own peak memory ($AVATAR_BATCH_REPORT, or the worker's done message), as the tests' fakes do.
             """)
 
     @Argument(help: "A renderer profile: a name on the search path (liveavatar, synthetic-dit) or a path to its YAML.")
@@ -29,6 +31,9 @@ struct Calibrate: AsyncParsableCommand {
 
     @Flag(help: "A few probes: finishes in minutes on one GPU.")
     var quick = false
+
+    @Flag(help: "Run each probe as its own process even when the profile has a warm worker (each one then pays the load).")
+    var cold = false
 
     @Flag(help: "Discard an unfinished calibration of this renderer and GPU model and start again.")
     var discard = false
@@ -66,18 +71,21 @@ struct Calibrate: AsyncParsableCommand {
         }
         let record = try store.beginCalibration(rendererIdentity: identity, renderer: profile.name, gpuModel: model, workDir: work)
         let resumed = FileManager.default.fileExists(atPath: work + "/solo.yaml")
-        let design = CalibrationDesign(profile: profile, gpu: selected, quick: quick, maxShared: maxShared)
+        let warm = profile.worker != nil && !cold
+        let design = CalibrationDesign(profile: profile, gpu: selected, quick: quick, maxShared: maxShared, warm: warm)
         try design.writeInputs(to: work)
         let estimate = design.predictedSeconds()
-        say("calibrating \(profile.name) on GPU \(selected.index) (\(model)): \(design.solo.count) probes alone, then \(design.shared.map { "\($0)" }.joined(separator: ", ")) at once; "
+        say("calibrating \(profile.name) on GPU \(selected.index) (\(model)): \(design.solo.count) probes alone\(warm ? " on one warm worker" : "")"
+            + (design.shared.isEmpty ? " (no two fit at once)" : ", then \(design.shared.map { "\($0)" }.joined(separator: ", ")) at once") + "; "
             + "about \(ProgressReporter.duration(estimate)) by the profile's own predictions" + (resumed ? "; resuming calibration \(record.id)" : ""))
         let began = Date()
 
         // Alone: one probe at a time on the one GPU.
-        let solo = try await runBatch(work + "/solo.yaml", gpu: selected, maxJobs: 1, sharing: [:], knowledge: nil)
+        let solo = try await runBatch(work + "/solo.yaml", gpu: selected, maxJobs: 1, sharing: [:], knowledge: nil, warm: warm ? profile : nil)
         if solo.interrupted { throw interrupted() }
-        let alone = try CalibrationFitter.figures(work + "/solo/.avatar-batch/state.sqlite")
-        var fit = CalibrationFitter.fit(design: design, solo: alone, gpu: selected)
+        let soloStore = work + "/solo/.avatar-batch/state.sqlite"
+        let alone = try CalibrationFitter.figures(soloStore)
+        var fit = CalibrationFitter.fit(design: design, solo: alone, gpu: selected, load: warm ? try CalibrationFitter.loadSeconds(soloStore) : nil)
         // Together: k identical probes at once, placed with what the probes alone measured.
         var sharedStores: [Int: String] = [:]
         let measured = Knowledge(profile: profile.calibrated(by: fit))
@@ -87,7 +95,7 @@ struct Calibrate: AsyncParsableCommand {
                 fit.notes.append(String(format: "S(%d) not measured: %d probes of %.1f GB do not fit on %.0f GB", k, k, one, selected.memoryGB))
                 continue
             }
-            let r = try await runBatch(work + "/shared-\(k).yaml", gpu: selected, maxJobs: k, sharing: [k: Double(k)], knowledge: measured)
+            let r = try await runBatch(work + "/shared-\(k).yaml", gpu: selected, maxJobs: k, sharing: [k: Double(k)], knowledge: measured, warm: warm ? profile : nil)
             if r.interrupted { throw interrupted() }
             sharedStores[k] = work + "/shared-\(k)/.avatar-batch/state.sqlite"
         }
@@ -148,7 +156,8 @@ struct Calibrate: AsyncParsableCommand {
         return g
     }
 
-    func runBatch(_ manifestPath: String, gpu: GPU, maxJobs: Int, sharing: [Int: Double], knowledge: Knowledge?) async throws -> RunSummary {
+    /// One probe manifest through the batch machinery on `gpu`; `warm`: on warm workers of that profile.
+    func runBatch(_ manifestPath: String, gpu: GPU, maxJobs: Int, sharing: [Int: Double], knowledge: Knowledge?, warm: RendererProfile?) async throws -> RunSummary {
         var lo = LoadOptions()
         lo.probe = FFprobe.locate()
         let manifest = try loadOrExit(manifestPath, lo)
@@ -157,6 +166,7 @@ struct Calibrate: AsyncParsableCommand {
                                      sharing: SharingModel(sharing))
         o.hostRAMGB = 0
         o.graceSeconds = grace
+        o.warm = warm
         var options = SessionOptions()
         options.graceSeconds = grace
         options.command = CommandLine.arguments.joined(separator: " ")
@@ -179,10 +189,13 @@ struct CalibrationDesign {
     var shared: [Int] = []
     var sharedSettings: ClipSettings
     let audioSeconds: Double
+    /// The probes run on warm workers: each pays no start-up, only a request's own overhead.
+    let warm: Bool
 
-    init(profile: RendererProfile, gpu: GPU, quick: Bool, maxShared: Int?) {
+    init(profile: RendererProfile, gpu: GPU, quick: Bool, maxShared: Int?, warm: Bool = false) {
         self.profile = profile
         self.gpu = gpu
+        self.warm = warm
         let d = profile.defaults
         let defaultSize = d["size"].flatMap(FrameSize.init) ?? profile.sizes.first ?? FrameSize(width: 688, height: 368)
         let multiple = max(4, profile.limits.inferFramesMultiple)
@@ -205,10 +218,12 @@ struct CalibrationDesign {
             "\(s.size.width)x\(s.size.height)-f\(s.inferFrames)-c\(s.numClip)-\(s.onlineDecode ? "online" : "offline")"
         }
         // Each size gets a short probe and a long one: their difference is the render rate, free of start-up. The long
-        // one renders about twice the start-up (by the profile's own figures), so noise in the start-up cannot hide it.
+        // one renders about twice the start-up (by the profile's own figures), so noise in the start-up cannot hide it;
+        // on a warm worker there is no start-up to hide it, and three clips against one are enough.
+        let fixed = warm ? 1 : max(profile.time.startupSeconds, 1)
         func long(_ size: FrameSize, _ f: Int) -> Int {
             let perClip = max(predictor.estimate(settings(size, f, 1, online: false)).seconds - profile.time.startupSeconds, 0.001)
-            var n = min(max(Int((2 * max(profile.time.startupSeconds, 1) / perClip).rounded(.up)), 3), 32)
+            var n = min(max(Int((2 * fixed / perClip).rounded(.up)), 3), 32)
             while n > 3 && predictor.estimate(settings(size, f, n, online: false)).memoryGB > gpu.memoryGB { n -= 1 }
             return n
         }
@@ -222,20 +237,26 @@ struct CalibrationDesign {
             }
         }
         let longest = long(defaultSize, frames)
-        probes.append(settings(defaultSize, frames, 3, online: true))
+        // Online decode costs memory, not clips: one clip measures it.
+        probes.append(settings(defaultSize, frames, 1, online: true))
         solo = probes.map { Probe(id: id($0), settings: $0) }
         sharedSettings = settings(defaultSize, frames, longest, online: false)
         let limit = min(maxShared ?? (quick ? 2 : min(profile.maxJobsPerGPU, 4)), profile.maxJobsPerGPU)
-        shared = limit >= 2 ? Array(2...limit) : []
+        // Only the k the profile predicts fit at once (measured figures check again before they run).
+        let one = predictor.estimate(sharedSettings).memoryGB
+        shared = limit >= 2 ? Array(2...limit).filter { Double($0) * one <= gpu.memoryGB - gpu.foreignUsedGB } : []
         audioSeconds = Double(probes.map(\.totalFrames).max() ?? 48) / profile.fps + 1
     }
 
     /// The profile's own prediction of the calibration's length (what it says before it starts).
     func predictedSeconds() -> Double {
         let p = Predictor(profile: profile)
-        let alone = solo.map { p.estimate($0.settings).seconds }.reduce(0, +)
+        // Warm: one load for the probes alone and one for each k together (its k workers load side by side).
+        let load = warm ? profile.workerLoadSeconds : 0
+        func one(_ s: ClipSettings) -> Double { p.estimate(s).seconds - (warm ? profile.time.startupSeconds : 0) }
+        let alone = load + solo.map { one($0.settings) }.reduce(0, +)
         let sharing = SharingModel(profile.sharing)
-        let together = shared.map { k in p.estimate(sharedSettings).seconds * Double(k) / max(sharing.aggregate(k), 1) }.reduce(0, +)
+        let together = shared.map { k in load + one(sharedSettings) * Double(k) / max(sharing.aggregate(k), 1) }.reduce(0, +)
         return alone + together
     }
 
@@ -296,8 +317,16 @@ enum CalibrationFitter {
         return out
     }
 
-    /// The fit from the probes alone (`sharing` empty: `addSharing` adds it).
-    static func fit(design: CalibrationDesign, solo: [String: Figure], gpu: GPU) -> CalibrationFit {
+    /// The median load of the warm workers a probe store recorded ready (nil: none was).
+    static func loadSeconds(_ storePath: String) throws -> Double? {
+        guard FileManager.default.fileExists(atPath: storePath) else { return nil }
+        let loads = try Store(path: storePath, readOnly: true).workers().compactMap(\.loadSeconds)
+        return loads.isEmpty ? nil : Learning.median(loads)
+    }
+
+    /// The fit from the probes alone (`sharing` empty: `addSharing` adds it). `load`: the probes ran on a warm worker
+    /// that took this long to load; the start-up is then that load plus a request's own fixed time.
+    static func fit(design: CalibrationDesign, solo: [String: Figure], gpu: GPU, load: Double? = nil) -> CalibrationFit {
         var notes: [String] = []
         for (id, f) in solo.sorted(by: { $0.key < $1.key }) where f.oom {
             notes.append("probe \(id) ran out of memory" + (f.oomFloor.map { String(format: " (it needed more than %.1f GB)", $0) } ?? "") + ": an upper bound on what fits")
@@ -329,7 +358,10 @@ enum CalibrationFitter {
             time.append(.init(size: "\(s.size)", inferFrames: s.inferFrames, value: rate * 1000))
             intercepts.append(t1 - rate * Double(s.totalFrames))
         }
-        let startup: Double? = intercepts.isEmpty ? nil : max(Learning.median(intercepts), 0)
+        let fixed: Double? = intercepts.isEmpty ? nil : max(Learning.median(intercepts), 0)
+        let startup = load.map { $0 + (fixed ?? 0) } ?? fixed
+        if let load { notes.append(String(format: "the probes alone ran on one warm worker: it loaded in %.1f s (the start-up of a job started cold: that load plus %.1f s a request)", load, fixed ?? 0)) }
+        else if design.warm { notes.append("no warm worker recorded its load: the start-up is the requests' own fixed time only") }
         for (key, peak) in shortPeaks.sorted(by: { $0.key < $1.key }) {
             let parts = key.split(separator: "|")
             memory.append(.init(size: String(parts[0]), inferFrames: Int(parts[1]) ?? 0, value: max(peak - (perClip ?? 0), 0.1)))
@@ -339,9 +371,19 @@ enum CalibrationFitter {
            let base = memory.first(where: { $0.size == "\(ref.size)" && $0.inferFrames == ref.inferFrames })?.value {
             online = max(on - base, 0)
         }
+        // A resident model keeps its structure; what the probes say is how far its constant term is off on this GPU.
+        var offset: Double?
+        if design.profile.memory.isResidentModel {
+            let prior = Predictor(profile: design.profile)
+            let residuals = groups.values.compactMap { g -> Double? in
+                guard let short = g.min(by: { $0.settings.numClip < $1.settings.numClip }), let peak = short.peak else { return nil }
+                return peak - prior.estimate(short.settings).rawMemoryGB
+            }
+            if !residuals.isEmpty { offset = Learning.median(residuals) }
+        }
         return CalibrationFit(memoryPoints: memory, timePoints: time, startupSeconds: startup, perClipOfflineGB: perClip, onlineDecodeGB: online,
                               sharing: [:], gpuMemoryGB: gpu.memoryGB, probes: solo.count, oomProbes: solo.values.filter(\.oom).count, seconds: 0,
-                              notes: notes)
+                              notes: notes, loadSeconds: load, residentOffsetGB: offset)
     }
 
     /// S(k) = k x the shared probe's time alone / the mean time of the k probes together, from each k's store.
@@ -370,6 +412,10 @@ enum CalibrationFitter {
         }
         for p in fit.timePoints { out.append(String(format: "  time %@ x%d: %.2f ms/frame", p.size, p.inferFrames, p.value)) }
         if let s = fit.startupSeconds { out.append(String(format: "  start-up %.1f s (profile %.1f)", s, profile.time.startupSeconds)) }
+        if let l = fit.loadSeconds { out.append(String(format: "  warm worker load %.1f s (profile %.1f)", l, profile.workerLoadSeconds)) }
+        if let o = fit.residentOffsetGB {
+            out.append(String(format: "  resident model: measured peaks %+.2f GB from the profile's (per_job_gb %.2f -> %.2f)", o, profile.memory.perJobGB, max(profile.memory.perJobGB + o, 0)))
+        }
         if let g = fit.perClipOfflineGB { out.append(String(format: "  per offline clip %.3f GB (profile %.3f)", g, profile.memory.perClipOfflineGB)) }
         if let g = fit.onlineDecodeGB { out.append(String(format: "  online decode %.2f GB (profile %.2f)", g, profile.memory.onlineDecodeGB)) }
         for (k, s) in fit.sharing.sorted(by: { $0.key < $1.key }) {

@@ -17,7 +17,7 @@ final class CalibrationBench: @unchecked Sendable {
     var manifest: String { dir.path + "/m.yaml" }
     var historyPath: String { home + "/history.sqlite" }
 
-    init(env: String = "", clips: [String] = ["688*368", "384*256", "704*384"]) {
+    init(env: String = "", clips: [String] = ["688*368", "384*256", "704*384"], worker: String = "") {
         dir.write("fake-model.yaml", """
             name: fake-model
             command: [python3, "\(PackagePaths.fakeRenderer)", --output, "{output}", --clip, "{clip_id}", --audio, "{audio}", --model,
@@ -34,6 +34,7 @@ final class CalibrationBench: @unchecked Sendable {
               points: [{size: "384*256", infer_frames: 48, ms_per_frame: 10}]
               startup_s: 1
             sharing: {2: 1.5}
+            \(worker)
             """)
         dir.write("face.png", Media.png)
         dir.write("a.wav", Media.wav(seconds: 2))
@@ -92,6 +93,43 @@ final class CalibrationBench: @unchecked Sendable {
         let history = try b.run(["plan", b.manifest, "--explain"])
         #expect(history.stdout.contains("from: history: 1 observation(s) on this GPU model"), "\(history.stdout)")
         #expect(try History(path: b.historyPath, readOnly: true).observations(rendererIdentity: try #require(c.rendererIdentity as String?)).count == 3)
+    }
+
+    @Test func aProfileWithAWorkerIsCalibratedWarmItsLoadMeasuredOnce() throws {
+        let b = CalibrationBench(worker: """
+            worker:
+              command: [python3, "\(PackagePaths.root)/renderers/testkit/fake_worker.py", --model, --load-seconds, "1.5", --resident-gb, "2"]
+              load_s: 9
+              resident_gb: 2
+            """)
+        let r = try b.calibrate()
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("5 probes alone on one warm worker, then 2 at once"), "\(r.stderr)")
+        let fit = try #require(try History(path: b.historyPath, readOnly: true).calibrations().first?.fit)
+        // One worker served the five probes alone: one load, measured (1.5 s of sleep plus Python's start), not load_s.
+        let solo = try Store(path: try #require(FileManager.default.contentsOfDirectory(atPath: b.home + "/calibrations").first
+            .map { b.home + "/calibrations/" + $0 + "/solo/.avatar-batch/state.sqlite" }), readOnly: true)
+        let workers = try solo.workers(), attempts = try solo.attempts()
+        #expect(workers.count == 1 && attempts.count == 5 && attempts.allSatisfy { $0.workerID != nil }, "\(workers)")
+        let load = try #require(fit.loadSeconds)
+        #expect(load >= 1.5 && load < 5, "\(fit)")
+        // The start-up of a cold job is that load plus a request's own fixed time (0.1 s of work and the round trip).
+        let startup = try #require(fit.startupSeconds)
+        #expect(startup >= load && startup < load + 1, "\(fit)")
+        // The rates and peaks are the requests': the fake's 0.004 s per frame at 384*256 is 4 ms/frame (the CPU work).
+        let rate = try #require(fit.timePoints.first { $0.size == "384*256" }).value
+        #expect(rate > 3 && rate < 12, "\(fit.timePoints)")
+        let m688 = try #require(fit.memoryPoints.first { $0.size == "688*368" })
+        #expect(abs(m688.value - (2 + 0.25 * 688 * 368 * 48 / 1e6)) < 0.05, "\(m688)")
+        #expect(abs((fit.onlineDecodeGB ?? 0) - 0.3) < 0.01, "\(fit)")
+        #expect(fit.notes.contains { $0.contains("ran on one warm worker") }, "\(fit.notes)")
+        // Later warm plans pay the measured load, not the profile's 9 s.
+        let json = try JSONSerialization.jsonObject(with: Data(try b.run(["plan", b.manifest, "--json"]).stdout.utf8)) as! [String: Any]
+        let warmPlan = try #require(json["warm"] as? [String: Any], "\(json.keys)")
+        #expect(abs((warmPlan["load_seconds"] as? Double ?? 0) - load) < 0.01, "\(warmPlan)")
+        // --cold calibrates each probe as its own process (the fake renderer's command): no worker, no load.
+        let cold = try b.calibrate(["--cold", "--discard"])
+        #expect(cold.status == 0 && !cold.stderr.contains("warm worker"), "\(cold.stderr)")
     }
 
     @Test func anInterruptedCalibrationResumesAndIsNeverHalfUsed() throws {

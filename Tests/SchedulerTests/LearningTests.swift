@@ -65,4 +65,24 @@ import Testing
         let e = Predictor(profile: p).estimate(settings(clips: 1))
         #expect(abs(e.rawMemoryGB - 7.2) < 1e-9 && abs(e.seconds - (2 + 0.005 * 48)) < 1e-9)
     }
+
+    @Test func aCalibrationMovesAResidentModelByItsOffsetAndSetsTheWorkersLoad() throws {
+        let (loaded, diags) = ProfileLoader.load(path: PackagePaths.renderers + "/liveavatar.yaml")
+        let profile = try #require(loaded, "\(diags)")
+        let s = ClipSettings(size: FrameSize(width: 688, height: 368), numClip: 2, inferFrames: 48, sampleSteps: 4, onlineDecode: false,
+                             offloadModel: true, fp8: false, seed: 1)
+        let fit = CalibrationFit(memoryPoints: [.init(size: "688*368", inferFrames: 48, value: 99)], timePoints: [], startupSeconds: 110,
+                                 perClipOfflineGB: 3, onlineDecodeGB: nil, sharing: [:], gpuMemoryGB: 140, probes: 5, oomProbes: 0, seconds: 300,
+                                 loadSeconds: 95, residentOffsetGB: 1.25)
+        let p = profile.calibrated(by: fit)
+        // The structure stays (no points, no per-clip charge); the constant term moves by the measured offset.
+        #expect(p.memory.points == profile.memory.points && p.memory.perClipOfflineGB == profile.memory.perClipOfflineGB)
+        #expect(abs(p.memory.perJobGB - (profile.memory.perJobGB + 1.25)) < 1e-9)
+        let before = Predictor(profile: profile).estimate(s).rawMemoryGB, after = Predictor(profile: p).estimate(s).rawMemoryGB
+        #expect(abs(after - before - 1.25) < 1e-9, "\(before) -> \(after)")
+        #expect(p.workerLoadSeconds == 95 && p.time.startupSeconds == 110 && profile.workerLoadSeconds == 125)
+        // A points model ignores the offset; a profile without a worker ignores the load.
+        let t = testProfile().calibrated(by: fit)
+        #expect(t.memory.perJobGB == testProfile().memory.perJobGB && t.worker == nil)
+    }
 }

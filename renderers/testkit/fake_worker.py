@@ -17,6 +17,9 @@ Request faults: the request's extra_args carry --mode MODE (and --sleep S):
   garbage     write a line that is not JSON to the socket
   no-output   answer done without writing anything
 Every event appends one JSON line to --ledger: load, ready, render, answer, exit, with the pid and the clip.
+With --model a request behaves like fake_renderer.py --model without its start-up (the worker loaded once): CPU work
+that grows with the frames, and a peak (reported in done) of 2 GB + 0.25 GB per megapixel-frame of one clip + 0.05 GB
+per offline clip (0.3 GB online); the load is --load-seconds.
 """
 import argparse, json, os, socket, subprocess, sys, time
 
@@ -27,6 +30,7 @@ p.add_argument("--fault", default=os.environ.get("FAKE_WORKER_FAULT", ""))
 p.add_argument("--ffmpeg", action="store_true")
 p.add_argument("--resident-gb", type=float, default=4.0)
 p.add_argument("--offload", default="")
+p.add_argument("--model", action="store_true")
 a = p.parse_args()
 
 
@@ -141,7 +145,15 @@ for raw in stream:
         say({"event": "done", "job": job})
         ledger("answer", clip=clip, answer="done")
     else:
+        peak = a.resident_gb + 1.5
+        if a.model:
+            w, h = (int(v) for v in str(settings["size"]).split("*"))
+            frames, clips, online = int(settings["infer_frames"]), int(settings["num_clip"]), bool(settings.get("online_decode"))
+            work_until = time.time() + 0.1 + 0.004 * frames * clips * (w * h) / (384 * 256)
+            while time.time() < work_until:
+                pass
+            peak = 2 + 0.25 * w * h * frames / 1e6 + (0.3 if online else 0.05 * clips)
         write_output(req["output"], clip, settings["audio"])
-        say({"event": "done", "job": job, "peak_memory_gb": a.resident_gb + 1.5, "seconds": round(time.time() - started, 3)})
+        say({"event": "done", "job": job, "peak_memory_gb": round(peak, 3), "seconds": round(time.time() - started, 3)})
         ledger("answer", clip=clip, answer="done")
 ledger("exit", why="socket closed")
