@@ -133,7 +133,8 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         for (id, reason) in round.never.sorted(by: { $0.key < $1.key }) { admission.never.append((id, reason, true)) }
         var hostUsed = held.values.reduce(0) { $0 + $1.hostRAMGB }
         let reused = matched.keys.sorted().compactMap { id in loads.first { l in l.occupants.contains { $0.jobID == id } }.map { (id, $0.gpu.index) } }
-        for (id, gpuIndex) in reused + round.starts {
+        let fresh = pool.map { worthStarting($0, round.starts, matched: matched, queue: queue, predictor: predictor, now: now) } ?? round.starts
+        for (id, gpuIndex) in reused + fresh {
             guard let e = queue.entry(id), let gpu = gpus.first(where: { $0.index == gpuIndex }) else { continue }
             let est = queue.estimate(e, predictor)
             if hostRAM > 0 && est.hostRAMGB > 0 && hostUsed + est.hostRAMGB > hostRAM {
@@ -187,6 +188,60 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
             }
         }
         return matched
+    }
+
+    /// The dispatcher's starts that are worth a new worker. A new worker pays a load before its first clip, so one
+    /// starts only when there is more rendering of its load settings than n loads, n the workers already coming
+    /// (loading or rendering, on a GPU the clip fits): n x load < what they still have to render + the queued clips
+    /// of those settings. Otherwise the clip waits for one of them. The first worker of its settings always
+    /// starts, and so does a clip that needs a card to itself (an OOM retry). Queued clips are predicted as requests:
+    /// without the part of the start-up that is the load (profile, calibration); what this batch measured is as it is.
+    private func worthStarting(_ pool: WarmPool, _ starts: [(String, Int)], matched: [String: String], queue: JobQueue, predictor: Predictor,
+                               now: Double) -> [(String, Int)] {
+        let coming = pool.coming()
+        let load = pool.expectedLoad()
+        var request = predictor
+        request.profile.time.startupSeconds = max(predictor.profile.time.startupSeconds - pool.profile.workerLoadSeconds, 0)
+        let ends = Dictionary(loads.flatMap { l in l.occupants.map { ($0.jobID, $0.endS) } }, uniquingKeysWith: { a, _ in a })
+        var workers: [String: [(gpu: Int, left: Double)]] = [:]
+        for c in coming {
+            // What it still has to render; the rest of a load counts for nothing (loads side by side overlap).
+            let left = c.jobID.flatMap { ends[$0] }.map { max($0 - now, 0) } ?? 0
+            workers[c.key, default: []].append((c.gpu, left))
+        }
+        // Idle workers given a clip this round are coming too.
+        let holdings = pool.holdings()
+        for (job, worker) in matched {
+            guard let h = holdings.first(where: { $0.id == worker }), let e = queue.entry(job) else { continue }
+            workers[h.key, default: []].append((h.gpu, request.estimate(e.settings).seconds))
+        }
+        var kept: [(String, Int)] = []
+        var started = Set(matched.keys)
+        for (id, gpuIndex) in starts {
+            guard let e = queue.entry(id), !e.isolate else { kept.append((id, gpuIndex)); continue }
+            let key = pool.key(e.settings)
+            let need = queue.estimate(e, predictor).memoryGB
+            let able = (workers[key] ?? []).filter { w in gpus.first { $0.index == w.gpu }.map { need <= $0.memoryGB } ?? false }
+            var worth = able.isEmpty
+            if !worth {
+                // Stop adding once the queued work is past the bar: a long queue costs a few estimates, not all of them.
+                let bar = Double(able.count) * load - able.reduce(0) { $0 + $1.left }
+                var waiting = 0.0
+                for q in queue.requests(predictor) where !started.contains(q.request.jobID) {
+                    guard let other = queue.entry(q.request.jobID), pool.key(other.settings) == key else { continue }
+                    waiting += request.estimate(other.settings).seconds
+                    if waiting > bar { worth = true; break }
+                }
+            }
+            if worth {
+                kept.append((id, gpuIndex))
+                started.insert(id)
+                workers[key, default: []].append((gpuIndex, request.estimate(e.settings).seconds))
+            } else {
+                release(jobID: id, gpu: gpuIndex, isolate: e.isolate)
+            }
+        }
+        return kept
     }
 
     /// Idle workers that no waiting job near the head of the queue wants are asked to exit while jobs wait, so their

@@ -83,6 +83,8 @@ final class WarmPool: @unchecked Sendable {
     private let socketDir: String
     private let lock = NSLock()
     private var workers: [String: Worker] = [:]
+    /// Loads measured in this batch (start to ready), for the next worker's expected load.
+    private var measuredLoads: [Double] = []
     private var deaths: [Int: Int] = [:]
     private var cold: Set<Int> = []
     private var count = 0
@@ -108,6 +110,27 @@ final class WarmPool: @unchecked Sendable {
     func key(_ s: ClipSettings) -> String { profile.workerKey(s) }
 
     func isCold(_ gpu: Int) -> Bool { lock.withLock { cold.contains(gpu) } }
+
+    /// A worker that will be free for another request of its settings: loading or rendering, not on its way out and
+    /// not on a GPU gone cold. `jobID`: the request it holds.
+    struct Coming: Sendable {
+        var key: String
+        var gpu: Int
+        var jobID: String?
+    }
+
+    func coming() -> [Coming] {
+        lock.withLock {
+            workers.values.filter { ($0.phase == .loading || $0.phase == .busy) && $0.kill == nil && !cold.contains($0.gpu.index) }.map {
+                Coming(key: $0.key, gpu: $0.gpu.index, jobID: $0.request?.jobID)
+            }
+        }
+    }
+
+    /// What a new worker's load is expected to take: the median of this batch's loads, else the profile's `load_s`.
+    func expectedLoad() -> Double {
+        lock.withLock { measuredLoads.isEmpty ? profile.workerLoadSeconds : Learning.median(measuredLoads) }
+    }
 
     /// Workers holding GPU memory beyond their requests' reservations: idle ones (their weights), and ones on their
     /// way out (until their process is gone).
@@ -274,6 +297,7 @@ final class WarmPool: @unchecked Sendable {
             }
             w.readyTimer?.cancel()
             w.phase = .idle
+            measuredLoads.append(load ?? Date().timeIntervalSince(w.started))
             let loadText = String(format: "%.1f s", load ?? Date().timeIntervalSince(w.started))
             let hasRequest = w.request != nil
             lock.unlock()

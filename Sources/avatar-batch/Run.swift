@@ -90,7 +90,8 @@ struct Run: AsyncParsableCommand {
         o.hostRAMGB = hostRAM
         o.graceSeconds = grace
         switch workers {
-        case "auto": o.warm = manifest.renderer.worker != nil ? manifest.renderer : nil
+        // The calibrated profile: its worker's load is what this GPU model measured.
+        case "auto": o.warm = manifest.renderer.worker != nil ? knowledge.profile : nil
         case "off": o.warm = nil
         default: throw fail("--workers must be auto or off, not \(workers)")
         }

@@ -278,6 +278,30 @@ extension Batch {
         #expect(try b.status()["counts"] as? [String: Int] == ["pending": 0, "running": 0, "succeeded": 200, "failed": 0, "interrupted": 0, "cancelled": 0])
     }
 
+    @Test func aSecondWorkerStartsOnlyWhenTheWorkWaitingIsWorthItsLoad() throws {
+        // One 24 GB card, two 10 GB slots, a 2 s load. Four clips predicted at 0.05 s each: a second worker would load
+        // for 2 s to save 0.1 s, so one worker renders all four. The same clips predicted at 4.8 s each (19 s of work
+        // against a 2 s load): a second worker starts.
+        func batch(msPerFrame: Int) throws -> Batch {
+            let b = warmBatch((1...4).map { (id: "c\($0)", mode: "ok") }, gpus: "1x24GB")
+            let profile = b.dir.path + "/test.yaml"
+            var text = try String(contentsOfFile: profile, encoding: .utf8)
+            text = text.replacingOccurrences(of: "--load-seconds, \"0.2\"]", with: "--load-seconds, \"2\"]")
+                .replacingOccurrences(of: "  resident_gb: 4\n", with: "  resident_gb: 4\n  load_s: 2\n")
+                .replacingOccurrences(of: "ms_per_frame: 1}", with: "ms_per_frame: \(msPerFrame)}")
+            try text.write(toFile: profile, atomically: true, encoding: .utf8)
+            return b
+        }
+        let short = try batch(msPerFrame: 1)
+        var r = try short.run()
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(short.events("load").count == 1 && short.events("render").count == 4, "\(short.events("load").count) loads")
+        let long = try batch(msPerFrame: 100)
+        r = try long.run()
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(long.events("load").count == 2 && long.events("render").count == 4, "\(long.events("load").count) loads")
+    }
+
     @Test func statusListsLiveWorkers() throws {
         let b = warmBatch([("s", "ok")])
         try b.editManifest(("--mode, ok]", "--mode, ok, --sleep, \"3\"]"))
