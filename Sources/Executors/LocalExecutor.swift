@@ -191,9 +191,9 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
     }
 
     /// The dispatcher's starts that are worth a new worker. A new worker pays a load before its first clip, so one
-    /// starts only when there is more rendering of its load settings than n loads, n the workers already coming
-    /// (loading or rendering, on a GPU the clip fits): n x load < what they still have to render + the queued clips
-    /// of those settings. Otherwise the clip waits for one of them. The first worker of its settings always
+    /// starts only when it would finish that clip before the n workers of its load settings already coming (loading
+    /// or rendering, on a GPU the clip fits) would finish their work without it: n x (load + the clip) < what they
+    /// still have to render + the queued clips of those settings. Otherwise the clip waits for one of them. The first worker of its settings always
     /// starts, and so does a clip that needs a card to itself (an OOM retry). Queued clips are predicted as requests:
     /// without the part of the start-up that is the load (profile, calibration); what this batch measured is as it is.
     private func worthStarting(_ pool: WarmPool, _ starts: [(String, Int)], matched: [String: String], queue: JobQueue, predictor: Predictor,
@@ -225,7 +225,7 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
             var worth = able.isEmpty
             if !worth {
                 // Stop adding once the queued work is past the bar: a long queue costs a few estimates, not all of them.
-                let bar = Double(able.count) * load - able.reduce(0) { $0 + $1.left }
+                let bar = Double(able.count) * (load + request.estimate(e.settings).seconds) - able.reduce(0) { $0 + $1.left }
                 var waiting = 0.0
                 for q in queue.requests(predictor) where !started.contains(q.request.jobID) {
                     guard let other = queue.entry(q.request.jobID), pool.key(other.settings) == key else { continue }

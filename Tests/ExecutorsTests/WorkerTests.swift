@@ -280,8 +280,8 @@ extension Batch {
 
     @Test func aSecondWorkerStartsOnlyWhenTheWorkWaitingIsWorthItsLoad() throws {
         // One 24 GB card, two 10 GB slots, a 2 s load. Four clips predicted at 0.05 s each: a second worker would load
-        // for 2 s to save 0.1 s, so one worker renders all four. The same clips predicted at 4.8 s each (19 s of work
-        // against a 2 s load): a second worker starts.
+        // for 2 s to finish its clip long after the first finished all four, so one worker renders them. The same clips
+        // predicted at 4.8 s each (a second worker's load and clip, 6.8 s, against 19.2 s of work): a second starts.
         func batch(msPerFrame: Int) throws -> Batch {
             let b = warmBatch((1...4).map { (id: "c\($0)", mode: "ok") }, gpus: "1x24GB")
             let profile = b.dir.path + "/test.yaml"
