@@ -4,6 +4,8 @@
 #   bash bench/liveavatar/device.sh cli MANIFEST [ARGS]  avatar-batch run MANIFEST with the real liveavatar profile
 #   bash bench/liveavatar/device.sh batch NAME MANIFEST [ARGS]  the same, with the page cache kept, the wall time
 #       timed, and the store's status, the worker and attempt logs packed into $OUT/NAME.tgz (warm against cold)
+#   bash bench/liveavatar/device.sh calibrate [ARGS]  avatar-batch calibrate liveavatar ARGS (e.g. --quick), the
+#       history (in $AVATAR_BATCH_HOME, default /tmp/abhome) and the probes' stores and logs packed into $OUT
 # Both first build random weights in the released layout (make_weights.py, about 48 GB on local disk).
 # Results go to $OUT (the device tool's folder; ./out-la elsewhere): JSON lines, logs, an nvidia-smi trace.
 set -uo pipefail
@@ -40,6 +42,24 @@ else
 fi
 
 case $mode in
+  calibrate)
+    mkdir -p /tmp/ab && tar -xJf "$carry/avatar-batch.tar.xz" -C /tmp/ab
+    bin=$(find /tmp/ab -name avatar-batch -type f | head -1)
+    export AVATAR_BATCH_RENDERERS=$repo/renderers AVATAR_BATCH_HOME=${AVATAR_BATCH_HOME:-/tmp/abhome}
+    stamp "calibrate starts"
+    timeout "${RUN_LIMIT:-450}" "$bin" calibrate liveavatar "$@" >"$OUT/calibrate.log" 2>&1
+    echo "calibrate exit $?"; stamp "calibrate ended"; tail -30 "$OUT/calibrate.log"
+    for st in "$AVATAR_BATCH_HOME"/calibrations/*/*/.avatar-batch/state.sqlite; do
+      [ -f "$st" ] && "$bin" status --state "$st" --json >"$(dirname "$(dirname "$st")")/status.json"
+    done
+    python3 - "$AVATAR_BATCH_HOME"/calibrations/*/solo/status.json <<'PY'
+import json, sys
+for path in sys.argv[1:]:
+    for j in json.load(open(path))["jobs"]:
+        for a in j["attempts"]:
+            print(f'  {j["id"]}: {a["classification"]} in {a.get("seconds") or 0:.1f} s, peak {a.get("peak_gb") or 0:.2f} GB, worker {a.get("worker")}')
+PY
+    tar -C "$AVATAR_BATCH_HOME" -czf "$OUT/calibration.tgz" --exclude='*.mp4' --exclude='*.wav' --exclude='*.png' . 2>/dev/null ;;
   measure)
     MASTER_PORT=29611 python3 "$here/measure.py" "$LIVEAVATAR_HOME" "$OUT/measure.jsonl" "$@" >"$OUT/measure.log" 2>&1
     echo "measure.py exit $?"; grep '^{' "$OUT/measure.log"; tail -5 "$OUT/measure.log" ;;
@@ -67,6 +87,9 @@ case $mode in
     cp "$LIVEAVATAR_HOME"/inputs/* "$work"/
     export AVATAR_BATCH_RENDERERS=$repo/renderers
     (cd "$work" && "$bin" plan "$(basename "$manifest")" "$@" 2>&1 | tail -4) | tee "$OUT/$name-plan.txt"
+    # The plan as JSON, from what the history holds and from the profile alone (prediction against observation).
+    (cd "$work" && "$bin" plan "$(basename "$manifest")" --json "$@" >"$OUT/$name-plan.json" 2>/dev/null
+     "$bin" plan "$(basename "$manifest")" --json --no-history "$@" >"$OUT/$name-plan-profile.json" 2>/dev/null)
     stamp "run $name starts"
     a=$(date +%s.%N)
     (cd "$work" && timeout "${RUN_LIMIT:-500}" "$bin" run "$(basename "$manifest")" "$@") >"$work/run.log" 2>&1

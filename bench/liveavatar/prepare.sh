@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fills .carry/la/ (ignored by git) with what the GPU host lacks for Live Avatar's real code:
 #   liveavatar-<commit>.tar.xz  its Python sources (liveavatar/, minimal_inference/) at the pinned commit
-#   wheels/                     the 14 wheels its imports need that the host image lacks (cp312, manylinux)
+#   wheels/                     the 13 wheels its imports need that the host image lacks (cp312, manylinux); decord
+#                               is not carried (13 MB against the device's 64 MiB carry): shims/decord stands in
 #   pylib/imageio_ffmpeg/       imageio's ffmpeg plugin (pure Python; the binary comes from ffbin)
 #   ffbin.tar.xz                static ffmpeg + ffprobe (the mux step and avatar-batch's output check)
 #   avatar-batch.tar.xz         the portable avatar-batch binary (scripts/build-portable.sh)
@@ -26,10 +27,10 @@ if [ ! -f "$carry/liveavatar-$COMMIT.tar.xz" ]; then
   tar -C "$tmp" -cJf "$carry/liveavatar-$COMMIT.tar.xz" .
   rm -rf "$tmp"
 fi
-if [ "$(ls "$carry/wheels" | wc -l)" -lt 14 ]; then
+if [ "$(ls "$carry/wheels" | wc -l)" -lt 13 ]; then
   python3 -m pip download -q --no-deps --only-binary=:all: "${pyplat[@]}" -d "$carry/wheels" \
     diffusers==0.42.1 easydict==1.14 ftfy==6.3.1 wcwidth==0.9.4 librosa==1.0.0 soundfile==0.14.0 soxr==1.1.0 \
-    pooch==1.9.0 platformdirs==4.14.9 audioread==3.1.0 decorator==5.3.1 decord==0.6.0 cffi==2.1.1 pycparser==3.12
+    pooch==1.9.0 platformdirs==4.14.9 audioread==3.1.0 decorator==5.3.1 cffi==2.1.1 pycparser==3.12
 fi
 if [ ! -d "$carry/pylib/imageio_ffmpeg" ]; then
   tmp=$(mktemp -d)
