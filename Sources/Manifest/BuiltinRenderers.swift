@@ -125,8 +125,10 @@ sharing: {2: 1.5}
 worker:
   command: [python3, "{profile_dir}/liveavatar/worker.py", "--liveavatar_home={env.LIVEAVATAR_HOME}", "{fp8:--fp8}"]
   load_settings: [fp8]
-  # Resident memory comes from memory.resident_gb (resident_fp8_gb with fp8); the load is startup_s.
-  load_s: 125
+  # Resident memory comes from memory.resident_gb (resident_fp8_gb with fp8). The load is startup_s less the 16 s
+  # each clip pays for its prompt (the T5 encoder to the GPU and back), which a warm request still pays; measured
+  # warm on an H200 (calibrate liveavatar --quick): load 86-100 s, 12.5 s a request.
+  load_s: 109
   ready_timeout: 20m
 """##,
         "liveavatar/worker.py": ##"""

@@ -80,7 +80,7 @@ import Testing
         #expect(abs(p.memory.perJobGB - (profile.memory.perJobGB + 1.25)) < 1e-9)
         let before = Predictor(profile: profile).estimate(s).rawMemoryGB, after = Predictor(profile: p).estimate(s).rawMemoryGB
         #expect(abs(after - before - 1.25) < 1e-9, "\(before) -> \(after)")
-        #expect(p.workerLoadSeconds == 95 && p.time.startupSeconds == 110 && profile.workerLoadSeconds == 125)
+        #expect(p.workerLoadSeconds == 95 && p.time.startupSeconds == 110 && profile.workerLoadSeconds == 109)
         // A points model ignores the offset; a profile without a worker ignores the load.
         let t = testProfile().calibrated(by: fit)
         #expect(t.memory.perJobGB == testProfile().memory.perJobGB && t.worker == nil)
