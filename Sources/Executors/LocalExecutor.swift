@@ -193,9 +193,10 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
     /// The dispatcher's starts that are worth a new worker. A new worker pays a load before its first clip, so one
     /// starts only when it would finish that clip before the n workers of its load settings already coming (loading
     /// or rendering, on a GPU the clip fits) would finish their work without it: n x (load + the clip) < what they
-    /// still have to render + the queued clips of those settings. Otherwise the clip waits for one of them. The first worker of its settings always
-    /// starts, and so does a clip that needs a card to itself (an OOM retry). Queued clips are predicted as requests:
-    /// without the part of the start-up that is the load (profile, calibration); what this batch measured is as it is.
+    /// still have to render + the queued clips of those settings. Otherwise the clip waits for one of them. The first
+    /// worker of its settings always starts, and so does a clip that needs a card to itself (an OOM retry). Queued
+    /// clips are predicted as requests: without the part of the start-up that is the load (profile, calibration);
+    /// what this batch measured is as it is.
     private func worthStarting(_ pool: WarmPool, _ starts: [(String, Int)], matched: [String: String], queue: JobQueue, predictor: Predictor,
                                now: Double) -> [(String, Int)] {
         let coming = pool.coming()
