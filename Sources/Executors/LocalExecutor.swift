@@ -202,7 +202,7 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         let coming = pool.coming()
         let load = pool.expectedLoad()
         var request = predictor
-        request.profile.time.startupSeconds = max(predictor.profile.time.startupSeconds - pool.profile.workerLoadSeconds, 0)
+        request.profile = predictor.profile.warmRequests
         let ends = Dictionary(loads.flatMap { l in l.occupants.map { ($0.jobID, $0.endS) } }, uniquingKeysWith: { a, _ in a })
         var workers: [String: [(gpu: Int, left: Double)]] = [:]
         for c in coming {
@@ -223,10 +223,11 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
             let key = pool.key(e.settings)
             let need = queue.estimate(e, predictor).memoryGB
             let able = (workers[key] ?? []).filter { w in gpus.first { $0.index == w.gpu }.map { need <= $0.memoryGB } ?? false }
+            let own = request.estimate(e.settings).seconds
             var worth = able.isEmpty
             if !worth {
                 // Stop adding once the queued work is past the bar: a long queue costs a few estimates, not all of them.
-                let bar = Double(able.count) * (load + request.estimate(e.settings).seconds) - able.reduce(0) { $0 + $1.left }
+                let bar = Double(able.count) * (load + own) - able.reduce(0) { $0 + $1.left }
                 var waiting = 0.0
                 for q in queue.requests(predictor) where !started.contains(q.request.jobID) {
                     guard let other = queue.entry(q.request.jobID), pool.key(other.settings) == key else { continue }
@@ -237,7 +238,7 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
             if worth {
                 kept.append((id, gpuIndex))
                 started.insert(id)
-                workers[key, default: []].append((gpuIndex, request.estimate(e.settings).seconds))
+                workers[key, default: []].append((gpuIndex, own))
             } else {
                 release(jobID: id, gpu: gpuIndex, isolate: e.isolate)
             }

@@ -56,7 +56,7 @@ public enum ProcFS {
     /// that was launched (`leader` with start time `start`) or gone, so a reused pid is never signalled. nil otherwise.
     public static func leftoverGroup(_ pgid: Int32?, leader: Int32?, start: UInt64?, host: String) -> Int32? {
         guard let pgid, host == hostname, !members(ofGroup: pgid).isEmpty else { return nil }
-        let leaderMatches = leader.map { pid in startTime(of: pid) == nil || startTime(of: pid) == start } ?? true
+        let leaderMatches = leader.map { pid in startTime(of: pid).map { $0 == start } ?? true } ?? true
         return leaderMatches ? pgid : nil
     }
 

@@ -81,7 +81,8 @@ struct Calibrate: AsyncParsableCommand {
         let began = Date()
 
         // Alone: one probe at a time on the one GPU.
-        let solo = try await runBatch(work + "/solo.yaml", gpu: selected, maxJobs: 1, sharing: [:], knowledge: nil, warm: warm ? profile : nil)
+        let workerProfile = warm ? profile : nil
+        let solo = try await runBatch(work + "/solo.yaml", gpu: selected, maxJobs: 1, sharing: [:], knowledge: nil, warm: workerProfile)
         if solo.interrupted { throw interrupted() }
         let soloStore = work + "/solo/.avatar-batch/state.sqlite"
         let alone = try CalibrationFitter.figures(soloStore)
@@ -95,7 +96,7 @@ struct Calibrate: AsyncParsableCommand {
                 fit.notes.append(String(format: "S(%d) not measured: %d probes of %.1f GB do not fit on %.0f GB", k, k, one, selected.memoryGB))
                 continue
             }
-            let r = try await runBatch(work + "/shared-\(k).yaml", gpu: selected, maxJobs: k, sharing: [k: Double(k)], knowledge: measured, warm: warm ? profile : nil)
+            let r = try await runBatch(work + "/shared-\(k).yaml", gpu: selected, maxJobs: k, sharing: [k: Double(k)], knowledge: measured, warm: workerProfile)
             if r.interrupted { throw interrupted() }
             sharedStores[k] = work + "/shared-\(k)/.avatar-batch/state.sqlite"
         }
@@ -250,10 +251,11 @@ struct CalibrationDesign {
 
     /// The profile's own prediction of the calibration's length (what it says before it starts).
     func predictedSeconds() -> Double {
-        let p = Predictor(profile: profile)
-        // Warm: one load for the probes alone and one for each k together (its k workers load side by side).
+        // Warm: one load for the probes alone and one for each k together (its k workers load side by side), and
+        // each probe a request.
+        let p = Predictor(profile: warm ? profile.warmRequests : profile)
         let load = warm ? profile.workerLoadSeconds : 0
-        func one(_ s: ClipSettings) -> Double { p.estimate(s).seconds - (warm ? profile.time.startupSeconds : 0) }
+        func one(_ s: ClipSettings) -> Double { p.estimate(s).seconds }
         let alone = load + solo.map { one($0.settings) }.reduce(0, +)
         let sharing = SharingModel(profile.sharing)
         let together = shared.map { k in load + one(sharedSettings) * Double(k) / max(sharing.aggregate(k), 1) }.reduce(0, +)
@@ -340,10 +342,16 @@ enum CalibrationFitter {
         var perClip: Double?
         let groups = Dictionary(grouping: ok.filter { !$0.settings.onlineDecode }) { "\($0.settings.size)|\($0.settings.inferFrames)" }
         var shortPeaks: [String: Double] = [:]
+        // A resident model keeps its structure; what the probes say is how far its constant term is off on this GPU.
+        let resident = design.profile.memory.isResidentModel ? Predictor(profile: design.profile) : nil
+        var residuals: [Double] = []
         for (key, g) in groups.sorted(by: { $0.key < $1.key }) {
             let sorted = g.sorted { $0.settings.numClip < $1.settings.numClip }
             guard let short = sorted.first, let longest = sorted.last else { continue }
-            if let p = short.peak { shortPeaks[key] = p }
+            if let p = short.peak {
+                shortPeaks[key] = p
+                if let resident { residuals.append(p - resident.estimate(short.settings).rawMemoryGB) }
+            }
             if longest.settings.numClip > short.settings.numClip, let a = short.peak, let b = longest.peak,
                short.settings.size == ref.size && short.settings.inferFrames == ref.inferFrames {
                 perClip = max((b - a) / Double(longest.settings.numClip - short.settings.numClip), 0)
@@ -371,16 +379,7 @@ enum CalibrationFitter {
            let base = memory.first(where: { $0.size == "\(ref.size)" && $0.inferFrames == ref.inferFrames })?.value {
             online = max(on - base, 0)
         }
-        // A resident model keeps its structure; what the probes say is how far its constant term is off on this GPU.
-        var offset: Double?
-        if design.profile.memory.isResidentModel {
-            let prior = Predictor(profile: design.profile)
-            let residuals = groups.values.compactMap { g -> Double? in
-                guard let short = g.min(by: { $0.settings.numClip < $1.settings.numClip }), let peak = short.peak else { return nil }
-                return peak - prior.estimate(short.settings).rawMemoryGB
-            }
-            if !residuals.isEmpty { offset = Learning.median(residuals) }
-        }
+        let offset = residuals.isEmpty ? nil : Learning.median(residuals)
         return CalibrationFit(memoryPoints: memory, timePoints: time, startupSeconds: startup, perClipOfflineGB: perClip, onlineDecodeGB: online,
                               sharing: [:], gpuMemoryGB: gpu.memoryGB, probes: solo.count, oomProbes: solo.values.filter(\.oom).count, seconds: 0,
                               notes: notes, loadSeconds: load, residentOffsetGB: offset)

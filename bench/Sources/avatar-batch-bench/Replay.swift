@@ -198,11 +198,7 @@ enum Replay {
         let runs = ["calcheck", "calcheck2"].compactMap { try? jobs(status: la + "/\($0)-status.json", manifest: nil) }
         if let laProfile, runs.count == 2, let fit = (try? History(path: la + "/calibration-history.sqlite", readOnly: true))
             .flatMap({ try? $0.calibrations().first { $0.state == "complete" }?.fit }) {
-            func warm(_ p: RendererProfile) -> Predictor {
-                var w = p
-                w.time.startupSeconds = max(p.time.startupSeconds - p.workerLoadSeconds, 0)
-                return Predictor(profile: w)
-            }
+            func warm(_ p: RendererProfile) -> Predictor { Predictor(profile: p.warmRequests) }
             let both = runs[0] + runs[1]
             print("\nreplay NVIDIA H200, Live Avatar: the 4-clip check run twice on warm workers (bench/results/h200-2026-11-30-la-calibration), 8 requests")
             print(header)
