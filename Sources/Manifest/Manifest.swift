@@ -152,7 +152,9 @@ public struct Manifest: Sendable, Codable {
     }
 
     /// The default store: `<output_dir>/.avatar-batch/state.sqlite`.
-    public var defaultStatePath: String { outputDir + "/.avatar-batch/state.sqlite" }
+    public var defaultStatePath: String { outputDir + "/" + Manifest.stateFile }
+    /// The store's place under output_dir.
+    public static let stateFile = ".avatar-batch/state.sqlite"
 }
 
 import Foundation

@@ -72,6 +72,32 @@ public struct ManifestLoader {
         return loader.run(path: path)
     }
 
+    /// Where the batch of the manifest at `path` keeps its store, from the manifest's `name` and `output_dir` alone
+    /// (what `status` and `retry` need, without validating every clip). nil when the file does not parse or either key
+    /// is not text: then a full load is what says what is wrong.
+    public static func statePath(path: String, limits: YAMLLimits = YAMLLimits()) -> String? {
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        guard let data = FileBytes.read(absolute), case let .success(root?) = YAMLReader.parse(data, file: path, limits: limits),
+              let entries = root.entries else { return nil }
+        func text(_ key: String) -> String?? {
+            guard let node = entries.first(where: { $0.key == key })?.value else { return .some(nil) }
+            guard let s = node.scalar, !node.isNull else { return nil }
+            return .some(s)
+        }
+        guard case let .some(name) = text("name"), case let .some(output) = text("output_dir") else { return nil }
+        let dir = outputDirectory(manifestDir: (absolute as NSString).deletingLastPathComponent, name: name ?? baseName(path), outputDir: output)
+        return dir + "/" + Manifest.stateFile
+    }
+
+    /// A manifest's default name: its file name without the extension.
+    static func baseName(_ path: String) -> String { ((path as NSString).lastPathComponent as NSString).deletingPathExtension }
+
+    /// `output_dir` resolved against the manifest's folder; without one, `out/NAME` beside the manifest.
+    static func outputDirectory(manifestDir: String, name: String, outputDir: String?) -> String {
+        guard let o = outputDir else { return manifestDir + "/out/" + name }
+        return URL(fileURLWithPath: o, relativeTo: URL(fileURLWithPath: manifestDir + "/")).standardizedFileURL.path
+    }
+
     mutating func run(path: String) -> LoadResult {
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
         manifestFile = path
@@ -107,14 +133,10 @@ public struct ManifestLoader {
         } else {
             reader.error(top, "the manifest has no version", fix: "add version: 1 at the top")
         }
-        let baseName = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
-        var name = baseName
+        var name = Self.baseName(path)
         if let v = value("name"), let n = reader.string(v, "name") { name = n }
         let manifestDir = (absolute as NSString).deletingLastPathComponent
-        outputDir = manifestDir + "/out/" + name
-        if let v = value("output_dir"), let o = reader.string(v, "output_dir") {
-            outputDir = URL(fileURLWithPath: o, relativeTo: URL(fileURLWithPath: manifestDir + "/")).standardizedFileURL.path
-        }
+        outputDir = Self.outputDirectory(manifestDir: manifestDir, name: name, outputDir: value("output_dir").flatMap { reader.string($0, "output_dir") })
 
         // The renderer comes first: its sizes and defaults shape every clip.
         if let v = value("renderer") {

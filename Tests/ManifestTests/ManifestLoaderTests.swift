@@ -293,3 +293,29 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         #expect(result.manifest != nil, "\(result.diagnostics)")
     }
 }
+
+/// `status MANIFEST` finds the store from the manifest's name and output_dir alone; it must find the full load's.
+@Suite struct StatePathTests {
+    @Test func theQuickStorePathIsTheFullLoadsForEveryShapeOfManifest() throws {
+        let d = TempDir()
+        d.write("face.png", Media.png)
+        d.write("a.wav", Media.wav(seconds: 1))
+        let clips = "renderer: preview\ndefaults: {image: face.png, prompt: p, audio: a.wav}\nclips:\n  - id: a\n"
+        let cases = [
+            "version: 1\n" + clips,
+            "version: 1\nname: week-3\n" + clips,
+            "version: 1\nname: week-3\noutput_dir: ../renders/x/..\n" + clips,
+            "version: 1\noutput_dir: \"/tmp/abs out\"\n" + clips,
+            "version: 1\nname: n\noutput_dir: 'rel'\n" + clips,
+        ]
+        for (i, text) in cases.enumerated() {
+            let path = d.write("sub/m\(i).yaml", text)
+            let full = try #require(ManifestLoader.load(path: path, options: LoadOptions(checkFiles: false)).manifest, "\(text)")
+            #expect(ManifestLoader.statePath(path: path) == full.defaultStatePath, "\(text)")
+        }
+        // Keys that are not plain text, or a file that does not parse: no quick answer, the full load says why.
+        for text in ["version: 1\noutput_dir: [a]\n" + clips, "version: 1\nname:\n" + clips, "version: 1\nname: [\n", "- a\n"] {
+            #expect(ManifestLoader.statePath(path: d.write("bad.yaml", text)) == nil, "\(text)")
+        }
+    }
+}
