@@ -150,6 +150,10 @@ public final class Store: Sendable {
                 ALTER TABLE attempts ADD COLUMN predicted_from TEXT;
                 """)
         }
+        // A warm worker's request time holds no load: the predictor must know which times are which.
+        m.registerMigration("2026-11-30-observation-warm") { db in
+            try db.execute(sql: "ALTER TABLE observations ADD COLUMN warm INTEGER NOT NULL DEFAULT 0")
+        }
         return m
     }
 
@@ -420,8 +424,8 @@ public final class Store: Sendable {
     /// Adds a measurement for the predictor.
     public func record(_ o: Observation, renderer: String, now: Double = Date().timeIntervalSince1970) throws {
         try pool.write { db in
-            try db.execute(sql: "INSERT INTO observations (renderer, bucket, gpu_model, peak_gb, seconds, frames, oom, job_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [renderer, o.bucket, o.gpuModel, o.peakGB, o.seconds, o.frames, o.oom, o.jobID, now])
+            try db.execute(sql: "INSERT INTO observations (renderer, bucket, gpu_model, peak_gb, seconds, frames, oom, job_id, warm, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [renderer, o.bucket, o.gpuModel, o.peakGB, o.seconds, o.frames, o.oom, o.jobID, o.warm, now])
         }
     }
 
@@ -429,7 +433,8 @@ public final class Store: Sendable {
     public func observations(renderer: String) throws -> [Observation] {
         try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM observations WHERE renderer = ? ORDER BY id", arguments: [renderer]).map {
-                Observation(bucket: $0["bucket"], gpuModel: $0["gpu_model"], peakGB: $0["peak_gb"], seconds: $0["seconds"], frames: $0["frames"], oom: $0["oom"], jobID: $0["job_id"])
+                Observation(bucket: $0["bucket"], gpuModel: $0["gpu_model"], peakGB: $0["peak_gb"], seconds: $0["seconds"], frames: $0["frames"], oom: $0["oom"], jobID: $0["job_id"],
+                            warm: $0.hasColumn("warm") ? $0["warm"] : false)
             }
         }
     }

@@ -89,6 +89,8 @@ public final class BatchSession: @unchecked Sendable {
             self.sharing = SharingModel(manifest.renderer.sharing)
             self.predictor = Predictor(profile: manifest.renderer, observations: observed)
         }
+        // On warm workers a clip's time is a request's: the load is the pool's to predict.
+        predictor.warm = executor.servesWarm
     }
 
     /// Clips that fit no GPU of the executor at their own settings: an error before anything runs.
@@ -503,7 +505,8 @@ public final class BatchSession: @unchecked Sendable {
         // Feed the predictor: a success is a measurement, an OOM a lower bound.
         if classification == .succeeded {
             // Learn the solo-equivalent duration (see `Running.soloSeconds`), not the wall time of a shared GPU.
-            let o = Observation(bucket: bucket, gpuModel: gpuModel, peakGB: peak, seconds: min(r.soloSeconds ?? .infinity, result.seconds), frames: frames)
+            let o = Observation(bucket: bucket, gpuModel: gpuModel, peakGB: peak, seconds: min(r.soloSeconds ?? .infinity, result.seconds), frames: frames,
+                                warm: result.worker != nil)
             predictor.observe(o)
             try? store.record(o, renderer: manifest.renderer.name)
             learn(o, r, result)
@@ -578,14 +581,14 @@ public final class BatchSession: @unchecked Sendable {
     }
 
     /// Adds an attempt's figures to the history: its solo-equivalent time (as this batch learned it), its wall time
-    /// and how many shared its GPU (S(k) is learned from those); a warm request's time is left out (it paid no
-    /// start-up, unlike the cold attempts the history predicts), and so is one whose sharing is unknown.
+    /// and how many shared its GPU (S(k) is learned from those), and whether it was a warm request (its time holds no
+    /// load); the time of one whose sharing is unknown (a Slurm node's) is left out.
     func learn(_ o: Observation, _ r: Running, _ result: AttemptResult) {
         guard let k = knowledge else { return }
         let model = r.placement.gpu.map(Learning.modelKey) ?? k.gpuModel ?? ""
         var h = o
         var wall: Double? = o.oom ? nil : result.seconds
-        if result.worker != nil || r.placement.gpu == nil {
+        if r.placement.gpu == nil {
             h.seconds = nil
             wall = nil
         }

@@ -24,6 +24,8 @@ public protocol AttemptExecutor: AnyObject, Sendable {
     var gpus: [GPU] { get }
     /// The host an attempt is recorded on when it starts ("" when the executor's scheduler picks it later).
     var initialHost: String { get }
+    /// Whether attempts run as requests to warm workers (their times are predicted without the load).
+    var servesWarm: Bool { get }
 
     /// Starts the executor's own tasks (samplers, pollers) once the session holds the store.
     func open(_ events: ExecutorEvents, runID: Int64) async throws
@@ -64,6 +66,7 @@ public protocol AttemptExecutor: AnyObject, Sendable {
 
 extension AttemptExecutor {
     public func recorded(_ ended: EndedAttempt) {}
+    public var servesWarm: Bool { false }
 
     public func need(_ gb: Double) -> String { String(format: "%.1f GB, more than any GPU has", gb) }
     public func refusal(_ count: Int) -> String {

@@ -44,7 +44,7 @@ public final class Knowledge: @unchecked Sendable {
                 if let fit = calibration?.fit { p = p.calibrated(by: fit) }
                 let all = try h.observations(rendererIdentity: profile.identityDigest).map {
                     HistoryEntry(gpuModel: $0.gpuModel, observation: Observation(bucket: $0.bucket, gpuModel: $0.gpuModel, peakGB: $0.peakGB,
-                                                                                 seconds: $0.seconds, frames: $0.frames, oom: $0.oom),
+                                                                                 seconds: $0.seconds, frames: $0.frames, oom: $0.oom, warm: $0.warm),
                                  colocated: $0.colocated, wallSeconds: $0.wallSeconds)
                 }
                 entries = Learning.observations(for: model, from: all)
@@ -108,7 +108,7 @@ public final class Knowledge: @unchecked Sendable {
         do {
             try h.record(HistoryObservation(rendererIdentity: profile.identityDigest, renderer: profile.name, gpuModel: gpuModel, bucket: o.bucket,
                                             peakGB: o.peakGB, seconds: o.seconds, wallSeconds: wallSeconds, frames: o.frames, oom: o.oom,
-                                            colocated: colocated, batch: batch))
+                                            colocated: colocated, warm: o.warm, batch: batch))
             return nil
         } catch {
             return "could not add to the history at \(h.path): \(error)"

@@ -42,6 +42,7 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
     public private(set) var gpus: [GPU]
     public let initialHost = ProcFS.hostname
     let options: LocalExecutorOptions
+    public var servesWarm: Bool { options.warm != nil }
     let dispatcher: Dispatcher
     private var loads: [GPULoad]
     private let ports = PortAllocator()
@@ -202,7 +203,7 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         let coming = pool.coming()
         let load = pool.expectedLoad()
         var request = predictor
-        request.profile = predictor.profile.warmRequests
+        request.warm = true
         let ends = Dictionary(loads.flatMap { l in l.occupants.map { ($0.jobID, $0.endS) } }, uniquingKeysWith: { a, _ in a })
         var workers: [String: [(gpu: Int, left: Double)]] = [:]
         for c in coming {

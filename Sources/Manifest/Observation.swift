@@ -13,9 +13,14 @@ public struct Observation: Sendable, Hashable, Codable {
     /// For an OOM while sharing a GPU: the job it applies to (a co-tenant's OOM says little about other clips).
     /// nil: it applies to the whole bucket.
     public var jobID: String?
+    /// True when `seconds` is a warm worker's request: the model was loaded already, so the time holds only the part
+    /// of the start-up a request pays (the profile's start-up less its load) besides the render.
+    public var warm: Bool
 
-    public init(bucket: String, gpuModel: String = "", peakGB: Double?, seconds: Double?, frames: Int, oom: Bool = false, jobID: String? = nil) {
+    public init(bucket: String, gpuModel: String = "", peakGB: Double?, seconds: Double?, frames: Int, oom: Bool = false, jobID: String? = nil,
+                warm: Bool = false) {
         self.jobID = jobID
+        self.warm = warm
         self.bucket = bucket
         self.gpuModel = gpuModel
         self.peakGB = peakGB

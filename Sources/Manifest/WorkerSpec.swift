@@ -57,12 +57,4 @@ extension RendererProfile {
 
     /// Seconds a worker takes to start and load.
     public var workerLoadSeconds: Double { worker?.loadSeconds ?? time.startupSeconds }
-
-    /// This profile as a warm worker's requests are predicted: the start-up less the load, which is what each clip
-    /// still pays in a worker (Live Avatar: moving its text encoder to the GPU and back for its prompt).
-    public var warmRequests: RendererProfile {
-        var p = self
-        p.time.startupSeconds = max(time.startupSeconds - workerLoadSeconds, 0)
-        return p
-    }
 }

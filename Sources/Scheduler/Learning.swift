@@ -42,6 +42,7 @@ public enum Learning {
         var out: [(Observation, Predictor.Origin)] = []
         for e in entries where e.gpuModel == model { out.append((e.observation, .history)) }
         let mine = soloFigures(entries.filter { $0.gpuModel == model })
+        let ranHere = Set(entries.filter { $0.gpuModel == model }.map(\.observation.bucket))
         for other in Set(entries.map(\.gpuModel)).subtracting([model]).sorted() {
             let theirs = soloFigures(entries.filter { $0.gpuModel == other })
             let common = Set(mine.keys).intersection(theirs.keys)
@@ -55,7 +56,7 @@ public enum Learning {
             let rm = memRatios.count >= minimumCommon ? median(memRatios) : nil
             let how = "from \(other) (" + [rt.map { String(format: "time x%.2f", $0) }, rm.map { String(format: "memory x%.2f", $0) }]
                 .compactMap { $0 }.joined(separator: ", ") + ", learned from \(max(timeRatios.count, memRatios.count)) shared bucket(s))"
-            for e in entries where e.gpuModel == other && !e.observation.oom && mine[e.observation.bucket] == nil {
+            for e in entries where e.gpuModel == other && !e.observation.oom && !ranHere.contains(e.observation.bucket) {
                 var o = e.observation
                 o.gpuModel = model
                 o.seconds = rt.flatMap { r in o.seconds.map { $0 * r } }
@@ -74,7 +75,7 @@ public enum Learning {
         let solo = soloFigures(here)
         var ratios: [Int: [Double]] = [:]
         for e in here where e.colocated > 1 && !e.observation.oom {
-            guard let s = e.wallSeconds, e.observation.frames > 0, s > 0, let alone = solo[e.observation.bucket]?.alone else { continue }
+            guard let s = e.wallSeconds, e.observation.frames > 0, s > 0, let alone = solo[key(e)]?.alone else { continue }
             ratios[e.colocated, default: []].append(alone / (s / Double(e.observation.frames)))
         }
         var out: [Int: Double] = [:]
@@ -82,21 +83,25 @@ public enum Learning {
         return out
     }
 
-    /// Per bucket: mean solo-equivalent seconds per frame over every observation (`rate`), the same over jobs that ran
-    /// alone only (`alone`, the reference S(k) is measured against), and the highest peak.
+    /// Per bucket and kind (`key`): mean solo-equivalent seconds per frame over every observation (`rate`), the same over
+    /// jobs that ran alone only (`alone`, the reference S(k) is measured against), and the highest peak.
     static func soloFigures(_ entries: [HistoryEntry]) -> [String: (rate: Double?, alone: Double?, peak: Double?)] {
         var sums: [String: (sum: Double, n: Int, aSum: Double, aN: Int, peak: Double?)] = [:]
         for e in entries where !e.observation.oom {
-            var v = sums[e.observation.bucket] ?? (0, 0, 0, 0, nil)
+            var v = sums[key(e)] ?? (0, 0, 0, 0, nil)
             if let s = e.observation.seconds, e.observation.frames > 0 {
                 v.sum += s / Double(e.observation.frames); v.n += 1
                 if e.colocated == 1 { v.aSum += s / Double(e.observation.frames); v.aN += 1 }
             }
             if let p = e.observation.peakGB { v.peak = max(v.peak ?? p, p) }
-            sums[e.observation.bucket] = v
+            sums[key(e)] = v
         }
         return sums.mapValues { ($0.n > 0 ? $0.sum / Double($0.n) : nil, $0.aN > 0 ? $0.aSum / Double($0.aN) : nil, $0.peak) }
     }
+
+    /// What figures are compared by: the bucket, and whether the time is a warm request's (like with like: a request
+    /// holds no load).
+    static func key(_ e: HistoryEntry) -> String { e.observation.warm ? e.observation.bucket + "|warm" : e.observation.bucket }
 
     public static func median(_ xs: [Double]) -> Double {
         let s = xs.sorted()

@@ -34,12 +34,31 @@ public struct Predictor: Sendable {
     struct Observed {
         var peakGB: Double?      // the largest measured peak of runs that did not run out of memory
         var oomGB: Double?       // the largest memory figure of an OOM (a lower bound)
-        var rateSum = 0.0        // seconds per frame, summed over runs with a duration and frames
-        var rates = 0
+        var cold = Times()       // processes of their own, which paid the whole start-up
+        var warm = Times()       // warm workers' requests, which paid the start-up less the load
         var batch = 0            // observations of this batch
         var history = 0          // of earlier batches on this GPU model
         var borrowed: [String: Int] = [:]  // of earlier batches on other GPU models, by how they were scaled
     }
+
+    /// Running sums of one kind's times, for seconds = fixed + rate x frames with the kind's fixed part known: the
+    /// render rate of one observation is (seconds - fixed) / frames, so the sums are of seconds / frames and 1 / frames.
+    struct Times {
+        var perFrame = 0.0
+        var inverse = 0.0
+        var count = 0
+        var shortest = Double.infinity
+        mutating func add(_ seconds: Double, frames: Int) {
+            perFrame += seconds / Double(frames)
+            inverse += 1 / Double(frames)
+            count += 1
+            shortest = min(shortest, seconds)
+        }
+    }
+
+    /// Predict times as a warm worker's requests (docs/workers.md): the profile's start-up less its worker's load, then
+    /// the render. Observations of either kind serve both: each is taken less its own kind's fixed part.
+    public var warm = false
 
     /// Where an observation comes from.
     public enum Origin: Sendable, Hashable {
@@ -89,7 +108,9 @@ public struct Predictor: Sendable {
                 if let p = o.peakGB { b.oomGB = max(b.oomGB ?? p, p) }
             } else {
                 if let p = o.peakGB { b.peakGB = max(b.peakGB ?? p, p) }
-                if o.frames > 0, let sec = o.seconds { b.rateSum += sec / Double(o.frames); b.rates += 1 }
+                if o.frames > 0, let sec = o.seconds {
+                    if o.warm { b.warm.add(sec, frames: o.frames) } else { b.cold.add(sec, frames: o.frames) }
+                }
             }
             switch origin {
             case .batch: b.batch += 1
@@ -144,7 +165,9 @@ public struct Predictor: Sendable {
         var perFrame = msPerFrame / 1000
         if t.referenceSampleSteps > 0 { perFrame *= Double(s.sampleSteps) / Double(t.referenceSampleSteps) }
         if s.offloadModel { perFrame *= t.offloadFactor }
-        var seconds = t.startupSeconds + perFrame * Double(s.totalFrames)
+        // The fixed part of a cold attempt (the whole start-up) and of a warm request (the start-up less the load).
+        let fixed = (cold: t.startupSeconds, warm: max(t.startupSeconds - profile.workerLoadSeconds, 0))
+        var seconds = (warm ? fixed.warm : fixed.cold) + perFrame * Double(s.totalFrames)
         let prior = priorIsCalibration ? "calibration" : "profile"
         var source = prior
 
@@ -154,8 +177,8 @@ public struct Predictor: Sendable {
             if let peak = obs.peakGB { raw = peak; source = learned }
             // An OOM is a lower bound: never predict less than what already failed.
             if let floor = obs.oomGB, floor > raw { raw = floor; source = "oom" }
-            if obs.rates > 0 {
-                seconds = obs.rateSum / Double(obs.rates) * Double(s.totalFrames)
+            if let learnedSeconds = Predictor.seconds(obs, fixed: fixed, warm: warm, frames: s.totalFrames) {
+                seconds = learnedSeconds
                 if source == prior { source = learned }
             }
         }
@@ -166,6 +189,21 @@ public struct Predictor: Sendable {
         let extrapolated = (source == "profile" || source == "calibration") && (memExtra || timeExtra)
         return Estimate(memoryGB: raw * (1 + headroom), rawMemoryGB: raw, seconds: max(seconds, 0.001), extrapolated: extrapolated, source: source,
                         hostRAMGB: hostRAM)
+    }
+
+    /// Seconds for `frames` from a bucket's observed times: the mode's fixed part plus the mean render rate, each
+    /// observation taken less its own kind's fixed part. A time shorter than its kind's fixed part shows the profile's
+    /// start-up is too long on this machine: the fixed parts come down by the difference (the observations then
+    /// predict themselves, as a plain mean rate would). nil without observed times.
+    static func seconds(_ obs: Observed, fixed: (cold: Double, warm: Double), warm: Bool, frames: Int) -> Double? {
+        let n = obs.cold.count + obs.warm.count
+        guard n > 0 else { return nil }
+        var over = 0.0
+        if obs.cold.count > 0 { over = max(over, fixed.cold - obs.cold.shortest) }
+        if obs.warm.count > 0 { over = max(over, fixed.warm - obs.warm.shortest) }
+        let cold = max(fixed.cold - over, 0), hot = max(fixed.warm - over, 0)
+        let rendered = obs.cold.perFrame - cold * obs.cold.inverse + obs.warm.perFrame - hot * obs.warm.inverse
+        return (warm ? hot : cold) + max(rendered / Double(n), 0) * Double(frames)
     }
 
     /// Where an estimate for these settings comes from, in words: "profile defaults", "calibration (...)", "history:

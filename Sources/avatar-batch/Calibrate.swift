@@ -253,7 +253,8 @@ struct CalibrationDesign {
     func predictedSeconds() -> Double {
         // Warm: one load for the probes alone and one for each k together (its k workers load side by side), and
         // each probe a request.
-        let p = Predictor(profile: warm ? profile.warmRequests : profile)
+        var p = Predictor(profile: profile)
+        p.warm = warm
         let load = warm ? profile.workerLoadSeconds : 0
         func one(_ s: ClipSettings) -> Double { p.estimate(s).seconds }
         let alone = load + solo.map { one($0.settings) }.reduce(0, +)

@@ -49,7 +49,7 @@ struct Plan: AsyncParsableCommand {
         for w in knowledge.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
         var predictor = knowledge.predictor()
         // Warm requests pay only the part of the start-up that is not the load; the loads are added per worker below.
-        if warm != nil { predictor.profile = predictor.profile.warmRequests }
+        if warm != nil { predictor.warm = true }
         let planner = Planner(predictor: predictor, strategy: strategy, maxJobsPerGPU: maxJobsPerGPU)
         var plan = planner.plan(manifest.clips.map { PlanJob(id: $0.id, settings: $0.settings, priority: $0.priority, gpuModel: $0.gpuModel, location: $0.location) }, gpus: gpus, explain: explain)
         var warmPlan: WarmPlan?

@@ -17,7 +17,7 @@ final class CalibrationBench: @unchecked Sendable {
     var manifest: String { dir.path + "/m.yaml" }
     var historyPath: String { home + "/history.sqlite" }
 
-    init(env: String = "", clips: [String] = ["688*368", "384*256", "704*384"], worker: String = "") {
+    init(env: String = "", clips: [String] = ["688*368", "384*256", "704*384"], startup: Double = 1, worker: String = "") {
         dir.write("fake-model.yaml", """
             name: fake-model
             command: [python3, "\(PackagePaths.fakeRenderer)", --output, "{output}", --clip, "{clip_id}", --audio, "{audio}", --model,
@@ -32,7 +32,7 @@ final class CalibrationBench: @unchecked Sendable {
               headroom: 0.1
             time:
               points: [{size: "384*256", infer_frames: 48, ms_per_frame: 10}]
-              startup_s: 1
+              startup_s: \(startup)
             sharing: {2: 1.5}
             \(worker)
             """)
@@ -130,6 +130,36 @@ final class CalibrationBench: @unchecked Sendable {
         // --cold calibrates each probe as its own process (the fake renderer's command): no worker, no load.
         let cold = try b.calibrate(["--cold", "--discard"])
         #expect(cold.status == 0 && !cold.stderr.contains("warm worker"), "\(cold.stderr)")
+    }
+
+    @Test func warmRequestTimesAreKeptAndPredictTheNextBatchWarmAndCold() throws {
+        // Start-up 3 s, of which the worker's load is 2.5 s: a request's fixed part is 0.5 s.
+        let b = CalibrationBench(startup: 3, worker: """
+            worker:
+              command: [python3, "\(PackagePaths.root)/renderers/testkit/fake_worker.py", --model, --load-seconds, "0.2", --resident-gb, "2"]
+              load_s: 2.5
+              resident_gb: 2
+            """)
+        let run = try b.run(["run", b.manifest, "--grace", "1", "--max-jobs-per-gpu", "1"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let identity = try #require(ProfileLoader.load(path: b.profile).0).identityDigest
+        let kept = try History(path: b.historyPath, readOnly: true).observations(rendererIdentity: identity)
+        #expect(kept.count == 3 && kept.allSatisfy { $0.warm && ($0.seconds ?? 0) > 0 }, "\(kept)")
+        let store = try Store(path: b.dir.path + "/out/.avatar-batch/state.sqlite", readOnly: true)
+        #expect(try store.observations(renderer: "fake-model").allSatisfy(\.warm))
+        // The next batch plans each clip from its request: warm, the request's time; cold, that plus the load.
+        func planned(_ extra: [String]) throws -> [String: Double] {
+            let doc = try JSONSerialization.jsonObject(with: Data(try b.run(["plan", b.manifest, "--json", "--max-jobs-per-gpu", "1"] + extra).stdout.utf8)) as! [String: Any]
+            return Dictionary(uniqueKeysWithValues: (doc["placements"] as! [[String: Any]]).map { ($0["job"] as! String, $0["predicted_solo_s"] as! Double) })
+        }
+        let warm = try planned([]), cold = try planned(["--workers", "off"])
+        for a in try store.attempts() {
+            let seconds = try #require(a.seconds)
+            #expect(abs(try #require(warm[a.jobID]) - seconds) < 1e-6, "\(a.jobID): \(warm) vs \(seconds)")
+            #expect(abs(try #require(cold[a.jobID]) - seconds - 2.5) < 1e-6, "\(a.jobID): \(cold) vs \(seconds)")
+        }
+        let explain = try b.run(["plan", b.manifest, "--explain"])
+        #expect(explain.stdout.contains("from: history: 1 observation(s) on this GPU model"), "\(explain.stdout)")
     }
 
     @Test func anInterruptedCalibrationResumesAndIsNeverHalfUsed() throws {

@@ -86,3 +86,17 @@ import Testing
         #expect(t.memory.perJobGB == testProfile().memory.perJobGB && t.worker == nil)
     }
 }
+
+@Suite struct WarmLearningTests {
+    @Test func warmAndColdTimesAreComparedLikeWithLike() {
+        func e(_ seconds: Double, warm: Bool, k: Int = 1, wall: Double? = nil) -> HistoryEntry {
+            HistoryEntry(gpuModel: "H200 140GB", observation: Observation(bucket: "a", gpuModel: "H200 140GB", peakGB: 20, seconds: seconds, frames: 100, warm: warm),
+                         colocated: k, wallSeconds: wall)
+        }
+        // Cold alone 110 s (a 100 s start-up in it), warm requests alone 10 s; two requests at once took 16 s each:
+        // S(2) is 2 x 10 / 16 = 1.25 against the warm requests, not 2 x 110 / 16 against the cold ones.
+        let entries = [e(110, warm: false), e(10, warm: true)] + (0..<3).map { _ in e(10, warm: true, k: 2, wall: 16) }
+        #expect(Learning.sharing(for: "H200 140GB", from: entries) == [2: 1.25])
+        #expect(Learning.observations(for: "H200 140GB", from: entries).filter { $0.0.warm }.count == 4)
+    }
+}

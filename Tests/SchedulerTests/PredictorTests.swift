@@ -96,3 +96,44 @@ import Testing
         #expect(h200.runs.allSatisfy { $0.startS == 0 }, "\(h200.runs)")
     }
 }
+
+/// Times are a fixed part plus a render rate: a cold attempt's fixed part is the whole start-up, a warm request's the
+/// start-up less the worker's load. Either kind of observation predicts both.
+@Suite struct WarmAndColdTimeTests {
+    /// Start-up 100 s of which 90 s is the load; 10 ms a frame.
+    func profile() -> RendererProfile {
+        var p = testProfile()
+        p.time.startupSeconds = 100
+        p.worker = WorkerSpec(command: ["true"], loadSeconds: 90)
+        return p
+    }
+
+    @Test func aWarmRequestsTimeTeachesTheRenderRateForBothKinds() {
+        let s = settings(clips: 10)  // 480 frames
+        var p = Predictor(profile: profile())
+        #expect(abs(p.estimate(s).seconds - (100 + 4.8)) < 1e-9)
+        p.warm = true
+        #expect(abs(p.estimate(s).seconds - (10 + 4.8)) < 1e-9)
+        // A request of 240 frames took 34 s: 10 s fixed + 24 s of render, 0.1 s a frame.
+        p.observe(Observation(bucket: p.bucket(s), peakGB: 9, seconds: 34, frames: 240, warm: true), origin: .history)
+        #expect(abs(p.estimate(s).seconds - (10 + 48)) < 1e-9 && p.estimate(s).source == "history")
+        // The same rate, cold: the whole start-up.
+        var cold = p
+        cold.warm = false
+        #expect(abs(cold.estimate(s).seconds - (100 + 48)) < 1e-9)
+        // A cold attempt of 480 frames in 148 s says the same rate: nothing moves.
+        p.observe(Observation(bucket: p.bucket(s), peakGB: 9, seconds: 148, frames: 480), origin: .batch)
+        #expect(abs(p.estimate(s).seconds - (10 + 48)) < 1e-9 && p.estimate(s).source == "batch")
+    }
+
+    @Test func aTimeShorterThanItsFixedPartBringsTheFixedPartsDown() {
+        let s = settings(clips: 10)
+        var p = Predictor(profile: profile())
+        // 60 s cold for 480 frames: the start-up is at most 60 s here; the observation predicts itself.
+        p.observe(Observation(bucket: p.bucket(s), peakGB: 9, seconds: 60, frames: 480), origin: .batch)
+        #expect(abs(p.estimate(s).seconds - 60) < 1e-9)
+        // Warm, the fixed part came down by the same 40 s, to nothing: never below zero.
+        p.warm = true
+        #expect(p.estimate(s).seconds >= 0.001 && p.estimate(s).seconds < 60)
+    }
+}

@@ -14,6 +14,8 @@ enum Replay {
         var seconds: Double?
         /// Time-weighted mean number of attempts on its GPU while it ran (1: alone); nil when the run did not record times.
         var sharedBy: Double?
+        /// Served by a warm worker: its time is a request's (no load).
+        var warm = false
     }
 
     struct Errors {
@@ -68,7 +70,7 @@ enum Replay {
                 if change.contains("online_decode: true") { s.onlineDecode = true }
                 if change.contains("offload_model: true") { s.offloadModel = true }
             } else { continue }
-            var job = Job(id: id, settings: s, peakGB: a["peak_gb"] as? Double, seconds: a["seconds"] as? Double)
+            var job = Job(id: id, settings: s, peakGB: a["peak_gb"] as? Double, seconds: a["seconds"] as? Double, warm: a["worker"] is String)
             if let g = a["gpu"] as? Int, let (st, en) = rendering(a), en > st {
                 // Integrate the number of intervals covering each moment of this one.
                 var points = [st, en]
@@ -94,7 +96,7 @@ enum Replay {
         return jobs.map { j in
             var seconds: Double?
             if let k = j.sharedBy, let t = j.seconds { seconds = t * rate(sharing, k) }
-            return Observation(bucket: predictor.bucket(j.settings), peakGB: j.peakGB, seconds: seconds, frames: j.settings.totalFrames)
+            return Observation(bucket: predictor.bucket(j.settings), peakGB: j.peakGB, seconds: seconds, frames: j.settings.totalFrames, warm: j.warm)
         }
     }
 
@@ -198,23 +200,35 @@ enum Replay {
         let runs = ["calcheck", "calcheck2"].compactMap { try? jobs(status: la + "/\($0)-status.json", manifest: nil) }
         if let laProfile, runs.count == 2, let fit = (try? History(path: la + "/calibration-history.sqlite", readOnly: true))
             .flatMap({ try? $0.calibrations().first { $0.state == "complete" }?.fit }) {
-            func warm(_ p: RendererProfile) -> Predictor { Predictor(profile: p.warmRequests) }
+            func warm(_ p: RendererProfile) -> Predictor {
+                var w = Predictor(profile: p)
+                w.warm = true
+                return w
+            }
             let both = runs[0] + runs[1]
             print("\nreplay NVIDIA H200, Live Avatar: the 4-clip check run twice on warm workers (bench/results/h200-2026-11-30-la-calibration), 8 requests")
             print(header)
             print(row("profile alone", errors(warm(laProfile), on: both, serial: false), jobs: both.count))
             let calibrated = warm(laProfile.calibrated(by: fit))
             print(row("calibration (calibrate --quick, one warm worker)", errors(calibrated, on: both, serial: false), jobs: both.count))
-            // The history keeps a warm request's peak, not its time (it paid no start-up, unlike the cold attempts the
-            // history predicts); the last row shows what keeping request times would give, which the product does not do.
-            var learned = calibrated, withTimes = calibrated
+            // The history keeps a warm request's time marked warm (it holds no load); until 2026-11-30 it kept only the
+            // peak, which the first of these rows shows.
+            var peaksOnly = calibrated, learned = calibrated
             for var o in observations(runs[0], predictor: calibrated) {
-                withTimes.observe(o, origin: .history)
-                o.seconds = nil
                 learned.observe(o, origin: .history)
+                o.seconds = nil
+                peaksOnly.observe(o, origin: .history)
             }
-            print(row("calibration + history of the first run (held out: the second; peaks only, as kept)", errors(learned, on: runs[1], serial: false), jobs: runs[1].count))
-            print(row("the same if warm request times were kept (not done)", errors(withTimes, on: runs[1], serial: false), jobs: runs[1].count))
+            print(row("calibration + history of the first run, peaks only (held out: the second; as kept before)", errors(peaksOnly, on: runs[1], serial: false), jobs: runs[1].count))
+            print(row("calibration + history of the first run, request times kept warm (held out: the second; as kept now)", errors(learned, on: runs[1], serial: false), jobs: runs[1].count))
+            // The other way round: warm request times predicting cold attempts (a batch run with --workers off).
+            var cold = Predictor(profile: laProfile.calibrated(by: fit))
+            for o in observations(runs[0], predictor: calibrated) { cold.observe(o, origin: .history) }
+            for j in runs[1] {
+                let e = cold.estimate(j.settings)
+                print(String(format: "  cold prediction of %@ from the first run's warm history: %.1f s (its request %.1f s + load %.1f s)", j.id, e.seconds,
+                             j.seconds ?? 0, laProfile.calibrated(by: fit).workerLoadSeconds))
+            }
         }
     }
 }
