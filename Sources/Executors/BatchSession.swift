@@ -226,6 +226,8 @@ public final class BatchSession: @unchecked Sendable {
             guard let event = await iterator.next() else { break }
             switch event {
             case .tick:
+                // Sharing is accounted to the second: a request whose worker became ready starts its share from about then.
+                for gpu in Set(running.values.compactMap { $0.placement.gpu?.index }) { accrue(gpu: gpu, in: &running) }
                 continue
             case .signal:
                 guard !stopping else { continue }
@@ -235,6 +237,11 @@ public final class BatchSession: @unchecked Sendable {
             case let .executor(.say(line)):
                 progress.event(line)
             case .executor(.changed):
+                // A worker became ready (its request renders from now) or went away: sharing changed.
+                for gpu in Set(running.values.compactMap { $0.placement.gpu?.index }) {
+                    accrue(gpu: gpu, in: &running)
+                    notePeers(gpu: gpu, in: &running)
+                }
                 continue
             case let .executor(.failed(why)):
                 throw ExecutorError.launch(why)
@@ -437,19 +444,24 @@ public final class BatchSession: @unchecked Sendable {
         return Running(entry: e, attempt: attempt, placement: placement, estimate: est, started: Date(), soloSeconds: placement.gpu == nil ? nil : 0)
     }
 
-    /// Every attempt on `gpu` has shared it with at least as many as run there now.
+    /// Every attempt rendering on `gpu` has shared it with at least as many as render there now (an attempt whose warm
+    /// worker still loads does not count: it takes no share of the GPU's compute).
     func notePeers(gpu: Int, in running: inout [String: Running]) {
-        let here = running.filter { $0.value.placement.gpu?.index == gpu }.map(\.key)
+        let here = running.filter { $0.value.placement.gpu?.index == gpu && executor.isRendering($0.key) }.map(\.key)
         for id in here { running[id]!.peers = max(running[id]!.peers, here.count) }
     }
 
-    /// Brings the solo-speed progress of every job on `gpu` up to now, at the rate of how many share it.
+    /// Brings the solo-speed progress of every job rendering on `gpu` up to now, at the rate of how many render there;
+    /// one whose worker still loads makes no progress.
     func accrue(gpu: Int, in running: inout [String: Running]) {
         let now = Date()
         let here = running.filter { $0.value.placement.gpu?.index == gpu }.map(\.key)
-        let rate = sharing.perJobRate(max(here.count, 1))
+        let rendering = here.filter { executor.isRendering($0) }
+        let rate = sharing.perJobRate(max(rendering.count, 1))
         for id in here {
-            running[id]!.soloSeconds = (running[id]!.soloSeconds ?? 0) + now.timeIntervalSince(running[id]!.accountedUntil) * rate
+            if rendering.contains(id) {
+                running[id]!.soloSeconds = (running[id]!.soloSeconds ?? 0) + now.timeIntervalSince(running[id]!.accountedUntil) * rate
+            }
             running[id]!.accountedUntil = now
         }
     }

@@ -26,6 +26,9 @@ public protocol AttemptExecutor: AnyObject, Sendable {
     var initialHost: String { get }
     /// Whether attempts run as requests to warm workers (their times are predicted without the load).
     var servesWarm: Bool { get }
+    /// Whether a running attempt is rendering: not while its warm worker still loads (then it does not share its GPU's
+    /// compute, and its own progress has not begun). Asked when the session accounts for sharing.
+    func isRendering(_ jobID: String) -> Bool
 
     /// Starts the executor's own tasks (samplers, pollers) once the session holds the store.
     func open(_ events: ExecutorEvents, runID: Int64) async throws
@@ -67,6 +70,7 @@ public protocol AttemptExecutor: AnyObject, Sendable {
 extension AttemptExecutor {
     public func recorded(_ ended: EndedAttempt) {}
     public var servesWarm: Bool { false }
+    public func isRendering(_ jobID: String) -> Bool { true }
 
     public func need(_ gb: Double) -> String { String(format: "%.1f GB, more than any GPU has", gb) }
     public func refusal(_ count: Int) -> String {

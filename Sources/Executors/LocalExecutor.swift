@@ -43,6 +43,7 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
     public let initialHost = ProcFS.hostname
     let options: LocalExecutorOptions
     public var servesWarm: Bool { options.warm != nil }
+    public func isRendering(_ jobID: String) -> Bool { pool?.waitsForLoad(jobID) != true }
     let dispatcher: Dispatcher
     private var loads: [GPULoad]
     private let ports = PortAllocator()
@@ -128,20 +129,22 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         var admission = Admission()
         let depth = Dispatcher.waitingDepth(gpus: gpus.count)
         let matched = pool.map { matchIdleWorkers($0, queue: queue, predictor: predictor, now: now, depth: depth) } ?? [:]
+        // What each running job has left before this round's placements stretch it (the worker rule's measure).
+        let ends = Dictionary(loads.flatMap { l in l.occupants.map { ($0.jobID, $0.endS) } }, uniquingKeysWith: { a, _ in a })
         let requests = queue.requests(predictor).lazy.filter { matched[$0.request.jobID] == nil }
         let round = dispatcher.round(queue: requests, loads: &loads, now: now, presorted: true, explain: false,
                                      maxWaiting: depth, smallestGB: queue.smallestGB(predictor), queueCount: queue.count - matched.count)
         for (id, reason) in round.never.sorted(by: { $0.key < $1.key }) { admission.never.append((id, reason, true)) }
         var hostUsed = held.values.reduce(0) { $0 + $1.hostRAMGB }
         let reused = matched.keys.sorted().compactMap { id in loads.first { l in l.occupants.contains { $0.jobID == id } }.map { (id, $0.gpu.index) } }
-        let fresh = pool.map { worthStarting($0, round.starts, matched: matched, queue: queue, predictor: predictor, now: now) } ?? round.starts
+        let fresh = pool.map { worthStarting($0, round.starts, matched: matched, ends: ends, queue: queue, predictor: predictor, now: now) } ?? round.starts
         for (id, gpuIndex) in reused + fresh {
             guard let e = queue.entry(id), let gpu = gpus.first(where: { $0.index == gpuIndex }) else { continue }
             let est = queue.estimate(e, predictor)
             if hostRAM > 0 && est.hostRAMGB > 0 && hostUsed + est.hostRAMGB > hostRAM {
                 // The host, not the GPU, is full: release the GPU reservation and wait, or refuse when even an empty
                 // host could not hold it.
-                release(jobID: id, gpu: gpuIndex, isolate: e.isolate)
+                withdraw(jobID: id, gpu: gpuIndex, isolate: e.isolate, now: now)
                 if est.hostRAMGB > hostRAM {
                     admission.never.append((id, String(format: "needs %.0f GB of host RAM (predicted), this machine has %.0f GB (--host-ram)",
                                                        est.hostRAMGB, hostRAM), false))
@@ -198,13 +201,12 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
     /// worker of its settings always starts, and so does a clip that needs a card to itself (an OOM retry). Queued
     /// clips are predicted as requests: without the part of the start-up that is the load (profile, calibration);
     /// what this batch measured is as it is.
-    private func worthStarting(_ pool: WarmPool, _ starts: [(String, Int)], matched: [String: String], queue: JobQueue, predictor: Predictor,
-                               now: Double) -> [(String, Int)] {
+    private func worthStarting(_ pool: WarmPool, _ starts: [(String, Int)], matched: [String: String], ends: [String: Double], queue: JobQueue,
+                               predictor: Predictor, now: Double) -> [(String, Int)] {
         let coming = pool.coming()
         let load = pool.expectedLoad()
         var request = predictor
         request.warm = true
-        let ends = Dictionary(loads.flatMap { l in l.occupants.map { ($0.jobID, $0.endS) } }, uniquingKeysWith: { a, _ in a })
         var workers: [String: [(gpu: Int, left: Double)]] = [:]
         for c in coming {
             // What it still has to render; the rest of a load counts for nothing (loads side by side overlap).
@@ -241,7 +243,7 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
                 started.insert(id)
                 workers[key, default: []].append((gpuIndex, own))
             } else {
-                release(jobID: id, gpu: gpuIndex, isolate: e.isolate)
+                withdraw(jobID: id, gpu: gpuIndex, isolate: e.isolate, now: now)
             }
         }
         return kept
@@ -286,6 +288,20 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         guard let li = loads.firstIndex(where: { $0.gpu.index == gpu }) else { return }
         loads[li].occupants.removeAll { $0.jobID == jobID }
         if isolate { loads[li].isolated = false }
+    }
+
+    /// Takes back a placement made this round and not started: the jobs it would have shared the GPU with get back the
+    /// ends they had without its company (the dispatcher moved them out when it placed it). Without this, a clip
+    /// placed and withdrawn round after round pushed its neighbours' predicted ends out each time, until a new worker
+    /// looked worth its load (measured on an H200: a second Live Avatar worker for a 21 s clip).
+    private func withdraw(jobID: String, gpu: Int, isolate: Bool, now: Double) {
+        guard let li = loads.firstIndex(where: { $0.gpu.index == gpu }), loads[li].occupants.contains(where: { $0.jobID == jobID }) else { return }
+        release(jobID: jobID, gpu: gpu, isolate: isolate)
+        let k = loads[li].occupants.count
+        guard k > 0 else { return }
+        let sharing = dispatcher.placer.sharing
+        let shrink = sharing.perJobRate(k + 1) / sharing.perJobRate(k)
+        for o in loads[li].occupants.indices { loads[li].occupants[o].endS = now + (loads[li].occupants[o].endS - now) * shrink }
     }
 
     public func start(_ launch: AttemptLaunch) async throws {

@@ -142,6 +142,11 @@ final class WarmPool: @unchecked Sendable {
         }
     }
 
+    /// Whether `jobID`'s request waits for its worker to load (it is not rendering yet).
+    func waitsForLoad(_ jobID: String) -> Bool {
+        lock.withLock { workers.values.contains { $0.request?.jobID == jobID && $0.request?.sentAt == nil } }
+    }
+
     /// Workers busy with a request or loading for one.
     var busyCount: Int { lock.withLock { workers.values.filter { $0.request != nil }.count } }
 
@@ -304,7 +309,9 @@ final class WarmPool: @unchecked Sendable {
             events.record(.ready(id: id, loadSeconds: load ?? Date().timeIntervalSince(w.started), residentGB: resident))
             events.post(.say("worker \(id) ready on GPU \(w.gpu.index) (pid \(pid), loaded in \(loadText)"
                 + (resident.map { String(format: ", %.1f GB resident", $0) } ?? "") + ")"))
-            if hasRequest { send(w) } else { events.post(.changed) }
+            if hasRequest { send(w) }
+            // Admit again: an idle worker takes a clip, a request now renders (it shares its GPU from now on).
+            events.post(.changed)
         case let .message(answer):
             // done or failed: only for the request the worker was sent.
             guard let job = answer.job, let r = w.request, r.sentAt != nil, r.jobID == job else {

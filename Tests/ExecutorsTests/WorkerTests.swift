@@ -302,6 +302,52 @@ extension Batch {
         #expect(long.events("load").count == 2 && long.events("render").count == 4, "\(long.events("load").count) loads")
     }
 
+    @Test func aClipWeighedRoundAfterRoundDoesNotTalkItselfIntoASecondWorker() throws {
+        // Measured on an H200 (Live Avatar, 4 clips): each admission round placed the next clip beside the running one,
+        // found a new worker not worth its load and withdrew it, but the running clip's predicted end stayed pushed out
+        // by that company; round after round its end moved out until a second worker looked worth it. Here: a 6 s load,
+        // four clips predicted at 1.92 s: a second worker would finish its first clip at 7.92 s, the first worker all
+        // four at 7.68 s (6 + 3 x 1.92 after its own): one worker, however many rounds its load lasts.
+        let b = warmBatch((1...4).map { (id: "c\($0)", mode: "ok") }, gpus: "1x24GB")
+        let profile = b.dir.path + "/test.yaml"
+        var text = try String(contentsOfFile: profile, encoding: .utf8)
+        text = text.replacingOccurrences(of: "--load-seconds, \"0.2\"]", with: "--load-seconds, \"6\"]")
+            .replacingOccurrences(of: "  resident_gb: 4\n", with: "  resident_gb: 4\n  load_s: 6\n  ready_timeout: 30\n")
+            .replacingOccurrences(of: "  ready_timeout: 3\n", with: "")
+            .replacingOccurrences(of: "ms_per_frame: 1}", with: "ms_per_frame: 40}")
+        try text.write(toFile: profile, atomically: true, encoding: .utf8)
+        let r = try b.run()
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(b.events("load").count == 1 && b.events("render").count == 4, "\(b.events("load").count) loads: \(r.stderr)")
+    }
+
+    @Test func aWorkerLoadingBesideARenderDoesNotCountAsSharingTheGPU() throws {
+        // c1's request takes 1.5 s, so after it the others are predicted at 1.5 s and a second worker (2 s load) starts
+        // for c3 while the first renders c2. c2 rendered alone: the loading worker takes no share of the GPU's compute,
+        // so its history row says it ran alone and its time is kept as it was.
+        let b = warmBatch((1...5).map { (id: "c\($0)", mode: "ok") }, gpus: "1x24GB")
+        let profile = b.dir.path + "/test.yaml"
+        var text = try String(contentsOfFile: profile, encoding: .utf8)
+        text = text.replacingOccurrences(of: "--load-seconds, \"0.2\"]", with: "--load-seconds, \"2\"]")
+            .replacingOccurrences(of: "  resident_gb: 4\n", with: "  resident_gb: 4\n  load_s: 2\n")
+            .replacingOccurrences(of: "ms_per_frame: 1}", with: "ms_per_frame: 10}")
+        try text.write(toFile: profile, atomically: true, encoding: .utf8)
+        try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"1.5\"]"))
+        let r = try b.run()
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(b.events("load").count == 2, "\(b.events("load").count) loads: \(r.stderr)")
+        let identity = try #require(ProfileLoader.load(path: profile).0).identityDigest
+        let rows = try History(path: CLI.testHome + "/history.sqlite", readOnly: true).observations(rendererIdentity: identity)
+        let attempts = try Store(path: b.store, readOnly: true).attempts()
+        // The second worker's first request (c3) and what the first rendered while it loaded: alone, their times kept.
+        // The history has a row per attempt, in the order they ended.
+        let ended = attempts.sorted { ($0.endedAt ?? 0) < ($1.endedAt ?? 0) }
+        #expect(rows.count == ended.count)
+        let i = try #require(ended.firstIndex { $0.jobID == "c2" })
+        let row = rows[i], c2 = ended[i]
+        #expect(row.colocated == 1 && row.warm && abs((row.seconds ?? 0) - (c2.seconds ?? 0)) < 1e-6, "\(row) \(c2)")
+    }
+
     @Test func statusListsLiveWorkers() throws {
         let b = warmBatch([("s", "ok")])
         try b.editManifest(("--mode, ok]", "--mode, ok, --sleep, \"3\"]"))

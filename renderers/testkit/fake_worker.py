@@ -122,8 +122,8 @@ for raw in stream:
     if mode == "die-once":
         renders = sum(1 for r in ledger_lines() if r["event"] == "render" and r.get("clip") == clip)
         mode = "die" if renders <= 1 else "ok"
+    started = time.time()  # the request's time includes its --sleep, as a real worker's generate time would
     time.sleep(sleep)
-    started = time.time()
     if mode == "oom" and not settings.get("online_decode"):
         msg = ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 12.00 GiB. GPU 0 has a total capacity of 79.18 GiB "
                "of which 3.66 GiB is free. Including non-PyTorch memory, this process has 20.50 GiB memory in use.")
