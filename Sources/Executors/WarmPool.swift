@@ -301,7 +301,9 @@ final class WarmPool: @unchecked Sendable {
                 return
             }
             w.readyTimer?.cancel()
-            w.phase = .idle
+            // A worker that loaded for a request is busy with it from now: between here and `send` an admission round
+            // must not see a worker that is neither coming nor idle (it would start another for the next clip).
+            w.phase = w.request != nil ? .busy : .idle
             measuredLoads.append(load ?? Date().timeIntervalSince(w.started))
             let loadText = String(format: "%.1f s", load ?? Date().timeIntervalSince(w.started))
             let hasRequest = w.request != nil

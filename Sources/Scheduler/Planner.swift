@@ -291,35 +291,63 @@ public struct Planner: Sendable {
 
 /// What warm workers add to a plan: the loads, paid once per worker instead of once per job.
 public struct WarmPlan: Sendable, Codable, Hashable {
-    /// Workers started, over all GPUs: on each GPU, as many as its most jobs at once, per load-settings group.
+    /// Workers started, over all GPUs: on each GPU, the first of each load-settings group and those the executor's rule
+    /// would start.
     public var workers: Int
     /// Seconds one worker takes to start and load.
     public var loadSeconds: Double
 }
 
 extension Plan {
-    /// This plan as warm workers run it. `self` must be planned with requests that pay no start-up (the profile's
-    /// `startup_s` left out: a worker is already loaded); each GPU then pays one load per load-settings group it
-    /// serves before its first job of that group (its workers load side by side), so its runs move out by that
-    /// much. A simple model: it counts a reload when a GPU switches groups only once per group, and it does not
-    /// re-pack jobs around the loads.
-    public func warmed(loadSeconds: Double, key: (String) -> String) -> (Plan, WarmPlan) {
+    /// This plan as warm workers run it. `self` must be planned with requests (a time's fixed part without the load);
+    /// `solo` is a job's request time alone. Per GPU, in the plan's order, each job goes to a worker of its
+    /// load-settings group: one free by the job's planned start, else a new one only when the executor's rule
+    /// (docs/workers.md) finds it worth its load (n x (load + the job) < what the group's n workers have left to render
+    /// + the group's jobs still to come on this GPU, the job included), never more at once than the plan runs there;
+    /// else the job waits for the first of them to free. A job alone on its GPU then takes its solo time, one beside
+    /// others its planned (shared) time. Times are reckoned from the GPU's first worker being ready: every run moves
+    /// out by one load, and a worker started later is ready a load after its first job's planned start (at once for
+    /// jobs planned at the start: their workers load beside the first). A simple model: it does not re-pack jobs
+    /// around the loads.
+    public func warmed(loadSeconds: Double, key: (String) -> String, solo: (String) -> Double) -> (Plan, WarmPlan) {
         var plan = self
         var workers = 0
         for g in gpus {
             let idx = plan.runs.indices.filter { plan.runs[$0].gpu == g.index }.sorted { plan.runs[$0].startS < plan.runs[$1].startS }
             guard !idx.isEmpty else { continue }
-            var groups: [String] = []
-            var most = 0
-            for i in idx {
-                let k = key(plan.runs[i].jobID)
-                if !groups.contains(k) { groups.append(k) }
-                let at = plan.runs[i].startS
-                most = max(most, idx.filter { plan.runs[$0].startS <= at && plan.runs[$0].endS > at }.count)
-                plan.runs[i].startS += loadSeconds * Double(groups.count)
-                plan.runs[i].endS += loadSeconds * Double(groups.count)
+            // The most jobs the plan runs here at once: the most workers that fit beside each other.
+            let most = idx.map { i in idx.filter { plan.runs[$0].startS <= plan.runs[i].startS && plan.runs[$0].endS > plan.runs[i].startS }.count }.max() ?? 1
+            var lanes: [(key: String, freeAt: Double)] = []
+            var ends: [Double] = []
+            for (n, i) in idx.enumerated() {
+                let id = plan.runs[i].jobID, k = key(id), at = plan.runs[i].startS
+                let own = solo(id), planned = plan.runs[i].endS - plan.runs[i].startS
+                let mine = lanes.indices.filter { lanes[$0].key == k }
+                let first = mine.min { lanes[$0].freeAt < lanes[$1].freeAt }
+                var lane: Int, start: Double
+                if let f = first, lanes[f].freeAt <= at + 1e-9 {
+                    (lane, start) = (f, at)
+                } else {
+                    let left = mine.reduce(0) { $0 + max(lanes[$1].freeAt - at, 0) }
+                    let queued = idx[n...].filter { key(plan.runs[$0].jobID) == k }.reduce(0) { $0 + solo(plan.runs[$1].jobID) }
+                    let worth = first == nil || (lanes.count < most && Double(mine.count) * (loadSeconds + own) < left + queued)
+                    if worth {
+                        // The GPU's first worker, and any for a job planned at the start, load with the first.
+                        let withTheFirst = lanes.isEmpty || at <= 1e-9
+                        lanes.append((k, 0))
+                        (lane, start) = (lanes.count - 1, withTheFirst ? at : at + loadSeconds)
+                    } else {
+                        (lane, start) = (first!, lanes[first!].freeAt)
+                    }
+                }
+                let alone = !ends.contains { $0 > start + 1e-9 }
+                let end = start + (alone ? own : planned)
+                lanes[lane].freeAt = end
+                ends.append(end)
+                plan.runs[i].startS = start + loadSeconds
+                plan.runs[i].endS = end + loadSeconds
             }
-            workers += max(most, 1) * groups.count
+            workers += lanes.count
         }
         plan.makespanS = plan.runs.map(\.endS).max() ?? 0
         plan.lowerBoundS += plan.runs.isEmpty ? 0 : loadSeconds

@@ -55,9 +55,8 @@ struct Plan: AsyncParsableCommand {
         var warmPlan: WarmPlan?
         let settings = Dictionary(manifest.clips.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
         if warm != nil {
-            let r = plan.warmed(loadSeconds: knowledge.profile.workerLoadSeconds) { id in
-                settings[id].map(manifest.renderer.workerKey) ?? ""
-            }
+            let r = plan.warmed(loadSeconds: knowledge.profile.workerLoadSeconds, key: { id in settings[id].map(manifest.renderer.workerKey) ?? "" },
+                                solo: { id in settings[id].map { predictor.estimate($0).seconds } ?? 0 })
             plan = r.0
             warmPlan = r.1
         }

@@ -1,5 +1,5 @@
 import Manifest
-import Scheduler
+@testable import Scheduler
 import TestSupport
 import Testing
 
@@ -136,5 +136,40 @@ import Testing
         // S(k) = 1 everywhere: two start, the third waits for a card and runs alone.
         #expect(plan.runs.filter { $0.startS == 0 }.count == 2)
         #expect(plan.runs.count == 3)
+    }
+}
+
+/// `Plan.warmed` predicts the workers the executor's rule starts, not one per job the plan runs at once.
+@Suite struct WarmPlanTests {
+    /// One H200 and four Live Avatar requests as `plan` laid them out on 2026-11-30 (two at once in the middle).
+    func plan(_ solo: [String: Double]) -> Plan {
+        let runs = [("mid", 0.0, 54.3), ("small-1", 54.3, 83.3), ("wide", 54.3, 101.4), ("small-2", 83.3, 109.6)].map {
+            PlannedRun(jobID: $0.0, gpu: 0, startS: $0.1, endS: $0.2, memoryGB: 70)
+        }
+        return Plan(gpus: [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140)], runs: runs, unplaceable: [], makespanS: 109.6, lowerBoundS: 100,
+                    waits: [:], estimates: [:], strategy: "earliest-finish")
+    }
+
+    @Test func shortRequestsShareOneWorkerAndRunOneAfterAnother() {
+        let solo = ["mid": 54.3, "small-1": 21.8, "wide": 35.3, "small-2": 21.8]
+        let (p, w) = plan(solo).warmed(loadSeconds: 99.6, key: { _ in "bf16" }, solo: { solo[$0]! })
+        // A second worker would be ready 99.6 s after the first is free; the four requests take 133.2 s one by one.
+        #expect(w.workers == 1)
+        #expect(abs(p.makespanS - (99.6 + 54.3 + 21.8 + 35.3 + 21.8)) < 1e-6, "\(p.runs)")
+        let wide = p.runs.first { $0.jobID == "wide" }!
+        #expect(abs(wide.startS - (99.6 + 54.3 + 21.8)) < 1e-6 && abs(wide.endS - wide.startS - 35.3) < 1e-6)
+    }
+
+    @Test func longWorkWaitingIsWorthASecondWorker() {
+        // The same layout with requests ten times as long: 10 minutes of work wait behind the first, a second worker's
+        // load is worth it, and the plan's two at once stand.
+        let solo = ["mid": 543.0, "small-1": 218.0, "wide": 353.0, "small-2": 218.0]
+        var base = plan(solo)
+        for i in base.runs.indices { base.runs[i].startS *= 10; base.runs[i].endS *= 10 }
+        let (_, w) = base.warmed(loadSeconds: 99.6, key: { _ in "bf16" }, solo: { solo[$0]! })
+        #expect(w.workers == 2)
+        // Another load-settings group gets a worker of its own, whatever the work.
+        let (_, mixed) = plan(solo).warmed(loadSeconds: 99.6, key: { $0 == "wide" ? "fp8" : "bf16" }, solo: { solo[$0]! / 10 })
+        #expect(mixed.workers == 2)
     }
 }

@@ -221,6 +221,14 @@ enum Replay {
             }
             print(row("calibration + history of the first run, peaks only (held out: the second; as kept before)", errors(peaksOnly, on: runs[1], serial: false), jobs: runs[1].count))
             print(row("calibration + history of the first run, request times kept warm (held out: the second; as kept now)", errors(learned, on: runs[1], serial: false), jobs: runs[1].count))
+            // The same check run again later (hist1, then hist2 planned from hist1's history; one worker each, fresh hosts).
+            let later = root + "/bench/results/h200-2026-11-30-la-history"
+            if let h1 = try? jobs(status: later + "/hist1-status.json", manifest: nil), let h2 = try? jobs(status: later + "/hist2-status.json", manifest: nil) {
+                print(row("calibration, on the later pair (hist1 + hist2, bench/results/h200-2026-11-30-la-history)", errors(calibrated, on: h1 + h2, serial: false), jobs: h1.count + h2.count))
+                var fromH1 = calibrated
+                for o in observations(h1, predictor: calibrated) { fromH1.observe(o, origin: .history) }
+                print(row("calibration + history of hist1 (held out: hist2)", errors(fromH1, on: h2, serial: false), jobs: h2.count))
+            }
             // The other way round: warm request times predicting cold attempts (a batch run with --workers off).
             var cold = Predictor(profile: laProfile.calibrated(by: fit))
             for o in observations(runs[0], predictor: calibrated) { cold.observe(o, origin: .history) }
