@@ -16,10 +16,10 @@ struct StoreLocation: ParsableArguments {
     func path() throws -> String {
         if let state { return state }
         guard let manifest else { throw ValidationError("give a MANIFEST or --state PATH") }
-        // The store's place needs only the manifest's name and output_dir: a poller need not validate every clip. A
-        // manifest that does not say them plainly, or whose store is not there, is loaded in full (its errors, or
-        // "no store").
-        if let path = ManifestLoader.statePath(path: manifest), FileManager.default.fileExists(atPath: path) { return path }
+        // The store's place needs only the manifest's name and output_dir, remembered while the file is unchanged: a
+        // poller need not validate every clip, nor parse them. A manifest that does not say them plainly, or whose
+        // store is not there, is loaded in full (its errors, or "no store").
+        if let path = StatePathCache().statePath(manifest: manifest), FileManager.default.fileExists(atPath: path) { return path }
         var o = LoadOptions(checkFiles: false)
         o.requireEnvironment = false
         let m = try loadOrExit(manifest, o)

@@ -319,3 +319,28 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
         }
     }
 }
+
+@Suite struct StatePathCacheTests {
+    @Test func aRememberedStorePathHoldsOnlyWhileTheManifestIsUnchanged() throws {
+        let d = TempDir()
+        let cache = StatePathCache(folder: d.path + "/cache")
+        let clips = "renderer: preview\nclips:\n  - {id: a, image: f.png, audio: a.wav, prompt: p}\n"
+        let path = d.write("m.yaml", "version: 1\nname: one\n" + clips)
+        let first = try #require(cache.statePath(manifest: path))
+        #expect(first == ManifestLoader.statePath(path: path))
+        // Remembered: one entry, and it answers.
+        let entries = try FileManager.default.contentsOfDirectory(atPath: d.path + "/cache")
+        #expect(entries.count == 1)
+        #expect(cache.statePath(manifest: path) == first)
+        // An entry for this file with another identity is not used: an edited manifest is read again.
+        try "version: 1\nname: two\noutput_dir: elsewhere\n".appending(clips).write(toFile: path, atomically: true, encoding: .utf8)
+        let second = try #require(cache.statePath(manifest: path))
+        #expect(second != first && second == ManifestLoader.statePath(path: path) && second.contains("/elsewhere/"))
+        // A damaged entry is ignored and replaced.
+        try "v1\ngarbage".write(toFile: d.path + "/cache/" + entries[0], atomically: true, encoding: .utf8)
+        #expect(cache.statePath(manifest: path) == second)
+        // A cache folder that cannot be made: the answer still comes, nothing is remembered.
+        d.write("file", "x")
+        #expect(StatePathCache(folder: d.path + "/file/cache").statePath(manifest: path) == second)
+    }
+}
