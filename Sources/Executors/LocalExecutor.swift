@@ -213,12 +213,16 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
             let left = c.jobID.flatMap { ends[$0] }.map { max($0 - now, 0) } ?? 0
             workers[c.key, default: []].append((c.gpu, left))
         }
-        // Idle workers given a clip this round are coming too.
+        // Idle workers given a clip this round are coming too, and so are idle ones not given one: a worker whose clip
+        // just ended is idle before the session has taken that end (its clip still holds its place on the GPU, so it
+        // could not be matched this round); it takes the next clip of its settings then, without a new load.
         let holdings = pool.holdings()
         for (job, worker) in matched {
             guard let h = holdings.first(where: { $0.id == worker }), let e = queue.entry(job) else { continue }
             workers[h.key, default: []].append((h.gpu, request.estimate(e.settings).seconds))
         }
+        let given = Set(matched.values)
+        for h in holdings where h.idle && !given.contains(h.id) && !pool.isCold(h.gpu) { workers[h.key, default: []].append((h.gpu, 0)) }
         var kept: [(String, Int)] = []
         var started = Set(matched.keys)
         for (id, gpuIndex) in starts {
