@@ -304,12 +304,12 @@ final class WarmPool: @unchecked Sendable {
             // A worker that loaded for a request is busy with it from now: between here and `send` an admission round
             // must not see a worker that is neither coming nor idle (it would start another for the next clip).
             w.phase = w.request != nil ? .busy : .idle
-            measuredLoads.append(load ?? Date().timeIntervalSince(w.started))
-            let loadText = String(format: "%.1f s", load ?? Date().timeIntervalSince(w.started))
+            let loaded = load ?? Date().timeIntervalSince(w.started)
+            measuredLoads.append(loaded)
             let hasRequest = w.request != nil
             lock.unlock()
-            events.record(.ready(id: id, loadSeconds: load ?? Date().timeIntervalSince(w.started), residentGB: resident))
-            events.post(.say("worker \(id) ready on GPU \(w.gpu.index) (pid \(pid), loaded in \(loadText)"
+            events.record(.ready(id: id, loadSeconds: loaded, residentGB: resident))
+            events.post(.say("worker \(id) ready on GPU \(w.gpu.index) (pid \(pid), loaded in \(String(format: "%.1f s", loaded))"
                 + (resident.map { String(format: ", %.1f GB resident", $0) } ?? "") + ")"))
             if hasRequest { send(w) }
             // Admit again: an idle worker takes a clip, a request now renders (it shares its GPU from now on).

@@ -45,6 +45,18 @@ extension Batch {
         return p
     }
 
+    /// The fake worker loads for `load` seconds and its profile says so (`load_s`); requests are predicted at
+    /// `msPerFrame`; `readyTimeout` replaces the 3 s the worker has to say ready.
+    func tuneWorker(load: Int, msPerFrame: Int, readyTimeout: Int? = nil) throws {
+        let profile = dir.path + "/test.yaml"
+        var text = try String(contentsOfFile: profile, encoding: .utf8)
+        text = text.replacingOccurrences(of: "--load-seconds, \"0.2\"]", with: "--load-seconds, \"\(load)\"]")
+            .replacingOccurrences(of: "  resident_gb: 4\n", with: "  resident_gb: 4\n  load_s: \(load)\n")
+            .replacingOccurrences(of: "ms_per_frame: 1}", with: "ms_per_frame: \(msPerFrame)}")
+        if let readyTimeout { text = text.replacingOccurrences(of: "  ready_timeout: 3\n", with: "  ready_timeout: \(readyTimeout)\n") }
+        try text.write(toFile: profile, atomically: true, encoding: .utf8)
+    }
+
     func workerIDs(_ id: String) throws -> [String] {
         ((try jobs()[id]?["attempts"] as? [[String: Any]]) ?? []).map { ($0["worker"] as? String) ?? "-" }
     }
@@ -284,12 +296,7 @@ extension Batch {
         // predicted at 4.8 s each (a second worker's load and clip, 6.8 s, against 19.2 s of work): a second starts.
         func batch(msPerFrame: Int) throws -> Batch {
             let b = warmBatch((1...4).map { (id: "c\($0)", mode: "ok") }, gpus: "1x24GB")
-            let profile = b.dir.path + "/test.yaml"
-            var text = try String(contentsOfFile: profile, encoding: .utf8)
-            text = text.replacingOccurrences(of: "--load-seconds, \"0.2\"]", with: "--load-seconds, \"2\"]")
-                .replacingOccurrences(of: "  resident_gb: 4\n", with: "  resident_gb: 4\n  load_s: 2\n")
-                .replacingOccurrences(of: "ms_per_frame: 1}", with: "ms_per_frame: \(msPerFrame)}")
-            try text.write(toFile: profile, atomically: true, encoding: .utf8)
+            try b.tuneWorker(load: 2, msPerFrame: msPerFrame)
             return b
         }
         let short = try batch(msPerFrame: 1)
@@ -309,13 +316,7 @@ extension Batch {
         // four clips predicted at 1.92 s: a second worker would finish its first clip at 7.92 s, the first worker all
         // four at 7.68 s (6 + 3 x 1.92 after its own): one worker, however many rounds its load lasts.
         let b = warmBatch((1...4).map { (id: "c\($0)", mode: "ok") }, gpus: "1x24GB")
-        let profile = b.dir.path + "/test.yaml"
-        var text = try String(contentsOfFile: profile, encoding: .utf8)
-        text = text.replacingOccurrences(of: "--load-seconds, \"0.2\"]", with: "--load-seconds, \"6\"]")
-            .replacingOccurrences(of: "  resident_gb: 4\n", with: "  resident_gb: 4\n  load_s: 6\n  ready_timeout: 30\n")
-            .replacingOccurrences(of: "  ready_timeout: 3\n", with: "")
-            .replacingOccurrences(of: "ms_per_frame: 1}", with: "ms_per_frame: 40}")
-        try text.write(toFile: profile, atomically: true, encoding: .utf8)
+        try b.tuneWorker(load: 6, msPerFrame: 40, readyTimeout: 30)
         let r = try b.run()
         #expect(r.status == 0, "\(r.stderr)")
         #expect(b.events("load").count == 1 && b.events("render").count == 4, "\(b.events("load").count) loads: \(r.stderr)")
@@ -326,12 +327,8 @@ extension Batch {
         // for c3 while the first renders c2. c2 rendered alone: the loading worker takes no share of the GPU's compute,
         // so its history row says it ran alone and its time is kept as it was.
         let b = warmBatch((1...5).map { (id: "c\($0)", mode: "ok") }, gpus: "1x24GB")
+        try b.tuneWorker(load: 2, msPerFrame: 10)
         let profile = b.dir.path + "/test.yaml"
-        var text = try String(contentsOfFile: profile, encoding: .utf8)
-        text = text.replacingOccurrences(of: "--load-seconds, \"0.2\"]", with: "--load-seconds, \"2\"]")
-            .replacingOccurrences(of: "  resident_gb: 4\n", with: "  resident_gb: 4\n  load_s: 2\n")
-            .replacingOccurrences(of: "ms_per_frame: 1}", with: "ms_per_frame: 10}")
-        try text.write(toFile: profile, atomically: true, encoding: .utf8)
         try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"1.5\"]"))
         let r = try b.run()
         #expect(r.status == 0, "\(r.stderr)")
