@@ -18,6 +18,9 @@ public struct SessionOptions: Sendable {
     /// Each attempt's log takes at most this many MB of disk (its start, half the cap and at most 1 MB, and its end); nil: unbounded.
     public var logCapMB: Int? = 64
 
+    /// Started once the run holds the store and stopped before it lets go (status's published list).
+    public var companions: [any RunCompanion] = []
+
     public init(maxFailures: Int? = nil) {
         self.maxFailures = maxFailures
     }
@@ -138,6 +141,9 @@ public final class BatchSession: @unchecked Sendable {
         summary.runID = runID
         var exit: Int32 = 1
         defer { try? store.release(runID: runID, exitStatus: exit) }
+        // Stopped before the release (defers run last first): nothing shows this run as live once it has let go.
+        for c in options.companions { c.start(runID: runID) }
+        defer { for c in options.companions { c.stop() } }
 
         let (stream, continuation) = AsyncStream.makeStream(of: SessionEvent.self)
         let store = self.store
