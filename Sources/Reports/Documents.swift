@@ -46,6 +46,17 @@ public struct StateCounts: Codable, Sendable, Hashable {
             }
         }
     }
+
+    public subscript(_ state: JobState) -> Int {
+        switch state {
+        case .pending: pending
+        case .running: running
+        case .succeeded: succeeded
+        case .failed: failed
+        case .interrupted: interrupted
+        case .cancelled: cancelled
+        }
+    }
 }
 
 /// One attempt as `status --json` and the report show it.

@@ -125,6 +125,7 @@ struct Run: AsyncParsableCommand {
         options.command = CommandLine.arguments.joined(separator: " ")
         let store: Store
         do { store = try Store(path: state ?? manifest.defaultStatePath) } catch { throw fail("\(error)", code: 1) }
+        options.companions = [StatusPublisher(storePath: store.path)]
         let session = try BatchSession(manifest: manifest, jobs: jobs, store: store, executor: executor, options: options,
                                        progress: ProgressReporter(quiet: quiet), knowledge: knowledge)
         let summary: RunSummary

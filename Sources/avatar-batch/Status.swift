@@ -48,29 +48,35 @@ struct Status: AsyncParsableCommand {
     @Flag(help: "List every job, not only the ones that need attention.")
     var all = false
 
+    @Flag(help: "With --json: read the store even when the running orchestrator publishes its list for pollers.")
+    var fresh = false
+
     func run() async throws {
         let path = try location.path()
         guard FileManager.default.fileExists(atPath: path) else {
             throw fail("no store at \(path): this batch has not run yet (avatar-batch run MANIFEST starts it)", code: 1)
         }
-        let store = try Store(path: path, readOnly: true)
-        let counts = try store.counts()
-        let holder = try store.holder()
-        let workers = try liveWorkers(store, run: holder?.1)
-        let basis = try store.runs().last?.predictionBasis
-        if json {
-            let head = StatusSummaryDocument(store: path, runningOrchestrator: holder.map { HolderDocument(host: $0.0.host, pid: $0.0.pid, runID: $0.1, since: $0.2) },
-                                             counts: StateCounts(counts), workers: workers, predictionBasis: basis)
-            if summary { return try JSONOutput.print(head) }
-            try streamStatus(head, store: store)
+        // A poller of a running batch reads the orchestrator's published copy (at most a few tenths of a second
+        // behind) rather than every job from the store.
+        if json && !summary && !fresh, let published = StatusPublisher.published(storePath: path) {
+            FileHandle.standardOutput.write(published)
             return
         }
-        if let (who, run, since) = holder {
-            print("running: run \(run), pid \(who.pid) on \(who.host), since \(Date(timeIntervalSince1970: since).formatted(.iso8601))")
+        let store = try Store(path: path, readOnly: true)
+        let head = try StatusListing.summary(store, path: path)
+        if json {
+            if summary { return try JSONOutput.print(head) }
+            let out = FileHandle.standardOutput
+            try StatusListing.write(head, store: store) { out.write($0) }
+            return
         }
-        print(JobState.allCases.map { "\($0.rawValue) \(counts[$0] ?? 0)" }.joined(separator: "  "))
-        if let basis { print("predictions: \(basis)") }
-        for w in workers {
+        if let h = head.runningOrchestrator {
+            print("running: run \(h.runID), pid \(h.pid) on \(h.host), since \(Date(timeIntervalSince1970: h.since).formatted(.iso8601))")
+        }
+        let c = head.counts
+        print(JobState.allCases.map { "\($0.rawValue) \(c[$0])" }.joined(separator: "  "))
+        if let basis = head.predictionBasis { print("predictions: \(basis)") }
+        for w in head.workers {
             var line = "worker \(w.id)  GPU \(w.gpu.map(String.init) ?? "?")  pid \(w.pid.map(String.init) ?? "?")  \(w.state)"
             if !w.loadSettings.isEmpty { line += "  [\(w.loadSettings)]" }
             line += "  served \(w.served)"
@@ -95,41 +101,6 @@ struct Status: AsyncParsableCommand {
             if j.state == .failed, let log = last?.logPath { line += "  log: \(log)" }
             print(line)
         }
-    }
-
-    /// The warm workers of the orchestrator running now, with the job each renders.
-    func liveWorkers(_ store: Store, run: Int64?) throws -> [WorkerDocument] {
-        guard let run else { return [] }
-        let open = try store.openWorkers().filter { $0.runID == run }
-        guard !open.isEmpty else { return [] }
-        var serving: [String: String] = [:]
-        for a in try store.openAttempts() { if let w = a.workerID { serving[w] = a.jobID } }
-        return open.map { WorkerDocument($0, serving: serving[$0.id]) }
-    }
-
-    /// The status document with its job list written as the store is read: the summary's fields, then "jobs", one
-    /// job to a line, by `JobLineWriter` (the encoder's bytes, at a fraction of its cost: a poller reads every job).
-    func streamStatus(_ head: StatusSummaryDocument, store: Store) throws {
-        let out = FileHandle.standardOutput
-        var text = try JSONOutput.text(head)
-        // The summary's closing brace gives way to the job list (objects are unordered; the keys stay sorted within).
-        text = String(text.trimmingCharacters(in: .whitespacesAndNewlines).dropLast()).trimmingCharacters(in: .whitespacesAndNewlines)
-            + ",\n  \"jobs\" : ["
-        var buffer = [UInt8](text.utf8)
-        buffer.reserveCapacity(1 << 17)
-        var first = true
-        var writer = JobLineWriter()
-        try store.forEachJob { j, attempts in
-            buffer.append(contentsOf: (first ? "\n    " : ",\n    ").utf8)
-            writer.append(j, attempts: attempts, to: &buffer)
-            first = false
-            if buffer.count > 1 << 16 {
-                out.write(Data(buffer))
-                buffer.removeAll(keepingCapacity: true)
-            }
-        }
-        buffer.append(contentsOf: ((first ? "" : "\n  ") + "]\n}\n").utf8)
-        out.write(Data(buffer))
     }
 }
 
