@@ -34,6 +34,9 @@ struct Status: AsyncParsableCommand {
             --json prints the document of docs/schemas/status.schema.json; its job list is read from the store and \
             written a page at a time, one job to a line, so a batch of 100,000 jobs is printed without holding it in \
             memory. \
+            While a run holds the store, its orchestrator keeps the same document beside it for pollers \
+            (<store>.status.json, rewritten when the store changes, at most every 0.25 s or so), and --json prints \
+            that instead: at most a few tenths of a second behind, at the cost of a file read. --fresh reads the store. \
             --summary leaves the job list out (counts and the running orchestrator only).
             """)
 
