@@ -451,22 +451,34 @@ public final class BatchSession: @unchecked Sendable {
     }
 
     /// Every attempt rendering on `gpu` has shared it with at least as many as render there now (an attempt whose warm
-    /// worker still loads does not count: it takes no share of the GPU's compute).
+    /// worker still loads, or a cold attempt still in its predicted start-up, does not count: it takes no share of the
+    /// GPU's compute).
     func notePeers(gpu: Int, in running: inout [String: Running]) {
-        let here = running.filter { $0.value.placement.gpu?.index == gpu && executor.isRendering($0.key) }.map(\.key)
+        let now = Date()
+        let here = running.filter { $0.value.placement.gpu?.index == gpu && executor.isRendering($0.key) && !startingUp($0.value, at: now) }.map(\.key)
         for id in here { running[id]!.peers = max(running[id]!.peers, here.count) }
     }
 
-    /// Brings the solo-speed progress of every job rendering on `gpu` up to now, at the rate of how many render there;
-    /// one whose worker still loads makes no progress.
+    /// Whether a cold attempt is still in its start-up (`Estimate.unsharedSeconds`, as predicted when it started).
+    func startingUp(_ r: Running, at now: Date) -> Bool {
+        now.timeIntervalSince(r.started) < r.estimate.unsharedSeconds
+    }
+
+    /// Brings the solo-speed progress of every job on `gpu` up to now: its start-up at full speed (it shares nothing),
+    /// its render at the rate of how many render there; one whose worker still loads makes no progress.
     func accrue(gpu: Int, in running: inout [String: Running]) {
         let now = Date()
         let here = running.filter { $0.value.placement.gpu?.index == gpu }.map(\.key)
-        let rendering = here.filter { executor.isRendering($0) }
+        let rendering = here.filter { executor.isRendering($0) && !startingUp(running[$0]!, at: now) }
         let rate = sharing.perJobRate(max(rendering.count, 1))
         for id in here {
-            if rendering.contains(id) {
-                running[id]!.soloSeconds = (running[id]!.soloSeconds ?? 0) + now.timeIntervalSince(running[id]!.accountedUntil) * rate
+            let r = running[id]!
+            if executor.isRendering(id) {
+                // The part of the interval before its start-up ended ran at solo speed, the rest at the shared rate.
+                let renderFrom = max(r.accountedUntil, r.started.addingTimeInterval(r.estimate.unsharedSeconds))
+                let alone = max(min(now, renderFrom).timeIntervalSince(r.accountedUntil), 0)
+                let shared = max(now.timeIntervalSince(renderFrom), 0)
+                running[id]!.soloSeconds = (r.soloSeconds ?? 0) + alone + shared * rate
             }
             running[id]!.accountedUntil = now
         }

@@ -6,9 +6,12 @@ public struct Occupant: Sendable, Hashable {
     public var memoryGB: Double
     /// When the job is predicted to end, on the caller's clock.
     public var endS: Double
-    /// The planner's bookkeeping: the GPU's progress clock at which the job is done, and when it started.
+    /// The planner's bookkeeping: the GPU's progress clock at which the job is done (infinite while it is still in
+    /// its start-up, which shares nothing), when it started, when its start-up ends, and the work left after it.
     public var mark = 0.0
     public var startS = 0.0
+    public var renderFromS = 0.0
+    public var work = 0.0
 
     public init(jobID: String, memoryGB: Double, endS: Double) {
         self.jobID = jobID

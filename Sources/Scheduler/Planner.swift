@@ -153,8 +153,10 @@ public struct Planner: Sendable {
             let listed = lo < openList.count && openList[lo] == g
             if isOpen && !listed { openList.insert(g, at: lo) } else if !isOpen && listed { openList.remove(at: lo) }
         }
-        // Every job on a GPU progresses at the same rate, so each GPU keeps a progress clock (solo-seconds done
-        // by each of its jobs); a job ends when its GPU's clock reaches its start mark plus its work.
+        // Every job rendering on a GPU progresses at the same rate, so each GPU keeps a progress clock (solo-seconds
+        // done by each of its rendering jobs); a job ends when its GPU's clock reaches the mark set when its render
+        // began plus its work. A cold attempt's start-up (`Estimate.unsharedSeconds`) comes first: it neither slows
+        // nor is slowed by the others (mark infinite until it ends, at `renderFromS`).
         var progress = [Double](repeating: 0, count: gpus.count)
         var clockAt = [Double](repeating: 0, count: gpus.count)
         var version = [Int](repeating: 0, count: gpus.count)
@@ -165,21 +167,32 @@ public struct Planner: Sendable {
         var now = 0.0
         var running = 0
 
-        /// Brings GPU g's progress clock to `now`; `k` is how many jobs ran there since it was last brought up.
+        /// How many of GPU g's first `first` occupants (all by default) render now.
+        func rendering(_ g: Int, first: Int? = nil) -> Int {
+            loads[g].occupants.prefix(first ?? loads[g].occupants.count).reduce(0) { $0 + ($1.mark.isFinite ? 1 : 0) }
+        }
+        /// Brings GPU g's progress clock to `now`; `k` is how many jobs rendered there since it was last brought up.
         func advance(_ g: Int, jobs k: Int? = nil) {
-            let k = k ?? loads[g].occupants.count
+            let k = k ?? rendering(g)
             if k > 0 { progress[g] += (now - clockAt[g]) * sharing.perJobRate(k) }
             clockAt[g] = now
         }
         func schedule(_ g: Int) {
             version[g] += 1
-            let k = loads[g].occupants.count
-            guard k > 0 else { return }
-            let next = loads[g].occupants.map(\.mark).min()!
-            let t = now + max(next - progress[g], 0) / sharing.perJobRate(k)
-            heap.push(Event(time: t, gpu: g, version: version[g]))
+            guard !loads[g].occupants.isEmpty else { return }
+            let k = rendering(g)
+            var next = Double.infinity
+            if k > 0 {
+                let mark = loads[g].occupants.lazy.filter { $0.mark.isFinite }.map(\.mark).min()!
+                next = now + max(mark - progress[g], 0) / sharing.perJobRate(k)
+            }
+            for o in loads[g].occupants where !o.mark.isFinite { next = min(next, o.renderFromS) }
+            heap.push(Event(time: next, gpu: g, version: version[g]))
             for o in loads[g].occupants.indices {
-                loads[g].occupants[o].endS = now + max(loads[g].occupants[o].mark - progress[g], 0) / sharing.perJobRate(k)
+                let occupant = loads[g].occupants[o]
+                loads[g].occupants[o].endS = occupant.mark.isFinite
+                    ? now + max(occupant.mark - progress[g], 0) / sharing.perJobRate(k)
+                    : occupant.renderFromS + occupant.work / sharing.perJobRate(k + 1)
             }
         }
 
@@ -202,15 +215,18 @@ public struct Planner: Sendable {
                 // The round added the started jobs to `loads`: bring each touched GPU's clock up at its old rate first.
                 var added: [Int: Int] = [:]
                 for (_, gpu) in round.starts { added[slot[gpu]!, default: 0] += 1 }
-                for (g, n) in added.sorted(by: { $0.key < $1.key }) { advance(g, jobs: loads[g].occupants.count - n) }
+                for (g, n) in added.sorted(by: { $0.key < $1.key }) { advance(g, jobs: rendering(g, first: loads[g].occupants.count - n)) }
                 var touched = Set<Int>()
                 for (id, gpu) in round.starts {
                     let g = slot[gpu]!
                     let e = estimates[id]!
                     // The round appended it to this GPU's occupants; mark it there (no lookups by id later).
                     if let o = loads[g].occupants.lastIndex(where: { $0.jobID == id }) {
-                        loads[g].occupants[o].mark = progress[g] + e.seconds
+                        let unshared = min(e.unsharedSeconds, e.seconds)
                         loads[g].occupants[o].startS = now
+                        loads[g].occupants[o].renderFromS = now + unshared
+                        loads[g].occupants[o].work = e.seconds - unshared
+                        loads[g].occupants[o].mark = unshared > 0 ? .infinity : progress[g] + e.seconds
                     }
                     running += 1
                     touched.insert(g)
@@ -244,7 +260,11 @@ public struct Planner: Sendable {
             now = event.time
             let g = event.gpu
             advance(g)
-            let done = loads[g].occupants.filter { $0.mark - progress[g] <= 1e-9 * max(1, $0.mark) }
+            // Start-ups that ended now: their render begins at the GPU's clock as it stands.
+            for o in loads[g].occupants.indices where !loads[g].occupants[o].mark.isFinite && loads[g].occupants[o].renderFromS <= now + 1e-9 {
+                loads[g].occupants[o].mark = progress[g] + loads[g].occupants[o].work
+            }
+            let done = loads[g].occupants.filter { $0.mark.isFinite && $0.mark - progress[g] <= 1e-9 * max(1, $0.mark) }
             let ids = Set(done.map(\.jobID))
             for o in done {
                 runs.append(PlannedRun(jobID: o.jobID, gpu: gpus[g].index, startS: o.startS, endS: now, memoryGB: o.memoryGB))

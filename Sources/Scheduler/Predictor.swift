@@ -16,6 +16,10 @@ public struct Estimate: Sendable, Hashable, Codable {
     public var source: String
     /// Host RAM the job is expected to peak at, in GB (0 when the profile has no host-RAM model).
     public var hostRAMGB: Double = 0
+    /// The leading part of `seconds` that sharing the GPU does not slow: a cold attempt's start-up (the interpreter,
+    /// reading weights, moving them to the card), during which it takes no share of the GPU's compute either. 0 for a
+    /// warm worker's request, whose fixed part runs on the GPU.
+    public var unsharedSeconds: Double = 0
 }
 
 /// Predicts a job's GPU memory and time from the renderer's calibration, corrected by what was observed.
@@ -168,6 +172,7 @@ public struct Predictor: Sendable {
         // The fixed part of a cold attempt (the whole start-up) and of a warm request (the start-up less the load).
         let fixed = (cold: t.startupSeconds, warm: max(t.startupSeconds - profile.workerLoadSeconds, 0))
         var seconds = (warm ? fixed.warm : fixed.cold) + perFrame * Double(s.totalFrames)
+        var unshared = warm ? 0 : fixed.cold
         let prior = priorIsCalibration ? "calibration" : "profile"
         var source = prior
 
@@ -177,8 +182,9 @@ public struct Predictor: Sendable {
             if let peak = obs.peakGB { raw = peak; source = learned }
             // An OOM is a lower bound: never predict less than what already failed.
             if let floor = obs.oomGB, floor > raw { raw = floor; source = "oom" }
-            if let learnedSeconds = Predictor.seconds(obs, fixed: fixed, warm: warm, frames: s.totalFrames) {
+            if let (learnedSeconds, coldFixed) = Predictor.seconds(obs, fixed: fixed, warm: warm, frames: s.totalFrames) {
                 seconds = learnedSeconds
+                if !warm { unshared = coldFixed }
                 if source == prior { source = learned }
             }
         }
@@ -188,14 +194,15 @@ public struct Predictor: Sendable {
         }
         let extrapolated = (source == "profile" || source == "calibration") && (memExtra || timeExtra)
         return Estimate(memoryGB: raw * (1 + headroom), rawMemoryGB: raw, seconds: max(seconds, 0.001), extrapolated: extrapolated, source: source,
-                        hostRAMGB: hostRAM)
+                        hostRAMGB: hostRAM, unsharedSeconds: min(max(unshared, 0), max(seconds, 0.001)))
     }
 
     /// Seconds for `frames` from a bucket's observed times: the mode's fixed part plus the mean render rate, each
     /// observation taken less its own kind's fixed part. A time shorter than its kind's fixed part shows the profile's
     /// start-up is too long on this machine: the fixed parts come down by the difference (the observations then
-    /// predict themselves, as a plain mean rate would). nil without observed times.
-    static func seconds(_ obs: Observed, fixed: (cold: Double, warm: Double), warm: Bool, frames: Int) -> Double? {
+    /// predict themselves, as a plain mean rate would). Also returns the cold fixed part so adjusted. nil without
+    /// observed times.
+    static func seconds(_ obs: Observed, fixed: (cold: Double, warm: Double), warm: Bool, frames: Int) -> (Double, Double)? {
         let n = obs.cold.count + obs.warm.count
         guard n > 0 else { return nil }
         var over = 0.0
@@ -203,7 +210,7 @@ public struct Predictor: Sendable {
         if obs.warm.count > 0 { over = max(over, fixed.warm - obs.warm.shortest) }
         let cold = max(fixed.cold - over, 0), hot = max(fixed.warm - over, 0)
         let rendered = obs.cold.perFrame - cold * obs.cold.inverse + obs.warm.perFrame - hot * obs.warm.inverse
-        return (warm ? hot : cold) + max(rendered / Double(n), 0) * Double(frames)
+        return ((warm ? hot : cold) + max(rendered / Double(n), 0) * Double(frames), cold)
     }
 
     /// Where an estimate for these settings comes from, in words: "profile defaults", "calibration (...)", "history:

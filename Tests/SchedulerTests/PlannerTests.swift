@@ -20,6 +20,26 @@ import Testing
         #expect(abs(plan.ratio - 1) < 1e-6)
     }
 
+    @Test func startUpsNeitherShareTheGPUNorSlowThoseRendering() {
+        // A cold start-up (4 s here) reads weights and builds the model; only the render shares the card. Two jobs
+        // packed at 0: both start up alone until 4 s, then render at S(2)/2 = 0.75 of solo speed. A (2.4 s of render)
+        // ends at 4 + 2.4 / 0.75 = 7.2 s; B has done 2.4 of its 9.6 by then and renders the other 7.2 alone: 14.4 s.
+        // (Sharing the whole time, as before, said 8.53 and 15.73.)
+        var prof = testProfile(sharing: [2: 1.5])
+        prof.time.startupSeconds = 4
+        let p = Planner(predictor: Predictor(profile: prof), strategy: Strategy.table["pack"]!)
+        #expect(p.predictor.estimate(settings("384*256", clips: 5)).unsharedSeconds == 4)
+        let plan = p.plan([PlanJob(id: "a", settings: settings("384*256", clips: 5)), PlanJob(id: "b", settings: settings("384*256", clips: 20))],
+                          gpus: [GPU(index: 0, memoryGB: 80)])
+        let end = Dictionary(uniqueKeysWithValues: plan.runs.map { ($0.jobID, $0.endS) })
+        #expect(plan.runs.allSatisfy { $0.startS == 0 })
+        #expect(abs(end["a"]! - 7.2) < 1e-6 && abs(end["b"]! - 14.4) < 1e-6, "\(end)")
+        // A warm worker's request has no start-up of its own: all of it shares the card.
+        var warm = Predictor(profile: prof)
+        warm.warm = true
+        #expect(warm.estimate(settings("384*256", clips: 5)).unsharedSeconds == 0)
+    }
+
     @Test func neverThreeTenGBJobsOnA24GBCard() {
         let jobs = (0..<3).map { PlanJob(id: "j\($0)", settings: settings("384*256", clips: 10)) }
         let plan = planner("pack", sharing: [2: 1.35, 4: 1.36]).plan(jobs, gpus: [GPU(index: 0, memoryGB: 24)])
