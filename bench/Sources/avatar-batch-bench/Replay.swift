@@ -16,6 +16,10 @@ enum Replay {
         var sharedBy: Double?
         /// Served by a warm worker: its time is a request's (no load).
         var warm = false
+        /// When it rendered (a cold attempt: from its start, start-up included), and every other attempt on its GPU:
+        /// the job it was for (to predict its start-up) and when it rendered.
+        var window: (from: Double, to: Double)?
+        var others: [(id: String, warm: Bool, from: Double, to: Double)] = []
     }
 
     struct Errors {
@@ -51,9 +55,13 @@ enum Replay {
         }
         // Every attempt's interval per GPU, for co-location.
         var intervals: [Int: [(Double, Double)]] = [:]
+        var tenants: [Int: [(id: String, attempt: Int, warm: Bool, from: Double, to: Double)]] = [:]
         for j in list {
             for a in j["attempts"] as? [[String: Any]] ?? [] {
-                if let g = a["gpu"] as? Int, let r = rendering(a) { intervals[g, default: []].append(r) }
+                if let g = a["gpu"] as? Int, let r = rendering(a) {
+                    intervals[g, default: []].append(r)
+                    tenants[g, default: []].append((j["id"] as? String ?? "", a["number"] as? Int ?? 0, a["worker"] is String, r.0, r.1))
+                }
             }
         }
         var out: [Job] = []
@@ -82,6 +90,10 @@ enum Replay {
                     area += Double((intervals[g] ?? []).filter { $0.0 <= mid && $0.1 > mid }.count) * (x1 - x0)
                 }
                 job.sharedBy = area / (en - st)
+                job.window = (st, en)
+                let number = a["number"] as? Int ?? 0
+                job.others = (tenants[g] ?? []).filter { !($0.id == id && $0.attempt == number) && $0.to > st && $0.from < en }
+                    .map { ($0.id, $0.warm, $0.from, $0.to) }
             }
             out.append(job)
         }
@@ -89,26 +101,69 @@ enum Replay {
     }
 
     /// Observations a later batch would start from, as the history keeps them: a co-located job's time made
-    /// solo-equivalent with S(k)/k (as the batch that ran it counts it), and no time where sharing is unknown (a run
-    /// that recorded no times).
-    static func observations(_ jobs: [Job], predictor: Predictor) -> [Observation] {
-        let sharing = SharingModel(predictor.profile.sharing)
+    /// solo-equivalent as the batch that ran it counts it (its start-up at full speed, its render weighted by S(k)/k of
+    /// the k attempts rendering beside it), and no time where sharing is unknown (a run that recorded no times).
+    static func observations(_ jobs: [Job], predictor: Predictor, context: [Job] = []) -> [Observation] {
+        let byID = Dictionary((jobs + context).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         return jobs.map { j in
             var seconds: Double?
-            if let k = j.sharedBy, let t = j.seconds { seconds = t * rate(sharing, k) }
+            if j.sharedBy != nil, let t = j.seconds { seconds = soloEquivalent(j, wall: t, predictor: predictor, jobs: byID) }
             return Observation(bucket: predictor.bucket(j.settings), peakGB: j.peakGB, seconds: seconds, frames: j.settings.totalFrames, warm: j.warm)
         }
     }
 
-    /// S(k)/k, each job's share of solo speed, for a time-weighted (fractional) k: linear between whole ones.
-    static func rate(_ sharing: SharingModel, _ k: Double) -> Double {
-        let lo = max(Int(k.rounded(.down)), 1), hi = lo + 1
-        return sharing.perJobRate(lo) + (sharing.perJobRate(hi) - sharing.perJobRate(lo)) * (k - Double(lo))
+    /// When each other attempt on a job's GPU rendered: after its predicted start-up (none for a warm request).
+    static func renderWindows(_ j: Job, predictor: Predictor, jobs: [String: Job]) -> [(Double, Double)] {
+        j.others.map { o in
+            let startUp = o.warm ? 0 : (jobs[o.id].map { predictor.estimate($0.settings).unsharedSeconds } ?? 0)
+            return (o.from + startUp, o.to)
+        }
     }
 
-    static func errors(_ p: Predictor, on jobs: [Job], serial: Bool) -> Errors {
+    /// Walks a job's render through the pieces of time in which the same number of attempts rendered beside it:
+    /// `step(from, to, rate)` for each piece from `from` on; stops when it returns false.
+    static func walk(from: Double, windows: [(Double, Double)], sharing: SharingModel, _ step: (Double, Double, Double) -> Bool) {
+        let cuts = Set(windows.flatMap { [$0.0, $0.1] }.filter { $0 > from }).sorted() + [.infinity]
+        var t = from
+        for next in cuts {
+            let k = 1 + windows.filter { $0.0 <= t && $0.1 > t }.count
+            if !step(t, next, sharing.perJobRate(k)) { return }
+            t = next
+        }
+    }
+
+    static func soloEquivalent(_ j: Job, wall: Double, predictor: Predictor, jobs: [String: Job]) -> Double {
+        guard let (st, _) = j.window else { return wall }
+        let startUp = j.warm ? 0 : min(predictor.estimate(j.settings).unsharedSeconds, wall)
+        var solo = startUp
+        walk(from: st + startUp, windows: renderWindows(j, predictor: predictor, jobs: jobs), sharing: SharingModel(predictor.profile.sharing)) { a, b, rate in
+            let until = min(b, st + wall)
+            solo += max(until - a, 0) * rate
+            return b < st + wall
+        }
+        return solo
+    }
+
+    /// The wall time the predictor gives a job beside the attempts that really shared its GPU: its start-up alone,
+    /// then its render at S(k)/k of the k rendering (each neighbour rendering after its own predicted start-up).
+    static func predictedWall(_ j: Job, _ est: Estimate, predictor: Predictor, jobs: [String: Job]) -> Double {
+        guard let (st, _) = j.window else { return est.seconds }
+        let startUp = min(est.unsharedSeconds, est.seconds)
+        var left = est.seconds - startUp, wall = startUp
+        walk(from: st + startUp, windows: renderWindows(j, predictor: predictor, jobs: jobs), sharing: SharingModel(predictor.profile.sharing)) { a, b, rate in
+            if left <= (b - a) * rate {
+                wall = a + left / rate - st
+                return false
+            }
+            left -= (b - a) * rate
+            return true
+        }
+        return wall
+    }
+
+    static func errors(_ p: Predictor, on jobs: [Job], serial: Bool, context: [Job] = []) -> Errors {
         var e = Errors()
-        let sharing = SharingModel(p.profile.sharing)
+        let byID = Dictionary((jobs + context).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         for j in jobs {
             let est = p.estimate(j.settings)
             if let peak = j.peakGB, peak > 0 {
@@ -126,13 +181,12 @@ enum Replay {
             if k < 1.05 {
                 e.solo.append(abs(est.seconds - t) / t)
             } else {
-                // Predicted wall time with k jobs sharing the card: solo time / (S(k) / k).
-                let rate = rate(sharing, k)
-                e.colocated.append(abs(est.seconds / rate - t) / t)
+                let wall = predictedWall(j, est, predictor: p, jobs: byID)
+                e.colocated.append(abs(wall - t) / t)
                 if ProcessInfo.processInfo.environment["REPLAY_DETAIL"] != nil {
-                    print(String(format: "  %@ %@ x%d c%d %@: k %.2f, predicted solo %.1f s, wall %.1f s predicted, %.1f s observed", j.id,
+                    print(String(format: "  %@ %@ x%d c%d %@: k %.2f, predicted solo %.1f s (start-up %.1f), wall %.1f s predicted, %.1f s observed", j.id,
                                  "\(j.settings.size)", j.settings.inferFrames, j.settings.numClip, j.settings.onlineDecode ? "online" : "offline", k,
-                                 est.seconds, est.seconds / rate, t))
+                                 est.seconds, est.unsharedSeconds, wall, t))
                 }
             }
         }
@@ -178,15 +232,15 @@ enum Replay {
             print("\nreplay NVIDIA H200: the \(run.count)-clip proof run, packed (bench/results/h200-2026-11-30-calibration), held out: its second half (\(second.count) clips)")
             print(header)
             let base = Predictor(profile: profile)
-            print(row("profile alone", errors(base, on: second, serial: false), jobs: second.count))
+            print(row("profile alone", errors(base, on: second, serial: false, context: run), jobs: second.count))
             var calibrated = base
             if let fit {
                 calibrated = Predictor(profile: profile.calibrated(by: fit))
-                print(row("calibration (calibrate --quick)", errors(calibrated, on: second, serial: false), jobs: second.count))
+                print(row("calibration (calibrate --quick)", errors(calibrated, on: second, serial: false, context: run), jobs: second.count))
             }
             var learned = calibrated
-            for o in observations(first, predictor: calibrated) { learned.observe(o, origin: .history) }
-            print(row("calibration + history of the first half", errors(learned, on: second, serial: false), jobs: second.count))
+            for o in observations(first, predictor: calibrated, context: run) { learned.observe(o, origin: .history) }
+            print(row("calibration + history of the first half", errors(learned, on: second, serial: false, context: run), jobs: second.count))
             print("\nall \(run.count) clips of the run:")
             print(header)
             print(row("profile alone", errors(base, on: run, serial: false), jobs: run.count))
