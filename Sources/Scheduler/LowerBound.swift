@@ -1,6 +1,8 @@
 /// Lower bounds on the makespan of any schedule of a batch, under the planner's model: jobs never split across
-/// GPUs and are never paused, a job fits a card only while the memory of what runs there allows it, and k jobs on
-/// one card each progress at S(k)/k of their solo speed.
+/// GPUs and are never paused, a job fits a card only while the memory of what runs there allows it, and k jobs
+/// rendering on one card each progress at S(k)/k of their solo speed, after a cold start-up that shares nothing
+/// (`Estimate.unsharedSeconds`). A start-up can overlap another job's render for free, so the bounds on a card's
+/// throughput count render work only; a job still takes at least its solo time.
 extension Planner {
     /// The largest of: the longest job; for every GPU size class (the jobs that fit only cards at least that
     /// large), their work over those cards' best throughput (the best S(k) for k up to the job cap and up to how
@@ -17,11 +19,11 @@ extension Planner {
             guard let smallest = these.map(\.memoryGB).min() else { continue }
             let cards = gpus.filter { $0.memoryGB >= size }
             let best = cards.map { g in sharing.best(upTo: max(1, min(maxJobsPerGPU, smallest > 0 ? Int(g.memoryGB / smallest) : maxJobsPerGPU))) }
-            bound = max(bound, these.reduce(0) { $0 + $1.seconds } / best.reduce(0, +))
+            bound = max(bound, these.reduce(0) { $0 + Planner.renderWork($1) } / best.reduce(0, +))
             // Pigeonhole: of the m x G + 1 longest of these jobs, some card runs at least m + 1, whose work takes at
             // least its sum over the best throughput any card reaches. The lightest such group is the m + 1
             // shortest of those m x G + 1.
-            let longestFirst = these.map(\.seconds).sorted(by: >)
+            let longestFirst = these.map(Planner.renderWork).sorted(by: >)
             let top = best.max() ?? 1
             var m = 1
             while m * cards.count + 1 <= longestFirst.count {
@@ -41,6 +43,9 @@ extension Planner {
         }
         return bound
     }
+
+    /// What of a job shares a card: its time less its start-up.
+    static func renderWork(_ e: Estimate) -> Double { e.seconds - min(max(e.unsharedSeconds, 0), e.seconds) }
 
     /// Most jobs `twoSlotBound` takes (its search is exponential in them).
     static let twoSlotJobs = 12
