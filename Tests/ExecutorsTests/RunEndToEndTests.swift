@@ -368,6 +368,30 @@ func processes(mentioning marker: String) -> [Int32] {
         }
     }
 
+    @Test func aColdStartUpIsLearnedAtFullSpeed() throws {
+        // The same two jobs sharing the GPU, but the profile says a cold start-up takes 30 s: the whole of each
+        // attempt falls in its predicted start-up, which shares nothing, so what is learned is the wall time itself.
+        let b = Batch(clips: [("x", "ok"), ("y", "ok")], gpus: "1x24GB")
+        try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"1\"]"))
+        let profile = b.dir.path + "/test.yaml"
+        let text = try String(contentsOfFile: profile, encoding: .utf8)
+        try text.replacingOccurrences(of: "ms_per_frame: 1}]", with: "ms_per_frame: 1}]\n  startup_s: 30").write(toFile: profile, atomically: true, encoding: .utf8)
+        let r = try b.run()
+        #expect(r.status == 0, "\(r.stderr)")
+        let store = try Store(path: b.store, readOnly: true)
+        let attempts = try store.attempts()
+        // Both ran on the one card at the same time (else this would prove nothing).
+        #expect(attempts.count == 2 && Set(attempts.compactMap(\.gpu)).count == 1)
+        if attempts.count == 2, let e0 = attempts[0].endedAt, let e1 = attempts[1].endedAt {
+            #expect(attempts[0].startedAt < e1 && attempts[1].startedAt < e0, "the two attempts did not overlap")
+        }
+        let wall = attempts.compactMap(\.seconds), learned = try store.observations(renderer: "fake").compactMap(\.seconds)
+        #expect(wall.count == 2 && learned.count == 2)
+        for (w, l) in zip(wall.sorted(), learned.sorted()) {
+            #expect(l > w * 0.97 && l <= w + 1e-6, "learned \(l) s from \(w) s of wall time")
+        }
+    }
+
     @Test func unwritableStateIsAClearErrorBeforeAnythingRuns() throws {
         let b = Batch(clips: [("a", "ok")])
         // /proc is read-only for everyone, root included.
