@@ -83,6 +83,14 @@ public enum Learning {
         return out
     }
 
+    /// S(k) from one job's time alone and the mean time of k identical jobs together: k x alone / together, each less
+    /// `unshared` (a cold start-up, which shares nothing, so S(k) is of the render alone); whole times when taking it
+    /// off would leave almost nothing. Within [0.1, k].
+    public static func sharing(k: Int, alone: Double, together: Double, unshared: Double = 0) -> Double {
+        let u = unshared > 0 && unshared < 0.9 * min(alone, together) ? unshared : 0
+        return min(max(Double(k) * (alone - u) / (together - u), 0.1), Double(k))
+    }
+
     /// Per bucket and kind (`key`): mean solo-equivalent seconds per frame over every observation (`rate`), the same over
     /// jobs that ran alone only (`alone`, the reference S(k) is measured against), and the highest peak.
     static func soloFigures(_ entries: [HistoryEntry]) -> [String: (rate: Double?, alone: Double?, peak: Double?)] {

@@ -100,8 +100,11 @@ struct Calibrate: AsyncParsableCommand {
             if r.interrupted { throw interrupted() }
             sharedStores[k] = work + "/shared-\(k)/.avatar-batch/state.sqlite"
         }
+        // Cold probes start up before they render, and a start-up shares nothing (docs/running.md): S(k) is of the
+        // render, so the start-up comes off both sides. A warm worker's requests have none.
         try CalibrationFitter.addSharing(&fit, stores: sharedStores,
-                                         aloneSeconds: alone.values.first { !$0.oom && $0.settings == design.sharedSettings }?.seconds)
+                                         aloneSeconds: alone.values.first { !$0.oom && $0.settings == design.sharedSettings }?.seconds,
+                                         unsharedSeconds: warm ? 0 : (fit.startupSeconds ?? profile.time.startupSeconds))
         fit.seconds = Date().timeIntervalSince(began)
         guard !fit.memoryPoints.isEmpty || !fit.timePoints.isEmpty else {
             throw fail("no probe gave figures (every one failed or reported nothing); see the logs under \(work); the calibration stays unfinished", code: 1)
@@ -386,8 +389,9 @@ enum CalibrationFitter {
                               notes: notes, loadSeconds: load, residentOffsetGB: offset)
     }
 
-    /// S(k) = k x the shared probe's time alone / the mean time of the k probes together, from each k's store.
-    static func addSharing(_ fit: inout CalibrationFit, stores: [Int: String], aloneSeconds: Double?) throws {
+    /// S(k) = k x the shared probe's render time alone / the mean render time of the k probes together, from each k's
+    /// store: each time less `unsharedSeconds` (a cold probe's start-up), or whole when that would leave nothing.
+    static func addSharing(_ fit: inout CalibrationFit, stores: [Int: String], aloneSeconds: Double?, unsharedSeconds: Double = 0) throws {
         for (k, path) in stores.sorted(by: { $0.key < $1.key }) {
             fit.probes += k
             let together = try figures(path).values.filter { !$0.oom }.compactMap(\.seconds)
@@ -396,7 +400,7 @@ enum CalibrationFitter {
                 continue
             }
             if let t1 = aloneSeconds {
-                fit.sharing[k] = min(max(Double(k) * t1 / (together.reduce(0, +) / Double(together.count)), 0.1), Double(k))
+                fit.sharing[k] = Learning.sharing(k: k, alone: t1, together: together.reduce(0, +) / Double(together.count), unshared: unsharedSeconds)
             }
         }
     }

@@ -99,4 +99,15 @@ import Testing
         #expect(Learning.sharing(for: "H200 140GB", from: entries) == [2: 1.25])
         #expect(Learning.observations(for: "H200 140GB", from: entries).filter { $0.0.warm }.count == 4)
     }
+
+    @Test func sharingIsOfTheRenderWhenAStartUpSharesNothing() {
+        // 4 s of start-up and 6 s of render alone; two together took 13 s each: the renders took 9 s against 6, so
+        // S(2) = 2 x 6 / 9 = 1.33, where whole times (2 x 10 / 13 = 1.54) credit the start-ups' overlap to sharing.
+        #expect(abs(Learning.sharing(k: 2, alone: 10, together: 13, unshared: 4) - 2 * 6.0 / 9) < 1e-9)
+        #expect(abs(Learning.sharing(k: 2, alone: 10, together: 13) - 2 * 10.0 / 13) < 1e-9)
+        // A start-up as long as the job leaves nothing to compare: whole times.
+        #expect(abs(Learning.sharing(k: 2, alone: 4, together: 5, unshared: 4) - 2 * 4.0 / 5) < 1e-9)
+        // Never above k, never below 0.1.
+        #expect(Learning.sharing(k: 2, alone: 10, together: 4.5, unshared: 4) == 2)
+    }
 }
