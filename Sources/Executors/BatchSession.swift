@@ -102,7 +102,7 @@ public final class BatchSession: @unchecked Sendable {
         let planner = Planner(predictor: predictor ?? Predictor(profile: manifest.renderer), strategy: strategy, maxJobsPerGPU: maxJobsPerGPU)
         return jobs.compactMap { j in
             let e = planner.predictor.estimate(j.settings)
-            let request = PlacementRequest(jobID: j.id, memoryGB: e.memoryGB, seconds: e.seconds, gpuModel: j.clip.gpuModel)
+            let request = PlacementRequest(jobID: j.id, memoryGB: e.memoryGB, seconds: e.seconds, gpuModel: j.clip.gpuModel, unsharedSeconds: e.unsharedSeconds)
             guard Placer.fitsNoGPU(request, gpus: executor.gpus) != nil else { return nil }
             let hint = planner.suggestFit(PlanJob(id: j.id, settings: j.settings), gpus: executor.gpus).map { "; \($0)" } ?? ""
             return Unplaceable(jobID: j.id, location: "\(j.clip.location)", message: "clip \(j.id) needs \(executor.need(e.memoryGB))\(hint)")
@@ -393,7 +393,8 @@ public final class BatchSession: @unchecked Sendable {
         let gpus = executor.gpus
         let found = RetryLadder.degradeUntilItFits(manifest.retry.onOOM, base: e.job.settings, from: e.rung) { settings, isolate in
             let est = predictor.estimate(settings, jobID: e.job.id)
-            let r = PlacementRequest(jobID: e.job.id, memoryGB: est.memoryGB, seconds: est.seconds, isolate: isolate, gpuModel: e.job.clip.gpuModel)
+            let r = PlacementRequest(jobID: e.job.id, memoryGB: est.memoryGB, seconds: est.seconds, isolate: isolate, gpuModel: e.job.clip.gpuModel,
+                                     unsharedSeconds: est.unsharedSeconds)
             return Placer.fitsNoGPU(r, gpus: gpus) == nil
         }
         return found.map { JobQueue.Entry(job: e.job, settings: $0.settings, isolate: $0.isolate, rung: $0.rung,

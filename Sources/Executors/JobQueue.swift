@@ -160,7 +160,8 @@ public final class JobQueue {
             let e = self.entries[i]
             let est = self.estimate(e, predictor)
             return QueuedJob(request: PlacementRequest(jobID: e.job.id, memoryGB: est.memoryGB, seconds: est.seconds, isolate: e.isolate,
-                                                       gpuModel: e.job.clip.gpuModel), priority: e.job.clip.priority, order: e.order)
+                                                       gpuModel: e.job.clip.gpuModel, unsharedSeconds: est.unsharedSeconds),
+                             priority: e.job.clip.priority, order: e.order)
         }
     }
 }

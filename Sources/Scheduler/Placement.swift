@@ -49,12 +49,16 @@ public struct PlacementRequest: Sendable, Hashable {
     /// Substring the GPU's model must contain.
     public var gpuModel: String?
 
-    public init(jobID: String, memoryGB: Double, seconds: Double, isolate: Bool = false, gpuModel: String? = nil) {
+    /// The leading part of `seconds` that shares nothing (a cold start-up, `Estimate.unsharedSeconds`).
+    public var unsharedSeconds: Double
+
+    public init(jobID: String, memoryGB: Double, seconds: Double, isolate: Bool = false, gpuModel: String? = nil, unsharedSeconds: Double = 0) {
         self.jobID = jobID
         self.memoryGB = memoryGB
         self.seconds = seconds
         self.isolate = isolate
         self.gpuModel = gpuModel
+        self.unsharedSeconds = min(max(unsharedSeconds, 0), seconds)
     }
 }
 

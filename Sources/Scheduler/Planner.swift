@@ -125,7 +125,7 @@ public struct Planner: Sendable {
             let e = predictor.estimate(j.settings)
             estimates[j.id] = e
             byID[j.id] = j
-            queue.append(QueuedJob(request: PlacementRequest(jobID: j.id, memoryGB: e.memoryGB, seconds: e.seconds, gpuModel: j.gpuModel),
+            queue.append(QueuedJob(request: PlacementRequest(jobID: j.id, memoryGB: e.memoryGB, seconds: e.seconds, gpuModel: j.gpuModel, unsharedSeconds: e.unsharedSeconds),
                                    priority: j.priority, order: i))
         }
         queue.sort(by: QueuedJob.dispatchOrder)  // once: removals keep the order

@@ -2,8 +2,9 @@ import Manifest
 
 /// The end of a batch: once few jobs are left (at most `tailLimit`), placing them one by one, each where it alone
 /// finishes soonest, leaves some cards with more work than others, and the batch waits for the most loaded one.
-/// Here the whole tail is assigned together, each card modelled with what runs there: processor sharing at S(k)/k
-/// per job, at most as many jobs as raise its throughput (S(k) > S(k-1), up to the cap) and as its memory holds,
+/// Here the whole tail is assigned together, each card modelled with what runs there: a cold start-up alone, then
+/// processor sharing at S(k)/k among the k rendering, at most as many jobs as raise its throughput (S(k) > S(k-1),
+/// up to the cap; or do not lower it, for jobs that start up first) and as its memory holds,
 /// assigned jobs starting in order as room frees. Longest job first onto the card that would then be done soonest,
 /// then moves and swaps while the latest card's finish gets earlier. The jobs the assignment starts now are
 /// started; the others wait, and the next round assigns again with what it knows then.
@@ -22,9 +23,14 @@ extension Dispatcher {
         let sharing = placer.sharing
         guard placer.strategy.shareOnlyWhenFaster, !queue.isEmpty, queue.count <= Dispatcher.tailLimit,
               queue.count * loads.count <= Dispatcher.tailWork else { return nil }
-        // The most jobs a card may hold: up to the cap, while each added job raises the card's throughput.
+        // The most jobs a card may hold: up to the cap, while each added job raises the card's throughput. Jobs that
+        // start up first (cold) may also join while it merely holds: a start-up shares nothing, so a job starting up
+        // beside others rendering gains its start-up and costs them nothing until it renders too.
+        let startUps = queue.contains { $0.request.unsharedSeconds > 0 }
         var kmax = 1
-        while kmax < placer.maxJobsPerGPU && sharing.aggregate(kmax + 1) > sharing.aggregate(kmax) * (1 + 1e-9) { kmax += 1 }
+        while kmax < placer.maxJobsPerGPU
+                && (sharing.aggregate(kmax + 1) > sharing.aggregate(kmax) * (1 + 1e-9)
+                    || (startUps && sharing.aggregate(kmax + 1) >= sharing.aggregate(kmax) * (1 - 1e-9))) { kmax += 1 }
 
         struct Card {
             var index: Int
@@ -42,14 +48,17 @@ extension Dispatcher {
                               running: l.occupants.map { (max($0.endS - now, 0) * rate, $0.memoryGB) }, assigned: [], isolatedNow: l.isolated))
         }
 
-        /// When the card is done with what runs and what is assigned: processor sharing at S(k)/k per job, at most
-        /// `kmax` jobs and its memory at once, assigned jobs starting in order as room frees (an isolated job alone).
-        /// Also returns how many assigned jobs start at once.
+        /// When the card is done with what runs and what is assigned: each assigned job's start-up alone, then
+        /// processor sharing at S(k)/k among the k rendering, at most `kmax` jobs and its memory at once, assigned
+        /// jobs starting in order as room frees (an isolated job alone). Also returns how many assigned jobs start at once.
         var spent = 0
         func simulate(_ c: Card) -> (finish: Double, startNow: Int) {
             spent += 1
-            var active: [(left: Double, gb: Double, alone: Bool)] = c.running.map { ($0.work, $0.gb, c.isolatedNow) }
-            var waiting = c.assigned.map { (left: queue[$0].request.seconds, gb: queue[$0].request.memoryGB, alone: queue[$0].request.isolate) }
+            var active: [(startUp: Double, left: Double, gb: Double, alone: Bool)] = c.running.map { (0, $0.work, $0.gb, c.isolatedNow) }
+            var waiting = c.assigned.map { j in
+                let r = queue[j].request
+                return (startUp: r.unsharedSeconds, left: r.seconds - r.unsharedSeconds, gb: r.memoryGB, alone: r.isolate)
+            }
             var t = 0.0, startNow = 0, first = true
             while true {
                 // Admit in order while the next fits.
@@ -62,10 +71,12 @@ extension Dispatcher {
                 }
                 first = false
                 guard !active.isEmpty else { break }
-                let rate = sharing.perJobRate(active.count)
-                let step = active.map(\.left).min()!
-                t += step / rate
-                active = active.map { ($0.left - step, $0.gb, $0.alone) }.filter { $0.left > 1e-9 }
+                let rendering = active.reduce(0) { $0 + ($1.startUp > 1e-9 ? 0 : 1) }
+                let rate = sharing.perJobRate(max(rendering, 1))
+                let dt = active.map { $0.startUp > 1e-9 ? $0.startUp : $0.left / rate }.min()!
+                t += dt
+                active = active.map { $0.startUp > 1e-9 ? ($0.startUp - dt, $0.left, $0.gb, $0.alone) : ($0.startUp, $0.left - dt * rate, $0.gb, $0.alone) }
+                    .filter { $0.startUp > 1e-9 || $0.left > 1e-9 }
                 if active.isEmpty && waiting.isEmpty { break }
             }
             return (t, startNow)

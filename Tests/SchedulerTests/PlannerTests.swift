@@ -40,6 +40,23 @@ import Testing
         #expect(warm.estimate(settings("384*256", clips: 5)).unsharedSeconds == 0)
     }
 
+    @Test func jobsThatStartUpJoinACardWhereSharingMerelyHolds() {
+        // S(2) = S(3) = 1.5: a third job adds no render throughput, so without start-ups it waits (one-by-one and in
+        // the tail alike). With a 10 s start-up it joins at once: its start-up overlaps the others' for free, and
+        // the three renders of 0.96 s share the card at 1.5: 10 + 2.88 / 1.5 = 11.92 s, against 10 + 0.96 / 0.75
+        // + 10 + 0.96 = 22.24 s had it waited.
+        var prof = testProfile(sharing: [2: 1.5, 3: 1.5])
+        prof.time.startupSeconds = 10
+        let jobs = (0..<3).map { PlanJob(id: "j\($0)", settings: settings("384*256", clips: 2)) }
+        let plan = Planner(predictor: Predictor(profile: prof), strategy: Strategy.table["earliest-finish"]!).plan(jobs, gpus: [GPU(index: 0, memoryGB: 80)])
+        #expect(plan.runs.allSatisfy { $0.startS == 0 }, "\(plan.runs.map { ($0.jobID, $0.startS) })")
+        #expect(abs(plan.makespanS - (10 + 2.88 / 1.5)) < 1e-6, "\(plan.makespanS)")
+        // Without a start-up the rule stands: the third waits.
+        let cold = Planner(predictor: Predictor(profile: testProfile(sharing: [2: 1.5, 3: 1.5])), strategy: Strategy.table["earliest-finish"]!)
+            .plan(jobs, gpus: [GPU(index: 0, memoryGB: 80)])
+        #expect(cold.runs.filter { $0.startS == 0 }.count == 2)
+    }
+
     @Test func neverThreeTenGBJobsOnA24GBCard() {
         let jobs = (0..<3).map { PlanJob(id: "j\($0)", settings: settings("384*256", clips: 10)) }
         let plan = planner("pack", sharing: [2: 1.35, 4: 1.36]).plan(jobs, gpus: [GPU(index: 0, memoryGB: 24)])
