@@ -5,8 +5,9 @@
 /// throughput count render work only; a job still takes at least its solo time.
 extension Planner {
     /// The largest of: the longest job; for every GPU size class (the jobs that fit only cards at least that
-    /// large), their work over those cards' best throughput (the best S(k) for k up to the job cap and up to how
-    /// many of the smallest such jobs fit a card); the pigeonhole bound; and, where at most two of the class's jobs
+    /// large), their render work over those cards' best throughput (the best S(k) for k up to the job cap and up to
+    /// how many of the smallest such jobs fit a card), and their whole solo times over those cards' slots (that
+    /// many at once, none faster than alone); the pigeonhole bound; and, where at most two of the class's jobs
     /// fit a card at once and there are few of them, the exact two-slot bound (`twoSlotBound`).
     public func lowerBound(_ estimates: [Estimate], gpus: [GPU]) -> Double {
         guard !gpus.isEmpty, let longest = estimates.map(\.seconds).max() else { return 0 }
@@ -20,6 +21,11 @@ extension Planner {
             let cards = gpus.filter { $0.memoryGB >= size }
             let best = cards.map { g in sharing.best(upTo: max(1, min(maxJobsPerGPU, smallest > 0 ? Int(g.memoryGB / smallest) : maxJobsPerGPU))) }
             bound = max(bound, these.reduce(0) { $0 + Planner.renderWork($1) } / best.reduce(0, +))
+            // Slots: no job runs faster than alone, and a card holds at most `slots` of these at once (the cap, or how
+            // many of the smallest fit its memory), so their solo times, start-ups included, fill at most that many
+            // lanes per card.
+            let lanes = cards.map { g in max(1, min(maxJobsPerGPU, smallest > 0 ? Int(g.memoryGB / smallest) : maxJobsPerGPU)) }
+            bound = max(bound, these.reduce(0) { $0 + $1.seconds } / Double(lanes.reduce(0, +)))
             // Pigeonhole: of the m x G + 1 longest of these jobs, some card runs at least m + 1, whose work takes at
             // least its sum over the best throughput any card reaches. The lightest such group is the m + 1
             // shortest of those m x G + 1.
