@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Calibration on the GPU host (docs/calibration.md, docs/benchmarks.md), from the repository root with .carry/la
 # carried (the portable binary and a static ffmpeg):
-#   bash bench/gpu/calibration-proof.sh [N]        (CALIBRATE_ONLY=1: steps 1 and 2, and the plan after, without the run)
+#   bash bench/gpu/calibration-proof.sh [N]        (CALIBRATE_ONLY=1: steps 1 and 2, and the plan after, without the run;
+#                                                   SECOND=1: step 5 too)
 # 1. plan the N-clip proof manifest (bench/gpu/make-manifest.py) from the profile alone;
 # 2. avatar-batch calibrate synthetic-dit --quick on GPU 0 (a fresh history in $AVATAR_BATCH_HOME);
 # 3. plan it again (from the calibration), then run it (one process per clip, packed);
 # 4. keep the plans, the calibration's output, the run's status and the history file for the replay benchmark
 #    (bench: avatar-batch-bench replay). Results: $OUT (the device tool's folder; /tmp/cal-out elsewhere).
+# 5. (SECOND=1) the same clips as a second batch (a new folder, so a new store) planned from the calibration and the
+#    first batch's history, then run: the second batch of the week (second-*).
 set -u
 N=${1:-32}
 OUT=${OUT:-/tmp/cal-out}; mkdir -p "$OUT"
@@ -36,4 +39,18 @@ python3 -c "print('run: %.1f s wall, exit $rc' % ($b - $a))" | tee -a "$OUT/summ
 avatar-batch status "$W/gpu-proof.yaml" --json > "$OUT/run-status.json"
 python3 -c "import json; d=json.load(open('$OUT/run-status.json')); print('counts', d['counts']); print('OOM attempts', sum(a['classification']=='oom' for j in d['jobs'] for a in j['attempts']))" | tee -a "$OUT/summary.txt"
 cp "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/history.sqlite"
+if [ "${SECOND:-}" = 1 ]; then
+  W2=/tmp/calproof2; rm -rf "$W2"
+  python3 bench/gpu/make-manifest.py "$W2" "$N" > /dev/null
+  avatar-batch plan "$W2/gpu-proof.yaml" --workers off --explain > "$OUT/second-plan.txt" 2>&1
+  grep -E "^predictions|^makespan" "$OUT/second-plan.txt" | sed 's/^/second batch plan: /' | tee -a "$OUT/summary.txt"
+  stamp "second run"
+  a=$(date +%s.%N)
+  avatar-batch run "$W2/gpu-proof.yaml" --workers off 2> "$OUT/second-run.log"; rc=$?
+  b=$(date +%s.%N)
+  python3 -c "print('second run: %.1f s wall, exit $rc' % ($b - $a))" | tee -a "$OUT/summary.txt"
+  avatar-batch status "$W2/gpu-proof.yaml" --json > "$OUT/second-status.json"
+  python3 -c "import json; d=json.load(open('$OUT/second-status.json')); print('second counts', d['counts']); print('second OOM attempts', sum(a['classification']=='oom' for j in d['jobs'] for a in j['attempts']))" | tee -a "$OUT/summary.txt"
+  cp "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/history-after-second.sqlite"
+fi
 stamp "done"

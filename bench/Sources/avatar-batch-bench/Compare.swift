@@ -32,9 +32,10 @@ enum Compare {
     }
 
     /// First-fit FIFO: manifest order, the head job goes on the first GPU where its predicted memory fits now
-    /// (sharing as memory allows, up to the cap), else everything waits for the next job to end.
+    /// (sharing as memory allows, up to the cap), else everything waits for the next job to end. The planner's model:
+    /// a job's start-up runs alone, its render shares the card with the others rendering.
     static func firstFitFIFO(_ jobs: [(Estimate, String)], gpus: [GPU], sharing: SharingModel, cap: Int) -> Outcome {
-        struct Run { var gpu: Int; var left: Double; var mem: Double }
+        struct Run { var gpu: Int; var startUp: Double; var left: Double; var mem: Double }
         var running: [Run] = []
         var queue = jobs.filter { j in gpus.contains { $0.memoryGB >= j.0.memoryGB } }
         let lost = jobs.count - queue.count
@@ -46,15 +47,18 @@ enum Compare {
                     return on.count < cap && gpus[g].memoryGB - on.reduce(0) { $0 + $1.mem } >= head.0.memoryGB
                 }
                 guard let g = fit else { break }
-                running.append(Run(gpu: g, left: head.0.seconds, mem: head.0.memoryGB))
+                let startUp = min(head.0.unsharedSeconds, head.0.seconds)
+                running.append(Run(gpu: g, startUp: startUp, left: head.0.seconds - startUp, mem: head.0.memoryGB))
                 queue.removeFirst()
             }
-            let counts = Dictionary(grouping: running, by: \.gpu).mapValues(\.count)
-            let rate = running.map { sharing.perJobRate(counts[$0.gpu]!) }
-            let dt = zip(running, rate).map { $0.left / $1 }.min()!
+            let counts = Dictionary(grouping: running.filter { $0.startUp <= 1e-9 }, by: \.gpu).mapValues(\.count)
+            let rate = running.map { $0.startUp > 1e-9 ? 1 : sharing.perJobRate(counts[$0.gpu]!) }
+            let dt = zip(running, rate).map { $0.startUp > 1e-9 ? $0.startUp : $0.left / $1 }.min()!
             now += dt
-            for i in running.indices { running[i].left -= dt * rate[i] }
-            running.removeAll { $0.left <= 1e-9 }
+            for i in running.indices {
+                if running[i].startUp > 1e-9 { running[i].startUp -= dt } else { running[i].left -= dt * rate[i] }
+            }
+            running.removeAll { $0.startUp <= 1e-9 && $0.left <= 1e-9 }
         }
         return Outcome(makespan: now, lost: lost)
     }

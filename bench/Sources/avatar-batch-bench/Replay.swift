@@ -1,6 +1,7 @@
 // The replay benchmark (docs/calibration.md): how well predictions match what GPUs did, held out, from recorded runs
 // in bench/results, under three starting points: the profile alone, a calibration, and the history of an earlier batch.
 import Checkpoint
+import Executors
 import Foundation
 import Manifest
 import Scheduler
@@ -222,14 +223,15 @@ enum Replay {
             print(row("history of the packed run (memory only: it recorded no times to tell sharing from)", errors(learned, on: later, serial: true), jobs: later.count))
         }
 
-        // H200 (2026-11-30): calibrate --quick, then the proof manifest packed; history = the first half of that run.
-        let h200 = root + "/bench/results/h200-2026-11-30-calibration"
+        // H200 (2026-11-30, and again 2026-12-01 with start-ups unshared): calibrate --quick, then the proof manifest packed; history = the first half of that run.
+        for day in ["2026-11-30", "2026-12-01"] {
+        let h200 = root + "/bench/results/h200-\(day)-calibration"
         if let run = try? jobs(status: h200 + "/run-status.json", manifest: nil), !run.isEmpty {
             let fit = (try? History(path: h200 + "/history.sqlite", readOnly: true))
                 .flatMap { try? $0.calibrations().first { $0.state == "complete" }?.fit }
             let half = run.count / 2
             let first = Array(run.prefix(half)), second = Array(run.dropFirst(half))
-            print("\nreplay NVIDIA H200: the \(run.count)-clip proof run, packed (bench/results/h200-2026-11-30-calibration), held out: its second half (\(second.count) clips)")
+            print("\nreplay NVIDIA H200: the \(run.count)-clip proof run, packed (bench/results/h200-\(day)-calibration), held out: its second half (\(second.count) clips)")
             print(header)
             let base = Predictor(profile: profile)
             print(row("profile alone", errors(base, on: second, serial: false, context: run), jobs: second.count))
@@ -245,6 +247,27 @@ enum Replay {
             print(header)
             print(row("profile alone", errors(base, on: run, serial: false), jobs: run.count))
             if fit != nil { print(row("calibration", errors(calibrated, on: run, serial: false), jobs: run.count)) }
+        }
+        }
+
+        // H200 (2026-12-01): the proof manifest as two batches on one host: calibrate --quick, batch 1, then the same
+        // clips as batch 2 planned by the product from the calibration and batch 1's history (its history file).
+        let second = root + "/bench/results/h200-2026-12-01-second-batch"
+        if let b1 = try? jobs(status: second + "/run-status.json", manifest: nil), let b2 = try? jobs(status: second + "/second-status.json", manifest: nil),
+           !b2.isEmpty {
+            let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
+            print("\nreplay NVIDIA H200: the proof manifest as a second batch (bench/results/h200-2026-12-01-second-batch), all \(b2.count) clips held out")
+            print(header)
+            print(row("profile alone", errors(Predictor(profile: profile), on: b2, serial: false, context: b2), jobs: b2.count))
+            let fit = (try? History(path: second + "/history.sqlite", readOnly: true)).flatMap { try? $0.calibrations().first { $0.state == "complete" }?.fit }
+            if let fit {
+                print(row("calibration (calibrate --quick)", errors(Predictor(profile: profile.calibrated(by: fit)), on: b2, serial: false, context: b2), jobs: b2.count))
+            }
+            // What the product planned batch 2 from: its Knowledge over the history file as batch 1 left it.
+            let knowledge = Knowledge(profile: profile, gpus: h200, historyPath: second + "/history.sqlite", batch: "replay", readOnly: true)
+            print(row("calibration + history of batch 1, S(k) learned (as the product planned batch 2)", errors(knowledge.predictor(), on: b2, serial: false, context: b2),
+                      jobs: b2.count))
+            _ = b1
         }
 
         // H200 (2026-11-30): Live Avatar's real code (random weights), calibrate --quick on one warm worker, then a
