@@ -48,7 +48,7 @@ public final class Knowledge: @unchecked Sendable {
                                  colocated: $0.colocated, wallSeconds: $0.wallSeconds)
                 }
                 entries = Learning.observations(for: model, from: all)
-                sharing = Learning.sharing(for: model, from: all)
+                sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds)
                 for (k, s) in sharing { p.sharing[k] = s }
             } catch {
                 warnings.append("the history at \(h.path) could not be read (\(error)); predictions start from the profile")

@@ -69,14 +69,18 @@ public enum Learning {
     }
 
     /// S(k) learned on `model`: for each k with at least `minimum` co-located observations in buckets that also ran
-    /// alone, k x the median of (solo seconds per frame / co-located seconds per frame). Only what was seen.
-    public static func sharing(for model: String, from entries: [HistoryEntry], minimum: Int = 3) -> [Int: Double] {
+    /// alone, k x the median of (its time alone / its wall time co-located), each less `unshared` for a cold attempt
+    /// (its start-up, which shares nothing: S(k) is of the render; a warm request has none). Only what was seen.
+    public static func sharing(for model: String, from entries: [HistoryEntry], minimum: Int = 3, unshared: Double = 0) -> [Int: Double] {
         let here = entries.filter { $0.gpuModel == model }
         let solo = soloFigures(here)
         var ratios: [Int: [Double]] = [:]
         for e in here where e.colocated > 1 && !e.observation.oom {
             guard let s = e.wallSeconds, e.observation.frames > 0, s > 0, let alone = solo[key(e)]?.alone else { continue }
-            ratios[e.colocated, default: []].append(alone / (s / Double(e.observation.frames)))
+            // sharing(k: 1, ...) is the ratio itself: (alone - u) / (wall - u), within [0.1, 1].
+            let t1 = alone * Double(e.observation.frames)
+            let u = e.observation.warm ? 0 : unshared
+            ratios[e.colocated, default: []].append(u > 0 && u < 0.9 * min(t1, s) ? (t1 - u) / (s - u) : t1 / s)
         }
         var out: [Int: Double] = [:]
         for (k, r) in ratios where r.count >= minimum { out[k] = min(max(Double(k) * median(r), 0.1), Double(k)) }

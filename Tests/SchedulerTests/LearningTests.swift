@@ -51,6 +51,8 @@ import Testing
         entries.append(entry("H200 140GB", "a", seconds: 10, peak: 20, k: 2, wall: 12.5))
         #expect(Learning.sharing(for: "H200 140GB", from: entries) == [2: 1.6])
         #expect(Learning.sharing(for: "A100 80GB", from: entries).isEmpty)
+        // With a 4 s start-up that shares nothing, the renders took 8.5 s together against 6 alone: S(2) = 2 x 6 / 8.5.
+        #expect(abs(Learning.sharing(for: "H200 140GB", from: entries, unshared: 4)[2]! - 2 * 6.0 / 8.5) < 1e-9)
         #expect(Learning.modelKey(GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)) == "NVIDIA H200 140GB")
         #expect(Learning.primaryModel([GPU(index: 0, model: "A", memoryGB: 80), GPU(index: 1, model: "B", memoryGB: 24), GPU(index: 2, model: "B", memoryGB: 24)]) == "B 24GB")
     }

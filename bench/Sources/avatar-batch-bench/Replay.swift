@@ -267,6 +267,7 @@ enum Replay {
             let knowledge = Knowledge(profile: profile, gpus: h200, historyPath: second + "/history.sqlite", batch: "replay", readOnly: true)
             print(row("calibration + history of batch 1, S(k) learned (as the product planned batch 2)", errors(knowledge.predictor(), on: b2, serial: false, context: b2),
                       jobs: b2.count))
+            print("  S(k) learned: \(knowledge.learnedSharing.sorted { $0.key < $1.key }.map { "\($0.key): \(String(format: "%.2f", $0.value))" }.joined(separator: ", ")); the profile as planned: \(knowledge.profile.sharing.sorted { $0.key < $1.key }.map { "\($0.key): \(String(format: "%.2f", $0.value))" }.joined(separator: ", "))")
             _ = b1
         }
 
