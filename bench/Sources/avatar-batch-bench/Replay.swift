@@ -268,6 +268,14 @@ enum Replay {
             print(row("calibration + history of batch 1, S(k) learned (as the product planned batch 2)", errors(knowledge.predictor(), on: b2, serial: false, context: b2),
                       jobs: b2.count))
             print("  S(k) learned: \(knowledge.learnedSharing.sorted { $0.key < $1.key }.map { "\($0.key): \(String(format: "%.2f", $0.value))" }.joined(separator: ", ")); the profile as planned: \(knowledge.profile.sharing.sorted { $0.key < $1.key }.map { "\($0.key): \(String(format: "%.2f", $0.value))" }.joined(separator: ", "))")
+            // The plan of batch 2 the product would make from that knowledge, against the span its attempts took.
+            let planner = Planner(predictor: knowledge.predictor(), strategy: Strategy.table["earliest-finish"]!)
+            let plan = planner.plan(b2.map { PlanJob(id: $0.id, settings: $0.settings) }, gpus: h200)
+            let spans = b2.compactMap(\.window)
+            if let first = spans.map(\.from).min(), let last = spans.map(\.to).max() {
+                print(String(format: "  plan of batch 2 from it: makespan %.1f s (lower bound %.1f s); its attempts took %.1f s from the first start to the last end",
+                             plan.makespanS, plan.lowerBoundS, last - first))
+            }
             _ = b1
         }
 
