@@ -19,12 +19,12 @@ extension Planner {
             let these = estimates.filter { $0.memoryGB > smaller }
             guard let smallest = these.map(\.memoryGB).min() else { continue }
             let cards = gpus.filter { $0.memoryGB >= size }
-            let best = cards.map { g in sharing.best(upTo: max(1, min(maxJobsPerGPU, smallest > 0 ? Int(g.memoryGB / smallest) : maxJobsPerGPU))) }
-            bound = max(bound, these.reduce(0) { $0 + Planner.renderWork($1) } / best.reduce(0, +))
-            // Slots: no job runs faster than alone, and a card holds at most `slots` of these at once (the cap, or how
-            // many of the smallest fit its memory), so their solo times, start-ups included, fill at most that many
-            // lanes per card.
+            // How many of these a card holds at once: the cap, or how many of the smallest fit its memory.
             let lanes = cards.map { g in max(1, min(maxJobsPerGPU, smallest > 0 ? Int(g.memoryGB / smallest) : maxJobsPerGPU)) }
+            let best = lanes.map { sharing.best(upTo: $0) }
+            bound = max(bound, these.reduce(0) { $0 + Planner.renderWork($1) } / best.reduce(0, +))
+            // Lanes: no job runs faster than alone, so their solo times, start-ups included, fill at most that many
+            // lanes per card.
             bound = max(bound, these.reduce(0) { $0 + $1.seconds } / Double(lanes.reduce(0, +)))
             // Pigeonhole: of the m x G + 1 longest of these jobs, some card runs at least m + 1, whose work takes at
             // least its sum over the best throughput any card reaches. The lightest such group is the m + 1
