@@ -77,10 +77,8 @@ public enum Learning {
         var ratios: [Int: [Double]] = [:]
         for e in here where e.colocated > 1 && !e.observation.oom {
             guard let s = e.wallSeconds, e.observation.frames > 0, s > 0, let alone = solo[key(e)]?.alone else { continue }
-            // sharing(k: 1, ...) is the ratio itself: (alone - u) / (wall - u), within [0.1, 1].
-            let t1 = alone * Double(e.observation.frames)
-            let u = e.observation.warm ? 0 : unshared
-            ratios[e.colocated, default: []].append(u > 0 && u < 0.9 * min(t1, s) ? (t1 - u) / (s - u) : t1 / s)
+            ratios[e.colocated, default: []].append(renderRatio(alone: alone * Double(e.observation.frames), together: s,
+                                                                unshared: e.observation.warm ? 0 : unshared))
         }
         var out: [Int: Double] = [:]
         for (k, r) in ratios where r.count >= minimum { out[k] = min(max(Double(k) * median(r), 0.1), Double(k)) }
@@ -91,8 +89,13 @@ public enum Learning {
     /// `unshared` (a cold start-up, which shares nothing, so S(k) is of the render alone); whole times when taking it
     /// off would leave almost nothing. Within [0.1, k].
     public static func sharing(k: Int, alone: Double, together: Double, unshared: Double = 0) -> Double {
+        min(max(Double(k) * renderRatio(alone: alone, together: together, unshared: unshared), 0.1), Double(k))
+    }
+
+    /// alone / together, each less `unshared` (a cold start-up), or whole when taking it off would leave almost nothing.
+    static func renderRatio(alone: Double, together: Double, unshared: Double) -> Double {
         let u = unshared > 0 && unshared < 0.9 * min(alone, together) ? unshared : 0
-        return min(max(Double(k) * (alone - u) / (together - u), 0.1), Double(k))
+        return (alone - u) / (together - u)
     }
 
     /// Per bucket and kind (`key`): mean solo-equivalent seconds per frame over every observation (`rate`), the same over
