@@ -31,26 +31,26 @@ cat "$OUT/calibrate.txt"
 avatar-batch plan "$W/gpu-proof.yaml" --workers off --explain > "$OUT/plan-after.txt" 2>&1
 grep -E "^predictions|^makespan" "$OUT/plan-before.txt" "$OUT/plan-after.txt" | tee -a "$OUT/summary.txt"
 if [ "${CALIBRATE_ONLY:-}" = 1 ]; then cp "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/history.sqlite"; stamp "done"; exit 0; fi
-stamp "run"
-a=$(date +%s.%N)
-avatar-batch run "$W/gpu-proof.yaml" --workers off 2> "$OUT/run.log"; rc=$?
-b=$(date +%s.%N)
-python3 -c "print('run: %.1f s wall, exit $rc' % ($b - $a))" | tee -a "$OUT/summary.txt"
-avatar-batch status "$W/gpu-proof.yaml" --json > "$OUT/run-status.json"
-python3 -c "import json; d=json.load(open('$OUT/run-status.json')); print('counts', d['counts']); print('OOM attempts', sum(a['classification']=='oom' for j in d['jobs'] for a in j['attempts']))" | tee -a "$OUT/summary.txt"
+# run_batch MANIFEST LOG STATUS LABEL: runs it, keeps its log as $OUT/LOG and its status as $OUT/STATUS, and adds
+# its wall time, counts and OOM attempts to the summary, each line starting with LABEL.
+run_batch() {
+  local manifest=$1 log="$OUT/$2" status="$OUT/$3" label=$4 a b rc
+  stamp "${label}run"
+  a=$(date +%s.%N)
+  avatar-batch run "$manifest" --workers off 2> "$log"; rc=$?
+  b=$(date +%s.%N)
+  python3 -c "print('${label}run: %.1f s wall, exit $rc' % ($b - $a))" | tee -a "$OUT/summary.txt"
+  avatar-batch status "$manifest" --json > "$status"
+  python3 -c "import json; d=json.load(open('$status')); print('${label}counts', d['counts']); print('${label}OOM attempts', sum(a['classification']=='oom' for j in d['jobs'] for a in j['attempts']))" | tee -a "$OUT/summary.txt"
+}
+run_batch "$W/gpu-proof.yaml" run.log run-status.json ""
 cp "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/history.sqlite"
 if [ "${SECOND:-}" = 1 ]; then
   W2=/tmp/calproof2; rm -rf "$W2"
   python3 bench/gpu/make-manifest.py "$W2" "$N" > /dev/null
   avatar-batch plan "$W2/gpu-proof.yaml" --workers off --explain > "$OUT/second-plan.txt" 2>&1
   grep -E "^predictions|^makespan" "$OUT/second-plan.txt" | sed 's/^/second batch plan: /' | tee -a "$OUT/summary.txt"
-  stamp "second run"
-  a=$(date +%s.%N)
-  avatar-batch run "$W2/gpu-proof.yaml" --workers off 2> "$OUT/second-run.log"; rc=$?
-  b=$(date +%s.%N)
-  python3 -c "print('second run: %.1f s wall, exit $rc' % ($b - $a))" | tee -a "$OUT/summary.txt"
-  avatar-batch status "$W2/gpu-proof.yaml" --json > "$OUT/second-status.json"
-  python3 -c "import json; d=json.load(open('$OUT/second-status.json')); print('second counts', d['counts']); print('second OOM attempts', sum(a['classification']=='oom' for j in d['jobs'] for a in j['attempts']))" | tee -a "$OUT/summary.txt"
+  run_batch "$W2/gpu-proof.yaml" second-run.log second-status.json "second "
   cp "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/history-after-second.sqlite"
 fi
 stamp "done"
