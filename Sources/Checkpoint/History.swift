@@ -87,6 +87,17 @@ public final class History: @unchecked Sendable {
         m.registerMigration("history-2026-11-30-warm") { db in
             try db.execute(sql: "ALTER TABLE observations ADD COLUMN warm INTEGER NOT NULL DEFAULT 0")
         }
+        // Warm workers' loads (start to ready): a later batch expects what the last ones took on this GPU model.
+        m.registerMigration("history-2026-12-01-loads") { db in
+            try db.execute(sql: """
+                CREATE TABLE worker_loads (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    renderer_identity TEXT NOT NULL, renderer TEXT NOT NULL, gpu_model TEXT NOT NULL, load_settings TEXT NOT NULL,
+                    seconds REAL NOT NULL, batch TEXT NOT NULL, recorded_at REAL NOT NULL
+                );
+                CREATE INDEX worker_loads_by_key ON worker_loads(renderer_identity, gpu_model, id);
+                """)
+        }
         return m
     }
 
@@ -125,6 +136,40 @@ public final class History: @unchecked Sendable {
                                    peakGB: $0["peak_gb"], seconds: $0["seconds"], wallSeconds: $0.hasColumn("wall_s") ? $0["wall_s"] : nil, frames: $0["frames"],
                                    oom: $0["oom"], colocated: $0["colocated"], warm: $0.hasColumn("warm") ? $0["warm"] : false, batch: $0["batch"],
                                    recordedAt: $0["recorded_at"])
+            }
+        }
+    }
+
+    // MARK: worker loads
+
+    /// Records one warm worker's load, then trims its (renderer, GPU model) to the window. Ignored (false) on a
+    /// read-only history.
+    @discardableResult
+    public func recordLoad(_ l: HistoryLoad) throws -> Bool {
+        guard !readOnly else { return false }
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO worker_loads (renderer_identity, renderer, gpu_model, load_settings, seconds, batch, recorded_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [l.rendererIdentity, l.renderer, l.gpuModel, l.loadSettings, l.seconds, l.batch, l.recordedAt])
+            try db.execute(sql: """
+                DELETE FROM worker_loads WHERE renderer_identity = ? AND gpu_model = ? AND id NOT IN (
+                    SELECT id FROM worker_loads WHERE renderer_identity = ? AND gpu_model = ? ORDER BY id DESC LIMIT ?)
+                """, arguments: [l.rendererIdentity, l.gpuModel, l.rendererIdentity, l.gpuModel, History.window])
+        }
+        return true
+    }
+
+    /// A renderer's kept loads on one GPU model recorded after `since` (seconds since 1970), newest first.
+    public func loads(rendererIdentity: String, gpuModel: String, since: Double = 0) throws -> [HistoryLoad] {
+        try pool.read { db in
+            // A history from before loads were kept has no such table until a writer migrates it.
+            guard try db.tableExists("worker_loads") else { return [] }
+            return try Row.fetchAll(db, sql: """
+                SELECT * FROM worker_loads WHERE renderer_identity = ? AND gpu_model = ? AND recorded_at > ? ORDER BY id DESC
+                """, arguments: [rendererIdentity, gpuModel, since]).map {
+                HistoryLoad(rendererIdentity: $0["renderer_identity"], renderer: $0["renderer"], gpuModel: $0["gpu_model"],
+                            loadSettings: $0["load_settings"], seconds: $0["seconds"], batch: $0["batch"], recordedAt: $0["recorded_at"])
             }
         }
     }
@@ -233,6 +278,29 @@ public struct HistoryObservation: Sendable, Hashable, Codable {
         self.frames = frames
         self.oom = oom
         self.colocated = colocated
+        self.batch = batch
+        self.recordedAt = recordedAt
+    }
+}
+
+/// One warm worker's load (its start to its "ready"), as the history keeps it.
+public struct HistoryLoad: Sendable, Hashable, Codable {
+    public var rendererIdentity: String
+    public var renderer: String
+    public var gpuModel: String
+    /// The load settings it was started with (`name=value, ...`; "" when it has none).
+    public var loadSettings: String
+    public var seconds: Double
+    public var batch: String
+    public var recordedAt: Double
+
+    public init(rendererIdentity: String, renderer: String, gpuModel: String, loadSettings: String, seconds: Double, batch: String,
+                recordedAt: Double = Date().timeIntervalSince1970) {
+        self.rendererIdentity = rendererIdentity
+        self.renderer = renderer
+        self.gpuModel = gpuModel
+        self.loadSettings = loadSettings
+        self.seconds = seconds
         self.batch = batch
         self.recordedAt = recordedAt
     }

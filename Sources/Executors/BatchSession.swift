@@ -148,7 +148,13 @@ public final class BatchSession: @unchecked Sendable {
         let (stream, continuation) = AsyncStream.makeStream(of: SessionEvent.self)
         let store = self.store
         let events = ExecutorEvents(continuation, recorder: { attemptID, fact in try BatchSession.record(fact, attemptID: attemptID, store: store) },
-                                    workerRecorder: { fact in try BatchSession.record(fact, store: store) })
+                                    workerRecorder: { [knowledge, progress] fact in
+                                        try BatchSession.record(fact, store: store)
+                                        // A load is the history's too: the next batch on this GPU model expects what loads took here.
+                                        if case let .ready(_, load?, _, model, settings) = fact, let warning = knowledge?.recordLoad(load, gpuModel: model, loadSettings: settings) {
+                                            progress.event("warning: \(warning)")
+                                        }
+                                    })
         let executor = self.executor
         let signals = SignalWatcher(onFirst: { continuation.yield(.signal) }, onSecond: { executor.abortNow() })
         defer { signals.stop() }
@@ -279,7 +285,7 @@ public final class BatchSession: @unchecked Sendable {
     static func record(_ fact: WorkerFact, store: Store) throws {
         switch fact {
         case let .started(w): try store.workerStarted(w)
-        case let .ready(id, load, resident): try store.workerReady(id, loadSeconds: load, residentGB: resident)
+        case let .ready(id, load, resident, _, _): try store.workerReady(id, loadSeconds: load, residentGB: resident)
         case let .served(id): try store.workerServed(id)
         case let .ended(id, note): try store.workerEnded(id, note: note)
         }

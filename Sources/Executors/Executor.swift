@@ -163,7 +163,8 @@ public enum AttemptFact: Sendable, Hashable {
 public enum WorkerFact: Sendable {
     /// Launched: its process is known, so a later run can stop what is left of it.
     case started(WorkerRecord)
-    case ready(id: String, loadSeconds: Double?, residentGB: Double?)
+    /// Loaded: `gpuModel` (`Learning.modelKey`) and `loadSettings` say what the load was of, for the history.
+    case ready(id: String, loadSeconds: Double?, residentGB: Double?, gpuModel: String, loadSettings: String)
     /// It finished a request (done or failed).
     case served(id: String)
     /// Its process is gone.

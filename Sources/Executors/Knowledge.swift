@@ -16,6 +16,12 @@ public final class Knowledge: @unchecked Sendable {
     public let calibration: CalibrationRecord?
     let entries: [(Observation, Predictor.Origin)]
     public let learnedSharing: [Int: Double]
+    /// The worker load this batch expects from the history: the median of the newest `recentLoads` loads on this GPU
+    /// model since its calibration, and how many that was (nil: the calibration's or the profile's `load_s`).
+    public let learnedLoad: (seconds: Double, count: Int)?
+    /// How many of the newest loads the expected load is the median of: loads follow the page cache and the disk of
+    /// the day, so the last few say more than the window.
+    public static let recentLoads = 5
     /// Why the history is not used, or is used read-only (printed as warnings).
     public let warnings: [String]
     /// The batch's name in the history.
@@ -38,10 +44,20 @@ public final class Knowledge: @unchecked Sendable {
         var calibration: CalibrationRecord?
         var entries: [(Observation, Predictor.Origin)] = []
         var sharing: [Int: Double] = [:]
+        var load: (seconds: Double, count: Int)?
         if let h = history, let model {
             do {
                 calibration = try h.calibration(rendererIdentity: profile.identityDigest, gpuModel: model)
                 if let fit = calibration?.fit { p = p.calibrated(by: fit) }
+                if p.worker != nil {
+                    // Only loads since the calibration: a new calibration (a new driver, a new disk) starts the count again.
+                    let since = calibration.map { $0.finishedAt ?? $0.startedAt } ?? 0
+                    let recent = try h.loads(rendererIdentity: profile.identityDigest, gpuModel: model, since: since).prefix(Knowledge.recentLoads).map(\.seconds)
+                    if !recent.isEmpty {
+                        load = (Learning.median(recent), recent.count)
+                        p = p.withWorkerLoad(load!.seconds)
+                    }
+                }
                 let all = try h.observations(rendererIdentity: profile.identityDigest).map {
                     HistoryEntry(gpuModel: $0.gpuModel, observation: Observation(bucket: $0.bucket, gpuModel: $0.gpuModel, peakGB: $0.peakGB,
                                                                                  seconds: $0.seconds, frames: $0.frames, oom: $0.oom, warm: $0.warm),
@@ -54,6 +70,7 @@ public final class Knowledge: @unchecked Sendable {
                 warnings.append("the history at \(h.path) could not be read (\(error)); predictions start from the profile")
                 entries = []
                 calibration = nil
+                load = nil
                 p = profile
             }
         }
@@ -63,6 +80,7 @@ public final class Knowledge: @unchecked Sendable {
         self.calibration = calibration
         self.entries = entries
         self.learnedSharing = sharing
+        self.learnedLoad = load
         self.warnings = warnings
         self.batch = batch
     }
@@ -95,10 +113,26 @@ public final class Knowledge: @unchecked Sendable {
         let borrowed = entries.count - same
         if same > 0 { parts.append("history: \(same) observation(s) on \(gpuModel ?? "this GPU model")") }
         if borrowed > 0 { parts.append("history: \(borrowed) observation(s) from other GPU models, scaled by learned ratios") }
+        if let l = learnedLoad {
+            parts.append(String(format: "worker load %.1f s: the median of the last %d load(s) on %@", l.seconds, l.count, gpuModel ?? "this GPU model"))
+        }
         if !learnedSharing.isEmpty {
             parts.append("S(k) learned: " + learnedSharing.sorted { $0.key < $1.key }.map { String(format: "%d: %.2f", $0.key, $0.value) }.joined(separator: ", "))
         }
         return parts.joined(separator: "; ")
+    }
+
+    /// Adds a warm worker's load to the history (nothing when there is none, or it is read-only); a failure to write is
+    /// a warning, as for `record`.
+    public func recordLoad(_ seconds: Double, gpuModel: String, loadSettings: String) -> String? {
+        guard let h = history, !h.readOnly else { return nil }
+        do {
+            try h.recordLoad(HistoryLoad(rendererIdentity: profile.identityDigest, renderer: profile.name, gpuModel: gpuModel, loadSettings: loadSettings,
+                                         seconds: seconds, batch: batch))
+            return nil
+        } catch {
+            return "could not add to the history at \(h.path): \(error)"
+        }
     }
 
     /// Adds what an attempt showed to the history (nothing when there is none, or it is read-only). A failure to

@@ -308,7 +308,7 @@ final class WarmPool: @unchecked Sendable {
             measuredLoads.append(loaded)
             let hasRequest = w.request != nil
             lock.unlock()
-            events.record(.ready(id: id, loadSeconds: loaded, residentGB: resident))
+            events.record(.ready(id: id, loadSeconds: loaded, residentGB: resident, gpuModel: Learning.modelKey(w.gpu), loadSettings: w.key))
             events.post(.say("worker \(id) ready on GPU \(w.gpu.index) (pid \(pid), loaded in \(String(format: "%.1f s", loaded))"
                 + (resident.map { String(format: ", %.1f GB resident", $0) } ?? "") + ")"))
             if hasRequest { send(w) }

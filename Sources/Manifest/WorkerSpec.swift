@@ -57,4 +57,14 @@ extension RendererProfile {
 
     /// Seconds a worker takes to start and load.
     public var workerLoadSeconds: Double { worker?.loadSeconds ?? time.startupSeconds }
+
+    /// The profile with its worker's load set to `seconds` (what loads took lately), and a cold attempt's start-up
+    /// moved by as much: the load is part of that start-up, and what a warm request pays besides stays as it was.
+    public func withWorkerLoad(_ seconds: Double) -> RendererProfile {
+        guard worker != nil else { return self }
+        var p = self
+        p.time.startupSeconds = max(time.startupSeconds + seconds - workerLoadSeconds, seconds)
+        p.worker?.loadSeconds = seconds
+        return p
+    }
 }

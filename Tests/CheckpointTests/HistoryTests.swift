@@ -24,6 +24,30 @@ import Testing
         #expect(mode == 0o600)
     }
 
+    @Test func workerLoadsAreKeptPerRendererAndModelNewestFirstWithinTheWindow() throws {
+        let dir = TempDir("history")
+        let h = try History(path: dir.path + "/h.sqlite")
+        func load(_ s: Double, gpu: String = "H200 140GB", at: Double) -> HistoryLoad {
+            HistoryLoad(rendererIdentity: "r1", renderer: "liveavatar", gpuModel: gpu, loadSettings: "fp8=False", seconds: s, batch: "t", recordedAt: at)
+        }
+        for i in 0..<(History.window + 3) { try h.recordLoad(load(Double(i), at: Double(100 + i))) }
+        try h.recordLoad(load(7, gpu: "A100 80GB", at: 1))
+        let kept = try h.loads(rendererIdentity: "r1", gpuModel: "H200 140GB")
+        #expect(kept.count == History.window && kept.first?.seconds == Double(History.window + 2) && kept.last?.seconds == 3, "\(kept.map(\.seconds))")
+        #expect(kept.first?.loadSettings == "fp8=False" && kept.first?.renderer == "liveavatar")
+        // `since`: only what was recorded after it (a calibration's end).
+        #expect(try h.loads(rendererIdentity: "r1", gpuModel: "H200 140GB", since: 150).map(\.seconds) == [52, 51])
+        #expect(try h.loads(rendererIdentity: "r1", gpuModel: "A100 80GB").map(\.seconds) == [7])
+        #expect(try h.loads(rendererIdentity: "r2", gpuModel: "H200 140GB").isEmpty)
+        // Read-only, a history written before loads were kept has none (and is not migrated).
+        let old = dir.path + "/old.sqlite"
+        try History(path: old).executeRaw("DROP TABLE worker_loads; DELETE FROM grdb_migrations WHERE identifier = 'history-2026-12-01-loads'")
+        try FileManager.default.setAttributes([.posixPermissions: 0o400], ofItemAtPath: old)
+        let ro = try History(path: old, readOnly: true)
+        #expect(try ro.loads(rendererIdentity: "r1", gpuModel: "H200 140GB").isEmpty)
+        #expect(try ro.recordLoad(load(1, at: 1)) == false)
+    }
+
     @Test func twoWritersAtOnceLoseNothing() async throws {
         let dir = TempDir("history")
         let path = dir.path + "/h.sqlite"

@@ -323,6 +323,68 @@ enum Replay {
                 print(String(format: "  cold prediction of %@ from the first run's warm history: %.1f s (its request %.1f s + load %.1f s)", j.id, e.seconds,
                              j.seconds ?? 0, laProfile.calibrated(by: fit).workerLoadSeconds))
             }
+            loads(root: root, profile: laProfile)
+        }
+    }
+
+    /// The workers' loads of a recorded run (start to ready, and when it was ready), from the batch store in its tgz.
+    static func workerLoads(_ tgz: String) -> [(seconds: Double, at: Double)] {
+        let dir = NSTemporaryDirectory() + "replay-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let tar = Process()
+        tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        // The store with its WAL: a run cut off by the copy may hold everything there.
+        tar.arguments = ["tar", "xzf", tgz, "-C", dir, "--wildcards", "./out/.avatar-batch/state.sqlite*"]
+        guard (try? tar.run()) != nil else { return [] }
+        tar.waitUntilExit()
+        let workers = (try? Store(path: dir + "/out/.avatar-batch/state.sqlite", readOnly: true).workers()) ?? []
+        return workers.compactMap { w in w.loadSeconds.map { ($0, w.readyAt ?? w.startedAt) } }
+    }
+
+    /// Live Avatar's worker loads across batches: what the next batch expects (the product's Knowledge over a copy of
+    /// the history the runs used, with the earlier run's loads added as the run would now add them) against the
+    /// calibration's load and what the next run's worker took; and the plan of hist2 either way against its wall time.
+    static func loads(root: String, profile: RendererProfile) {
+        let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
+        let fm = FileManager.default
+        print("\nreplay NVIDIA H200, Live Avatar: worker loads across batches (each batch expects what the earlier batches' loads took)")
+        print("| earlier run (its loads) | next run | expected from the calibration | expected from the history | the next run's loads | error: calibration / history |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for (dir, history, earlier, next) in [("h200-2026-11-30-la-calibration", "calibration-history.sqlite", "calcheck", "calcheck2"),
+                                              ("h200-2026-11-30-la-history", "history-after-hist1.sqlite", "hist1", "hist2")] {
+            let base = root + "/bench/results/" + dir
+            let before = workerLoads(base + "/\(earlier).tgz"), after = workerLoads(base + "/\(next).tgz")
+            let copy = NSTemporaryDirectory() + "replay-history-\(UUID().uuidString).sqlite"
+            defer { try? fm.removeItem(atPath: copy) }
+            guard !before.isEmpty, !after.isEmpty, (try? fm.copyItem(atPath: base + "/" + history, toPath: copy)) != nil,
+                  let h = try? History(path: copy) else { continue }
+            let calibrated = Knowledge(profile: profile, gpus: h200, historyPath: copy, batch: "replay", readOnly: true)
+            for l in before {
+                try? h.recordLoad(HistoryLoad(rendererIdentity: profile.identityDigest, renderer: profile.name, gpuModel: "NVIDIA H200 140GB",
+                                              loadSettings: "", seconds: l.seconds, batch: earlier, recordedAt: l.at))
+            }
+            let learned = Knowledge(profile: profile, gpus: h200, historyPath: copy, batch: "replay", readOnly: true)
+            let c = calibrated.profile.workerLoadSeconds, l = learned.profile.workerLoadSeconds
+            let observed = after.map(\.seconds)
+            let err = { (x: Double) in observed.map { abs(x - $0) / $0 }.max() ?? 0 }
+            print(String(format: "| %@ (%@) | %@ | %.1f s | %.1f s | %@ | %.0f%% / %.0f%% |", earlier, before.map { String(format: "%.1f", $0.seconds) }.joined(separator: ", "),
+                         next, c, l, observed.map { String(format: "%.1f", $0) }.joined(separator: ", "), 100 * err(c), 100 * err(l)))
+            // The plan of the next run either way, as `plan` makes it (warm requests, then the workers' loads).
+            guard next == "hist2", let runJobs = try? jobs(status: base + "/\(next)-status.json", manifest: nil),
+                  let doc = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base + "/\(next)-status.json"))) as? [String: Any] else { continue }
+            let attempts = (doc["jobs"] as? [[String: Any]] ?? []).flatMap { $0["attempts"] as? [[String: Any]] ?? [] }
+            guard let first = attempts.compactMap({ $0["started_at"] as? Double }).min(), let last = attempts.compactMap({ $0["ended_at"] as? Double }).max() else { continue }
+            let settings = Dictionary(runJobs.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
+            for (name, k) in [("the calibration and hist1's request times", calibrated), ("those and hist1's load", learned)] {
+                var predictor = k.predictor()
+                predictor.warm = true
+                let plan = Planner(predictor: predictor, strategy: Strategy.table["earliest-finish"]!).plan(runJobs.map { PlanJob(id: $0.id, settings: $0.settings) }, gpus: h200)
+                let (warmed, workers) = plan.warmed(loadSeconds: k.profile.workerLoadSeconds, key: { settings[$0].map(profile.workerKey) ?? "" },
+                                                    solo: { settings[$0].map { predictor.estimate($0).seconds } ?? 0 })
+                print(String(format: "  plan of %@ from %@: %.1f s (%d worker(s), load %.1f s); its attempts took %.1f s from the first start to the last end",
+                             next, name, warmed.makespanS, workers.workers, workers.loadSeconds, last - first))
+            }
         }
     }
 }
