@@ -25,6 +25,9 @@ public struct CalibrationFit: Sendable, Hashable, Codable {
     /// probes, added to its `per_job_gb` (CUDA context and allocator slack differ between GPU models and drivers).
     public var residentOffsetGB: Double?
     public var perClipOfflineGB: Double?
+    /// The same per million pixels of one clip's frames (its width x height x infer_frames), measured at the default
+    /// size: what `perClipOfflineGB` becomes at other sizes. nil in calibrations stored before 2026-12-01.
+    public var offlinePerMegapixelFrameGB: Double?
     public var onlineDecodeGB: Double?
     /// S(k): aggregate throughput of k identical jobs on one GPU against one.
     public var sharing: [Int: Double]
@@ -65,6 +68,7 @@ extension RendererProfile {
         let memory = fit.memoryPoints.compactMap { pt in FrameSize(pt.size).map { MemoryPoint(size: $0, inferFrames: pt.inferFrames, gb: pt.value) } }
         if !memory.isEmpty && !p.memory.isResidentModel { p.memory.points = memory }
         if let g = fit.perClipOfflineGB, !p.memory.isResidentModel { p.memory.perClipOfflineGB = g }
+        if let g = fit.offlinePerMegapixelFrameGB, !p.memory.isResidentModel { p.memory.offlinePerMegapixelFrameGB = g }
         if let o = fit.residentOffsetGB, p.memory.isResidentModel { p.memory.perJobGB = max(p.memory.perJobGB + o, 0) }
         if let g = fit.onlineDecodeGB { p.memory.onlineDecodeGB = g }
         let time = fit.timePoints.compactMap { pt in FrameSize(pt.size).map { TimePoint(size: $0, inferFrames: pt.inferFrames, msPerFrame: pt.value) } }

@@ -302,7 +302,7 @@ public enum ProfileLoader {
     static func parseMemory(_ s: Sourced, _ r: inout FieldReader) -> MemoryModel {
         var m = MemoryModel()
         guard let entries = s.node.entries else { r.error(s, "memory must be a mapping", fix: "write memory: {points: [...], headroom: 0.1}"); return m }
-        let known = ["points", "per_clip_offline_gb", "online_decode_gb", "offload_factor", "fp8_factor", "headroom", "host_ram_gb",
+        let known = ["points", "per_clip_offline_gb", "offline_gb_per_megapixel_frame", "online_decode_gb", "offload_factor", "fp8_factor", "headroom", "host_ram_gb",
                      "host_ram_per_megapixel_frame_gb", "resident_gb", "resident_fp8_gb", "per_latent_token_gb", "per_job_gb",
                      "per_frame_token_gb"]
         r.rejectUnknownKeys(entries, file: s.file, known: known, context: "memory model")
@@ -316,6 +316,7 @@ public enum ProfileLoader {
                     }
                 }
             case "per_clip_offline_gb": m.perClipOfflineGB = r.double(v, e.key, range: 0...100) ?? 0
+            case "offline_gb_per_megapixel_frame": m.offlinePerMegapixelFrameGB = r.double(v, e.key, range: 0...10) ?? 0
             case "online_decode_gb": m.onlineDecodeGB = r.double(v, e.key, range: 0...1000) ?? 0
             case "offload_factor": m.offloadFactor = r.double(v, e.key, range: 0.01...10) ?? 1
             case "fp8_factor": m.fp8Factor = r.double(v, e.key, range: 0.01...10) ?? 1

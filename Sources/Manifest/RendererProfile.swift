@@ -30,6 +30,10 @@ public struct MemoryModel: Sendable, Hashable, Codable {
     public var points: [MemoryPoint]
     /// Extra GB per clip when decoding offline (frames stay on the GPU).
     public var perClipOfflineGB: Double
+    /// Extra GB per clip when decoding offline, per million pixels of one clip's frames (rendered width x height x
+    /// infer_frames): decoded frames grow with the frame. Used instead of `perClipOfflineGB` when > 0 (a calibration
+    /// fits it).
+    public var offlinePerMegapixelFrameGB: Double = 0
     /// Constant GB of decoding online.
     public var onlineDecodeGB: Double
     /// Factor applied with `offload_model` (weights live on the host).
@@ -54,6 +58,11 @@ public struct MemoryModel: Sendable, Hashable, Codable {
     public var perLatentTokenGB: Double
     public var perJobGB: Double
     public var perFrameTokenGB: Double
+
+    /// GB one offline clip of `pixelFrames` (rendered width x height x infer_frames) keeps on the GPU.
+    public func offlineClipGB(pixelFrames: Double) -> Double {
+        offlinePerMegapixelFrameGB > 0 ? offlinePerMegapixelFrameGB * pixelFrames / 1e6 : perClipOfflineGB
+    }
 
     public init(points: [MemoryPoint] = [], perClipOfflineGB: Double = 0, onlineDecodeGB: Double = 0, offloadFactor: Double = 1,
                 fp8Factor: Double = 1, headroom: Double = 0.10, hostRAMGB: Double = 0, hostRAMPerMegapixelFrameGB: Double = 0,

@@ -159,7 +159,7 @@ public struct Predictor: Sendable {
         } else {
             let (base, extra) = Predictor.interpolate(memoryCurve, at: x)
             memExtra = extra
-            raw = base + (s.onlineDecode ? m.onlineDecodeGB : m.perClipOfflineGB * Double(s.numClip))
+            raw = base + (s.onlineDecode ? m.onlineDecodeGB : m.offlineClipGB(pixelFrames: x) * Double(s.numClip))
             if s.offloadModel { raw *= m.offloadFactor }
             if s.fp8 { raw *= m.fp8Factor }
         }

@@ -344,6 +344,9 @@ enum CalibrationFitter {
         var time: [CalibrationFit.Point] = []
         var intercepts: [Double] = []
         var perClip: Double?
+        // One offline clip's frames, in millions of pixel-frames (the rendered frame): what the per-clip cost scales by.
+        func megapixelFrames(_ s: ClipSettings) -> Double { Double(design.profile.renderedFrame(s).pixels * s.inferFrames) / 1e6 }
+        var perMegapixelFrame: Double?
         let groups = Dictionary(grouping: ok.filter { !$0.settings.onlineDecode }) { "\($0.settings.size)|\($0.settings.inferFrames)" }
         var shortPeaks: [String: Double] = [:]
         // A resident model keeps its structure; what the probes say is how far its constant term is off on this GPU.
@@ -359,6 +362,7 @@ enum CalibrationFitter {
             if longest.settings.numClip > short.settings.numClip, let a = short.peak, let b = longest.peak,
                short.settings.size == ref.size && short.settings.inferFrames == ref.inferFrames {
                 perClip = max((b - a) / Double(longest.settings.numClip - short.settings.numClip), 0)
+                perMegapixelFrame = perClip! / megapixelFrames(short.settings)
             }
             let s = short.settings
             guard longest.settings.totalFrames > s.totalFrames, let t1 = short.seconds, let t2 = longest.seconds else { continue }
@@ -375,8 +379,10 @@ enum CalibrationFitter {
         if let load { notes.append(String(format: "the probes alone ran on one warm worker: it loaded in %.1f s (the start-up of a job started cold: that load plus %.1f s a request)", load, fixed ?? 0)) }
         else if design.warm { notes.append("no warm worker recorded its load: the start-up is the requests' own fixed time only") }
         for (key, peak) in shortPeaks.sorted(by: { $0.key < $1.key }) {
-            let parts = key.split(separator: "|")
-            memory.append(.init(size: String(parts[0]), inferFrames: Int(parts[1]) ?? 0, value: max(peak - (perClip ?? 0), 0.1)))
+            guard let short = groups[key]?.min(by: { $0.settings.numClip < $1.settings.numClip }) else { continue }
+            // Less its one clip of offline frames, at its own size.
+            let oneClip = perMegapixelFrame.map { $0 * megapixelFrames(short.settings) } ?? perClip ?? 0
+            memory.append(.init(size: "\(short.settings.size)", inferFrames: short.settings.inferFrames, value: max(peak - oneClip, 0.1)))
         }
         var online: Double?
         if let on = ok.first(where: { $0.settings.onlineDecode && $0.settings.size == ref.size })?.peak,
@@ -384,9 +390,11 @@ enum CalibrationFitter {
             online = max(on - base, 0)
         }
         let offset = residuals.isEmpty ? nil : Learning.median(residuals)
-        return CalibrationFit(memoryPoints: memory, timePoints: time, startupSeconds: startup, perClipOfflineGB: perClip, onlineDecodeGB: online,
-                              sharing: [:], gpuMemoryGB: gpu.memoryGB, probes: solo.count, oomProbes: solo.values.filter(\.oom).count, seconds: 0,
-                              notes: notes, loadSeconds: load, residentOffsetGB: offset)
+        var fit = CalibrationFit(memoryPoints: memory, timePoints: time, startupSeconds: startup, perClipOfflineGB: perClip, onlineDecodeGB: online,
+                                 sharing: [:], gpuMemoryGB: gpu.memoryGB, probes: solo.count, oomProbes: solo.values.filter(\.oom).count, seconds: 0,
+                                 notes: notes, loadSeconds: load, residentOffsetGB: offset)
+        fit.offlinePerMegapixelFrameGB = perMegapixelFrame
+        return fit
     }
 
     /// S(k) = k x the shared probe's render time alone / the mean render time of the k probes together, from each k's
@@ -420,7 +428,10 @@ enum CalibrationFitter {
         if let o = fit.residentOffsetGB {
             out.append(String(format: "  resident model: measured peaks %+.2f GB from the profile's (per_job_gb %.2f -> %.2f)", o, profile.memory.perJobGB, max(profile.memory.perJobGB + o, 0)))
         }
-        if let g = fit.perClipOfflineGB { out.append(String(format: "  per offline clip %.3f GB (profile %.3f)", g, profile.memory.perClipOfflineGB)) }
+        if let g = fit.perClipOfflineGB {
+            let scaled = fit.offlinePerMegapixelFrameGB.map { String(format: ", %.4f GB per million pixel-frames at other sizes", $0) } ?? ""
+            out.append(String(format: "  per offline clip %.3f GB at the default size%@ (profile %.3f)", g, scaled, profile.memory.perClipOfflineGB))
+        }
         if let g = fit.onlineDecodeGB { out.append(String(format: "  online decode %.2f GB (profile %.2f)", g, profile.memory.onlineDecodeGB)) }
         for (k, s) in fit.sharing.sorted(by: { $0.key < $1.key }) {
             out.append(String(format: "  S(%d) = %.2f (profile %.2f)", k, s, SharingModel(profile.sharing).aggregate(k)))

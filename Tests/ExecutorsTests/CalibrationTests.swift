@@ -68,10 +68,16 @@ final class CalibrationBench: @unchecked Sendable {
         let c = try #require(try h.calibrations().first)
         #expect(c.state == "complete" && c.gpuModel == "virtual 24GB")
         let fit = try #require(c.fit)
-        // The fake's model: 2 GB + 0.25 GB per megapixel-frame of one clip; 0.05 GB per offline clip; 0.3 GB online.
+        // The fake's model: 2 GB + 0.25 GB per megapixel-frame of one clip; 0.004 GB per megapixel-frame of each offline
+        // clip (0.049 GB a 688*368 x48 clip); 0.3 GB online.
+        let mpf = { (w: Double, h: Double) in w * h * 48 / 1e6 }
         let m688 = try #require(fit.memoryPoints.first { $0.size == "688*368" })
-        #expect(abs(m688.value - (2 + 0.25 * 688 * 368 * 48 / 1e6)) < 0.05, "\(m688)")
-        #expect(abs((fit.perClipOfflineGB ?? 0) - 0.05) < 0.01 && abs((fit.onlineDecodeGB ?? 0) - 0.3) < 0.01, "\(fit)")
+        #expect(abs(m688.value - (2 + 0.25 * mpf(688, 368))) < 0.05, "\(m688)")
+        let m384 = try #require(fit.memoryPoints.first { $0.size == "384*256" })
+        #expect(abs(m384.value - (2 + 0.25 * mpf(384, 256))) < 0.02, "\(m384)")
+        #expect(abs((fit.perClipOfflineGB ?? 0) - 0.004 * mpf(688, 368)) < 0.01 && abs((fit.onlineDecodeGB ?? 0) - 0.3) < 0.01, "\(fit)")
+        #expect(abs((fit.offlinePerMegapixelFrameGB ?? 0) - 0.004) < 0.0008, "\(fit)")
+        #expect(r.stdout.contains("GB per million pixel-frames at other sizes"), "\(r.stdout)")
         // Start-up: 0.3 s of sleep plus Python's own; a 2-core machine co-locating 2 CPU-bound probes gets S(2) in (0.8, 2].
         #expect((fit.startupSeconds ?? -1) > 0.2 && (fit.startupSeconds ?? 9) < 2, "\(fit)")
         let s2 = try #require(fit.sharing[2])
@@ -81,7 +87,15 @@ final class CalibrationBench: @unchecked Sendable {
         #expect(after.stdout.contains("predictions: calibration of") && after.stdout.contains("from: calibration of"), "\(after.stdout)")
         let planned = try JSONSerialization.jsonObject(with: Data(try b.run(["plan", b.manifest, "--json"]).stdout.utf8)) as! [String: Any]
         let c0 = (planned["placements"] as! [[String: Any]]).first { $0["job"] as? String == "c0" }!
-        #expect(abs((c0["memory_gb"] as! Double) - (m688.value + 0.05) * 1.1) < 0.01, "\(c0)")
+        #expect(abs((c0["memory_gb"] as! Double) - (m688.value + 0.004 * mpf(688, 368)) * 1.1) < 0.01, "\(c0)")
+        // An offline clip of another size keeps its own frames: 20 clips at 384*256 hold 0.38 GB of them, not 20 x the
+        // default size's 0.049 GB (what a constant per-clip figure predicted: 0.6 GB too much here, and too little for
+        // frames larger than the default's).
+        b.dir.write("long.yaml", try String(contentsOfFile: b.manifest, encoding: .utf8) + "  - {id: long, size: \"384*256\", num_clip: 20}\n")
+        let long = try JSONSerialization.jsonObject(with: Data(try b.run(["plan", b.dir.path + "/long.yaml", "--json"]).stdout.utf8)) as! [String: Any]
+        let placed = (long["placements"] as! [[String: Any]]).first { $0["job"] as? String == "long" }!
+        let truth = 2 + 0.25 * mpf(384, 256) + 0.004 * mpf(384, 256) * 20
+        #expect(abs((placed["memory_gb"] as! Double) / 1.1 - truth) < 0.05, "\(placed) against \(truth)")
         let run = try b.run(["run", b.manifest, "--grace", "1"])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stderr.contains("predictions: calibration of"))

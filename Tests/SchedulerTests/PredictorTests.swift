@@ -16,6 +16,23 @@ import Testing
         #expect(abs(p.estimate(settings("688*368", clips: 10)).rawMemoryGB - 21) < 1e-9)
     }
 
+    @Test func offlineFramesScaleWithTheFrameWhenTheProfileSaysPerPixelFrame() {
+        var prof = testProfile()
+        prof.memory.offlinePerMegapixelFrameGB = 0.01
+        let p = Predictor(profile: prof)
+        // 10 clips of 384*256 x48 (4.72 million pixel-frames each): 10 GB + 10 x 0.0472 GB, not 10 x 0.1.
+        #expect(abs(p.estimate(settings("384*256", clips: 10)).rawMemoryGB - (10 + 10 * 0.01 * 4.718592)) < 1e-9)
+        // 688*368 keeps 2.6 times as much a clip; online decoding keeps its constant.
+        #expect(abs(p.estimate(settings("688*368", clips: 10)).rawMemoryGB - (20 + 10 * 0.01 * 12.152832)) < 1e-9)
+        #expect(abs(p.estimate(settings("688*368", clips: 10, online: true)).rawMemoryGB - 21) < 1e-9)
+        // A calibration brings it; one stored before it existed leaves the constant.
+        var fit = CalibrationFit(memoryPoints: [], timePoints: [], startupSeconds: nil, perClipOfflineGB: 0.137, onlineDecodeGB: nil, sharing: [:],
+                                 gpuMemoryGB: 140, probes: 7, oomProbes: 0, seconds: 60)
+        #expect(testProfile().calibrated(by: fit).memory.offlineClipGB(pixelFrames: 44_236_800) == 0.137)
+        fit.offlinePerMegapixelFrameGB = 0.0113
+        #expect(abs(testProfile().calibrated(by: fit).memory.offlineClipGB(pixelFrames: 44_236_800) - 0.0113 * 44.2368) < 1e-9)
+    }
+
     @Test func extrapolationIsFlagged() {
         var prof = testProfile()
         prof.sizes = []

@@ -22,7 +22,7 @@ Every invocation appends one JSON line to --ledger (clip, pid, mode, started, en
 With --model (and --size, --infer-frames, --num-clip, --online-decode) it stands in for a GPU renderer in
 calibration tests: 0.3 s of start-up, then CPU work that grows with the frames, and a report of a peak that grows
 with the frame's pixels, the frames and (offline) the clips: 2 GB + 0.25 GB per megapixel-frame of one clip
-+ 0.05 GB per offline clip (0.3 GB online).
++ 0.004 GB per megapixel-frame of each offline clip (its decoded frames; 0.3 GB online).
 """
 import argparse, json, os, signal, subprocess, sys, time
 
@@ -157,7 +157,7 @@ if a.model:
     n = 0
     while time.time() < work_until:
         n += 1
-    peak = 2 + 0.25 * w * h * a.infer_frames / 1e6 + (0.3 if online else 0.05 * a.num_clip)
+    peak = 2 + 0.25 * w * h * a.infer_frames / 1e6 + (0.3 if online else 0.004 * w * h * a.infer_frames / 1e6 * a.num_clip)
     # A card of $FAKE_GPU_GB: a peak above it is a real-looking OOM.
     if os.environ.get("FAKE_GPU_GB") and peak > float(os.environ["FAKE_GPU_GB"]):
         sys.stderr.write("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate %.2f GiB. GPU 0 has a total capacity of %s GiB "

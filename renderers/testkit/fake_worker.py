@@ -18,8 +18,8 @@ Request faults: the request's extra_args carry --mode MODE (and --sleep S):
   no-output   answer done without writing anything
 Every event appends one JSON line to --ledger: load, ready, render, answer, exit, with the pid and the clip.
 With --model a request behaves like fake_renderer.py --model without its start-up (the worker loaded once): CPU work
-that grows with the frames, and a peak (reported in done) of 2 GB + 0.25 GB per megapixel-frame of one clip + 0.05 GB
-per offline clip (0.3 GB online); the load is --load-seconds.
+that grows with the frames, and a peak (reported in done) of 2 GB + 0.25 GB per megapixel-frame of one clip + 0.004 GB
+per megapixel-frame of each offline clip (0.3 GB online); the load is --load-seconds.
 """
 import argparse, json, os, socket, subprocess, sys, time
 
@@ -152,7 +152,7 @@ for raw in stream:
             work_until = time.time() + 0.1 + 0.004 * frames * clips * (w * h) / (384 * 256)
             while time.time() < work_until:
                 pass
-            peak = 2 + 0.25 * w * h * frames / 1e6 + (0.3 if online else 0.05 * clips)
+            peak = 2 + 0.25 * w * h * frames / 1e6 + (0.3 if online else 0.004 * w * h * frames / 1e6 * clips)
         write_output(req["output"], clip, settings["audio"])
         say({"event": "done", "job": job, "peak_memory_gb": round(peak, 3), "seconds": round(time.time() - started, 3)})
         ledger("answer", clip=clip, answer="done")

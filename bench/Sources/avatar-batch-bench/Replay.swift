@@ -227,8 +227,7 @@ enum Replay {
         for day in ["2026-11-30", "2026-12-01"] {
         let h200 = root + "/bench/results/h200-\(day)-calibration"
         if let run = try? jobs(status: h200 + "/run-status.json", manifest: nil), !run.isEmpty {
-            let fit = (try? History(path: h200 + "/history.sqlite", readOnly: true))
-                .flatMap { try? $0.calibrations().first { $0.state == "complete" }?.fit }
+            let fit = storedFit(h200 + "/history.sqlite", profile: profile)
             let half = run.count / 2
             let first = Array(run.prefix(half)), second = Array(run.dropFirst(half))
             print("\nreplay NVIDIA H200: the \(run.count)-clip proof run, packed (bench/results/h200-\(day)-calibration), held out: its second half (\(second.count) clips)")
@@ -259,12 +258,19 @@ enum Replay {
             print("\nreplay NVIDIA H200: the proof manifest as a second batch (bench/results/h200-2026-12-01-second-batch), all \(b2.count) clips held out")
             print(header)
             print(row("profile alone", errors(Predictor(profile: profile), on: b2, serial: false, context: b2), jobs: b2.count))
-            let fit = (try? History(path: second + "/history.sqlite", readOnly: true)).flatMap { try? $0.calibrations().first { $0.state == "complete" }?.fit }
+            let fit = storedFit(second + "/history.sqlite", profile: profile)
             if let fit {
                 print(row("calibration (calibrate --quick)", errors(Predictor(profile: profile.calibrated(by: fit)), on: b2, serial: false, context: b2), jobs: b2.count))
             }
-            // What the product planned batch 2 from: its Knowledge over the history file as batch 1 left it.
-            let knowledge = Knowledge(profile: profile, gpus: h200, historyPath: second + "/history.sqlite", batch: "replay", readOnly: true)
+            // What the product planned batch 2 from: its Knowledge over the history file as batch 1 left it (a copy, its
+            // calibration with the figure calibrate fits now).
+            let copy = NSTemporaryDirectory() + "replay-second-\(UUID().uuidString).sqlite"
+            defer { try? FileManager.default.removeItem(atPath: copy) }
+            try? FileManager.default.copyItem(atPath: second + "/history.sqlite", toPath: copy)
+            if let fit, let h = try? History(path: copy), let c = try? h.calibrations().first(where: { $0.state == "complete" }) {
+                try? h.completeCalibration(c.id, fit: fit, now: c.finishedAt ?? c.startedAt)
+            }
+            let knowledge = Knowledge(profile: profile, gpus: h200, historyPath: copy, batch: "replay", readOnly: true)
             print(row("calibration + history of batch 1, S(k) learned (as the product planned batch 2)", errors(knowledge.predictor(), on: b2, serial: false, context: b2),
                       jobs: b2.count))
             print("  S(k) learned: \(knowledge.learnedSharing.sorted { $0.key < $1.key }.map { "\($0.key): \(String(format: "%.2f", $0.value))" }.joined(separator: ", ")); the profile as planned: \(knowledge.profile.sharing.sorted { $0.key < $1.key }.map { "\($0.key): \(String(format: "%.2f", $0.value))" }.joined(separator: ", "))")
@@ -325,6 +331,18 @@ enum Replay {
             }
             loads(root: root, profile: laProfile)
         }
+    }
+
+    /// The complete calibration stored in a recorded history. Those recorded before 2026-12-01 have the per-clip offline
+    /// cost only; it is given the per-pixel-frame figure `calibrate` now fits from the same two probes (at the profile's
+    /// default size and frames).
+    static func storedFit(_ path: String, profile: RendererProfile) -> CalibrationFit? {
+        guard var fit = (try? History(path: path, readOnly: true)).flatMap({ try? $0.calibrations().first { $0.state == "complete" }?.fit }) else { return nil }
+        if fit.offlinePerMegapixelFrameGB == nil, let perClip = fit.perClipOfflineGB, let size = profile.defaults["size"].flatMap(FrameSize.init),
+           let frames = profile.defaults["infer_frames"].flatMap({ Int($0) }) {
+            fit.offlinePerMegapixelFrameGB = perClip / (Double(size.pixels * frames) / 1e6)
+        }
+        return fit
     }
 
     /// The workers' loads of a recorded run (start to ready, and when it was ready), from the batch store in its tgz.
