@@ -22,6 +22,9 @@ public struct LocalExecutorOptions: Sendable {
     public var warm: RendererProfile?
     /// Seconds between SIGTERM and SIGKILL for workers.
     public var graceSeconds: Double = 10
+    /// A worker for every clip started, its request sent once no worker is loading: calibrate's k probes that must
+    /// render together (the worker rule would serve them one after another on one worker).
+    public var workersTogether = false
 
     public init(gpus: [GPU], strategy: Strategy, maxJobsPerGPU: Int, sharing: SharingModel) {
         self.gpus = gpus
@@ -87,7 +90,8 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
     public func open(_ events: ExecutorEvents, runID: Int64) async throws {
         self.events = events
         if let profile = options.warm, let spec = profile.worker {
-            pool = try WarmPool(profile: profile, spec: spec, runID: runID, events: events, graceSeconds: options.graceSeconds, ports: ports, groups: groups)
+            pool = try WarmPool(profile: profile, spec: spec, runID: runID, events: events, graceSeconds: options.graceSeconds, ports: ports, groups: groups,
+                                together: options.workersTogether)
         }
         let real = gpus.contains { !$0.uuid.hasPrefix("virtual-") }
         if real, let used = await GPUDiscovery.memoryUsed() {
@@ -137,7 +141,8 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         for (id, reason) in round.never.sorted(by: { $0.key < $1.key }) { admission.never.append((id, reason, true)) }
         var hostUsed = held.values.reduce(0) { $0 + $1.hostRAMGB }
         let reused = matched.keys.sorted().compactMap { id in loads.first { l in l.occupants.contains { $0.jobID == id } }.map { (id, $0.gpu.index) } }
-        let fresh = pool.map { worthStarting($0, round.starts, matched: matched, ends: ends, queue: queue, predictor: predictor, now: now) } ?? round.starts
+        let fresh = options.workersTogether ? round.starts
+            : pool.map { worthStarting($0, round.starts, matched: matched, ends: ends, queue: queue, predictor: predictor, now: now) } ?? round.starts
         for (id, gpuIndex) in reused + fresh {
             guard let e = queue.entry(id), let gpu = gpus.first(where: { $0.index == gpuIndex }) else { continue }
             let est = queue.estimate(e, predictor)

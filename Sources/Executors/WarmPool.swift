@@ -89,8 +89,13 @@ final class WarmPool: @unchecked Sendable {
     private var cold: Set<Int> = []
     private var count = 0
 
+    /// Requests go out only once no worker is loading (calibrate's k-together probes: each on a worker of its own,
+    /// rendering at the same time, or S(k) measures loads and queues instead of sharing).
+    let together: Bool
+
     init(profile: RendererProfile, spec: WorkerSpec, runID: Int64, events: ExecutorEvents, graceSeconds: Double, ports: PortAllocator,
-         groups: GroupRegistry) throws {
+         groups: GroupRegistry, together: Bool = false) throws {
+        self.together = together
         self.profile = profile
         self.spec = spec
         self.runID = runID
@@ -253,6 +258,13 @@ final class WarmPool: @unchecked Sendable {
         lock.withLock { workers[id]?.pid = pid }
     }
 
+    /// With `together`: the loaded workers whose requests wait, once no worker is loading any more (else none). Called
+    /// with the lock held.
+    private func heldUntilAllLoaded() -> [Worker] {
+        guard !workers.values.contains(where: { $0.phase == .loading && $0.kill == nil }) else { return [] }
+        return workers.values.filter { $0.phase != .loading && $0.kill == nil && $0.request != nil && $0.request?.sentAt == nil }
+    }
+
     /// Sends the worker its request (it is idle or just became ready).
     private func send(_ w: Worker) {
         lock.lock()
@@ -306,12 +318,12 @@ final class WarmPool: @unchecked Sendable {
             w.phase = w.request != nil ? .busy : .idle
             let loaded = load ?? Date().timeIntervalSince(w.started)
             measuredLoads.append(loaded)
-            let hasRequest = w.request != nil
+            let due = together ? heldUntilAllLoaded() : (w.request != nil ? [w] : [])
             lock.unlock()
             events.record(.ready(id: id, loadSeconds: loaded, residentGB: resident, gpuModel: Learning.modelKey(w.gpu), loadSettings: w.key))
             events.post(.say("worker \(id) ready on GPU \(w.gpu.index) (pid \(pid), loaded in \(String(format: "%.1f s", loaded))"
                 + (resident.map { String(format: ", %.1f GB resident", $0) } ?? "") + ")"))
-            if hasRequest { send(w) }
+            for held in due { send(held) }
             // Admit again: an idle worker takes a clip, a request now renders (it shares its GPU from now on).
             events.post(.changed)
         case let .message(answer):
@@ -442,7 +454,10 @@ final class WarmPool: @unchecked Sendable {
             cold.insert(w.gpu.index)
             fallBack = true
         }
+        // The last of the loading workers may be this one: the others' requests wait for nothing now.
+        let due = together ? heldUntilAllLoaded() : []
         lock.unlock()
+        for held in due { send(held) }
         w.channel.close()
         ports.release(w.port)
 

@@ -96,7 +96,8 @@ struct Calibrate: AsyncParsableCommand {
                 fit.notes.append(String(format: "S(%d) not measured: %d probes of %.1f GB do not fit on %.0f GB", k, k, one, selected.memoryGB))
                 continue
             }
-            let r = try await runBatch(work + "/shared-\(k).yaml", gpu: selected, maxJobs: k, sharing: [k: Double(k)], knowledge: measured, warm: workerProfile)
+            let r = try await runBatch(work + "/shared-\(k).yaml", gpu: selected, maxJobs: k, sharing: [k: Double(k)], knowledge: measured, warm: workerProfile,
+                                       together: true)
             if r.interrupted { throw interrupted() }
             sharedStores[k] = work + "/shared-\(k)/.avatar-batch/state.sqlite"
         }
@@ -160,8 +161,10 @@ struct Calibrate: AsyncParsableCommand {
         return g
     }
 
-    /// One probe manifest through the batch machinery on `gpu`; `warm`: on warm workers of that profile.
-    func runBatch(_ manifestPath: String, gpu: GPU, maxJobs: Int, sharing: [Int: Double], knowledge: Knowledge?, warm: RendererProfile?) async throws -> RunSummary {
+    /// One probe manifest through the batch machinery on `gpu`; `warm`: on warm workers of that profile; `together`:
+    /// each probe on a worker of its own, all rendering at once (S(k)).
+    func runBatch(_ manifestPath: String, gpu: GPU, maxJobs: Int, sharing: [Int: Double], knowledge: Knowledge?, warm: RendererProfile?,
+                  together: Bool = false) async throws -> RunSummary {
         var lo = LoadOptions()
         lo.probe = FFprobe.locate()
         let manifest = try loadOrExit(manifestPath, lo)
@@ -171,6 +174,7 @@ struct Calibrate: AsyncParsableCommand {
         o.hostRAMGB = 0
         o.graceSeconds = grace
         o.warm = warm
+        o.workersTogether = together
         var options = SessionOptions()
         options.graceSeconds = grace
         options.command = CommandLine.arguments.joined(separator: " ")

@@ -125,6 +125,15 @@ final class CalibrationBench: @unchecked Sendable {
             .map { b.home + "/calibrations/" + $0 + "/solo/.avatar-batch/state.sqlite" }), readOnly: true)
         let workers = try solo.workers(), attempts = try solo.attempts()
         #expect(workers.count == 1 && attempts.count == 5 && attempts.allSatisfy { $0.workerID != nil }, "\(workers)")
+        // S(2): two workers, their requests rendering at the same time (the worker rule alone would have served both
+        // on one worker, one after the other, and S(2) would have read 2.0: seen on an H200).
+        let shared = try Store(path: try #require(FileManager.default.contentsOfDirectory(atPath: b.home + "/calibrations").first
+            .map { b.home + "/calibrations/" + $0 + "/shared-2/.avatar-batch/state.sqlite" }), readOnly: true)
+        let pair = try shared.attempts()
+        let pairWorkers = try shared.workers()
+        #expect(pairWorkers.count == 2 && Set(pair.compactMap(\.workerID)).count == 2, "\(pairWorkers)")
+        let renders = pair.compactMap { a in a.endedAt.flatMap { e in a.seconds.map { (e - $0, e) } } }
+        #expect(renders.count == 2 && renders.map(\.0).max()! < renders.map(\.1).min()!, "the two requests did not overlap: \(renders)")
         let load = try #require(fit.loadSeconds)
         #expect(load >= 1.5 && load < 5, "\(fit)")
         // The start-up of a cold job is that load plus a request's own fixed time (0.1 s of work and the round trip).
