@@ -6,7 +6,7 @@
 # 1. plan the N-clip proof manifest (bench/gpu/make-manifest.py) from the profile alone;
 # 2. avatar-batch calibrate synthetic-dit --quick on GPU 0 (a fresh history in $AVATAR_BATCH_HOME);
 # 3. plan it again (from the calibration), then run it (one process per clip, packed);
-# 4. keep the plans, the calibration's output, the run's status and the history file for the replay benchmark
+# 4. keep the plans, the calibration's output, the run's status, its attempts' logs and the history file for the replay benchmark
 #    (bench: avatar-batch-bench replay). Results: $OUT (the device tool's folder; /tmp/cal-out elsewhere).
 # 5. (SECOND=1) the same clips as a second batch (a new folder, so a new store) planned from the calibration and the
 #    first batch's history, then run: the second batch of the week (second-*).
@@ -42,6 +42,8 @@ run_batch() {
   python3 -c "print('${label}run: %.1f s wall, exit $rc' % ($b - $a))" | tee -a "$OUT/summary.txt"
   avatar-batch status "$manifest" --json > "$status"
   python3 -c "import json; d=json.load(open('$status')); print('${label}counts', d['counts']); print('${label}OOM attempts', sum(a['classification']=='oom' for j in d['jobs'] for a in j['attempts']))" | tee -a "$OUT/summary.txt"
+  # The attempts' logs: synthetic-dit prints its report (startup_s, load_s, render_s) at the end of each.
+  tar -czf "$OUT/${label// /}${label:+-}logs.tgz" -C "$(dirname "$manifest")/videos/.avatar-batch" logs
 }
 run_batch "$W/gpu-proof.yaml" run.log run-status.json ""
 cp "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/history.sqlite"

@@ -224,13 +224,15 @@ enum Replay {
         }
 
         // H200 (2026-11-30, and again 2026-12-01 with start-ups unshared): calibrate --quick, then the proof manifest packed; history = the first half of that run.
-        for day in ["2026-11-30", "2026-12-01"] {
-        let h200 = root + "/bench/results/h200-\(day)-calibration"
+        // The rerun (2026-12-01, later): the same with offline memory per pixel-frame; its warm calibration's S(2) was
+        // measured serially (2.00), a bug fixed since.
+        for dir in ["h200-2026-11-30-calibration", "h200-2026-12-01-calibration", "h200-2026-12-01-rerun"] {
+        let h200 = root + "/bench/results/" + dir
         if let run = try? jobs(status: h200 + "/run-status.json", manifest: nil), !run.isEmpty {
             let fit = storedFit(h200 + "/history.sqlite", profile: profile)
             let half = run.count / 2
             let first = Array(run.prefix(half)), second = Array(run.dropFirst(half))
-            print("\nreplay NVIDIA H200: the \(run.count)-clip proof run, packed (bench/results/h200-\(day)-calibration), held out: its second half (\(second.count) clips)")
+            print("\nreplay NVIDIA H200: the \(run.count)-clip proof run, packed (bench/results/\(dir)), held out: its second half (\(second.count) clips)")
             print(header)
             let base = Predictor(profile: profile)
             print(row("profile alone", errors(base, on: second, serial: false, context: run), jobs: second.count))
@@ -251,11 +253,11 @@ enum Replay {
 
         // H200 (2026-12-01): the proof manifest as two batches on one host: calibrate --quick, batch 1, then the same
         // clips as batch 2 planned by the product from the calibration and batch 1's history (its history file).
-        let second = root + "/bench/results/h200-2026-12-01-second-batch"
-        if let b1 = try? jobs(status: second + "/run-status.json", manifest: nil), let b2 = try? jobs(status: second + "/second-status.json", manifest: nil),
-           !b2.isEmpty {
+        for dir in ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun"] {
+        let second = root + "/bench/results/" + dir
+        if let b2 = try? jobs(status: second + "/second-status.json", manifest: nil), !b2.isEmpty {
             let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
-            print("\nreplay NVIDIA H200: the proof manifest as a second batch (bench/results/h200-2026-12-01-second-batch), all \(b2.count) clips held out")
+            print("\nreplay NVIDIA H200: the proof manifest as a second batch (bench/results/\(dir)), all \(b2.count) clips held out")
             print(header)
             print(row("profile alone", errors(Predictor(profile: profile), on: b2, serial: false, context: b2), jobs: b2.count))
             let fit = storedFit(second + "/history.sqlite", profile: profile)
@@ -282,7 +284,7 @@ enum Replay {
                 print(String(format: "  plan of batch 2 from it: makespan %.1f s (lower bound %.1f s); its attempts took %.1f s from the first start to the last end",
                              plan.makespanS, plan.lowerBoundS, last - first))
             }
-            _ = b1
+        }
         }
 
         // H200 (2026-11-30): Live Avatar's real code (random weights), calibrate --quick on one warm worker, then a
