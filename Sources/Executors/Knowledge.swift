@@ -65,7 +65,7 @@ public final class Knowledge: @unchecked Sendable {
                 }
                 entries = Learning.observations(for: model, from: all)
                 sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds)
-                for (k, s) in sharing { p.sharing[k] = s }
+                p = p.withSharing(sharing)
             } catch {
                 warnings.append("the history at \(h.path) could not be read (\(error)); predictions start from the profile")
                 entries = []

@@ -75,7 +75,18 @@ extension RendererProfile {
         if !time.isEmpty { p.time.points = time }
         if let s = fit.startupSeconds { p.time.startupSeconds = s }
         if let l = fit.loadSeconds, p.worker != nil { p.worker?.loadSeconds = l }
-        for (k, s) in fit.sharing { p.sharing[k] = s }
+        return p.withSharing(fit.sharing)
+    }
+
+    /// This profile with S(k) measured for some k (a calibration's, or learned from the history). Beyond the largest k
+    /// measured, the profile's own figures are scaled by what that k measured against the profile (never below it):
+    /// a table of whole attempts on another GPU, say, is as optimistic at k = 4 as at k = 3, and left as it was it
+    /// would promise more per job at 4 than at 3.
+    public func withSharing(_ measured: [Int: Double]) -> RendererProfile {
+        var p = self
+        for (k, s) in measured { p.sharing[k] = s }
+        guard let top = measured.keys.max(), let mine = sharing[top], mine > 0, let at = measured[top] else { return p }
+        for (k, s) in sharing where k > top && measured[k] == nil { p.sharing[k] = min(max(s * at / mine, at), Double(k)) }
         return p
     }
 

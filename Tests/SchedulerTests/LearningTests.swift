@@ -68,6 +68,26 @@ import Testing
         #expect(abs(e.rawMemoryGB - 7.2) < 1e-9 && abs(e.seconds - (2 + 0.005 * 48)) < 1e-9)
     }
 
+    @Test func measuredSharingScalesTheProfilesFiguresBeyondIt() {
+        let prior = testProfile(sharing: [2: 1.57, 3: 2.12, 4: 2.57])
+        // S(2) measured 1.08 on this GPU (the H200, render together): S(3) and S(4) come down by as much.
+        let low = prior.withSharing([2: 1.08]).sharing
+        #expect(low[2] == 1.08 && abs(low[3]! - 2.12 * 1.08 / 1.57) < 1e-9 && abs(low[4]! - 2.57 * 1.08 / 1.57) < 1e-9, "\(low)")
+        // Learned for 2 and 3: only 4 is scaled, by what 3 measured, so S(4)/4 no longer promises more than S(3)/3.
+        let learned = prior.withSharing([2: 1.33, 3: 1.63]).sharing
+        #expect(learned[2] == 1.33 && learned[3] == 1.63 && abs(learned[4]! - 2.57 * 1.63 / 2.12) < 1e-9)
+        #expect(learned[4]! / 4 < learned[3]! / 3)
+        // Never below the measured k, never above k; nothing measured leaves the table; so does a k the profile lacks.
+        #expect(testProfile(sharing: [2: 1.2, 3: 2.9]).withSharing([2: 1.9]).sharing[3] == 3)
+        #expect(testProfile(sharing: [2: 1.9, 3: 1.5]).withSharing([2: 1.2]).sharing[3] == 1.2)
+        #expect(prior.withSharing([:]).sharing == prior.sharing)
+        #expect(testProfile(sharing: [2: 1.5]).withSharing([3: 2]).sharing == [2: 1.5, 3: 2])
+        // A calibration's S(2) does the same.
+        let fit = CalibrationFit(memoryPoints: [], timePoints: [], startupSeconds: nil, perClipOfflineGB: nil, onlineDecodeGB: nil, sharing: [2: 1.08],
+                                 gpuMemoryGB: 140, probes: 7, oomProbes: 0, seconds: 19)
+        #expect(prior.calibrated(by: fit).sharing == low)
+    }
+
     @Test func aCalibrationMovesAResidentModelByItsOffsetAndSetsTheWorkersLoad() throws {
         let (loaded, diags) = ProfileLoader.load(path: PackagePaths.renderers + "/liveavatar.yaml")
         let profile = try #require(loaded, "\(diags)")
