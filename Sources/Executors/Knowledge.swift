@@ -54,8 +54,9 @@ public final class Knowledge: @unchecked Sendable {
                     let since = calibration.map { $0.finishedAt ?? $0.startedAt } ?? 0
                     let recent = try h.loads(rendererIdentity: profile.identityDigest, gpuModel: model, since: since).prefix(Knowledge.recentLoads).map(\.seconds)
                     if !recent.isEmpty {
-                        load = (Learning.median(recent), recent.count)
-                        p = p.withWorkerLoad(load!.seconds)
+                        let expected = Learning.median(recent)
+                        load = (expected, recent.count)
+                        p = p.withWorkerLoad(expected)
                     }
                 }
                 let all = try h.observations(rendererIdentity: profile.identityDigest).map {
@@ -122,27 +123,29 @@ public final class Knowledge: @unchecked Sendable {
         return parts.joined(separator: "; ")
     }
 
-    /// Adds a warm worker's load to the history (nothing when there is none, or it is read-only); a failure to write is
-    /// a warning, as for `record`.
+    /// Adds a warm worker's load to the history, as `record` does an attempt's figures.
     public func recordLoad(_ seconds: Double, gpuModel: String, loadSettings: String) -> String? {
-        guard let h = history, !h.readOnly else { return nil }
-        do {
+        write { h in
             try h.recordLoad(HistoryLoad(rendererIdentity: profile.identityDigest, renderer: profile.name, gpuModel: gpuModel, loadSettings: loadSettings,
                                          seconds: seconds, batch: batch))
-            return nil
-        } catch {
-            return "could not add to the history at \(h.path): \(error)"
         }
     }
 
     /// Adds what an attempt showed to the history (nothing when there is none, or it is read-only). A failure to
     /// write is a warning for the caller, never a stop: the batch's own store is what resume depends on.
     public func record(_ o: Observation, gpuModel: String, colocated: Int, wallSeconds: Double?) -> String? {
-        guard let h = history, !h.readOnly else { return nil }
-        do {
+        write { h in
             try h.record(HistoryObservation(rendererIdentity: profile.identityDigest, renderer: profile.name, gpuModel: gpuModel, bucket: o.bucket,
                                             peakGB: o.peakGB, seconds: o.seconds, wallSeconds: wallSeconds, frames: o.frames, oom: o.oom,
                                             colocated: colocated, warm: o.warm, batch: batch))
+        }
+    }
+
+    /// One write to a writable history; its failure in words (nil: written, or no history to write to).
+    private func write(_ body: (History) throws -> Void) -> String? {
+        guard let h = history, !h.readOnly else { return nil }
+        do {
+            try body(h)
             return nil
         } catch {
             return "could not add to the history at \(h.path): \(error)"

@@ -365,8 +365,9 @@ enum CalibrationFitter {
             }
             if longest.settings.numClip > short.settings.numClip, let a = short.peak, let b = longest.peak,
                short.settings.size == ref.size && short.settings.inferFrames == ref.inferFrames {
-                perClip = max((b - a) / Double(longest.settings.numClip - short.settings.numClip), 0)
-                perMegapixelFrame = perClip! / megapixelFrames(short.settings)
+                let gb = max((b - a) / Double(longest.settings.numClip - short.settings.numClip), 0)
+                perClip = gb
+                perMegapixelFrame = gb / megapixelFrames(short.settings)
             }
             let s = short.settings
             guard longest.settings.totalFrames > s.totalFrames, let t1 = short.seconds, let t2 = longest.seconds else { continue }
