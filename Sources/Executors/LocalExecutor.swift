@@ -78,7 +78,8 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
     public init(_ options: LocalExecutorOptions) {
         self.options = options
         self.gpus = options.gpus
-        self.dispatcher = Dispatcher(placer: Placer(strategy: options.strategy, maxJobsPerGPU: options.maxJobsPerGPU, sharing: options.sharing))
+        self.dispatcher = Dispatcher(placer: Placer(strategy: options.strategy, maxJobsPerGPU: options.maxJobsPerGPU, sharing: options.sharing,
+                                                    coldStarts: options.warm == nil))
         self.loads = options.gpus.map { GPULoad(gpu: $0) }
         self.hostRAM = options.hostRAMGB ?? ProcFS.memTotalGB() ?? 0
     }

@@ -70,7 +70,8 @@ public enum Learning {
 
     /// S(k) learned on `model`: for each k with at least `minimum` co-located observations in buckets that also ran
     /// alone, k x the median of (its time alone / its wall time co-located), each less `unshared` for a cold attempt
-    /// (its start-up, which shares nothing: S(k) is of the render; a warm request has none). Only what was seen.
+    /// (its start-up, which shares nothing: S(k) is of the render; a warm request has none), within [1, k] (see
+    /// `sharing(k:alone:together:unshared:)`). Only what was seen.
     public static func sharing(for model: String, from entries: [HistoryEntry], minimum: Int = 3, unshared: Double = 0) -> [Int: Double] {
         let here = entries.filter { $0.gpuModel == model }
         let solo = soloFigures(here)
@@ -81,15 +82,17 @@ public enum Learning {
                                                                 unshared: e.observation.warm ? 0 : unshared))
         }
         var out: [Int: Double] = [:]
-        for (k, r) in ratios where r.count >= minimum { out[k] = min(max(Double(k) * median(r), 0.1), Double(k)) }
+        for (k, r) in ratios where r.count >= minimum { out[k] = min(max(Double(k) * median(r), 1), Double(k)) }
         return out
     }
 
     /// S(k) from one job's time alone and the mean time of k identical jobs together: k x alone / together, each less
     /// `unshared` (a cold start-up, which shares nothing, so S(k) is of the render alone); whole times when taking it
-    /// off would leave almost nothing. Within [0.1, k].
+    /// off would leave almost nothing. Within [1, k]: k jobs together are taken to finish no later than one after
+    /// another (a figure below 1 is noise: one H200 run learned S(2) = 0.87, and its next batch then ran one clip at a
+    /// time, 2.8 times slower).
     public static func sharing(k: Int, alone: Double, together: Double, unshared: Double = 0) -> Double {
-        min(max(Double(k) * renderRatio(alone: alone, together: together, unshared: unshared), 0.1), Double(k))
+        min(max(Double(k) * renderRatio(alone: alone, together: together, unshared: unshared), 1), Double(k))
     }
 
     /// alone / together, each less `unshared` (a cold start-up), or whole when taking it off would leave almost nothing.

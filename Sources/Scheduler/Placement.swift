@@ -287,12 +287,16 @@ public struct Placer: Sendable {
     public var filters: [any PlacementFilter]
     public var sharing: SharingModel
     public var maxJobsPerGPU: Int
+    /// The jobs start up first (cold processes): a start-up shares nothing, so a job may join a card whose S(k+1)
+    /// merely equals S(k): it gains its start-up and costs the others nothing until it renders.
+    public var coldStarts: Bool
 
-    public init(strategy: Strategy, maxJobsPerGPU: Int, sharing: SharingModel) {
+    public init(strategy: Strategy, maxJobsPerGPU: Int, sharing: SharingModel, coldStarts: Bool = false) {
         self.strategy = strategy
         self.filters = [ModelConstraint(), MemoryFit(), JobCap(limit: maxJobsPerGPU), Isolation()]
         self.sharing = sharing
         self.maxJobsPerGPU = maxJobsPerGPU
+        self.coldStarts = coldStarts
     }
 
     /// The outcome of trying to place one job.
@@ -369,13 +373,14 @@ public struct Placer: Sendable {
             && (request.gpuModel.map { load.gpu.model.localizedCaseInsensitiveContains($0) } ?? true)
     }
 
-    /// With `earliest-finish`, a job joins a busy GPU only when that raises the GPU's throughput: S(k+1) > S(k).
+    /// With `earliest-finish`, a job joins a busy GPU only when that raises the GPU's throughput: S(k+1) > S(k); or,
+    /// with `coldStarts`, keeps it: S(k+1) >= S(k) (as the tail assignment does).
     func sharingPays(_ load: GPULoad) -> Bool { sharingPays(jobs: load.occupants.count) }
 
     @inline(__always)
     func sharingPays(jobs k: Int) -> Bool {
         guard strategy.shareOnlyWhenFaster, k > 0 else { return true }
-        return sharing.aggregate(k + 1) > sharing.aggregate(k) * 1.01
+        return coldStarts ? sharing.aggregate(k + 1) >= sharing.aggregate(k) * (1 - 1e-9) : sharing.aggregate(k + 1) > sharing.aggregate(k) * 1.01
     }
 
     /// True when the GPU can take no job of at least `smallestGB`: at its cap, isolated, or too full.

@@ -112,7 +112,8 @@ public struct Planner: Sendable {
         self.predictor = predictor
         let cap = maxJobsPerGPU ?? predictor.profile.maxJobsPerGPU
         self.maxJobsPerGPU = cap
-        self.dispatcher = Dispatcher(placer: Placer(strategy: strategy, maxJobsPerGPU: cap, sharing: SharingModel(predictor.profile.sharing)))
+        self.dispatcher = Dispatcher(placer: Placer(strategy: strategy, maxJobsPerGPU: cap, sharing: SharingModel(predictor.profile.sharing),
+                                                    coldStarts: !predictor.warm && predictor.profile.time.startupSeconds > 0))
     }
 
     /// Simulates the batch. `explain` records why each job first waited (costly on huge batches).

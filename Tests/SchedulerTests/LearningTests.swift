@@ -68,6 +68,12 @@ import Testing
         #expect(abs(e.rawMemoryGB - 7.2) < 1e-9 && abs(e.seconds - (2 + 0.005 * 48)) < 1e-9)
     }
 
+    @Test func aMeasuredSBelowOneIsTakenAsOne() {
+        // Two together took longer than one after the other would have: noise, or nothing to gain; never a loss.
+        #expect(Learning.sharing(k: 2, alone: 10, together: 25) == 1)
+        #expect(Learning.sharing(k: 2, alone: 10, together: 12) == 2 * 10.0 / 12)
+    }
+
     @Test func measuredSharingScalesTheProfilesFiguresBeyondIt() {
         let prior = testProfile(sharing: [2: 1.57, 3: 2.12, 4: 2.57])
         // S(2) measured 1.08 on this GPU (the H200, render together): S(3) and S(4) come down by as much.

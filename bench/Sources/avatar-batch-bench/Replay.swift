@@ -226,7 +226,7 @@ enum Replay {
         // H200 (2026-11-30, and again 2026-12-01 with start-ups unshared): calibrate --quick, then the proof manifest packed; history = the first half of that run.
         // The rerun (2026-12-01, later): the same with offline memory per pixel-frame; its warm calibration's S(2) was
         // measured serially (2.00), a bug fixed for the next one (together: S(2) of two probes rendering at once).
-        for dir in ["h200-2026-11-30-calibration", "h200-2026-12-01-calibration", "h200-2026-12-01-rerun", "h200-2026-12-01-together"] {
+        for dir in ["h200-2026-11-30-calibration", "h200-2026-12-01-calibration", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled"] {
         let h200 = root + "/bench/results/" + dir
         if let run = try? jobs(status: h200 + "/run-status.json", manifest: nil), !run.isEmpty {
             let fit = storedFit(h200 + "/history.sqlite", profile: profile)
@@ -253,7 +253,7 @@ enum Replay {
 
         // H200 (2026-12-01): the proof manifest as two batches on one host: calibrate --quick, batch 1, then the same
         // clips as batch 2 planned by the product from the calibration and batch 1's history (its history file).
-        for dir in ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together"] {
+        for dir in ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled"] {
         let second = root + "/bench/results/" + dir
         if let b2 = try? jobs(status: second + "/second-status.json", manifest: nil), !b2.isEmpty {
             let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
