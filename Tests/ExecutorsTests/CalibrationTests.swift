@@ -181,10 +181,13 @@ final class CalibrationBench: @unchecked Sendable {
             return Dictionary(uniqueKeysWithValues: (doc["placements"] as! [[String: Any]]).map { ($0["job"] as! String, $0["predicted_solo_s"] as! Double) })
         }
         let warm = try planned([]), cold = try planned(["--workers", "off"])
+        // The history keeps a request's solo-equivalent time: its wall time, less a few milliseconds when the next clip
+        // was already admitted beside it as it ended (the session counts it as sharing for that moment).
         for a in try store.attempts() {
             let seconds = try #require(a.seconds)
-            #expect(abs(try #require(warm[a.jobID]) - seconds) < 1e-6, "\(a.jobID): \(warm) vs \(seconds)")
-            #expect(abs(try #require(cold[a.jobID]) - seconds - measured) < 1e-6, "\(a.jobID): \(cold) vs \(seconds)")
+            let w = try #require(warm[a.jobID]), c = try #require(cold[a.jobID])
+            #expect(abs(w - seconds) <= 0.02, "\(a.jobID): \(warm) vs \(seconds); kept \(kept.map { ($0.bucket, $0.seconds ?? -1, $0.wallSeconds ?? -1) })")
+            #expect(abs(c - w - measured) < 1e-6, "\(a.jobID): \(cold) vs \(warm)")
         }
         let explain = try b.run(["plan", b.manifest, "--explain"])
         #expect(explain.stdout.contains("from: history: 1 observation(s) on this GPU model"), "\(explain.stdout)")
