@@ -98,6 +98,10 @@ public final class History: @unchecked Sendable {
                 CREATE INDEX worker_loads_by_key ON worker_loads(renderer_identity, gpu_model, id);
                 """)
         }
+        // A cold attempt's start-up as its renderer reported it: its time less this is a request's.
+        m.registerMigration("history-2026-12-01-startup") { db in
+            try db.execute(sql: "ALTER TABLE observations ADD COLUMN startup_s REAL")
+        }
         return m
     }
 
@@ -114,10 +118,11 @@ public final class History: @unchecked Sendable {
         guard !readOnly else { return false }
         try pool.write { db in
             try db.execute(sql: """
-                INSERT INTO observations (renderer_identity, renderer, gpu_model, bucket, peak_gb, seconds, wall_s, frames, oom, colocated, warm, batch, recorded_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO observations (renderer_identity, renderer, gpu_model, bucket, peak_gb, seconds, wall_s, frames, oom, colocated, warm,
+                                          startup_s, batch, recorded_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [o.rendererIdentity, o.renderer, o.gpuModel, o.bucket, o.peakGB, o.seconds, o.wallSeconds, o.frames, o.oom, o.colocated,
-                                 o.warm, o.batch, o.recordedAt])
+                                 o.warm, o.startupSeconds, o.batch, o.recordedAt])
             try db.execute(sql: """
                 DELETE FROM observations WHERE renderer_identity = ? AND gpu_model = ? AND bucket = ? AND colocated = ? AND id NOT IN (
                     SELECT id FROM observations WHERE renderer_identity = ? AND gpu_model = ? AND bucket = ? AND colocated = ?
@@ -134,8 +139,8 @@ public final class History: @unchecked Sendable {
             try Row.fetchAll(db, sql: "SELECT * FROM observations WHERE renderer_identity = ? ORDER BY id", arguments: [rendererIdentity]).map {
                 HistoryObservation(rendererIdentity: $0["renderer_identity"], renderer: $0["renderer"], gpuModel: $0["gpu_model"], bucket: $0["bucket"],
                                    peakGB: $0["peak_gb"], seconds: $0["seconds"], wallSeconds: $0.hasColumn("wall_s") ? $0["wall_s"] : nil, frames: $0["frames"],
-                                   oom: $0["oom"], colocated: $0["colocated"], warm: $0.hasColumn("warm") ? $0["warm"] : false, batch: $0["batch"],
-                                   recordedAt: $0["recorded_at"])
+                                   oom: $0["oom"], colocated: $0["colocated"], warm: $0.hasColumn("warm") ? $0["warm"] : false,
+                                   startupSeconds: $0.hasColumn("startup_s") ? $0["startup_s"] : nil, batch: $0["batch"], recordedAt: $0["recorded_at"])
             }
         }
     }
@@ -260,14 +265,17 @@ public struct HistoryObservation: Sendable, Hashable, Codable {
     public var colocated: Int
     /// A warm worker's request: `seconds` holds no load (the profile's start-up less its worker's load, and the render).
     public var warm: Bool
+    /// A cold attempt's start-up as its renderer reported it (`Observation.startupSeconds`); nil: not reported.
+    public var startupSeconds: Double?
     /// Which batch recorded it (its manifest's name and store).
     public var batch: String
     public var recordedAt: Double
 
     public init(rendererIdentity: String, renderer: String, gpuModel: String, bucket: String, peakGB: Double?, seconds: Double?,
-                wallSeconds: Double? = nil, frames: Int, oom: Bool, colocated: Int = 1, warm: Bool = false, batch: String,
-                recordedAt: Double = Date().timeIntervalSince1970) {
+                wallSeconds: Double? = nil, frames: Int, oom: Bool, colocated: Int = 1, warm: Bool = false, startupSeconds: Double? = nil,
+                batch: String, recordedAt: Double = Date().timeIntervalSince1970) {
         self.wallSeconds = wallSeconds
+        self.startupSeconds = startupSeconds
         self.warm = warm
         self.rendererIdentity = rendererIdentity
         self.renderer = renderer

@@ -154,6 +154,10 @@ public final class Store: Sendable {
         m.registerMigration("2026-11-30-observation-warm") { db in
             try db.execute(sql: "ALTER TABLE observations ADD COLUMN warm INTEGER NOT NULL DEFAULT 0")
         }
+        // A cold attempt's start-up as its renderer reported it (the rest of its time is what a request would take).
+        m.registerMigration("2026-12-01-observation-startup") { db in
+            try db.execute(sql: "ALTER TABLE observations ADD COLUMN startup_s REAL")
+        }
         return m
     }
 
@@ -424,8 +428,10 @@ public final class Store: Sendable {
     /// Adds a measurement for the predictor.
     public func record(_ o: Observation, renderer: String, now: Double = Date().timeIntervalSince1970) throws {
         try pool.write { db in
-            try db.execute(sql: "INSERT INTO observations (renderer, bucket, gpu_model, peak_gb, seconds, frames, oom, job_id, warm, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           arguments: [renderer, o.bucket, o.gpuModel, o.peakGB, o.seconds, o.frames, o.oom, o.jobID, o.warm, now])
+            try db.execute(sql: """
+                INSERT INTO observations (renderer, bucket, gpu_model, peak_gb, seconds, frames, oom, job_id, warm, startup_s, recorded_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [renderer, o.bucket, o.gpuModel, o.peakGB, o.seconds, o.frames, o.oom, o.jobID, o.warm, o.startupSeconds, now])
         }
     }
 
@@ -434,7 +440,7 @@ public final class Store: Sendable {
         try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM observations WHERE renderer = ? ORDER BY id", arguments: [renderer]).map {
                 Observation(bucket: $0["bucket"], gpuModel: $0["gpu_model"], peakGB: $0["peak_gb"], seconds: $0["seconds"], frames: $0["frames"], oom: $0["oom"], jobID: $0["job_id"],
-                            warm: $0.hasColumn("warm") ? $0["warm"] : false)
+                            warm: $0.hasColumn("warm") ? $0["warm"] : false, startupSeconds: $0.hasColumn("startup_s") ? $0["startup_s"] : nil)
             }
         }
     }

@@ -43,6 +43,10 @@ public struct AttemptResult: Sendable, Codable {
     public var leftovers: [Int32]
     /// The warm worker that served it (nil: a process of its own).
     public var worker: String? = nil
+    /// The renderer's report of how long this clip's own work took once its model was ready (`render_seconds`): what
+    /// a warm worker's request would repeat. The rest of `seconds` is the start-up. nil: not reported, or not within
+    /// the attempt's wall time.
+    public var reportedRenderSeconds: Double? = nil
 }
 
 /// Runs one attempt end to end: argv from the template, its own directory, log, port and process group;
@@ -142,6 +146,7 @@ public enum AttemptRunner {
         var result = AttemptResult(classification: .crashed, exitCode: launched.exitCode, signal: launched.signal, seconds: launched.seconds,
                                    stderrTail: lastLines(tail, 30), oom: nil, reportedPeakGB: report?.peakGB, outputDigest: nil, note: nil,
                                    leftovers: launched.leftovers)
+        if let r = report?.renderSeconds, r > 0, r <= launched.seconds { result.reportedRenderSeconds = r }
         // What the renderer says it saw: exactly one device, the one it was given.
         if let report, report.deviceCount != nil || report.deviceUUID != nil {
             let count = report.deviceCount.map(String.init) ?? "?"
@@ -261,15 +266,19 @@ public enum AttemptRunner {
     }
 }
 
-/// The JSON a renderer may write to $AVATAR_BATCH_REPORT: `{"peak_memory_gb": 17.2, "seconds": 120.5, ...}`.
+/// The JSON a renderer may write to $AVATAR_BATCH_REPORT: `{"peak_memory_gb": 17.2, "seconds": 120.5, ...}`
+/// (docs/running.md).
 public struct RendererReport: Sendable, Codable {
     public var peakGB: Double?
     public var seconds: Double?
+    /// This clip's own work once the model was ready (reading its inputs, rendering, writing the output): what a warm
+    /// worker would repeat per clip. The attempt's wall time less this is its start-up.
+    public var renderSeconds: Double?
     public var deviceCount: Int?
     public var deviceUUID: String?
 
     enum CodingKeys: String, CodingKey {
-        case peakGB = "peak_memory_gb", seconds, deviceCount = "device_count", deviceUUID = "device_uuid"
+        case peakGB = "peak_memory_gb", seconds, renderSeconds = "render_seconds", deviceCount = "device_count", deviceUUID = "device_uuid"
     }
 
     public static func read(_ path: String) -> RendererReport? {

@@ -123,6 +123,10 @@ public final class BatchSession: @unchecked Sendable {
         /// scheduler placed it and sharing is unknown (Slurm): its wall time is taken as is.
         var soloSeconds: Double?
         var accountedUntil = Date()
+        /// The rate it renders at (S(k)/k of the k rendering beside it, itself counted) over its life so far, as runs
+        /// of equal rate: the interval up to `until`, from the previous one's (or the start). With the renderer's report
+        /// of when its render began (`render_seconds`), its solo-equivalent time is recounted from that moment.
+        var renderRates: [(until: Date, rate: Double)] = []
         /// The most attempts that shared its GPU while it ran, itself included (what the history learns S(k) from).
         var peers = 1
     }
@@ -480,6 +484,13 @@ public final class BatchSession: @unchecked Sendable {
         let rate = sharing.perJobRate(max(rendering.count, 1))
         for id in here {
             let r = running[id]!
+            // What it would render at now, whether or not its predicted start-up is over (it may be, whatever the prediction).
+            let ownRate = rendering.contains(id) ? rate : sharing.perJobRate(rendering.count + 1)
+            if let last = r.renderRates.last, last.rate == ownRate {
+                running[id]!.renderRates[r.renderRates.count - 1].until = now
+            } else {
+                running[id]!.renderRates.append((now, ownRate))
+            }
             if executor.isRendering(id) {
                 // The part of the interval before its start-up ended ran at solo speed, the rest at the shared rate.
                 let renderFrom = max(r.accountedUntil, r.started.addingTimeInterval(r.estimate.unsharedSeconds))
@@ -489,6 +500,28 @@ public final class BatchSession: @unchecked Sendable {
             }
             running[id]!.accountedUntil = now
         }
+    }
+
+    /// Solo-equivalent seconds of an attempt whose renderer reported its render's length: its start-up as it took
+    /// (it shares nothing), then its render weighted by the rate it rendered at (`Running.renderRates`).
+    static func soloSeconds(_ r: Running, renderSeconds: Double) -> Double {
+        soloSeconds(started: r.started, end: r.accountedUntil, rates: r.renderRates, renderSeconds: renderSeconds)
+    }
+
+    /// `soloSeconds(_:renderSeconds:)` of an attempt that ran from `started` to `end` at `rates` (runs of equal rate,
+    /// each up to its `until`).
+    package static func soloSeconds(started: Date, end: Date, rates: [(until: Date, rate: Double)], renderSeconds: Double) -> Double {
+        let renderFrom = end.addingTimeInterval(-renderSeconds)
+        var solo = max(renderFrom.timeIntervalSince(started), 0)
+        var from = started
+        for run in rates {
+            let overlap = min(run.until, end).timeIntervalSince(max(from, renderFrom))
+            if overlap > 0 { solo += overlap * run.rate }
+            from = run.until
+        }
+        // A render longer than the attempt as we timed it (the renderer's clock against ours) counts at the last rate.
+        if renderFrom < started { solo += started.timeIntervalSince(renderFrom) * (rates.last?.rate ?? 1) }
+        return solo
     }
 
     // MARK: outcomes
@@ -541,9 +574,16 @@ public final class BatchSession: @unchecked Sendable {
         let gpuModel = r.placement.gpu?.model ?? executor.gpus.first?.model ?? ""
         // Feed the predictor: a success is a measurement, an OOM a lower bound.
         if classification == .succeeded {
-            // Learn the solo-equivalent duration (see `Running.soloSeconds`), not the wall time of a shared GPU.
-            let o = Observation(bucket: bucket, gpuModel: gpuModel, peakGB: peak, seconds: min(r.soloSeconds ?? .infinity, result.seconds), frames: frames,
-                                warm: result.worker != nil)
+            // Learn the solo-equivalent duration (see `Running.soloSeconds`), not the wall time of a shared GPU; from
+            // the renderer's own start-up where it reported one.
+            var seconds = min(r.soloSeconds ?? .infinity, result.seconds)
+            var startup: Double?
+            if result.worker == nil, let render = result.reportedRenderSeconds {
+                startup = result.seconds - render
+                if r.soloSeconds != nil { seconds = min(BatchSession.soloSeconds(r, renderSeconds: render), result.seconds) }
+            }
+            let o = Observation(bucket: bucket, gpuModel: gpuModel, peakGB: peak, seconds: seconds, frames: frames, warm: result.worker != nil,
+                                startupSeconds: startup)
             predictor.observe(o)
             try? store.record(o, renderer: manifest.renderer.name)
             learn(o, r, result)

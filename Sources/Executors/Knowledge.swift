@@ -61,7 +61,8 @@ public final class Knowledge: @unchecked Sendable {
                 }
                 let all = try h.observations(rendererIdentity: profile.identityDigest).map {
                     HistoryEntry(gpuModel: $0.gpuModel, observation: Observation(bucket: $0.bucket, gpuModel: $0.gpuModel, peakGB: $0.peakGB,
-                                                                                 seconds: $0.seconds, frames: $0.frames, oom: $0.oom, warm: $0.warm),
+                                                                                 seconds: $0.seconds, frames: $0.frames, oom: $0.oom, warm: $0.warm,
+                                                                                 startupSeconds: $0.startupSeconds),
                                  colocated: $0.colocated, wallSeconds: $0.wallSeconds)
                 }
                 entries = Learning.observations(for: model, from: all)
@@ -137,7 +138,7 @@ public final class Knowledge: @unchecked Sendable {
         write { h in
             try h.record(HistoryObservation(rendererIdentity: profile.identityDigest, renderer: profile.name, gpuModel: gpuModel, bucket: o.bucket,
                                             peakGB: o.peakGB, seconds: o.seconds, wallSeconds: wallSeconds, frames: o.frames, oom: o.oom,
-                                            colocated: colocated, warm: o.warm, batch: batch))
+                                            colocated: colocated, warm: o.warm, startupSeconds: o.startupSeconds, batch: batch))
         }
     }
 

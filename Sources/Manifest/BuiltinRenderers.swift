@@ -422,8 +422,9 @@ What it does, like Live Avatar on one GPU:
   * decode: infer_frames float32 RGB frames per clip. Offline decode keeps every clip's frames on the GPU
     until the end (memory grows with num_clip); online decode moves each clip to the host as it is made;
   * output: an mp4 (libx264 via ffmpeg) with the clip's audio muxed in, at 25 fps;
-  * $AVATAR_BATCH_REPORT: peak GPU memory (the allocator's reserved peak plus the CUDA context), durations,
-    the device count and UUID this process saw.
+  * $AVATAR_BATCH_REPORT: peak GPU memory (the allocator's reserved peak plus the CUDA context), durations
+    (render_seconds: the clip's own work once loaded, what a warm request repeats), the device count and UUID
+    this process saw.
 Over-packed GPUs raise real torch.OutOfMemoryError (exit 1), exactly as the renderer it stands in for.
 
 With --worker it is a warm worker (docs/workers.md): it loads once, then renders each request sent over
@@ -569,7 +570,9 @@ def render(a):
     os.remove(tmp_video)
     if mux.returncode != 0:
         raise RuntimeError("synthetic-dit: muxing the audio failed")
-    return {"peak_memory_gb": round(peak_gb, 3), "render_s": round(t_rendered - t0, 3), "seconds": round(time.time() - t0, 3),
+    # render_seconds: this clip's own work (a warm request's time); the process's time less it is its start-up.
+    own = round(time.time() - t0, 3)
+    return {"peak_memory_gb": round(peak_gb, 3), "render_s": round(t_rendered - t0, 3), "seconds": own, "render_seconds": own,
             "tokens": tokens, "device_count": torch.cuda.device_count(), "device_uuid": "GPU-" + str(props.uuid),
             "device_name": props.name, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 

@@ -16,10 +16,15 @@ public struct Observation: Sendable, Hashable, Codable {
     /// True when `seconds` is a warm worker's request: the model was loaded already, so the time holds only the part
     /// of the start-up a request pays (the profile's start-up less its load) besides the render.
     public var warm: Bool
+    /// The part of `seconds` before the clip's own work began (interpreter, imports, model load), as the renderer's
+    /// report measured it (`render_seconds`, docs/running.md): `seconds` less it is what a warm worker's request would
+    /// take. nil: not reported (the predictor takes the profile's start-up), and always nil for a warm request.
+    public var startupSeconds: Double?
 
     public init(bucket: String, gpuModel: String = "", peakGB: Double?, seconds: Double?, frames: Int, oom: Bool = false, jobID: String? = nil,
-                warm: Bool = false) {
+                warm: Bool = false, startupSeconds: Double? = nil) {
         self.jobID = jobID
+        self.startupSeconds = warm ? nil : startupSeconds
         self.warm = warm
         self.bucket = bucket
         self.gpuModel = gpuModel

@@ -60,6 +60,7 @@ public enum Learning {
                 var o = e.observation
                 o.gpuModel = model
                 o.seconds = rt.flatMap { r in o.seconds.map { $0 * r } }
+                o.startupSeconds = rt.flatMap { r in o.startupSeconds.map { $0 * r } }
                 o.peakGB = rm.flatMap { r in o.peakGB.map { $0 * r } }
                 guard o.seconds != nil || o.peakGB != nil else { continue }
                 out.append((o, .borrowed(how)))
@@ -70,7 +71,8 @@ public enum Learning {
 
     /// S(k) learned on `model`: for each k with at least `minimum` co-located observations in buckets that also ran
     /// alone, k x the median of (its time alone / its wall time co-located), each less `unshared` for a cold attempt
-    /// (its start-up, which shares nothing: S(k) is of the render; a warm request has none), within [1, k] (see
+    /// (its start-up, which shares nothing: S(k) is of the render; a warm request has none; the renderer's own figure
+    /// where it reported one), within [1, k] (see
     /// `sharing(k:alone:together:unshared:)`). Only what was seen.
     public static func sharing(for model: String, from entries: [HistoryEntry], minimum: Int = 3, unshared: Double = 0) -> [Int: Double] {
         let here = entries.filter { $0.gpuModel == model }
@@ -79,7 +81,7 @@ public enum Learning {
         for e in here where e.colocated > 1 && !e.observation.oom {
             guard let s = e.wallSeconds, e.observation.frames > 0, s > 0, let alone = solo[key(e)]?.alone else { continue }
             ratios[e.colocated, default: []].append(renderRatio(alone: alone * Double(e.observation.frames), together: s,
-                                                                unshared: e.observation.warm ? 0 : unshared))
+                                                                unshared: e.observation.warm ? 0 : e.observation.startupSeconds ?? unshared))
         }
         var out: [Int: Double] = [:]
         for (k, r) in ratios where r.count >= minimum { out[k] = min(max(Double(k) * median(r), 1), Double(k)) }

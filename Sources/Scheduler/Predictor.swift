@@ -40,6 +40,8 @@ public struct Predictor: Sendable {
         var oomGB: Double?       // the largest memory figure of an OOM (a lower bound)
         var cold = Times()       // processes of their own, which paid the whole start-up
         var warm = Times()       // warm workers' requests, which paid the start-up less the load
+        var reported = Times()   // cold attempts less the start-up their renderer reported: a request's time each
+        var startups = Mean()    // those start-ups
         var batch = 0            // observations of this batch
         var history = 0          // of earlier batches on this GPU model
         var borrowed: [String: Int] = [:]  // of earlier batches on other GPU models, by how they were scaled
@@ -59,6 +61,20 @@ public struct Predictor: Sendable {
             shortest = min(shortest, seconds)
         }
     }
+
+    struct Mean {
+        var sum = 0.0
+        var count = 0
+        mutating func add(_ x: Double) { sum += x; count += 1 }
+        var value: Double? { count > 0 ? sum / Double(count) : nil }
+    }
+
+    /// Start-ups renderers reported, by load settings (`startupKey`): a bucket no attempt has run yet starts up as
+    /// the others did.
+    private var startups: [String: Mean] = [:]
+
+    /// What a start-up depends on among the settings: where the weights go, and how they are converted.
+    static func startupKey(_ s: ClipSettings) -> String { "offload=\(s.offloadModel)|fp8=\(s.fp8)" }
 
     /// Predict times as a warm worker's requests (docs/workers.md): the profile's start-up less its worker's load, then
     /// the render. Observations of either kind serve both: each is taken less its own kind's fixed part.
@@ -113,7 +129,15 @@ public struct Predictor: Sendable {
             } else {
                 if let p = o.peakGB { b.peakGB = max(b.peakGB ?? p, p) }
                 if o.frames > 0, let sec = o.seconds {
-                    if o.warm { b.warm.add(sec, frames: o.frames) } else { b.cold.add(sec, frames: o.frames) }
+                    if o.warm {
+                        b.warm.add(sec, frames: o.frames)
+                    } else if let u = o.startupSeconds, u >= 0, u < sec {
+                        b.reported.add(sec - u, frames: o.frames)
+                        b.startups.add(u)
+                        if let key = Predictor.startupKey(bucket: o.bucket) { startups[key, default: Mean()].add(u) }
+                    } else {
+                        b.cold.add(sec, frames: o.frames)
+                    }
                 }
             }
             switch origin {
@@ -123,6 +147,13 @@ public struct Predictor: Sendable {
             }
             observed[o.bucket] = b
         }
+    }
+
+    /// `startupKey` read back from a bucket (its last two fields); nil for a bucket of another shape.
+    static func startupKey(bucket: String) -> String? {
+        let parts = bucket.split(separator: "|")
+        guard parts.count >= 2, parts[parts.count - 2].hasPrefix("offload="), parts[parts.count - 1].hasPrefix("fp8=") else { return nil }
+        return parts.suffix(2).joined(separator: "|")
     }
 
     /// Whether `jobID` has an OOM lower bound of its own (else its estimate is its settings').
@@ -169,10 +200,13 @@ public struct Predictor: Sendable {
         var perFrame = msPerFrame / 1000
         if t.referenceSampleSteps > 0 { perFrame *= Double(s.sampleSteps) / Double(t.referenceSampleSteps) }
         if s.offloadModel { perFrame *= t.offloadFactor }
-        // The fixed part of a cold attempt (the whole start-up) and of a warm request (the start-up less the load).
-        let fixed = (cold: t.startupSeconds, warm: max(t.startupSeconds - profile.workerLoadSeconds, 0))
+        // The fixed part of a cold attempt (the whole start-up) and of a warm request (the start-up less the load). Where
+        // renderers reported their start-ups, a cold attempt's is theirs on top of a request's.
+        let hot = max(t.startupSeconds - profile.workerLoadSeconds, 0)
+        let reportedStartup = startups[Predictor.startupKey(s)]?.value
+        let fixed = (cold: reportedStartup.map { $0 + hot } ?? t.startupSeconds, warm: hot)
         var seconds = (warm ? fixed.warm : fixed.cold) + perFrame * Double(s.totalFrames)
-        var unshared = warm ? 0 : fixed.cold
+        var unshared = warm ? 0 : reportedStartup ?? fixed.cold
         let prior = priorIsCalibration ? "calibration" : "profile"
         var source = prior
 
@@ -182,9 +216,9 @@ public struct Predictor: Sendable {
             if let peak = obs.peakGB { raw = peak; source = learned }
             // An OOM is a lower bound: never predict less than what already failed.
             if let floor = obs.oomGB, floor > raw { raw = floor; source = "oom" }
-            if let (learnedSeconds, coldFixed) = Predictor.seconds(obs, fixed: fixed, warm: warm, frames: s.totalFrames) {
+            if let (learnedSeconds, coldUnshared) = Predictor.seconds(obs, fixed: fixed, warm: warm, frames: s.totalFrames) {
                 seconds = learnedSeconds
-                if !warm { unshared = coldFixed }
+                if !warm { unshared = coldUnshared }
                 if source == prior { source = learned }
             }
         }
@@ -198,19 +232,24 @@ public struct Predictor: Sendable {
     }
 
     /// Seconds for `frames` from a bucket's observed times: the mode's fixed part plus the mean render rate, each
-    /// observation taken less its own kind's fixed part. A time shorter than its kind's fixed part shows the profile's
-    /// start-up is too long on this machine: the fixed parts come down by the difference (the observations then
-    /// predict themselves, as a plain mean rate would). Also returns the cold fixed part so adjusted. nil without
-    /// observed times.
+    /// observation taken less its own kind's fixed part (a cold attempt whose renderer reported its start-up counts
+    /// as the request it holds). A time shorter than its kind's fixed part shows the profile's start-up is too long on
+    /// this machine: the fixed parts come down by the difference (the observations then predict themselves, as a plain
+    /// mean rate would). A cold attempt's fixed part is the mean reported start-up of the bucket, where there is one,
+    /// on top of a request's. Also returns a cold attempt's start-up (what shares nothing). nil without observed times.
     static func seconds(_ obs: Observed, fixed: (cold: Double, warm: Double), warm: Bool, frames: Int) -> (Double, Double)? {
-        let n = obs.cold.count + obs.warm.count
+        let n = obs.cold.count + obs.warm.count + obs.reported.count
         guard n > 0 else { return nil }
         var over = 0.0
         if obs.cold.count > 0 { over = max(over, fixed.cold - obs.cold.shortest) }
         if obs.warm.count > 0 { over = max(over, fixed.warm - obs.warm.shortest) }
+        if obs.reported.count > 0 { over = max(over, fixed.warm - obs.reported.shortest) }
         let cold = max(fixed.cold - over, 0), hot = max(fixed.warm - over, 0)
-        let rendered = obs.cold.perFrame - cold * obs.cold.inverse + obs.warm.perFrame - hot * obs.warm.inverse
-        return ((warm ? hot : cold) + max(rendered / Double(n), 0) * Double(frames), cold)
+        let rendered = obs.cold.perFrame - cold * obs.cold.inverse + (obs.warm.perFrame - hot * obs.warm.inverse)
+            + (obs.reported.perFrame - hot * obs.reported.inverse)
+        let startup = obs.startups.value ?? cold
+        let coldFixed = obs.startups.value.map { $0 + hot } ?? cold
+        return ((warm ? hot : coldFixed) + max(rendered / Double(n), 0) * Double(frames), startup)
     }
 
     /// Where an estimate for these settings comes from, in words: "profile defaults", "calibration (...)", "history:

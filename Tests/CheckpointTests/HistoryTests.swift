@@ -24,6 +24,29 @@ import Testing
         #expect(mode == 0o600)
     }
 
+    @Test func aReportedStartUpIsKeptAndAnOlderHistoryReadsWithoutOne() throws {
+        let dir = TempDir("history")
+        let h = try History(path: dir.path + "/h.sqlite")
+        var o = observation()
+        o.startupSeconds = 3.5
+        try h.record(o)
+        try h.record(observation("unreported"))
+        let back = try h.observations(rendererIdentity: "r1")
+        #expect(back.map(\.startupSeconds) == [3.5, nil])
+        // A history from before the column: migrated on open for writing, read as "not reported".
+        let old = dir.path + "/old.sqlite"
+        try History(path: old).executeRaw("""
+            DELETE FROM grdb_migrations WHERE identifier = 'history-2026-12-01-startup';
+            ALTER TABLE observations DROP COLUMN startup_s;
+            INSERT INTO observations (renderer_identity, renderer, gpu_model, bucket, peak_gb, seconds, frames, oom, colocated, batch, recorded_at)
+            VALUES ('r1', 'synthetic-dit', 'H200 140GB', 'b', 12, 10, 48, 0, 1, 'old', 1);
+            """)
+        #expect(try History(path: old, readOnly: true).observations(rendererIdentity: "r1").map(\.startupSeconds) == [nil])
+        let migrated = try History(path: old)
+        try migrated.record(o)
+        #expect(try migrated.observations(rendererIdentity: "r1").map(\.startupSeconds) == [nil, 3.5])
+    }
+
     @Test func workerLoadsAreKeptPerRendererAndModelNewestFirstWithinTheWindow() throws {
         let dir = TempDir("history")
         let h = try History(path: dir.path + "/h.sqlite")

@@ -142,7 +142,7 @@ import Testing
         #expect(mode == 0o600)
         let dmode = try FileManager.default.attributesOfItem(atPath: dir.path + "/state")[.posixPermissions] as? Int
         #expect(dmode == 0o700)
-        #expect(try store.appliedMigrations() == ["2026-11-24-initial", "2026-11-24-jobs-by-state", "2026-11-30-attempt-executor", "2026-11-30-observation-warm", "2026-11-30-prediction-source", "2026-11-30-workers"])
+        #expect(try store.appliedMigrations() == ["2026-11-24-initial", "2026-11-24-jobs-by-state", "2026-11-30-attempt-executor", "2026-11-30-observation-warm", "2026-11-30-prediction-source", "2026-11-30-workers", "2026-12-01-observation-startup"])
     }
 
     @Test func anOlderStoreMigratesForwardKeepingItsJobs() throws {
@@ -156,7 +156,7 @@ import Testing
             #expect(try !old.indexNames().contains("jobs_by_state"))
         }
         let store = try open(dir)
-        #expect(try store.appliedMigrations() == ["2026-11-24-initial", "2026-11-24-jobs-by-state", "2026-11-30-attempt-executor", "2026-11-30-observation-warm", "2026-11-30-prediction-source", "2026-11-30-workers"])
+        #expect(try store.appliedMigrations() == ["2026-11-24-initial", "2026-11-24-jobs-by-state", "2026-11-30-attempt-executor", "2026-11-30-observation-warm", "2026-11-30-prediction-source", "2026-11-30-workers", "2026-12-01-observation-startup"])
         #expect(try store.indexNames().contains("jobs_by_state"))
         #expect(try store.jobs().map(\.id) == ["job-0", "job-1", "job-2"])
         #expect(try store.integrityCheck() == "ok")

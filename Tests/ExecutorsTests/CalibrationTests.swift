@@ -195,6 +195,43 @@ final class CalibrationBench: @unchecked Sendable {
         #expect(explain.stdout.contains(String(format: "each loading once (~%@)", ProgressReporter.duration(measured))), "\(explain.stdout)")
     }
 
+    @Test func aColdAttemptsReportedStartUpIsKeptAndTheNextBatchPredictsFromIt() throws {
+        // The profile says a 6 s start-up; the fake renderer starts in 0.3 s of sleep plus Python's own, and reports
+        // the rest of its time as `render_seconds`.
+        let b = CalibrationBench(startup: 6)
+        let run = try b.run(["run", b.manifest, "--grace", "1", "--max-jobs-per-gpu", "1"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let identity = try #require(ProfileLoader.load(path: b.profile).0).identityDigest
+        let kept = try History(path: b.historyPath, readOnly: true).observations(rendererIdentity: identity)
+        let store = try Store(path: b.dir.path + "/out/.avatar-batch/state.sqlite", readOnly: true)
+        let attempts = try store.attempts()
+        #expect(kept.count == 3 && attempts.count == 3)
+        for o in kept {
+            let startup = try #require(o.startupSeconds, "\(kept)")
+            let seconds = try #require(o.seconds)
+            #expect(!o.warm && startup >= 0.3 && startup < seconds && startup < 3, "\(o)")
+        }
+        #expect(try store.observations(renderer: "fake-model").allSatisfy { ($0.startupSeconds ?? 0) >= 0.3 })
+        // The next batch predicts each clip as it ran (start-up and render as reported), not stretched by the
+        // profile's 6 s, for the sizes it ran; alone on the card, solo-equivalent is wall time.
+        let doc = try JSONSerialization.jsonObject(with: Data(try b.run(["plan", b.manifest, "--json", "--max-jobs-per-gpu", "1"]).stdout.utf8)) as! [String: Any]
+        let planned = Dictionary(uniqueKeysWithValues: (doc["placements"] as! [[String: Any]]).map { ($0["job"] as! String, $0["predicted_solo_s"] as! Double) })
+        for a in attempts {
+            let seconds = try #require(a.seconds)
+            let p = try #require(planned[a.jobID])
+            #expect(abs(p - seconds) <= 0.02, "\(a.jobID): planned \(p) against \(seconds)")
+        }
+        // A size no attempt ran starts up as the others did: the reported start-ups, not the profile's 6 s.
+        b.dir.write("other.yaml", try String(contentsOfFile: b.manifest, encoding: .utf8).replacingOccurrences(of: "c2, size: \"704*384\"", with: "c2, size: \"704*384\", num_clip: 3"))
+        let other = try JSONSerialization.jsonObject(with: Data(try b.run(["plan", b.dir.path + "/other.yaml", "--json"]).stdout.utf8)) as! [String: Any]
+        let c2 = try #require((other["placements"] as! [[String: Any]]).first { $0["job"] as? String == "c2" })
+        let solo = try #require(c2["predicted_solo_s"] as? Double)
+        let startups = kept.compactMap(\.startupSeconds)
+        let prior = Predictor(profile: try #require(ProfileLoader.load(path: b.profile).0)).estimate(settings("704*384", clips: 3))
+        let expected = prior.seconds - 6 + startups.reduce(0, +) / Double(startups.count)
+        #expect(abs(solo - expected) < 0.01, "\(c2) against \(expected), start-ups \(startups)")
+    }
+
     @Test func anInterruptedCalibrationResumesAndIsNeverHalfUsed() throws {
         let b = CalibrationBench()
         let (p, _, _) = try CLI.start(["calibrate", b.profile, "--gpus", "1x24GB", "--quick", "--grace", "1"], env: ["AVATAR_BATCH_HOME": b.home])

@@ -153,4 +153,35 @@ import Testing
         p.warm = true
         #expect(p.estimate(s).seconds >= 0.001 && p.estimate(s).seconds < 60)
     }
+
+    @Test func aReportedStartUpSplitsAColdAttemptIntoItsStartUpAndARequest() {
+        let s = settings(clips: 10)  // 480 frames
+        var p = Predictor(profile: profile())
+        // 130 s cold, of which the renderer says 70 s were its start-up: a request of 60 s (10 s fixed, 0.104 s a frame).
+        p.observe(Observation(bucket: p.bucket(s), peakGB: 9, seconds: 130, frames: 480, startupSeconds: 70), origin: .history)
+        #expect(abs(p.estimate(s).seconds - 130) < 1e-9)
+        // Only the reported start-up shares nothing, not the profile's 100 s.
+        #expect(abs(p.estimate(s).unsharedSeconds - 70) < 1e-9)
+        var warm = p
+        warm.warm = true
+        #expect(abs(warm.estimate(s).seconds - 60) < 1e-9)
+        // A size never run starts up as the others did: 70 s and a request's 10 s, not the profile's 100 s.
+        let other = settings(clips: 1)
+        #expect(abs(p.estimate(other).seconds - (70 + 10 + 0.48)) < 1e-9)
+        #expect(abs(p.estimate(other).unsharedSeconds - 70) < 1e-9)
+        // Without the report the same attempt is taken less the profile's start-up: a request of 10 + 30 s, not 60 s.
+        var unreported = Predictor(profile: profile())
+        unreported.observe(Observation(bucket: p.bucket(s), peakGB: 9, seconds: 130, frames: 480), origin: .history)
+        unreported.warm = true
+        #expect(abs(unreported.estimate(s).seconds - 40) < 1e-9)
+        // A start-up of other load settings is not borrowed.
+        var offload = other
+        offload.offloadModel = true
+        #expect(abs(p.estimate(offload).unsharedSeconds - 100) < 1e-9)
+    }
+
+    @Test func aWarmRequestHasNoStartUpEvenWhenOneIsGiven() {
+        let o = Observation(bucket: "b", peakGB: 1, seconds: 5, frames: 10, warm: true, startupSeconds: 3)
+        #expect(o.startupSeconds == nil)
+    }
 }

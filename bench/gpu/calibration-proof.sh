@@ -10,6 +10,8 @@
 #    (bench: avatar-batch-bench replay). Results: $OUT (the device tool's folder; /tmp/cal-out elsewhere).
 # 5. (SECOND=1) the same clips as a second batch (a new folder, so a new store) planned from the calibration and the
 #    first batch's history, then run: the second batch of the week (second-*).
+# 6. (WARM=1) the same clips once more on warm workers (--workers auto: one load per worker, then requests), planned
+#    from everything before: warm-*.
 set -u
 N=${1:-32}
 OUT=${OUT:-/tmp/cal-out}; mkdir -p "$OUT"
@@ -34,10 +36,10 @@ if [ "${CALIBRATE_ONLY:-}" = 1 ]; then cp "$AVATAR_BATCH_HOME/history.sqlite" "$
 # run_batch MANIFEST LOG STATUS LABEL: runs it, keeps its log as $OUT/LOG and its status as $OUT/STATUS, and adds
 # its wall time, counts and OOM attempts to the summary, each line starting with LABEL.
 run_batch() {
-  local manifest=$1 log="$OUT/$2" status="$OUT/$3" label=$4 a b rc
+  local manifest=$1 log="$OUT/$2" status="$OUT/$3" label=$4 workers=${5:-off} a b rc
   stamp "${label}run"
   a=$(date +%s.%N)
-  avatar-batch run "$manifest" --workers off 2> "$log"; rc=$?
+  avatar-batch run "$manifest" --workers "$workers" 2> "$log"; rc=$?
   b=$(date +%s.%N)
   python3 -c "print('${label}run: %.1f s wall, exit $rc' % ($b - $a))" | tee -a "$OUT/summary.txt"
   avatar-batch status "$manifest" --json > "$status"
@@ -54,5 +56,13 @@ if [ "${SECOND:-}" = 1 ]; then
   grep -E "^predictions|^makespan" "$OUT/second-plan.txt" | sed 's/^/second batch plan: /' | tee -a "$OUT/summary.txt"
   run_batch "$W2/gpu-proof.yaml" second-run.log second-status.json "second "
   cp "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/history-after-second.sqlite"
+fi
+if [ "${WARM:-}" = 1 ]; then
+  W3=/tmp/calproof3; rm -rf "$W3"
+  python3 bench/gpu/make-manifest.py "$W3" "$N" > /dev/null
+  avatar-batch plan "$W3/gpu-proof.yaml" --explain > "$OUT/warm-plan.txt" 2>&1
+  grep -E "^predictions|^makespan|^workers" "$OUT/warm-plan.txt" | sed 's/^/warm batch plan: /' | tee -a "$OUT/summary.txt"
+  run_batch "$W3/gpu-proof.yaml" warm-run.log warm-status.json "warm " auto
+  cp "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/history-after-warm.sqlite"
 fi
 stamp "done"

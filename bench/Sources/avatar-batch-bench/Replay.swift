@@ -21,6 +21,37 @@ enum Replay {
         /// the job it was for (to predict its start-up) and when it rendered.
         var window: (from: Double, to: Double)?
         var others: [(id: String, warm: Bool, from: Double, to: Double)] = []
+        /// What the renderer reported as its own work once loaded (`render_seconds`; for logs older than that key, its
+        /// report's seconds less its startup_s and load_s): a cold attempt's wall time less this is its start-up.
+        var renderSeconds: Double?
+    }
+
+    /// Each cold attempt's render as its renderer reported it, from a run's kept logs (a .tgz of
+    /// logs/<job>.attempt-<n>.log), by job: the last report line of its last attempt's log.
+    static func reportedRenders(_ tgz: String) -> [String: Double] {
+        guard FileManager.default.fileExists(atPath: tgz) else { return [:] }
+        let dir = NSTemporaryDirectory() + "replay-logs-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let tar = Process()
+        tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        tar.arguments = ["tar", "-xzf", tgz, "-C", dir]
+        guard (try? tar.run()) != nil else { return [:] }
+        tar.waitUntilExit()
+        var out: [String: (attempt: Int, seconds: Double)] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir + "/logs")) ?? [] {
+            let parts = name.components(separatedBy: ".attempt-")
+            guard parts.count == 2, let n = Int(parts[1].replacingOccurrences(of: ".log", with: "")),
+                  let text = try? String(contentsOfFile: dir + "/logs/" + name, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n").reversed() where line.hasPrefix("{") && line.contains("startup_s") {
+                guard let d = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+                let render = d["render_seconds"] as? Double
+                    ?? (d["seconds"] as? Double).flatMap { t in (d["startup_s"] as? Double).flatMap { u in (d["load_s"] as? Double).map { t - u - $0 } } }
+                if let render, render > 0, n >= (out[parts[0]]?.attempt ?? 0) { out[parts[0]] = (n, render) }
+                break
+            }
+        }
+        return out.mapValues(\.seconds)
     }
 
     struct Errors {
@@ -32,7 +63,8 @@ enum Replay {
 
     /// Jobs of a status document (`status --json`); settings from the attempt when it has them, else from the manifest's
     /// clip lines (older documents), adjusted by the ladder's recorded change.
-    static func jobs(status path: String, manifest: String?) throws -> [Job] {
+    static func jobs(status path: String, manifest: String?, logs: String? = nil) throws -> [Job] {
+        let renders = logs.map(reportedRenders) ?? [:]
         let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
         var clips: [String: ClipSettings] = [:]
         if let manifest, let text = try? String(contentsOfFile: manifest, encoding: .utf8) {
@@ -80,6 +112,7 @@ enum Replay {
                 if change.contains("offload_model: true") { s.offloadModel = true }
             } else { continue }
             var job = Job(id: id, settings: s, peakGB: a["peak_gb"] as? Double, seconds: a["seconds"] as? Double, warm: a["worker"] is String)
+            if !job.warm, let r = renders[id], let t = job.seconds, r <= t { job.renderSeconds = r }
             if let g = a["gpu"] as? Int, let (st, en) = rendering(a), en > st {
                 // Integrate the number of intervals covering each moment of this one.
                 var points = [st, en]
@@ -104,12 +137,16 @@ enum Replay {
     /// Observations a later batch would start from, as the history keeps them: a co-located job's time made
     /// solo-equivalent as the batch that ran it counts it (its start-up at full speed, its render weighted by S(k)/k of
     /// the k attempts rendering beside it), and no time where sharing is unknown (a run that recorded no times).
-    static func observations(_ jobs: [Job], predictor: Predictor, context: [Job] = []) -> [Observation] {
+    /// `reported`: take each cold attempt's start-up from its renderer's report where the logs had one, as a batch does
+    /// since 2026-12-01 (false: as before, the predicted start-up).
+    static func observations(_ jobs: [Job], predictor: Predictor, context: [Job] = [], reported: Bool = false) -> [Observation] {
         let byID = Dictionary((jobs + context).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         return jobs.map { j in
             var seconds: Double?
-            if j.sharedBy != nil, let t = j.seconds { seconds = soloEquivalent(j, wall: t, predictor: predictor, jobs: byID) }
-            return Observation(bucket: predictor.bucket(j.settings), peakGB: j.peakGB, seconds: seconds, frames: j.settings.totalFrames, warm: j.warm)
+            let startup = reported ? j.seconds.flatMap { t in j.renderSeconds.map { t - $0 } } : nil
+            if j.sharedBy != nil, let t = j.seconds { seconds = soloEquivalent(j, wall: t, predictor: predictor, jobs: byID, startup: startup) }
+            return Observation(bucket: predictor.bucket(j.settings), peakGB: j.peakGB, seconds: seconds, frames: j.settings.totalFrames, warm: j.warm,
+                               startupSeconds: startup)
         }
     }
 
@@ -133,9 +170,9 @@ enum Replay {
         }
     }
 
-    static func soloEquivalent(_ j: Job, wall: Double, predictor: Predictor, jobs: [String: Job]) -> Double {
+    static func soloEquivalent(_ j: Job, wall: Double, predictor: Predictor, jobs: [String: Job], startup: Double? = nil) -> Double {
         guard let (st, _) = j.window else { return wall }
-        let startUp = j.warm ? 0 : min(predictor.estimate(j.settings).unsharedSeconds, wall)
+        let startUp = j.warm ? 0 : min(startup ?? predictor.estimate(j.settings).unsharedSeconds, wall)
         var solo = startUp
         walk(from: st + startUp, windows: renderWindows(j, predictor: predictor, jobs: jobs), sharing: SharingModel(predictor.profile.sharing)) { a, b, rate in
             let until = min(b, st + wall)
@@ -285,6 +322,50 @@ enum Replay {
                              plan.makespanS, plan.lowerBoundS, last - first))
             }
         }
+        }
+
+        // H200 (2026-12-01): the start-up each cold attempt's renderer reported (synthetic-dit's report: its seconds less
+        // startup_s and load_s is its own work once loaded), against the predicted one, on the runs that kept their logs.
+        // Same observations either way; only how each cold time splits into start-up and render differs.
+        for dir in ["h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm"] {
+            let base = root + "/bench/results/" + dir
+            guard let b1 = try? jobs(status: base + "/run-status.json", manifest: nil, logs: base + "/logs.tgz"), !b1.isEmpty,
+                  let fit = storedFit(base + "/history.sqlite", profile: profile) else { continue }
+            let b2 = (try? jobs(status: base + "/second-status.json", manifest: nil, logs: base + "/second-logs.tgz")) ?? []
+            let calibrated = Predictor(profile: profile.calibrated(by: fit))
+            let reportedCount = b1.filter { $0.renderSeconds != nil }.count
+            print("\nreplay NVIDIA H200: start-ups as reported against as predicted (bench/results/\(dir), \(reportedCount) of \(b1.count) batch-1 attempts reported)")
+            print(header)
+            let half = b1.count / 2
+            let first = Array(b1.prefix(half)), second = Array(b1.dropFirst(half))
+            for reported in [false, true] {
+                var learned = calibrated
+                for o in observations(first, predictor: calibrated, context: b1, reported: reported) { learned.observe(o, origin: .history) }
+                print(row("calibration + history of the first half, start-ups \(reported ? "reported" : "predicted"); held out: the second half",
+                          errors(learned, on: second, serial: false, context: b1), jobs: second.count))
+            }
+            var fromBatch1: [Predictor] = []
+            for reported in [false, true] {
+                var learned = calibrated
+                for o in observations(b1, predictor: calibrated, context: b1, reported: reported) { learned.observe(o, origin: .history) }
+                fromBatch1.append(learned)
+                if !b2.isEmpty {
+                    print(row("calibration + history of batch 1 (S(k) not learned), start-ups \(reported ? "reported" : "predicted"); held out: batch 2",
+                              errors(learned, on: b2, serial: false, context: b2), jobs: b2.count))
+                }
+            }
+            // The warm batch (one worker, one request at a time) predicted from both cold batches' history.
+            if let w = try? jobs(status: base + "/warm-status.json", manifest: nil), !w.isEmpty {
+                for (i, reported) in [false, true].enumerated() {
+                    var learned = fromBatch1[i]
+                    for o in observations(b2, predictor: calibrated, context: b2, reported: reported) { learned.observe(o, origin: .history) }
+                    learned.warm = true
+                    let e = errors(learned, on: w, serial: true)
+                    let predicted = w.map { learned.estimate($0.settings).seconds }.reduce(0, +), observed = w.compactMap(\.seconds).reduce(0, +)
+                    print(row("calibration + history of batches 1 and 2, start-ups \(reported ? "reported" : "predicted"); held out: the warm batch's requests", e, jobs: w.count)
+                          + String(format: " requests %.1f s predicted, %.1f s observed", predicted, observed))
+                }
+            }
         }
 
         // H200 (2026-11-30): Live Avatar's real code (random weights), calibrate --quick on one warm worker, then a
