@@ -105,6 +105,14 @@ public final class History: @unchecked Sendable {
         return m
     }
 
+    /// Moves what the write-ahead log holds into the file itself, as far as readers allow without waiting (a batch's
+    /// or a calibration's end): a copy of `history.sqlite` alone then has what they wrote (SQLite leaves it in
+    /// `history.sqlite-wal` until the last connection closes, which a process's exit does not always do).
+    public func checkpoint() {
+        guard !readOnly else { return }
+        _ = try? pool.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+    }
+
     /// Raw SQL, for tests that plant what a newer version or a broken file would leave.
     package func executeRaw(_ sql: String) throws {
         try pool.write { db in try db.execute(sql: sql) }

@@ -170,9 +170,11 @@ public final class BatchSession: @unchecked Sendable {
             try await loop(runID: runID, stream: stream, summary: &summary)
         } catch {
             summary.devicePeakGB = await executor.close()
+            knowledge?.history?.checkpoint()
             throw error
         }
         summary.devicePeakGB = await executor.close()
+        knowledge?.history?.checkpoint()
         progress.finish()
         summary.wallSeconds = Date().timeIntervalSince(began)
         exit = summary.exitStatus

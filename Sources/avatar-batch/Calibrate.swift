@@ -111,6 +111,7 @@ struct Calibrate: AsyncParsableCommand {
             throw fail("no probe gave figures (every one failed or reported nothing); see the logs under \(work); the calibration stays unfinished", code: 1)
         }
         try store.completeCalibration(record.id, fit: fit)
+        store.checkpoint()
         print(CalibrationFitter.describe(fit, profile: profile, model: model))
         print("stored as calibration \(record.id) in \(historyPath); batches on \(model) now plan from it (plan --explain says so)")
     }

@@ -168,6 +168,11 @@ final class CalibrationBench: @unchecked Sendable {
         let identity = try #require(ProfileLoader.load(path: b.profile).0).identityDigest
         let kept = try History(path: b.historyPath, readOnly: true).observations(rendererIdentity: identity)
         #expect(kept.count == 3 && kept.allSatisfy { $0.warm && ($0.seconds ?? 0) > 0 }, "\(kept)")
+        // The batch leaves its writes in the history file itself, not in its write-ahead log: a copy of the file alone
+        // (what `cp history.sqlite` takes) has them. On an H200 a warm batch's were left in the log, and a copy lost them.
+        let copy = b.dir.path + "/copy.sqlite"
+        try FileManager.default.copyItem(atPath: b.historyPath, toPath: copy)
+        #expect(try History(path: copy, readOnly: true).observations(rendererIdentity: identity).count == 3)
         let store = try Store(path: b.dir.path + "/out/.avatar-batch/state.sqlite", readOnly: true)
         #expect(try store.observations(renderer: "fake-model").allSatisfy(\.warm))
         // The worker's load is kept too (the 0.2 s the fake reports, not the profile's 2.5 s): the next batch
