@@ -17,6 +17,8 @@ N=${1:-32}
 OUT=${OUT:-/tmp/cal-out}; mkdir -p "$OUT"
 repo=$PWD; carry=$repo/.carry/la; W=/tmp/calproof
 t0=$(date +%s); stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
+# keep_history DEST: the history as SQLite's backup sees it (the file and its write-ahead log), into $OUT/DEST.
+keep_history() { python3 -c "import sqlite3, sys; sqlite3.connect(sys.argv[1]).backup(sqlite3.connect(sys.argv[2]))" "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/$1"; }
 mkdir -p /tmp/ab /tmp/ffbin
 tar -xJf "$carry/avatar-batch.tar.xz" -C /tmp/ab && tar -xJf "$carry/ffbin.tar.xz" -C /tmp/ffbin && chmod +x /tmp/ffbin/* || exit 1
 export PATH=/tmp/ab/bin:/tmp/ffbin:$PATH PYTHONUNBUFFERED=1 AVATAR_BATCH_RENDERERS=$repo/renderers AVATAR_BATCH_HOME=/tmp/abhome
@@ -32,7 +34,7 @@ python3 -c "print('calibrate: %.1f s wall, exit $rc' % ($b - $a))" | tee "$OUT/s
 cat "$OUT/calibrate.txt"
 avatar-batch plan "$W/gpu-proof.yaml" --workers off --explain > "$OUT/plan-after.txt" 2>&1
 grep -E "^predictions|^makespan" "$OUT/plan-before.txt" "$OUT/plan-after.txt" | tee -a "$OUT/summary.txt"
-if [ "${CALIBRATE_ONLY:-}" = 1 ]; then cp "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/history.sqlite"; stamp "done"; exit 0; fi
+if [ "${CALIBRATE_ONLY:-}" = 1 ]; then keep_history history.sqlite; stamp "done"; exit 0; fi
 # run_batch MANIFEST LOG STATUS LABEL: runs it, keeps its log as $OUT/LOG and its status as $OUT/STATUS, and adds
 # its wall time, counts and OOM attempts to the summary, each line starting with LABEL.
 run_batch() {
@@ -48,14 +50,14 @@ run_batch() {
   tar -czf "$OUT/${label// /}${label:+-}logs.tgz" -C "$(dirname "$manifest")/videos/.avatar-batch" logs
 }
 run_batch "$W/gpu-proof.yaml" run.log run-status.json ""
-cp "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/history.sqlite"
+keep_history history.sqlite
 if [ "${SECOND:-}" = 1 ]; then
   W2=/tmp/calproof2; rm -rf "$W2"
   python3 bench/gpu/make-manifest.py "$W2" "$N" > /dev/null
   avatar-batch plan "$W2/gpu-proof.yaml" --workers off --explain > "$OUT/second-plan.txt" 2>&1
   grep -E "^predictions|^makespan" "$OUT/second-plan.txt" | sed 's/^/second batch plan: /' | tee -a "$OUT/summary.txt"
   run_batch "$W2/gpu-proof.yaml" second-run.log second-status.json "second "
-  cp "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/history-after-second.sqlite"
+  keep_history history-after-second.sqlite
 fi
 if [ "${WARM:-}" = 1 ]; then
   W3=/tmp/calproof3; rm -rf "$W3"
@@ -63,6 +65,6 @@ if [ "${WARM:-}" = 1 ]; then
   avatar-batch plan "$W3/gpu-proof.yaml" --explain > "$OUT/warm-plan.txt" 2>&1
   grep -E "^predictions|^makespan|^workers" "$OUT/warm-plan.txt" | sed 's/^/warm batch plan: /' | tee -a "$OUT/summary.txt"
   run_batch "$W3/gpu-proof.yaml" warm-run.log warm-status.json "warm " auto
-  cp "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/history-after-warm.sqlite"
+  keep_history history-after-warm.sqlite
 fi
 stamp "done"
