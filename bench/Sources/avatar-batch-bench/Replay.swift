@@ -263,7 +263,7 @@ enum Replay {
         // H200 (2026-11-30, and again 2026-12-01 with start-ups unshared): calibrate --quick, then the proof manifest packed; history = the first half of that run.
         // The rerun (2026-12-01, later): the same with offline memory per pixel-frame; its warm calibration's S(2) was
         // measured serially (2.00), a bug fixed for the next one (together: S(2) of two probes rendering at once).
-        for dir in ["h200-2026-11-30-calibration", "h200-2026-12-01-calibration", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled"] {
+        for dir in ["h200-2026-11-30-calibration", "h200-2026-12-01-calibration", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported"] {
         let h200 = root + "/bench/results/" + dir
         if let run = try? jobs(status: h200 + "/run-status.json", manifest: nil), !run.isEmpty {
             let fit = storedFit(h200 + "/history.sqlite", profile: profile)
@@ -290,7 +290,7 @@ enum Replay {
 
         // H200 (2026-12-01): the proof manifest as two batches on one host: calibrate --quick, batch 1, then the same
         // clips as batch 2 planned by the product from the calibration and batch 1's history (its history file).
-        for dir in ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled"] {
+        for dir in ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported"] {
         let second = root + "/bench/results/" + dir
         if let b2 = try? jobs(status: second + "/second-status.json", manifest: nil), !b2.isEmpty {
             let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
@@ -327,7 +327,7 @@ enum Replay {
         // H200 (2026-12-01): the start-up each cold attempt's renderer reported (synthetic-dit's report: its seconds less
         // startup_s and load_s is its own work once loaded), against the predicted one, on the runs that kept their logs.
         // Same observations either way; only how each cold time splits into start-up and render differs.
-        for dir in ["h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm"] {
+        for dir in ["h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported"] {
             let base = root + "/bench/results/" + dir
             guard let b1 = try? jobs(status: base + "/run-status.json", manifest: nil, logs: base + "/logs.tgz"), !b1.isEmpty,
                   let fit = storedFit(base + "/history.sqlite", profile: profile) else { continue }
@@ -344,6 +344,24 @@ enum Replay {
                 print(row("calibration + history of the first half, start-ups \(reported ? "reported" : "predicted"); held out: the second half",
                           errors(learned, on: second, serial: false, context: b1), jobs: second.count))
             }
+            // S(k) as batch 1 taught it (its history file), each co-located time less the predicted start-up, then less
+            // the one its renderer reported (matched to its attempt by its wall time).
+            if let h = try? History(path: base + "/history.sqlite", readOnly: true), let rows = try? h.observations(rendererIdentity: profile.identityDigest) {
+                let renders = Dictionary(b1.compactMap { j in j.seconds.flatMap { t in j.renderSeconds.map { (t, $0) } } }, uniquingKeysWith: { a, _ in a })
+                let model = rows.first?.gpuModel ?? ""
+                let unshared = profile.calibrated(by: fit).time.startupSeconds
+                func entries(_ reported: Bool) -> [HistoryEntry] {
+                    rows.map { r in
+                        let startup = reported ? r.wallSeconds.flatMap { w in renders[w].map { w - $0 } } : nil
+                        return HistoryEntry(gpuModel: r.gpuModel, observation: Observation(bucket: r.bucket, gpuModel: r.gpuModel, peakGB: r.peakGB, seconds: r.seconds,
+                                                                                         frames: r.frames, oom: r.oom, warm: r.warm, startupSeconds: startup),
+                                            colocated: r.colocated, wallSeconds: r.wallSeconds)
+                    }
+                }
+                func text(_ k: [Int: Double]) -> String { k.sorted { $0.key < $1.key }.map { String(format: "%d: %.2f", $0.key, $0.value) }.joined(separator: ", ") }
+                print("  S(k) learned from batch 1, start-ups predicted (\(String(format: "%.1f", unshared)) s): \(text(Learning.sharing(for: model, from: entries(false), unshared: unshared)))"
+                      + "; reported (\(entries(true).filter { $0.observation.startupSeconds != nil }.count) matched): \(text(Learning.sharing(for: model, from: entries(true), unshared: unshared)))")
+            }
             var fromBatch1: [Predictor] = []
             for reported in [false, true] {
                 var learned = calibrated
@@ -354,16 +372,18 @@ enum Replay {
                               errors(learned, on: b2, serial: false, context: b2), jobs: b2.count))
                 }
             }
-            // The warm batch (one worker, one request at a time) predicted from both cold batches' history.
+            // The warm batch (its requests, alone or beside others) predicted from both cold batches' history.
             if let w = try? jobs(status: base + "/warm-status.json", manifest: nil), !w.isEmpty {
                 for (i, reported) in [false, true].enumerated() {
                     var learned = fromBatch1[i]
                     for o in observations(b2, predictor: calibrated, context: b2, reported: reported) { learned.observe(o, origin: .history) }
                     learned.warm = true
-                    let e = errors(learned, on: w, serial: true)
+                    let e = errors(learned, on: w, serial: false, context: w)
+                    // One request at a time: their sum is the batch's work, predicted against observed.
+                    let alone = w.allSatisfy { ($0.sharedBy ?? 1) < 1.05 }
                     let predicted = w.map { learned.estimate($0.settings).seconds }.reduce(0, +), observed = w.compactMap(\.seconds).reduce(0, +)
                     print(row("calibration + history of batches 1 and 2, start-ups \(reported ? "reported" : "predicted"); held out: the warm batch's requests", e, jobs: w.count)
-                          + String(format: " requests %.1f s predicted, %.1f s observed", predicted, observed))
+                          + (alone ? String(format: " requests %.1f s predicted, %.1f s observed", predicted, observed) : ""))
                 }
             }
         }
