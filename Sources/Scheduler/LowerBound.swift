@@ -22,14 +22,14 @@ extension Planner {
             // How many of these a card holds at once: the cap, or how many of the smallest fit its memory.
             let lanes = cards.map { g in max(1, min(maxJobsPerGPU, smallest > 0 ? Int(g.memoryGB / smallest) : maxJobsPerGPU)) }
             let best = lanes.map { sharing.best(upTo: $0) }
-            bound = max(bound, these.reduce(0) { $0 + Planner.renderWork($1) } / best.reduce(0, +))
+            bound = max(bound, these.reduce(0) { $0 + $1.renderSeconds } / best.reduce(0, +))
             // Lanes: no job runs faster than alone, so their solo times, start-ups included, fill at most that many
             // lanes per card.
             bound = max(bound, these.reduce(0) { $0 + $1.seconds } / Double(lanes.reduce(0, +)))
             // Pigeonhole: of the m x G + 1 longest of these jobs, some card runs at least m + 1, whose work takes at
             // least its sum over the best throughput any card reaches. The lightest such group is the m + 1
             // shortest of those m x G + 1.
-            let longestFirst = these.map(Planner.renderWork).sorted(by: >)
+            let longestFirst = these.map(\.renderSeconds).sorted(by: >)
             let top = best.max() ?? 1
             var m = 1
             while m * cards.count + 1 <= longestFirst.count {
@@ -49,9 +49,6 @@ extension Planner {
         }
         return bound
     }
-
-    /// What of a job shares a card: its time less its start-up.
-    static func renderWork(_ e: Estimate) -> Double { e.seconds - min(max(e.unsharedSeconds, 0), e.seconds) }
 
     /// Most jobs `twoSlotBound` takes (its search is exponential in them).
     static let twoSlotJobs = 12

@@ -223,10 +223,10 @@ public struct Planner: Sendable {
                     let e = estimates[id]!
                     // The round appended it to this GPU's occupants; mark it there (no lookups by id later).
                     if let o = loads[g].occupants.lastIndex(where: { $0.jobID == id }) {
-                        let unshared = min(e.unsharedSeconds, e.seconds)
+                        let unshared = e.startUpSeconds
                         loads[g].occupants[o].startS = now
                         loads[g].occupants[o].renderFromS = now + unshared
-                        loads[g].occupants[o].work = e.seconds - unshared
+                        loads[g].occupants[o].work = e.renderSeconds
                         loads[g].occupants[o].mark = unshared > 0 ? .infinity : progress[g] + e.seconds
                     }
                     running += 1

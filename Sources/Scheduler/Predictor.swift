@@ -20,6 +20,12 @@ public struct Estimate: Sendable, Hashable, Codable {
     /// reading weights, moving them to the card), during which it takes no share of the GPU's compute either. 0 for a
     /// warm worker's request, whose fixed part runs on the GPU.
     public var unsharedSeconds: Double = 0
+
+    /// The part of `seconds` that shares the GPU (a render): `seconds` less `unsharedSeconds`, the latter taken within
+    /// [0, seconds]. What S(k)/k slows, what a lower bound divides among slots.
+    public var renderSeconds: Double { seconds - startUpSeconds }
+    /// `unsharedSeconds` within [0, seconds].
+    public var startUpSeconds: Double { min(max(unsharedSeconds, 0), seconds) }
 }
 
 /// Predicts a job's GPU memory and time from the renderer's calibration, corrected by what was observed.

@@ -47,8 +47,7 @@ enum Compare {
                     return on.count < cap && gpus[g].memoryGB - on.reduce(0) { $0 + $1.mem } >= head.0.memoryGB
                 }
                 guard let g = fit else { break }
-                let startUp = min(head.0.unsharedSeconds, head.0.seconds)
-                running.append(Run(gpu: g, startUp: startUp, left: head.0.seconds - startUp, mem: head.0.memoryGB))
+                running.append(Run(gpu: g, startUp: head.0.startUpSeconds, left: head.0.renderSeconds, mem: head.0.memoryGB))
                 queue.removeFirst()
             }
             let counts = Dictionary(grouping: running.filter { $0.startUp <= 1e-9 }, by: \.gpu).mapValues(\.count)

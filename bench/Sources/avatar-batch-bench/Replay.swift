@@ -186,8 +186,8 @@ enum Replay {
     /// then its render at S(k)/k of the k rendering (each neighbour rendering after its own predicted start-up).
     static func predictedWall(_ j: Job, _ est: Estimate, predictor: Predictor, jobs: [String: Job]) -> Double {
         guard let (st, _) = j.window else { return est.seconds }
-        let startUp = min(est.unsharedSeconds, est.seconds)
-        var left = est.seconds - startUp, wall = startUp
+        let startUp = est.startUpSeconds
+        var left = est.renderSeconds, wall = startUp
         walk(from: st + startUp, windows: renderWindows(j, predictor: predictor, jobs: jobs), sharing: SharingModel(predictor.profile.sharing)) { a, b, rate in
             if left <= (b - a) * rate {
                 wall = a + left / rate - st
