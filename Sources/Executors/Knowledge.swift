@@ -17,8 +17,13 @@ public final class Knowledge: @unchecked Sendable {
     let entries: [(Observation, Predictor.Origin)]
     public let learnedSharing: [Int: Double]
     /// The worker load this batch expects from the history: the median of the newest `recentLoads` loads on this GPU
-    /// model since its calibration, and how many that was (nil: the calibration's or the profile's `load_s`).
+    /// model since its calibration, of the batch's load settings where the history has some (Live Avatar's fp8
+    /// workers convert their weights as they load), and how many that was (nil: the calibration's or the profile's
+    /// `load_s`).
     public let learnedLoad: (seconds: Double, count: Int)?
+    /// The load settings `learnedLoad` is of (`RendererProfile.workerKey`); "": any (the batch named none); nil: any,
+    /// since the history has none of the batch's yet.
+    public let learnedLoadSettings: String?
     /// How many of the newest loads the expected load is the median of: loads follow the page cache and the disk of
     /// the day, so the last few say more than the window.
     public static let recentLoads = 5
@@ -27,8 +32,9 @@ public final class Knowledge: @unchecked Sendable {
     /// The batch's name in the history.
     let batch: String
 
-    /// `readOnly` (plan, status): a missing history is no history, and nothing is created or written.
-    public init(profile: RendererProfile, gpus: [GPU], historyPath: String?, batch: String, readOnly: Bool = false) {
+    /// `readOnly` (plan, status): a missing history is no history, and nothing is created or written. `loadSettings`:
+    /// the load settings most of the batch's clips need (`commonLoadSettings`), whose loads it expects.
+    public init(profile: RendererProfile, gpus: [GPU], historyPath: String?, batch: String, readOnly: Bool = false, loadSettings: String? = nil) {
         var warnings: [String] = []
         var history: History?
         if let path = historyPath, !readOnly || FileManager.default.fileExists(atPath: path) {
@@ -45,6 +51,7 @@ public final class Knowledge: @unchecked Sendable {
         var entries: [(Observation, Predictor.Origin)] = []
         var sharing: [Int: Double] = [:]
         var load: (seconds: Double, count: Int)?
+        var loadOf: String?
         if let h = history, let model {
             do {
                 calibration = try h.calibration(rendererIdentity: profile.identityDigest, gpuModel: model)
@@ -52,7 +59,10 @@ public final class Knowledge: @unchecked Sendable {
                 if p.worker != nil {
                     // Only loads since the calibration: a new calibration (a new driver, a new disk) starts the count again.
                     let since = calibration.map { $0.finishedAt ?? $0.startedAt } ?? 0
-                    let recent = try h.loads(rendererIdentity: profile.identityDigest, gpuModel: model, since: since).prefix(Knowledge.recentLoads).map(\.seconds)
+                    let all = try h.loads(rendererIdentity: profile.identityDigest, gpuModel: model, since: since)
+                    let mine = loadSettings.map { key in all.filter { $0.loadSettings == key } } ?? all
+                    loadOf = loadSettings == nil ? "" : (mine.isEmpty ? nil : loadSettings)
+                    let recent = (mine.isEmpty ? all : mine).prefix(Knowledge.recentLoads).map(\.seconds)
                     if !recent.isEmpty {
                         let expected = Learning.median(recent)
                         load = (expected, recent.count)
@@ -83,8 +93,17 @@ public final class Knowledge: @unchecked Sendable {
         self.entries = entries
         self.learnedSharing = sharing
         self.learnedLoad = load
+        self.learnedLoadSettings = load == nil ? nil : loadOf
         self.warnings = warnings
         self.batch = batch
+    }
+
+    /// The load settings most of `settings` need a worker of (the first among equals); nil without a worker.
+    public static func commonLoadSettings(_ profile: RendererProfile, _ settings: [ClipSettings]) -> String? {
+        guard profile.worker != nil, !settings.isEmpty else { return nil }
+        let keys = settings.map(profile.workerKey)
+        let counts = Dictionary(keys.map { ($0, 1) }, uniquingKeysWith: +)
+        return keys.first { counts[$0] == counts.values.max() }
     }
 
     /// The profile alone: no history (tests, `--no-history`).
@@ -116,7 +135,8 @@ public final class Knowledge: @unchecked Sendable {
         if same > 0 { parts.append("history: \(same) observation(s) on \(gpuModel ?? "this GPU model")") }
         if borrowed > 0 { parts.append("history: \(borrowed) observation(s) from other GPU models, scaled by learned ratios") }
         if let l = learnedLoad {
-            parts.append(String(format: "worker load %.1f s: the median of the last %d load(s) on %@", l.seconds, l.count, gpuModel ?? "this GPU model"))
+            let of = learnedLoadSettings.map { $0.isEmpty ? "" : " of \($0)" } ?? " (none yet of this batch's load settings)"
+            parts.append(String(format: "worker load %.1f s: the median of the last %d load(s)%@ on %@", l.seconds, l.count, of, gpuModel ?? "this GPU model"))
         }
         if !learnedSharing.isEmpty {
             parts.append("S(k) learned: " + learnedSharing.sorted { $0.key < $1.key }.map { String(format: "%d: %.2f", $0.key, $0.value) }.joined(separator: ", "))

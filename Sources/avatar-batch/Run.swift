@@ -101,7 +101,7 @@ struct Run: AsyncParsableCommand {
     /// What predictions start from: the history (unless --no-history) and a calibration for these GPUs.
     func knowledge(_ manifest: Manifest, gpus: [GPU]) -> Knowledge {
         Knowledge(profile: manifest.renderer, gpus: gpus, historyPath: noHistory ? nil : (history ?? History.defaultPath()),
-                  batch: "\(manifest.name) (\(manifest.path))")
+                  batch: "\(manifest.name) (\(manifest.path))", loadSettings: Knowledge.commonLoadSettings(manifest.renderer, manifest.clips.map(\.settings)))
     }
 
     func strategyOrExit(_ manifest: Manifest) throws -> Scheduler.Strategy {

@@ -56,6 +56,36 @@ import Testing
         #expect(Knowledge(profile: la, gpus: [GPU(index: 0, model: "NVIDIA A100", memoryGB: 80)], historyPath: path, batch: "a100", readOnly: true).learnedLoad == nil)
     }
 
+    @Test func aBatchExpectsTheLoadsOfItsOwnLoadSettings() throws {
+        let dir = TempDir("knowledge")
+        let path = dir.path + "/history.sqlite"
+        let la = try liveAvatar()
+        let h = try History(path: path)
+        func load(_ s: Double, _ key: String, at: Double) -> HistoryLoad {
+            HistoryLoad(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: "NVIDIA H200 140GB", loadSettings: key, seconds: s, batch: "b", recordedAt: at)
+        }
+        var fp8 = settings
+        fp8.fp8 = true
+        // bf16 workers load in about 80 s; fp8 ones convert their weights too (keys as the warm pool records them).
+        for (i, s) in [80.0, 82, 78].enumerated() { try h.recordLoad(load(s, la.workerKey(settings), at: 10 + Double(i))) }
+        for (i, s) in [130.0, 126].enumerated() { try h.recordLoad(load(s, la.workerKey(fp8), at: 20 + Double(i))) }
+        let key = try #require(Knowledge.commonLoadSettings(la, [fp8, fp8, settings]))
+        #expect(key == la.workerKey(fp8) && key.contains("fp8=") && key != la.workerKey(settings), "\(key)")
+        let k = Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "fp8", readOnly: true, loadSettings: key)
+        #expect(k.learnedLoad?.seconds == 128 && k.learnedLoad?.count == 2, "\(String(describing: k.learnedLoad))")
+        #expect(k.basis.contains("worker load 128.0 s: the median of the last 2 load(s) of \(key) on NVIDIA H200 140GB"), "\(k.basis)")
+        let bf16 = Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "bf16", readOnly: true, loadSettings: la.workerKey(settings))
+        #expect(bf16.learnedLoad?.seconds == 80)
+        // Settings the history has no load of yet: every load counts, and the basis says so.
+        let other = Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "other", readOnly: true, loadSettings: "fp8=never-seen")
+        #expect(other.learnedLoad?.seconds == 82 && other.learnedLoadSettings == nil)
+        #expect(other.basis.contains("(none yet of this batch's load settings)"), "\(other.basis)")
+        // Without a worker there are no load settings to name.
+        var plain = la
+        plain.worker = nil
+        #expect(Knowledge.commonLoadSettings(plain, [settings]) == nil)
+    }
+
     @Test func withoutAWorkerOrALoadTheProfileStandsAsItIs() throws {
         let dir = TempDir("knowledge")
         let path = dir.path + "/history.sqlite"
