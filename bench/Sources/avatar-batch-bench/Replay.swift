@@ -263,7 +263,7 @@ enum Replay {
         // H200 (2026-11-30, and again 2026-12-01 with start-ups unshared): calibrate --quick, then the proof manifest packed; history = the first half of that run.
         // The rerun (2026-12-01, later): the same with offline memory per pixel-frame; its warm calibration's S(2) was
         // measured serially (2.00), a bug fixed for the next one (together: S(2) of two probes rendering at once).
-        for dir in ["h200-2026-11-30-calibration", "h200-2026-12-01-calibration", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported"] {
+        for dir in ["h200-2026-11-30-calibration", "h200-2026-12-01-calibration", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final"] {
         let h200 = root + "/bench/results/" + dir
         if let run = try? jobs(status: h200 + "/run-status.json", manifest: nil), !run.isEmpty {
             let fit = storedFit(h200 + "/history.sqlite", profile: profile)
@@ -290,7 +290,7 @@ enum Replay {
 
         // H200 (2026-12-01): the proof manifest as two batches on one host: calibrate --quick, batch 1, then the same
         // clips as batch 2 planned by the product from the calibration and batch 1's history (its history file).
-        for dir in ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported"] {
+        for dir in ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final"] {
         let second = root + "/bench/results/" + dir
         if let b2 = try? jobs(status: second + "/second-status.json", manifest: nil), !b2.isEmpty {
             let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
@@ -327,7 +327,7 @@ enum Replay {
         // H200 (2026-12-01): the start-up each cold attempt's renderer reported (synthetic-dit's report: its seconds less
         // startup_s and load_s is its own work once loaded), against the predicted one, on the runs that kept their logs.
         // Same observations either way; only how each cold time splits into start-up and render differs.
-        for dir in ["h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported"] {
+        for dir in ["h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final"] {
             let base = root + "/bench/results/" + dir
             guard let b1 = try? jobs(status: base + "/run-status.json", manifest: nil, logs: base + "/logs.tgz"), !b1.isEmpty,
                   let fit = storedFit(base + "/history.sqlite", profile: profile) else { continue }
