@@ -79,7 +79,8 @@ public struct Predictor: Sendable {
     /// the others did.
     private var startups: [String: Mean] = [:]
 
-    /// What a start-up depends on among the settings: where the weights go, and how they are converted.
+    /// What a start-up depends on among the settings: where the weights go, and how they are converted. A bucket ends
+    /// with it (`bucket`), so `startupKey(bucket:)` reads it back from an observation's.
     static func startupKey(_ s: ClipSettings) -> String { "offload=\(s.offloadModel)|fp8=\(s.fp8)" }
 
     /// Predict times as a warm worker's requests (docs/workers.md): the profile's start-up less its worker's load, then
@@ -174,7 +175,7 @@ public struct Predictor: Sendable {
         let clips = s.onlineDecode ? 0 : (s.numClip <= 1 ? 1 : 1 << (Int.bitWidth - (s.numClip - 1).leadingZeroBitCount))
         // A fit-area renderer's memory follows the frame it renders, not the size asked for.
         let size = profile.framing == .exact ? "\(s.size)" : "\(s.size)>\(frame)"
-        return "\(profile.name)|\(size)|f\(s.inferFrames)|\(s.onlineDecode ? "online" : "offline\(clips)")|offload=\(s.offloadModel)|fp8=\(s.fp8)"
+        return "\(profile.name)|\(size)|f\(s.inferFrames)|\(s.onlineDecode ? "online" : "offline\(clips)")|\(Predictor.startupKey(s))"
     }
 
     /// The estimate for these settings; with `jobID`, that job's own OOM lower bounds count too.
