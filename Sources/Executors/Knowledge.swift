@@ -21,9 +21,11 @@ public final class Knowledge: @unchecked Sendable {
     /// workers convert their weights as they load), and how many that was (nil: the calibration's or the profile's
     /// `load_s`).
     public let learnedLoad: (seconds: Double, count: Int)?
-    /// The load settings `learnedLoad` is of (`RendererProfile.workerKey`); "": any (the batch named none); nil: any,
-    /// since the history has none of the batch's yet.
+    /// The load settings `learnedLoad` is of (`RendererProfile.workerKey`); nil: of any (the batch named none, or the
+    /// history has none of the batch's yet).
     public let learnedLoadSettings: String?
+    /// The load settings the batch asked for (`init`'s `loadSettings`).
+    let loadSettings: String?
     /// How many of the newest loads the expected load is the median of: loads follow the page cache and the disk of
     /// the day, so the last few say more than the window.
     public static let recentLoads = 5
@@ -60,8 +62,8 @@ public final class Knowledge: @unchecked Sendable {
                     // Only loads since the calibration: a new calibration (a new driver, a new disk) starts the count again.
                     let since = calibration.map { $0.finishedAt ?? $0.startedAt } ?? 0
                     let all = try h.loads(rendererIdentity: profile.identityDigest, gpuModel: model, since: since)
-                    let mine = loadSettings.map { key in all.filter { $0.loadSettings == key } } ?? all
-                    loadOf = loadSettings == nil ? "" : (mine.isEmpty ? nil : loadSettings)
+                    let mine = loadSettings.map { key in all.filter { $0.loadSettings == key } } ?? []
+                    loadOf = mine.isEmpty ? nil : loadSettings
                     let recent = (mine.isEmpty ? all : mine).prefix(Knowledge.recentLoads).map(\.seconds)
                     if !recent.isEmpty {
                         let expected = Learning.median(recent)
@@ -94,6 +96,7 @@ public final class Knowledge: @unchecked Sendable {
         self.learnedSharing = sharing
         self.learnedLoad = load
         self.learnedLoadSettings = load == nil ? nil : loadOf
+        self.loadSettings = loadSettings
         self.warnings = warnings
         self.batch = batch
     }
@@ -135,7 +138,7 @@ public final class Knowledge: @unchecked Sendable {
         if same > 0 { parts.append("history: \(same) observation(s) on \(gpuModel ?? "this GPU model")") }
         if borrowed > 0 { parts.append("history: \(borrowed) observation(s) from other GPU models, scaled by learned ratios") }
         if let l = learnedLoad {
-            let of = learnedLoadSettings.map { $0.isEmpty ? "" : " of \($0)" } ?? " (none yet of this batch's load settings)"
+            let of = learnedLoadSettings.map { $0.isEmpty ? "" : " of \($0)" } ?? (loadSettings == nil ? "" : " (none yet of this batch's load settings)")
             parts.append(String(format: "worker load %.1f s: the median of the last %d load(s)%@ on %@", l.seconds, l.count, of, gpuModel ?? "this GPU model"))
         }
         if !learnedSharing.isEmpty {
