@@ -166,15 +166,15 @@ public final class BatchSession: @unchecked Sendable {
         defer { ticker.cancel() }
 
         try await executor.open(events, runID: runID)
+        // However the batch ends, what it wrote to the history goes from the write-ahead log into the file.
+        defer { knowledge?.history?.checkpoint() }
         do {
             try await loop(runID: runID, stream: stream, summary: &summary)
         } catch {
             summary.devicePeakGB = await executor.close()
-            knowledge?.history?.checkpoint()
             throw error
         }
         summary.devicePeakGB = await executor.close()
-        knowledge?.history?.checkpoint()
         progress.finish()
         summary.wallSeconds = Date().timeIntervalSince(began)
         exit = summary.exitStatus
