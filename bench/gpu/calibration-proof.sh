@@ -15,13 +15,9 @@
 set -u
 N=${1:-32}
 OUT=${OUT:-/tmp/cal-out}; mkdir -p "$OUT"
-repo=$PWD; carry=$repo/.carry/la; W=/tmp/calproof
-t0=$(date +%s); stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
-# keep_history DEST: the history as SQLite's backup sees it (the file and its write-ahead log), into $OUT/DEST.
-keep_history() { python3 -c "import sqlite3, sys; sqlite3.connect(sys.argv[1]).backup(sqlite3.connect(sys.argv[2]))" "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/$1"; }
-mkdir -p /tmp/ab /tmp/ffbin
-tar -xJf "$carry/avatar-batch.tar.xz" -C /tmp/ab && tar -xJf "$carry/ffbin.tar.xz" -C /tmp/ffbin && chmod +x /tmp/ffbin/* || exit 1
-export PATH=/tmp/ab/bin:/tmp/ffbin:$PATH PYTHONUNBUFFERED=1 AVATAR_BATCH_RENDERERS=$repo/renderers AVATAR_BATCH_HOME=/tmp/abhome
+W=/tmp/calproof
+AVATAR_BATCH_HOME=/tmp/abhome
+. bench/gpu/lib.sh
 rm -rf "$W" "$AVATAR_BATCH_HOME"
 nvidia-smi --query-gpu=index,name,memory.total,memory.used --format=csv,noheader | tee "$OUT/gpus.csv"
 python3 bench/gpu/make-manifest.py "$W" "$N" > /dev/null && cp "$W/gpu-proof.yaml" "$OUT/"
@@ -35,20 +31,6 @@ cat "$OUT/calibrate.txt"
 avatar-batch plan "$W/gpu-proof.yaml" --workers off --explain > "$OUT/plan-after.txt" 2>&1
 grep -E "^predictions|^makespan" "$OUT/plan-before.txt" "$OUT/plan-after.txt" | tee -a "$OUT/summary.txt"
 if [ "${CALIBRATE_ONLY:-}" = 1 ]; then keep_history history.sqlite; stamp "done"; exit 0; fi
-# run_batch MANIFEST LOG STATUS LABEL: runs it, keeps its log as $OUT/LOG and its status as $OUT/STATUS, and adds
-# its wall time, counts and OOM attempts to the summary, each line starting with LABEL.
-run_batch() {
-  local manifest=$1 log="$OUT/$2" status="$OUT/$3" label=$4 workers=${5:-off} a b rc
-  stamp "${label}run"
-  a=$(date +%s.%N)
-  avatar-batch run "$manifest" --workers "$workers" 2> "$log"; rc=$?
-  b=$(date +%s.%N)
-  python3 -c "print('${label}run: %.1f s wall, exit $rc' % ($b - $a))" | tee -a "$OUT/summary.txt"
-  avatar-batch status "$manifest" --json > "$status"
-  python3 -c "import json; d=json.load(open('$status')); print('${label}counts', d['counts']); print('${label}OOM attempts', sum(a['classification']=='oom' for j in d['jobs'] for a in j['attempts']))" | tee -a "$OUT/summary.txt"
-  # The attempts' logs: synthetic-dit prints its report (startup_s, load_s, render_s) at the end of each.
-  tar -czf "$OUT/${label// /}${label:+-}logs.tgz" -C "$(dirname "$manifest")/videos/.avatar-batch" logs
-}
 run_batch "$W/gpu-proof.yaml" run.log run-status.json ""
 keep_history history.sqlite
 if [ "${SECOND:-}" = 1 ]; then
