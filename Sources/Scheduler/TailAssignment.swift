@@ -5,7 +5,8 @@ import Manifest
 /// Here the whole tail is assigned together, each card modelled with what runs there: a cold start-up alone, then
 /// processor sharing at S(k)/k among the k rendering, at most as many jobs as raise its throughput (S(k) > S(k-1),
 /// up to the cap; or do not lower it, for jobs that start up first) and as its memory holds,
-/// assigned jobs starting in order as room frees. Longest job first onto the card that would then be done soonest,
+/// assigned jobs starting in order as room frees (a higher priority first, then the longest). Longest job first (by
+/// priority first) onto the card that would then be done soonest,
 /// then moves and swaps while the latest card's finish gets earlier. The jobs the assignment starts now are
 /// started; the others wait, and the next round assigns again with what it knows then.
 /// Used by `earliest-finish` only.
@@ -88,8 +89,13 @@ extension Dispatcher {
             return true
         }
 
+        // The order jobs start in on a card, and are assigned in: a higher priority first (a manifest's `priority` holds
+        // at the end of a batch too), then the longest.
+        func before(_ a: Int, _ b: Int) -> Bool {
+            queue[a].priority != queue[b].priority ? queue[a].priority > queue[b].priority : queue[a].request.seconds > queue[b].request.seconds
+        }
         // Longest first, each onto the card that would then be done soonest (ties: the smaller card).
-        let order = queue.indices.sorted { queue[$0].request.seconds > queue[$1].request.seconds }
+        let order = queue.indices.sorted(by: before)
         var times = cards.map { simulate($0).finish }
         for j in order {
             var best: (c: Int, t: Double)?
@@ -119,7 +125,7 @@ extension Dispatcher {
                 for ci in cards.indices where ci != worst && allowed(j, cards[ci]) {
                     var to = cards[ci]
                     to.assigned.append(j)
-                    to.assigned.sort { queue[$0].request.seconds > queue[$1].request.seconds }
+                    to.assigned.sort(by: before)
                     let tt = simulate(to).finish
                     if max(tf, tt) < target - 1e-6 {
                         cards[worst] = from; cards[ci] = to; times[worst] = tf; times[ci] = tt; where_[j] = ci
@@ -133,8 +139,8 @@ extension Dispatcher {
                     b.assigned.removeAll { $0 == k }
                     a.assigned.append(k)
                     b.assigned.append(j)
-                    a.assigned.sort { queue[$0].request.seconds > queue[$1].request.seconds }
-                    b.assigned.sort { queue[$0].request.seconds > queue[$1].request.seconds }
+                    a.assigned.sort(by: before)
+                    b.assigned.sort(by: before)
                     let ta = simulate(a).finish, tb = simulate(b).finish
                     if max(ta, tb) < target - 1e-6 {
                         cards[worst] = a; cards[ci] = b; times[worst] = ta; times[ci] = tb; where_[j] = ci; where_[k] = worst

@@ -193,6 +193,16 @@ import Testing
         #expect(plan.runs.filter { $0.startS == 0 }.count == 2)
         #expect(plan.runs.count == 3)
     }
+
+    @Test func aHigherPriorityStartsFirstAtTheTailToo() {
+        // One card, one job at a time, a short job of priority 1 among longer ones: it runs first, as the manifest's
+        // `priority` says (calibrate's warm-up request relies on it). The tail assignment used to start the longest.
+        let jobs = [PlanJob(id: "long", settings: settings("384*256", clips: 10)), PlanJob(id: "longer", settings: settings("384*256", clips: 12)),
+                    PlanJob(id: "short", settings: settings("384*256", clips: 1), priority: 1)]
+        let plan = Planner(predictor: Predictor(profile: testProfile()), strategy: Strategy.table["earliest-finish"]!, maxJobsPerGPU: 1)
+            .plan(jobs, gpus: [GPU(index: 0, memoryGB: 80)])
+        #expect(plan.runs.sorted { $0.startS < $1.startS }.map(\.jobID) == ["short", "longer", "long"], "\(plan.runs)")
+    }
 }
 
 /// `Plan.warmed` predicts the workers the executor's rule starts, not one per job the plan runs at once.
