@@ -76,7 +76,8 @@ struct Calibrate: AsyncParsableCommand {
         try design.writeInputs(to: work)
         let estimate = design.predictedSeconds()
         say("calibrating \(profile.name) on GPU \(selected.index) (\(model)): \(design.solo.count) probes alone\(warm ? " on one warm worker" : "")"
-            + (design.shared.isEmpty ? " (no two fit at once)" : ", then \(design.shared.map { "\($0)" }.joined(separator: ", ")) at once") + "; "
+            + (design.shared.isEmpty ? " (no two fit at once)" : ", then \(design.shared.map { "\($0)" }.joined(separator: ", ")) at once")
+            + (warm ? ", each worker's first request a warm-up" : "") + "; "
             + "about \(ProgressReporter.duration(estimate)) by the profile's own predictions" + (resumed ? "; resuming calibration \(record.id)" : ""))
         let began = Date()
 
@@ -85,8 +86,13 @@ struct Calibrate: AsyncParsableCommand {
         let solo = try await runBatch(work + "/solo.yaml", gpu: selected, maxJobs: 1, sharing: [:], knowledge: nil, warm: workerProfile)
         if solo.interrupted { throw interrupted() }
         let soloStore = work + "/solo/.avatar-batch/state.sqlite"
-        let alone = try CalibrationFitter.figures(soloStore)
+        let ran = try CalibrationFitter.figures(soloStore)
+        let alone = ran.filter { !$0.key.hasPrefix("warmup-") }
         var fit = CalibrationFitter.fit(design: design, solo: alone, gpu: selected, load: warm ? try CalibrationFitter.loadSeconds(soloStore) : nil)
+        fit.probes += ran.count - alone.count
+        if let w = design.warmUp, let first = design.solo.first {
+            CalibrationFitter.addFirstRequest(&fit, warmUp: ran[w.id]?.seconds, same: alone[first.id]?.seconds)
+        }
         // Together: k identical probes at once, placed with what the probes alone measured.
         var sharedStores: [Int: String] = [:]
         let measured = Knowledge(profile: profile.calibrated(by: fit))
@@ -195,6 +201,9 @@ struct CalibrationDesign {
     let profile: RendererProfile
     let gpu: GPU
     var solo: [Probe] = []
+    /// Warm: a request that only warms the worker up, with the first probe's settings (its time less that probe's is
+    /// what a fresh worker's first request costs more).
+    var warmUp: Probe?
     var shared: [Int] = []
     var sharedSettings: ClipSettings
     let audioSeconds: Double
@@ -249,6 +258,8 @@ struct CalibrationDesign {
         // Online decode costs memory, not clips: one clip measures it.
         probes.append(settings(defaultSize, frames, 1, online: true))
         solo = probes.map { Probe(id: id($0), settings: $0) }
+        // Warm: the worker's first request repeats the first probe, ahead of the others (`writeInputs`).
+        warmUp = warm ? solo.first.map { Probe(id: "warmup-" + $0.id, settings: $0.settings) } : nil
         sharedSettings = settings(defaultSize, frames, longest, online: false)
         let limit = min(maxShared ?? (quick ? 2 : min(profile.maxJobsPerGPU, 4)), profile.maxJobsPerGPU)
         // Only the k the profile predicts fit at once (measured figures check again before they run).
@@ -260,18 +271,24 @@ struct CalibrationDesign {
     /// The profile's own prediction of the calibration's length (what it says before it starts).
     func predictedSeconds() -> Double {
         // Warm: one load for the probes alone and one for each k together (its k workers load side by side), and
-        // each probe a request.
+        // each probe a request; together, each worker's first request is a warm-up (`writeInputs`).
         var p = Predictor(profile: profile)
         p.warm = warm
         let load = warm ? profile.workerLoadSeconds : 0
         func one(_ s: ClipSettings) -> Double { p.estimate(s).seconds }
-        let alone = load + solo.map { one($0.settings) }.reduce(0, +)
+        let alone = load + (solo + (warmUp.map { [$0] } ?? [])).map { one($0.settings) }.reduce(0, +)
         let sharing = SharingModel(profile.sharing)
-        let together = shared.map { k in load + one(sharedSettings) * Double(k) / max(sharing.aggregate(k), 1) }.reduce(0, +)
+        let waves = warm ? 2.0 : 1.0
+        let together = shared.map { k in load + waves * one(sharedSettings) * Double(k) / max(sharing.aggregate(k), 1) }.reduce(0, +)
         return alone + together
     }
 
-    /// The reference image, the audio and the probe manifests (the same on every resume: ids are settings).
+    /// The reference image, the audio and the probe manifests (the same on every resume: ids are settings). Warm, each
+    /// k together first sends one warm-up request to each of its k new workers (`warmup-K-I`), and S(k) is measured on
+    /// the second (`together-K-I`): a fresh worker's first request pays one-time costs (CUDA kernels loaded on first
+    /// use, library handles, the encoder's first start), which the probe alone, served by a worker that had already
+    /// rendered, does not. On an H200 the first requests read S(2) 1.06-1.09 where a render beside a neighbour
+    /// slows x1.3-1.6 (docs/benchmarks.md).
     func writeInputs(to dir: String) throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -279,7 +296,8 @@ struct CalibrationDesign {
         if !fm.fileExists(atPath: dir + "/speech.wav") { try CalibrationMedia.wav(seconds: audioSeconds).write(to: URL(fileURLWithPath: dir + "/speech.wav")) }
         let profilePath = profile.directory.isEmpty ? "" : profile.directory + "/\(profile.name).yaml"
         let renderer = fm.fileExists(atPath: profilePath) ? "\"\(profilePath)\"" : profile.name
-        func manifest(_ name: String, _ clips: [(String, ClipSettings)]) -> String {
+        // `first`: clips that run before the others (a higher priority), whatever their length.
+        func manifest(_ name: String, _ clips: [(String, ClipSettings)], first: [(String, ClipSettings)] = []) -> String {
             var y = """
                 version: 1
                 name: calibrate-\(profile.name)-\(name)
@@ -291,15 +309,16 @@ struct CalibrationDesign {
                 clips:
 
                 """
-            for (id, s) in clips {
+            for (id, s, priority) in first.map({ ($0.0, $0.1, 1) }) + clips.map({ ($0.0, $0.1, 0) }) {
                 y += "  - {id: \(id), size: \"\(s.size)\", infer_frames: \(s.inferFrames), num_clip: \(s.numClip), sample_steps: \(s.sampleSteps), "
-                    + "online_decode: \(s.onlineDecode), offload_model: \(s.offloadModel), seed: \(s.seed)}\n"
+                    + "online_decode: \(s.onlineDecode), offload_model: \(s.offloadModel), seed: \(s.seed)\(priority > 0 ? ", priority: \(priority)" : "")}\n"
             }
             return y
         }
-        try manifest("solo", solo.map { ($0.id, $0.settings) }).write(toFile: dir + "/solo.yaml", atomically: true, encoding: .utf8)
+        try manifest("solo", solo.map { ($0.id, $0.settings) }, first: warmUp.map { [($0.id, $0.settings)] } ?? []).write(toFile: dir + "/solo.yaml", atomically: true, encoding: .utf8)
         for k in shared {
-            try manifest("shared-\(k)", (1...k).map { ("together-\(k)-\($0)", sharedSettings) })
+            try manifest("shared-\(k)", (1...k).map { ("together-\(k)-\($0)", sharedSettings) },
+                         first: warm ? (1...k).map { ("warmup-\(k)-\($0)", sharedSettings) } : [])
                 .write(toFile: dir + "/shared-\(k).yaml", atomically: true, encoding: .utf8)
         }
     }
@@ -407,8 +426,10 @@ enum CalibrationFitter {
     /// store: each time less `unsharedSeconds` (a cold probe's start-up), or whole when that would leave nothing.
     static func addSharing(_ fit: inout CalibrationFit, stores: [Int: String], aloneSeconds: Double?, unsharedSeconds: Double = 0) throws {
         for (k, path) in stores.sorted(by: { $0.key < $1.key }) {
-            fit.probes += k
-            let together = try figures(path).values.filter { !$0.oom }.compactMap(\.seconds)
+            let ran = try figures(path)
+            fit.probes += ran.count
+            // The measured requests only: a warm-up's time holds its worker's one-time costs.
+            let together = ran.filter { $0.key.hasPrefix("together-") }.values.filter { !$0.oom }.compactMap(\.seconds)
             if together.count < k {
                 fit.notes.append("S(\(k)) not measured: \(k - together.count) of the \(k) probes did not succeed together")
                 continue
@@ -417,6 +438,17 @@ enum CalibrationFitter {
                 fit.sharing[k] = Learning.sharing(k: k, alone: t1, together: together.reduce(0, +) / Double(together.count), unshared: unsharedSeconds)
             }
         }
+    }
+
+    /// A fresh worker's first request costs more than its later ones (CUDA kernels loaded on first use, library handles,
+    /// the encoder's first start): the warm-up's time less the same probe's once warm. A job started cold pays it
+    /// once, as part of its start-up; a probe alone or together after a warm-up does not.
+    static func addFirstRequest(_ fit: inout CalibrationFit, warmUp: Double?, same: Double?) {
+        guard let w = warmUp, let s = same else { return }
+        let extra = max(w - s, 0)
+        fit.notes.append(String(format: "a fresh worker's first request took %.1f s more than the same probe after it%@", extra,
+                                extra > 0 && fit.startupSeconds != nil ? " (added to the start-up of a job started cold)" : ""))
+        if extra > 0, let startup = fit.startupSeconds { fit.startupSeconds = startup + extra }
     }
 
     /// The fit beside the profile's own figures.

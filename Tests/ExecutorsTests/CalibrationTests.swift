@@ -112,33 +112,43 @@ final class CalibrationBench: @unchecked Sendable {
     @Test func aProfileWithAWorkerIsCalibratedWarmItsLoadMeasuredOnce() throws {
         let b = CalibrationBench(worker: """
             worker:
-              command: [python3, "\(PackagePaths.root)/renderers/testkit/fake_worker.py", --model, --load-seconds, "1.5", --resident-gb, "2"]
+              command: [python3, "\(PackagePaths.root)/renderers/testkit/fake_worker.py", --model, --load-seconds, "1.5", --resident-gb, "2",
+                        --first-request-seconds, "1.5"]
               load_s: 9
               resident_gb: 2
             """)
         let r = try b.calibrate()
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stderr.contains("5 probes alone on one warm worker, then 2 at once"), "\(r.stderr)")
+        #expect(r.stderr.contains("5 probes alone on one warm worker, then 2 at once, each worker's first request a warm-up"), "\(r.stderr)")
         let fit = try #require(try History(path: b.historyPath, readOnly: true).calibrations().first?.fit)
         // One worker served the five probes alone: one load, measured (1.5 s of sleep plus Python's start), not load_s.
         let solo = try Store(path: try #require(FileManager.default.contentsOfDirectory(atPath: b.home + "/calibrations").first
             .map { b.home + "/calibrations/" + $0 + "/solo/.avatar-batch/state.sqlite" }), readOnly: true)
         let workers = try solo.workers(), attempts = try solo.attempts()
-        #expect(workers.count == 1 && attempts.count == 5 && attempts.allSatisfy { $0.workerID != nil }, "\(workers)")
+        // Its first request is a warm-up, ahead of the five probes: each worker's first request pays 1.5 s more here.
+        #expect(workers.count == 1 && attempts.count == 6 && attempts.allSatisfy { $0.workerID != nil }, "\(workers)")
+        let firstRequest = try #require(attempts.min { ($0.startedAt) < ($1.startedAt) })
+        #expect(firstRequest.jobID.hasPrefix("warmup-"), "\(attempts.map(\.jobID))")
         // S(2): two workers, their requests rendering at the same time (the worker rule alone would have served both
         // on one worker, one after the other, and S(2) would have read 2.0: seen on an H200).
         let shared = try Store(path: try #require(FileManager.default.contentsOfDirectory(atPath: b.home + "/calibrations").first
             .map { b.home + "/calibrations/" + $0 + "/shared-2/.avatar-batch/state.sqlite" }), readOnly: true)
-        let pair = try shared.attempts()
+        let pair = try shared.attempts().filter { $0.jobID.hasPrefix("together-") }
         let pairWorkers = try shared.workers()
         #expect(pairWorkers.count == 2 && Set(pair.compactMap(\.workerID)).count == 2, "\(pairWorkers)")
         let renders = pair.compactMap { a in a.endedAt.flatMap { e in a.seconds.map { (e - $0, e) } } }
         #expect(renders.count == 2 && renders.map(\.0).max()! < renders.map(\.1).min()!, "the two requests did not overlap: \(renders)")
+        // Each pair ran after its workers' warm-ups: the fake's requests take the same wall time side by side (work until a
+        // deadline), so S(2) reads 2. Timed on the first requests, as before 2026-12-01, it read about 1.0 (2 x 1.6 / 3.1).
+        let s2 = try #require(fit.sharing[2])
+        #expect(s2 > 1.8, "\(fit.sharing); \(pair.map { ($0.jobID, $0.seconds ?? -1) })")
         let load = try #require(fit.loadSeconds)
         #expect(load >= 1.5 && load < 5, "\(fit)")
-        // The start-up of a cold job is that load plus a request's own fixed time (0.1 s of work and the round trip).
+        // The start-up of a cold job is that load plus a request's own fixed time (0.1 s of work and the round trip),
+        // plus the first request's extra 1.5 s, measured against the same probe once warm.
         let startup = try #require(fit.startupSeconds)
-        #expect(startup >= load && startup < load + 1, "\(fit)")
+        #expect(startup >= load + 1.4 && startup < load + 2.5, "\(fit)")
+        #expect(fit.notes.contains { $0.contains("first request took 1.") }, "\(fit.notes)")
         // The rates and peaks are the requests': the fake's 0.004 s per frame at 384*256 is 4 ms/frame (the CPU work).
         let rate = try #require(fit.timePoints.first { $0.size == "384*256" }).value
         #expect(rate > 3 && rate < 12, "\(fit.timePoints)")

@@ -19,7 +19,8 @@ Request faults: the request's extra_args carry --mode MODE (and --sleep S):
 Every event appends one JSON line to --ledger: load, ready, render, answer, exit, with the pid and the clip.
 With --model a request behaves like fake_renderer.py --model without its start-up (the worker loaded once): CPU work
 that grows with the frames, and a peak (reported in done) of 2 GB + 0.25 GB per megapixel-frame of one clip + 0.004 GB
-per megapixel-frame of each offline clip (0.3 GB online); the load is --load-seconds.
+per megapixel-frame of each offline clip (0.3 GB online); the load is --load-seconds, and --first-request-seconds is
+added to the first request alone (a fresh worker's one-time costs).
 """
 import argparse, json, os, socket, subprocess, sys, time
 
@@ -31,6 +32,8 @@ p.add_argument("--ffmpeg", action="store_true")
 p.add_argument("--resident-gb", type=float, default=4.0)
 p.add_argument("--offload", default="")
 p.add_argument("--model", action="store_true")
+p.add_argument("--first-request-seconds", type=float, default=0.0,
+               help="extra time the worker's first request takes (a fresh worker's one-time costs: kernels loaded on first use)")
 a = p.parse_args()
 
 
@@ -124,6 +127,9 @@ for raw in stream:
         mode = "die" if renders <= 1 else "ok"
     started = time.time()  # the request's time includes its --sleep, as a real worker's generate time would
     time.sleep(sleep)
+    if a.first_request_seconds > 0:
+        time.sleep(a.first_request_seconds)
+        a.first_request_seconds = 0
     if mode == "oom" and not settings.get("online_decode"):
         msg = ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 12.00 GiB. GPU 0 has a total capacity of 79.18 GiB "
                "of which 3.66 GiB is free. Including non-PyTorch memory, this process has 20.50 GiB memory in use.")
