@@ -102,6 +102,10 @@ public final class History: @unchecked Sendable {
         m.registerMigration("history-2026-12-01-startup") { db in
             try db.execute(sql: "ALTER TABLE observations ADD COLUMN startup_s REAL")
         }
+        // How long the render ran beside how many on its card ("1:2.104 2:8.330"): S(k) is learned from these stretches.
+        m.registerMigration("history-2026-12-01-stretches") { db in
+            try db.execute(sql: "ALTER TABLE observations ADD COLUMN stretches TEXT")
+        }
         return m
     }
 
@@ -127,10 +131,10 @@ public final class History: @unchecked Sendable {
         try pool.write { db in
             try db.execute(sql: """
                 INSERT INTO observations (renderer_identity, renderer, gpu_model, bucket, peak_gb, seconds, wall_s, frames, oom, colocated, warm,
-                                          startup_s, batch, recorded_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                          startup_s, stretches, batch, recorded_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [o.rendererIdentity, o.renderer, o.gpuModel, o.bucket, o.peakGB, o.seconds, o.wallSeconds, o.frames, o.oom, o.colocated,
-                                 o.warm, o.startupSeconds, o.batch, o.recordedAt])
+                                 o.warm, o.startupSeconds, o.stretches.map(History.stretchesText), o.batch, o.recordedAt])
             try db.execute(sql: """
                 DELETE FROM observations WHERE renderer_identity = ? AND gpu_model = ? AND bucket = ? AND colocated = ? AND id NOT IN (
                     SELECT id FROM observations WHERE renderer_identity = ? AND gpu_model = ? AND bucket = ? AND colocated = ?
@@ -148,9 +152,27 @@ public final class History: @unchecked Sendable {
                 HistoryObservation(rendererIdentity: $0["renderer_identity"], renderer: $0["renderer"], gpuModel: $0["gpu_model"], bucket: $0["bucket"],
                                    peakGB: $0["peak_gb"], seconds: $0["seconds"], wallSeconds: $0.hasColumn("wall_s") ? $0["wall_s"] : nil, frames: $0["frames"],
                                    oom: $0["oom"], colocated: $0["colocated"], warm: $0.hasColumn("warm") ? $0["warm"] : false,
-                                   startupSeconds: $0.hasColumn("startup_s") ? $0["startup_s"] : nil, batch: $0["batch"], recordedAt: $0["recorded_at"])
+                                   startupSeconds: $0.hasColumn("startup_s") ? $0["startup_s"] : nil,
+                                   stretches: $0.hasColumn("stretches") ? ($0["stretches"] as String?).flatMap(History.stretches) : nil,
+                                   batch: $0["batch"], recordedAt: $0["recorded_at"])
             }
         }
+    }
+
+    /// Stretches as the column holds them: "K:SECONDS" by k, space-separated ("1:2.104 2:8.330").
+    public static func stretchesText(_ s: [Int: Double]) -> String {
+        s.sorted { $0.key < $1.key }.map { String(format: "%d:%.3f", $0.key, $0.value) }.joined(separator: " ")
+    }
+
+    /// The column's text read back; nil when any part of it is not "K:SECONDS" with K >= 1 and SECONDS >= 0.
+    public static func stretches(_ text: String) -> [Int: Double]? {
+        var out: [Int: Double] = [:]
+        for part in text.split(separator: " ") {
+            let kv = part.split(separator: ":")
+            guard kv.count == 2, let k = Int(kv[0]), k >= 1, let t = Double(kv[1]), t >= 0, t.isFinite else { return nil }
+            out[k, default: 0] += t
+        }
+        return out.isEmpty ? nil : out
     }
 
     // MARK: worker loads
@@ -275,14 +297,18 @@ public struct HistoryObservation: Sendable, Hashable, Codable {
     public var warm: Bool
     /// A cold attempt's start-up as its renderer reported it (`Observation.startupSeconds`); nil: not reported.
     public var startupSeconds: Double?
+    /// Seconds its render ran beside k attempts rendering on its card, itself included, by k (1: alone); nil when not
+    /// known (a Slurm node's, or recorded before 2026-12-01).
+    public var stretches: [Int: Double]?
     /// Which batch recorded it (its manifest's name and store).
     public var batch: String
     public var recordedAt: Double
 
     public init(rendererIdentity: String, renderer: String, gpuModel: String, bucket: String, peakGB: Double?, seconds: Double?,
                 wallSeconds: Double? = nil, frames: Int, oom: Bool, colocated: Int = 1, warm: Bool = false, startupSeconds: Double? = nil,
-                batch: String, recordedAt: Double = Date().timeIntervalSince1970) {
+                stretches: [Int: Double]? = nil, batch: String, recordedAt: Double = Date().timeIntervalSince1970) {
         self.wallSeconds = wallSeconds
+        self.stretches = stretches
         self.startupSeconds = startupSeconds
         self.warm = warm
         self.rendererIdentity = rendererIdentity

@@ -123,11 +123,12 @@ public final class BatchSession: @unchecked Sendable {
         /// scheduler placed it and sharing is unknown (Slurm): its wall time is taken as is.
         var soloSeconds: Double?
         var accountedUntil = Date()
-        /// The rate it renders at (S(k)/k of the k rendering beside it, itself counted) over its life so far, as runs
-        /// of equal rate: the interval up to `until`, from the previous one's (or the start). With the renderer's report
-        /// of when its render began (`render_seconds`), its solo-equivalent time is recounted from that moment.
-        var renderRates: [(until: Date, rate: Double)] = []
-        /// The most attempts that shared its GPU while it ran, itself included (what the history learns S(k) from).
+        /// How many render on its card, itself counted, over its life so far, as runs of the same k: the interval up to
+        /// `until`, from the previous one's (or the start). It renders at S(k)/k there. With the renderer's report of when
+        /// its render began (`render_seconds`), its solo-equivalent time is recounted from that moment, and the history
+        /// keeps the render's stretches at each k (what S(k) is learned from).
+        var rendering: [(until: Date, k: Int)] = []
+        /// The most attempts that shared its GPU while it ran, itself included (the history's window is kept per this k).
         var peers = 1
     }
 
@@ -486,12 +487,13 @@ public final class BatchSession: @unchecked Sendable {
         let rate = sharing.perJobRate(max(rendering.count, 1))
         for id in here {
             let r = running[id]!
-            // What it would render at now, whether or not its predicted start-up is over (it may be, whatever the prediction).
-            let ownRate = rendering.contains(id) ? rate : sharing.perJobRate(rendering.count + 1)
-            if let last = r.renderRates.last, last.rate == ownRate {
-                running[id]!.renderRates[r.renderRates.count - 1].until = now
+            // How many it would render beside now, whether or not its predicted start-up is over (it may be, whatever the
+            // prediction).
+            let ownK = rendering.contains(id) ? max(rendering.count, 1) : rendering.count + 1
+            if let last = r.rendering.last, last.k == ownK {
+                running[id]!.rendering[r.rendering.count - 1].until = now
             } else {
-                running[id]!.renderRates.append((now, ownRate))
+                running[id]!.rendering.append((now, ownK))
             }
             if executor.isRendering(id) {
                 // The part of the interval before its start-up ended ran at solo speed, the rest at the shared rate.
@@ -505,9 +507,26 @@ public final class BatchSession: @unchecked Sendable {
     }
 
     /// Solo-equivalent seconds of an attempt whose renderer reported its render's length: its start-up as it took
-    /// (it shares nothing), then its render weighted by the rate it rendered at (`Running.renderRates`).
-    static func soloSeconds(_ r: Running, renderSeconds: Double) -> Double {
-        soloSeconds(started: r.started, end: r.accountedUntil, rates: r.renderRates, renderSeconds: renderSeconds)
+    /// (it shares nothing), then its render weighted by the rate it rendered at (S(k)/k of `Running.rendering`).
+    func soloSeconds(_ r: Running, renderSeconds: Double) -> Double {
+        BatchSession.soloSeconds(started: r.started, end: r.accountedUntil, rates: r.rendering.map { ($0.until, sharing.perJobRate($0.k)) },
+                                 renderSeconds: renderSeconds)
+    }
+
+    /// Seconds of the last `renderSeconds` of an attempt that ran from `started` to `end` spent beside k rendering on
+    /// its card, itself included, by k (`along`: runs of the same k, each up to its `until`). A render longer than the
+    /// attempt as we timed it counts the extra at the last k.
+    package static func stretches(started: Date, end: Date, along: [(until: Date, k: Int)], renderSeconds: Double) -> [Int: Double] {
+        let renderFrom = end.addingTimeInterval(-max(renderSeconds, 0))
+        var out: [Int: Double] = [:]
+        var from = started
+        for run in along {
+            let overlap = min(run.until, end).timeIntervalSince(max(from, renderFrom))
+            if overlap > 0 { out[run.k, default: 0] += overlap }
+            from = run.until
+        }
+        if renderFrom < started { out[along.last?.k ?? 1, default: 0] += started.timeIntervalSince(renderFrom) }
+        return out
     }
 
     /// `soloSeconds(_:renderSeconds:)` of an attempt that ran from `started` to `end` at `rates` (runs of equal rate,
@@ -582,7 +601,7 @@ public final class BatchSession: @unchecked Sendable {
             var startup: Double?
             if result.worker == nil, let render = result.reportedRenderSeconds {
                 startup = result.seconds - render
-                if r.soloSeconds != nil { seconds = min(BatchSession.soloSeconds(r, renderSeconds: render), result.seconds) }
+                if r.soloSeconds != nil { seconds = min(soloSeconds(r, renderSeconds: render), result.seconds) }
             }
             let o = Observation(bucket: bucket, gpuModel: gpuModel, peakGB: peak, seconds: seconds, frames: frames, warm: result.worker != nil,
                                 startupSeconds: startup)
@@ -667,11 +686,16 @@ public final class BatchSession: @unchecked Sendable {
         let model = r.placement.gpu.map(Learning.modelKey) ?? k.gpuModel ?? ""
         var h = o
         var wall: Double? = o.oom ? nil : result.seconds
+        // The render's stretches at each k: a warm request's whole time, a cold attempt's from the render's start as
+        // its renderer reported it, else from its predicted start-up.
+        let render = result.worker != nil ? result.seconds : result.reportedRenderSeconds ?? max(result.seconds - r.estimate.unsharedSeconds, 0)
+        var stretches: [Int: Double]? = o.oom ? nil : BatchSession.stretches(started: r.started, end: r.accountedUntil, along: r.rendering, renderSeconds: render)
         if r.placement.gpu == nil {
             h.seconds = nil
             wall = nil
+            stretches = nil
         }
-        if let warning = k.record(h, gpuModel: model, colocated: r.peers, wallSeconds: wall) { progress.event("warning: \(warning)") }
+        if let warning = k.record(h, gpuModel: model, colocated: r.peers, wallSeconds: wall, stretches: stretches) { progress.event("warning: \(warning)") }
     }
 
     /// The closing line: how the batch ended and the store's counts.

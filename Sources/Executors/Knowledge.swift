@@ -75,7 +75,7 @@ public final class Knowledge: @unchecked Sendable {
                     HistoryEntry(gpuModel: $0.gpuModel, observation: Observation(bucket: $0.bucket, gpuModel: $0.gpuModel, peakGB: $0.peakGB,
                                                                                  seconds: $0.seconds, frames: $0.frames, oom: $0.oom, warm: $0.warm,
                                                                                  startupSeconds: $0.startupSeconds),
-                                 colocated: $0.colocated, wallSeconds: $0.wallSeconds)
+                                 colocated: $0.colocated, wallSeconds: $0.wallSeconds, stretches: $0.stretches)
                 }
                 entries = Learning.observations(for: model, from: all)
                 sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds)
@@ -157,11 +157,11 @@ public final class Knowledge: @unchecked Sendable {
 
     /// Adds what an attempt showed to the history (nothing when there is none, or it is read-only). A failure to
     /// write is a warning for the caller, never a stop: the batch's own store is what resume depends on.
-    public func record(_ o: Observation, gpuModel: String, colocated: Int, wallSeconds: Double?) -> String? {
+    public func record(_ o: Observation, gpuModel: String, colocated: Int, wallSeconds: Double?, stretches: [Int: Double]? = nil) -> String? {
         write { h in
             try h.record(HistoryObservation(rendererIdentity: profile.identityDigest, renderer: profile.name, gpuModel: gpuModel, bucket: o.bucket,
                                             peakGB: o.peakGB, seconds: o.seconds, wallSeconds: wallSeconds, frames: o.frames, oom: o.oom,
-                                            colocated: colocated, warm: o.warm, startupSeconds: o.startupSeconds, batch: batch))
+                                            colocated: colocated, warm: o.warm, startupSeconds: o.startupSeconds, stretches: stretches, batch: batch))
         }
     }
 

@@ -9,12 +9,16 @@ public struct HistoryEntry: Sendable, Hashable {
     public var colocated: Int
     /// Its wall time (a co-located attempt's S(k) evidence); nil: the same as `observation.seconds`.
     public var wallSeconds: Double?
+    /// Seconds its render ran beside k attempts rendering on its card, itself included, by k (1: alone); nil: not
+    /// recorded (then all of it is taken to have run at `colocated`).
+    public var stretches: [Int: Double]?
 
-    public init(gpuModel: String, observation: Observation, colocated: Int, wallSeconds: Double? = nil) {
+    public init(gpuModel: String, observation: Observation, colocated: Int, wallSeconds: Double? = nil, stretches: [Int: Double]? = nil) {
         self.gpuModel = gpuModel
         self.observation = observation
         self.colocated = colocated
         self.wallSeconds = wallSeconds
+        self.stretches = stretches
     }
 }
 
@@ -69,23 +73,101 @@ public enum Learning {
         return out
     }
 
-    /// S(k) learned on `model`: for each k with at least `minimum` co-located observations in buckets that also ran
-    /// alone, k x the median of (its time alone / its wall time co-located), each less `unshared` for a cold attempt
-    /// (its start-up, which shares nothing: S(k) is of the render; a warm request has none; the renderer's own figure
-    /// where it reported one), within [1, k] (see
-    /// `sharing(k:alone:together:unshared:)`). Only what was seen.
+    /// S(k) learned on `model` from attempts that shared their card, in buckets that also ran alone
+    /// (docs/calibration.md). Each such attempt's render alone (the bucket's time alone, less `unshared` for a cold
+    /// attempt: its start-up shares nothing; a warm request has none; the renderer's own figure where it reported one)
+    /// equals the sum over its stretches of (seconds rendered beside k, itself included) x S(k)/k. The S(k)/k that fit
+    /// every attempt best (`fitSharing`) give S(k) within [1, k], for each k at which at least `minimum` attempts spent
+    /// a quarter of their render. An attempt recorded without stretches counts all of its render at the most that shared its card: a
+    /// render that overlapped a neighbour for a moment then reads as though shared throughout, which is why the
+    /// stretches are kept (on three H200 runs that reading put S(3) at 1.9-2.3 where the stretches say 1.5).
     public static func sharing(for model: String, from entries: [HistoryEntry], minimum: Int = 3, unshared: Double = 0) -> [Int: Double] {
         let here = entries.filter { $0.gpuModel == model }
         let solo = soloFigures(here)
-        var ratios: [Int: [Double]] = [:]
-        for e in here where e.colocated > 1 && !e.observation.oom {
-            guard let s = e.wallSeconds, e.observation.frames > 0, s > 0, let alone = solo[key(e)]?.alone else { continue }
-            ratios[e.colocated, default: []].append(renderRatio(alone: alone * Double(e.observation.frames), together: s,
-                                                                unshared: e.observation.warm ? 0 : e.observation.startupSeconds ?? unshared))
+        var rows: [SharingRow] = []
+        for e in here where !e.observation.oom {
+            guard let wall = e.wallSeconds, e.observation.frames > 0, wall > 0, let alone = solo[key(e)]?.alone else { continue }
+            let whole = alone * Double(e.observation.frames)
+            var stretches = e.stretches ?? (e.colocated > 1 ? [e.colocated: wall] : [:])
+            // Its start-up: what the stretches leave of its wall time, else as reported or predicted.
+            let startUp = e.stretches.map { s in max(wall - s.values.reduce(0, +), 0) }
+                ?? (e.observation.warm ? 0 : e.observation.startupSeconds ?? unshared)
+            let u = startUp > 0 && startUp < 0.9 * min(whole, wall) ? startUp : 0
+            if e.stretches == nil, let k = stretches.keys.first { stretches[k] = wall - u }
+            // Whole times when taking the start-up off would leave almost nothing: it ran alone, at solo speed.
+            if u == 0 && startUp > 0 && e.stretches != nil { stretches[1, default: 0] += startUp }
+            guard stretches.contains(where: { $0.key > 1 && $0.value > 0 }) else { continue }
+            rows.append(SharingRow(alone: whole - u, stretches: stretches))
         }
-        var out: [Int: Double] = [:]
-        for (k, r) in ratios where r.count >= minimum { out[k] = min(max(Double(k) * median(r), 1), Double(k)) }
-        return out
+        return fitSharing(rows, minimum: minimum)
+    }
+
+    /// One attempt that shared its card: its render alone, and its stretches (seconds rendered beside k, by k).
+    struct SharingRow {
+        var alone: Double
+        var stretches: [Int: Double]
+        var render: Double { stretches.values.reduce(0, +) }
+    }
+
+    /// The fit of `sharing(for:from:minimum:unshared:)`: least absolute deviations (iteratively reweighted least
+    /// squares), so that an attempt far off the others (a stalled disk, a job that hung for a while) moves it no more
+    /// than any other; with every attempt at one k it is the median of their ratios, as S(k) was learned before the
+    /// stretches. Each attempt's equation is divided by its render, so none weighs more for having run longer. A k too
+    /// few attempts spent a quarter of their render at is not solved for: its moments count at the nearest k that is,
+    /// as though S stayed flat between them (how `SharingModel` extends a table), so that they neither go unexplained
+    /// nor give it a value of its own from noise.
+    static func fitSharing(_ all: [SharingRow], minimum: Int) -> [Int: Double] {
+        let rows = all.filter { $0.alone > 0 && $0.render > 0 }
+        // Each row as x . r = y with r_k = S(k)/k: T_k (folded onto the solved ks) and alone - T_1, over its render.
+        func design(_ row: SharingRow, _ ks: [Int]) -> (x: [Double], y: Double) {
+            var x = [Double](repeating: 0, count: ks.count)
+            for (k, t) in row.stretches where k > 1 {
+                let i = ks.lastIndex { $0 <= k } ?? 0
+                x[i] += t * Double(ks[i]) / Double(k) / row.render
+            }
+            return (x, (row.alone - (row.stretches[1] ?? 0)) / row.render)
+        }
+        // Weighted least squares; nil when the ks cannot be told apart (every attempt saw them in the same proportion).
+        func solve(_ eqs: [(x: [Double], y: Double)], _ w: [Double]) -> [Double]? {
+            guard let n = eqs.first?.x.count, n > 0 else { return nil }
+            var m = [[Double]](repeating: [Double](repeating: 0, count: n + 1), count: n)
+            for (e, wi) in zip(eqs, w) {
+                for i in 0..<n {
+                    for j in 0..<n { m[i][j] += wi * e.x[i] * e.x[j] }
+                    m[i][n] += wi * e.x[i] * e.y
+                }
+            }
+            let scale = (0..<n).map { m[$0][$0] }.max() ?? 0
+            for c in 0..<n {
+                guard let p = (c..<n).max(by: { abs(m[$0][c]) < abs(m[$1][c]) }), abs(m[p][c]) > 1e-6 * scale else { return nil }
+                m.swapAt(c, p)
+                for r in 0..<n where r != c {
+                    let f = m[r][c] / m[c][c]
+                    for j in c...n { m[r][j] -= f * m[c][j] }
+                }
+            }
+            return (0..<n).map { m[$0][n] / m[$0][$0] }
+        }
+        var ks = Set(rows.flatMap { $0.stretches.keys.filter { $0 > 1 } }).sorted().filter { k in
+            rows.filter { ($0.stretches[k] ?? 0) >= 0.25 * $0.render }.count >= minimum
+        }
+        while !ks.isEmpty {
+            let eqs = rows.map { design($0, ks) }
+            if var r = solve(eqs, eqs.map { _ in 1 }) {
+                for _ in 0..<50 {
+                    let w = eqs.map { e in 1 / max(abs(e.y - zip(e.x, r).map { $0 * $1 }.reduce(0, +)), 1e-6) }
+                    guard let next = solve(eqs, w) else { break }
+                    let moved = zip(next, r).map { abs($0 - $1) }.max() ?? 0
+                    r = next
+                    if moved < 1e-9 { break }
+                }
+                var out: [Int: Double] = [:]
+                for (k, rk) in zip(ks, r) { out[k] = min(max(Double(k) * rk, 1), Double(k)) }
+                return out
+            }
+            ks.removeLast()
+        }
+        return [:]
     }
 
     /// S(k) from one job's time alone and the mean time of k identical jobs together: k x alone / together, each less

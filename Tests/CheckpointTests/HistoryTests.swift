@@ -47,6 +47,33 @@ import Testing
         #expect(try migrated.observations(rendererIdentity: "r1").map(\.startupSeconds) == [nil, 3.5])
     }
 
+    @Test func aRendersStretchesAreKeptAndAnOlderHistoryReadsWithoutThem() throws {
+        let dir = TempDir("history")
+        let h = try History(path: dir.path + "/h.sqlite")
+        var o = observation()
+        o.stretches = [1: 2.5, 2: 8.25, 3: 0.125]
+        try h.record(o)
+        try h.record(observation("not kept"))
+        #expect(try h.observations(rendererIdentity: "r1").map(\.stretches) == [[1: 2.5, 2: 8.25, 3: 0.125], nil])
+        // Readable with sqlite3 as it is.
+        #expect(History.stretchesText([2: 8.25, 1: 2.5]) == "1:2.500 2:8.250")
+        // A column someone edited into something else reads as "not recorded", never as a wrong figure.
+        for text in ["", "2", "0:1.0", "2:-1", "2:x", "a:1", "2:inf"] { #expect(History.stretches(text) == nil, "\(text)") }
+        #expect(History.stretches("2:1.5 2:0.5") == [2: 2])
+        // A history from before the column: migrated on open for writing, read as "not recorded".
+        let old = dir.path + "/old.sqlite"
+        try History(path: old).executeRaw("""
+            DELETE FROM grdb_migrations WHERE identifier = 'history-2026-12-01-stretches';
+            ALTER TABLE observations DROP COLUMN stretches;
+            INSERT INTO observations (renderer_identity, renderer, gpu_model, bucket, peak_gb, seconds, frames, oom, colocated, batch, recorded_at)
+            VALUES ('r1', 'synthetic-dit', 'H200 140GB', 'b', 12, 10, 48, 0, 2, 'old', 1);
+            """)
+        #expect(try History(path: old, readOnly: true).observations(rendererIdentity: "r1").map(\.stretches) == [nil])
+        let migrated = try History(path: old)
+        try migrated.record(o)
+        #expect(try migrated.observations(rendererIdentity: "r1").map(\.stretches) == [nil, [1: 2.5, 2: 8.25, 3: 0.125]])
+    }
+
     @Test func workerLoadsAreKeptPerRendererAndModelNewestFirstWithinTheWindow() throws {
         let dir = TempDir("history")
         let h = try History(path: dir.path + "/h.sqlite")

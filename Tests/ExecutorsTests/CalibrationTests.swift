@@ -225,6 +225,10 @@ final class CalibrationBench: @unchecked Sendable {
             let startup = try #require(o.startupSeconds, "\(kept)")
             let seconds = try #require(o.seconds)
             #expect(!o.warm && startup >= 0.3 && startup < seconds && startup < 3, "\(o)")
+            // Alone on its card: its render, from the moment the renderer says it began, is one stretch at k = 1.
+            let stretches = try #require(o.stretches, "\(o)")
+            let wall = try #require(o.wallSeconds)
+            #expect(stretches.keys.sorted() == [1] && abs(stretches[1]! - (wall - startup)) < 0.05, "\(o)")
         }
         #expect(try store.observations(renderer: "fake-model").allSatisfy { ($0.startupSeconds ?? 0) >= 0.3 })
         // The next batch predicts each clip as it ran (start-up and render as reported), not stretched by the
@@ -245,6 +249,17 @@ final class CalibrationBench: @unchecked Sendable {
         let prior = Predictor(profile: try #require(ProfileLoader.load(path: b.profile).0)).estimate(settings("704*384", clips: 3))
         let expected = prior.seconds - 6 + startups.reduce(0, +) / Double(startups.count)
         #expect(abs(solo - expected) < 0.01, "\(c2) against \(expected), start-ups \(startups)")
+        // Three at once on the card: each render's stretches hold time beside the others, and no more than its render.
+        b.dir.write("together.yaml", try String(contentsOfFile: b.manifest, encoding: .utf8).replacingOccurrences(of: "output_dir: out", with: "output_dir: together"))
+        let together = try b.run(["run", b.dir.path + "/together.yaml", "--grace", "1", "--max-jobs-per-gpu", "3"])
+        #expect(together.status == 0, "\(together.stderr)")
+        let shared = try History(path: b.historyPath, readOnly: true).observations(rendererIdentity: identity).dropFirst(3)
+        #expect(shared.count == 3)
+        for o in shared {
+            let stretches = try #require(o.stretches, "\(o)")
+            let render = try #require(o.wallSeconds) - (o.startupSeconds ?? 0)
+            #expect(stretches.keys.contains { $0 > 1 } && abs(stretches.values.reduce(0, +) - render) < 0.05, "\(o)")
+        }
     }
 
     @Test func anInterruptedCalibrationResumesAndIsNeverHalfUsed() throws {

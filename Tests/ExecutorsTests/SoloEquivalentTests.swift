@@ -19,6 +19,18 @@ import Testing
         #expect(abs(BatchSession.soloSeconds(started: t0, end: at(20), rates: rates, renderSeconds: 20) - 15) < 1e-9)
     }
 
+    @Test func theRendersStretchesAreCountedFromItsStart() {
+        // Alone 0-4 s, two rendering 4-10 s, three 10-16 s, alone again 16-20 s. A 14 s render began at 6 s: 4 s at 2,
+        // 6 s at 3 and 4 s alone; its start-up (0-6 s) is in none of them.
+        let along = [(until: at(4), k: 1), (until: at(10), k: 2), (until: at(16), k: 3), (until: at(20), k: 1)]
+        #expect(BatchSession.stretches(started: t0, end: at(20), along: along, renderSeconds: 14) == [1: 4, 2: 4, 3: 6])
+        // A warm request's whole time is its render.
+        #expect(BatchSession.stretches(started: t0, end: at(20), along: along, renderSeconds: 20) == [1: 8, 2: 6, 3: 6])
+        // The renderer's clock says 21 s: the extra second counts at the last k.
+        #expect(BatchSession.stretches(started: t0, end: at(20), along: along, renderSeconds: 21) == [1: 9, 2: 6, 3: 6])
+        #expect(BatchSession.stretches(started: t0, end: at(20), along: [], renderSeconds: 5) == [:])
+    }
+
     @Test func aRenderLongerThanTheAttemptCountsAtTheLastRate() {
         // The renderer's clock says 21 s of render in a 20 s attempt: the extra second at the last rate, 0.5.
         let rates = [(until: at(20), rate: 0.5)]

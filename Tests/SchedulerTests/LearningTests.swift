@@ -57,6 +57,46 @@ import Testing
         #expect(Learning.primaryModel([GPU(index: 0, model: "A", memoryGB: 80), GPU(index: 1, model: "B", memoryGB: 24), GPU(index: 2, model: "B", memoryGB: 24)]) == "B 24GB")
     }
 
+    @Test func sharingIsLearnedFromHowLongEachRenderRanBesideHowMany() {
+        // Bucket "a": 10 s alone (no start-up). The card's true S(2) is 1.6 (each of two renders at 0.8), S(3) 1.5 (0.5).
+        // Four attempts overlapped a neighbour for only part of their render: 4 s alone then 7.5 s beside one
+        // (4 + 7.5 x 0.8 = 10), and each also saw a third for a moment (1 s: 0.5 s of progress), so their wall time is
+        // 4 + 6.875 + 1 = 11.875 s. Counted whole at the most that shared (3), as before, S(3) would read 3 x 10 / 11.875
+        // = 2.5; by the stretches S(2) is 1.6 and S(3) is not reported (no attempt spent a quarter of its render at 3: its
+        // moments count as at 2, so S(2) reads 1.6 within 0.02).
+        var entries = [entry("H200 140GB", "a", seconds: 10, peak: 20)]
+        for _ in 0..<4 {
+            var e = entry("H200 140GB", "a", seconds: 10, peak: 20, k: 3, wall: 11.875)
+            e.stretches = [1: 4, 2: 6.875, 3: 1]
+            entries.append(e)
+        }
+        var learned = Learning.sharing(for: "H200 140GB", from: entries)
+        #expect(learned.count == 1 && abs(learned[2]! - 1.6) < 0.02, "\(learned)")
+        // Three attempts rendered mostly beside two others (2 s at 2, 8 s at 3: 2 x 0.8 + 8 x 0.5 = 5.6 of 10 s, so the
+        // rest, 4.4 s, alone): S(3) = 1.5 is found beside S(2), and one attempt far off (a stall: 25 s beside one) does
+        // not move them (least absolute deviations; least squares read S(2) = 1.0 and S(3) = 1.86 with it).
+        for _ in 0..<3 {
+            var e = entry("H200 140GB", "a", seconds: 10, peak: 20, k: 3, wall: 14.4)
+            e.stretches = [1: 4.4, 2: 2, 3: 8]
+            entries.append(e)
+        }
+        var stalled = entry("H200 140GB", "a", seconds: 10, peak: 20, k: 2, wall: 25)
+        stalled.stretches = [2: 25]
+        entries.append(stalled)
+        learned = Learning.sharing(for: "H200 140GB", from: entries)
+        #expect(abs(learned[2]! - 1.6) < 1e-4 && abs(learned[3]! - 1.5) < 1e-4, "\(learned)")
+        // A cold attempt's start-up is what its stretches leave of its wall time: the same attempts with a 3 s start-up
+        // each (alone: 13 s) read the same.
+        let cold = entries.map { e -> HistoryEntry in
+            var c = e
+            c.observation.seconds = (e.observation.seconds ?? 0) + 3
+            c.wallSeconds = e.wallSeconds.map { $0 + 3 }
+            return c
+        }
+        learned = Learning.sharing(for: "H200 140GB", from: cold, unshared: 3)
+        #expect(abs(learned[2]! - 1.6) < 1e-4 && abs(learned[3]! - 1.5) < 1e-4, "\(learned)")
+    }
+
     @Test func aCalibrationReplacesTheProfilesFigures() {
         let fit = CalibrationFit(memoryPoints: [.init(size: "384*256", inferFrames: 48, value: 7)], timePoints: [.init(size: "384*256", inferFrames: 48, value: 5)],
                                  startupSeconds: 2, perClipOfflineGB: 0.2, onlineDecodeGB: 0.5, sharing: [2: 1.8], gpuMemoryGB: 80, probes: 5, oomProbes: 0, seconds: 60)

@@ -170,6 +170,26 @@ enum Replay {
         }
     }
 
+    /// How long a cold job's render ran beside how many rendering on its GPU (itself included), by k: its render from
+    /// the start its renderer reported, each other attempt's from its own reported start (else its predicted start-up;
+    /// a warm request's whole time); nil without a window or a reported render.
+    static func stretches(_ j: Job, predictor: Predictor, jobs: [String: Job]) -> [Int: Double]? {
+        guard let (_, en) = j.window, let render = j.renderSeconds else { return nil }
+        let others = j.others.map { o -> (Double, Double) in
+            if o.warm { return (o.from, o.to) }
+            if let other = jobs[o.id], let t = other.seconds, let r = other.renderSeconds { return (o.from + max(t - r, 0), o.to) }
+            return (o.from + (jobs[o.id].map { predictor.estimate($0.settings).unsharedSeconds } ?? 0), o.to)
+        }
+        let from = en - render
+        let cuts = Set([from, en] + others.flatMap { [$0.0, $0.1] }.filter { $0 > from && $0 < en }).sorted()
+        var out: [Int: Double] = [:]
+        for (a, b) in zip(cuts, cuts.dropFirst()) where b > a {
+            let mid = (a + b) / 2
+            out[1 + others.filter { $0.0 <= mid && $0.1 > mid }.count, default: 0] += b - a
+        }
+        return out
+    }
+
     static func soloEquivalent(_ j: Job, wall: Double, predictor: Predictor, jobs: [String: Job], startup: Double? = nil) -> Double {
         guard let (st, _) = j.window else { return wall }
         let startUp = j.warm ? 0 : min(startup ?? predictor.estimate(j.settings).unsharedSeconds, wall)
@@ -327,7 +347,8 @@ enum Replay {
         // H200 (2026-12-01): the start-up each cold attempt's renderer reported (synthetic-dit's report: its seconds less
         // startup_s and load_s is its own work once loaded), against the predicted one, on the runs that kept their logs.
         // Same observations either way; only how each cold time splits into start-up and render differs.
-        for dir in ["h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final"] {
+        for dir in ["h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final",
+                    "h200-2026-12-01-warmup"] {
             let base = root + "/bench/results/" + dir
             guard let b1 = try? jobs(status: base + "/run-status.json", manifest: nil, logs: base + "/logs.tgz"), !b1.isEmpty,
                   let fit = storedFit(base + "/history.sqlite", profile: profile) else { continue }
@@ -361,6 +382,32 @@ enum Replay {
                 func text(_ k: [Int: Double]) -> String { k.sorted { $0.key < $1.key }.map { String(format: "%d: %.2f", $0.key, $0.value) }.joined(separator: ", ") }
                 print("  S(k) learned from batch 1, start-ups predicted (\(String(format: "%.1f", unshared)) s): \(text(Learning.sharing(for: model, from: entries(false), unshared: unshared)))"
                       + "; reported (\(entries(true).filter { $0.observation.startupSeconds != nil }.count) matched): \(text(Learning.sharing(for: model, from: entries(true), unshared: unshared)))")
+            }
+            // S(k) learned from batch 1 two ways from the same attempts and the same references (its attempts that
+            // rendered alone): each attempt counted whole at the most that rendered beside it, as before 2026-12-01, and
+            // by its stretches (how long it rendered beside how many, from each render's reported start); then batch 2
+            // held out, planned with each.
+            if !b2.isEmpty {
+                let model = "NVIDIA H200 140GB"
+                let obs = observations(b1, predictor: calibrated, context: b1, reported: true)
+                let byID = Dictionary(b1.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+                var whole: [HistoryEntry] = [], stretched: [HistoryEntry] = []
+                for (j, o) in zip(b1, obs) {
+                    guard let st = stretches(j, predictor: calibrated, jobs: byID), let wall = j.seconds else { continue }
+                    let most = st.filter { $0.value > 0 }.keys.max() ?? 1
+                    whole.append(HistoryEntry(gpuModel: model, observation: o, colocated: most, wallSeconds: wall))
+                    stretched.append(HistoryEntry(gpuModel: model, observation: o, colocated: most, wallSeconds: wall, stretches: st))
+                }
+                let unshared = profile.calibrated(by: fit).time.startupSeconds
+                func text(_ k: [Int: Double]) -> String { k.isEmpty ? "none" : k.sorted { $0.key < $1.key }.map { String(format: "%d: %.2f", $0.key, $0.value) }.joined(separator: ", ") }
+                let byMost = Learning.sharing(for: model, from: whole, unshared: unshared), byStretches = Learning.sharing(for: model, from: stretched, unshared: unshared)
+                print("  S(k) learned from batch 1 (\(stretched.filter { $0.colocated == 1 }.count) attempts alone as references): counted at the most that "
+                      + "shared \(text(byMost)); by stretches \(text(byStretches)); the calibration's \(text(fit.sharing))")
+                for (name, learnedS) in [("counted at the most that shared", byMost), ("by stretches", byStretches)] {
+                    var p = Predictor(profile: profile.calibrated(by: fit).withSharing(learnedS))
+                    for o in obs { p.observe(o, origin: .history) }
+                    print(row("calibration + history of batch 1, S(k) learned \(name); held out: batch 2", errors(p, on: b2, serial: false, context: b2), jobs: b2.count))
+                }
             }
             var fromBatch1: [Predictor] = []
             for reported in [false, true] {
