@@ -12,19 +12,13 @@ public struct HistoryEntry: Sendable, Hashable {
     /// Seconds its render ran beside k attempts rendering on its card, itself included, by k (1: alone); nil: not
     /// recorded (then all of it is taken to have run at `colocated`).
     public var stretches: [Int: Double]?
-    /// Its render alone as the calibration on its GPU model predicted it when it ran (a warm request's time: what a
-    /// cold attempt does once loaded), where the calibration measured its settings rather than extrapolating; nil
-    /// otherwise. What S(k) compares it against when no attempt of its bucket rendered alone.
-    public var calibratedRender: Double?
 
-    public init(gpuModel: String, observation: Observation, colocated: Int, wallSeconds: Double? = nil, stretches: [Int: Double]? = nil,
-                calibratedRender: Double? = nil) {
+    public init(gpuModel: String, observation: Observation, colocated: Int, wallSeconds: Double? = nil, stretches: [Int: Double]? = nil) {
         self.gpuModel = gpuModel
         self.observation = observation
         self.colocated = colocated
         self.wallSeconds = wallSeconds
         self.stretches = stretches
-        self.calibratedRender = calibratedRender
     }
 }
 
@@ -92,14 +86,7 @@ public enum Learning {
         let solo = soloFigures(here)
         var rows: [SharingRow] = []
         for e in here where !e.observation.oom {
-            guard let wall = e.wallSeconds, e.observation.frames > 0, wall > 0 else { continue }
-            guard let alone = solo[key(e)]?.alone else {
-                // No attempt of its bucket rendered alone: its render against the calibration's, where it has one.
-                if let render = e.calibratedRender, render > 0, let st = e.stretches, st.contains(where: { $0.key > 1 && $0.value > 0 }) {
-                    rows.append(SharingRow(alone: render, stretches: st))
-                }
-                continue
-            }
+            guard let wall = e.wallSeconds, e.observation.frames > 0, wall > 0, let alone = solo[key(e)]?.alone else { continue }
             let whole = alone * Double(e.observation.frames)
             var stretches = e.stretches ?? (e.colocated > 1 ? [e.colocated: wall] : [:])
             // Its start-up: what the stretches leave of its wall time, else as reported or predicted.

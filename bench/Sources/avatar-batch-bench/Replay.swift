@@ -391,30 +391,19 @@ enum Replay {
                 let model = "NVIDIA H200 140GB"
                 let obs = observations(b1, predictor: calibrated, context: b1, reported: true)
                 let byID = Dictionary(b1.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-                var whole: [HistoryEntry] = [], stretched: [HistoryEntry] = [], anySize: [HistoryEntry] = []
-                // The calibration's render alone: its warm request's time (what a cold attempt does once loaded), only
-                // where it measured the settings (`extrapolated` false), as a batch records it.
-                var request = Predictor(profile: profile.calibrated(by: fit))
-                request.warm = true
+                var whole: [HistoryEntry] = [], stretched: [HistoryEntry] = []
                 for (j, o) in zip(b1, obs) {
                     guard let st = stretches(j, predictor: calibrated, jobs: byID), let wall = j.seconds else { continue }
                     let most = st.filter { $0.value > 0 }.keys.max() ?? 1
-                    let e = request.estimate(j.settings)
                     whole.append(HistoryEntry(gpuModel: model, observation: o, colocated: most, wallSeconds: wall))
-                    stretched.append(HistoryEntry(gpuModel: model, observation: o, colocated: most, wallSeconds: wall, stretches: st,
-                                                  calibratedRender: e.extrapolated ? nil : e.seconds))
-                    anySize.append(HistoryEntry(gpuModel: model, observation: o, colocated: most, wallSeconds: wall, stretches: st, calibratedRender: e.seconds))
+                    stretched.append(HistoryEntry(gpuModel: model, observation: o, colocated: most, wallSeconds: wall, stretches: st))
                 }
                 let unshared = profile.calibrated(by: fit).time.startupSeconds
                 func text(_ k: [Int: Double]) -> String { k.isEmpty ? "none" : k.sorted { $0.key < $1.key }.map { String(format: "%d: %.2f", $0.key, $0.value) }.joined(separator: ", ") }
                 let byMost = Learning.sharing(for: model, from: whole, unshared: unshared), byStretches = Learning.sharing(for: model, from: stretched, unshared: unshared)
-                let extrapolatedToo = Learning.sharing(for: model, from: anySize, unshared: unshared)
-                print("  S(k) learned from batch 1 (\(stretched.filter { $0.colocated == 1 }.count) attempts alone as references, "
-                      + "\(stretched.filter { $0.calibratedRender != nil }.count) within the calibration's sizes): counted at the most that "
-                      + "shared \(text(byMost)); by stretches \(text(byStretches)); by stretches against the calibration extrapolated too "
-                      + "\(text(extrapolatedToo)); the calibration's \(text(fit.sharing))")
-                for (name, learnedS) in [("counted at the most that shared", byMost), ("by stretches", byStretches),
-                                         ("by stretches, the calibration extrapolated too", extrapolatedToo)] {
+                print("  S(k) learned from batch 1 (\(stretched.filter { $0.colocated == 1 }.count) attempts alone as references): counted at the most that "
+                      + "shared \(text(byMost)); by stretches \(text(byStretches)); the calibration's \(text(fit.sharing))")
+                for (name, learnedS) in [("counted at the most that shared", byMost), ("by stretches", byStretches)] {
                     var p = Predictor(profile: profile.calibrated(by: fit).withSharing(learnedS))
                     for o in obs { p.observe(o, origin: .history) }
                     print(row("calibration + history of batch 1, S(k) learned \(name); held out: batch 2", errors(p, on: b2, serial: false, context: b2), jobs: b2.count))
