@@ -102,6 +102,13 @@ public enum Learning {
         return fitSharing(rows, minimum: minimum)
     }
 
+    /// S(k) from renders whose time alone is known: each with its stretches (seconds rendered beside k rendering,
+    /// itself included, by k), fitted as `sharing(for:from:minimum:unshared:)` does, for each k at which at least
+    /// `minimum` of them spent a quarter of their render. `calibrate` measures S(k) so.
+    public static func sharing(renders: [(alone: Double, stretches: [Int: Double])], minimum: Int) -> [Int: Double] {
+        fitSharing(renders.map { SharingRow(alone: $0.alone, stretches: $0.stretches) }, minimum: minimum)
+    }
+
     /// One attempt that shared its card: its render alone, and its stretches (seconds rendered beside k, by k).
     struct SharingRow {
         var alone: Double

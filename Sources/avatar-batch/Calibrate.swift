@@ -41,7 +41,7 @@ struct Calibrate: AsyncParsableCommand {
     @Flag(help: "Calibrate on a GPU other processes already use (their memory is set aside; their compute still slows the probes).")
     var allowBusy = false
 
-    @Option(help: "Co-locate at most this many jobs for S(k) (default: 2 with --quick, else the profile's max_jobs_per_gpu up to 4).")
+    @Option(help: "Co-locate at most this many jobs for S(k) (default: the profile's max_jobs_per_gpu, up to 4).")
     var maxShared: Int?
 
     @Option(help: ArgumentHelp("The history to store the calibration in (default: $AVATAR_BATCH_HOME/history.sqlite, else $XDG_DATA_HOME/avatar-batch/ or ~/.local/share/avatar-batch/).", valueName: "PATH"))
@@ -93,13 +93,13 @@ struct Calibrate: AsyncParsableCommand {
         if let w = design.warmUp, let first = design.solo.first {
             CalibrationFitter.addFirstRequest(&fit, warmUp: ran[w.id]?.seconds, same: alone[first.id]?.seconds)
         }
-        // Together: k identical probes at once, placed with what the probes alone measured.
+        // Together: k long probes at once (`CalibrationDesign.together`), placed with what the probes alone measured.
         var sharedStores: [Int: String] = [:]
         let measured = Knowledge(profile: profile.calibrated(by: fit))
         for k in design.shared {
-            let one = measured.predictor().estimate(design.sharedSettings).memoryGB
-            guard Double(k) * one <= selected.memoryGB - selected.foreignUsedGB else {
-                fit.notes.append(String(format: "S(%d) not measured: %d probes of %.1f GB do not fit on %.0f GB", k, k, one, selected.memoryGB))
+            let need = design.together(k).map { measured.predictor().estimate($0).memoryGB }.reduce(0, +)
+            guard need <= selected.memoryGB - selected.foreignUsedGB else {
+                fit.notes.append(String(format: "S(%d) not measured: %d probes of %.1f GB in all do not fit on %.0f GB", k, k, need, selected.memoryGB))
                 continue
             }
             let r = try await runBatch(work + "/shared-\(k).yaml", gpu: selected, maxJobs: k, sharing: [k: Double(k)], knowledge: measured, warm: workerProfile,
@@ -109,8 +109,7 @@ struct Calibrate: AsyncParsableCommand {
         }
         // Cold probes start up before they render, and a start-up shares nothing (docs/running.md): S(k) is of the
         // render, so the start-up comes off both sides. A warm worker's requests have none.
-        try CalibrationFitter.addSharing(&fit, stores: sharedStores,
-                                         aloneSeconds: alone.values.first { !$0.oom && $0.settings == design.sharedSettings }?.seconds,
+        try CalibrationFitter.addSharing(&fit, stores: sharedStores, alone: alone,
                                          unsharedSeconds: warm ? 0 : (fit.startupSeconds ?? profile.time.startupSeconds))
         fit.seconds = Date().timeIntervalSince(began)
         guard !fit.memoryPoints.isEmpty || !fit.timePoints.isEmpty else {
@@ -206,6 +205,8 @@ struct CalibrationDesign {
     var warmUp: Probe?
     var shared: [Int] = []
     var sharedSettings: ClipSettings
+    /// The long probes that take turns in the k together (`together`), each also a probe alone.
+    var sharedProbes: [ClipSettings] = []
     let audioSeconds: Double
     /// The probes run on warm workers: each pays no start-up, only a request's own overhead.
     let warm: Bool
@@ -261,12 +262,22 @@ struct CalibrationDesign {
         // Warm: the worker's first request repeats the first probe, ahead of the others (`writeInputs`).
         warmUp = warm ? solo.first.map { Probe(id: "warmup-" + $0.id, settings: $0.settings) } : nil
         sharedSettings = settings(defaultSize, frames, longest, online: false)
-        let limit = min(maxShared ?? (quick ? 2 : min(profile.maxJobsPerGPU, 4)), profile.maxJobsPerGPU)
+        // Probes of two sizes take turns together: two identical probes started at once keep in step, each computing
+        // while the other does and encoding while the other does, and on an H200 read S(2) = 1.18 where renders that
+        // are not in step slow x1.3-1.6 (docs/benchmarks.md). A batch's jobs are not in step.
+        let smallest = chosen.first ?? defaultSize
+        sharedProbes = [sharedSettings] + (smallest == defaultSize ? [] : [settings(smallest, frames, long(smallest, frames), online: false)])
+        let limit = min(maxShared ?? min(profile.maxJobsPerGPU, 4), profile.maxJobsPerGPU)
         // Only the k the profile predicts fit at once (measured figures check again before they run).
-        let one = predictor.estimate(sharedSettings).memoryGB
-        shared = limit >= 2 ? Array(2...limit).filter { Double($0) * one <= gpu.memoryGB - gpu.foreignUsedGB } : []
+        let probesTogether = sharedProbes
+        shared = limit >= 2 ? Array(2...limit).filter { k in
+            (0..<k).map { predictor.estimate(probesTogether[$0 % probesTogether.count]).memoryGB }.reduce(0, +) <= gpu.memoryGB - gpu.foreignUsedGB
+        } : []
         audioSeconds = Double(probes.map(\.totalFrames).max() ?? 48) / profile.fps + 1
     }
+
+    /// The k probes together: the long probes taking turns (the default size's, the smallest size's, ...).
+    func together(_ k: Int) -> [ClipSettings] { (0..<k).map { sharedProbes[$0 % sharedProbes.count] } }
 
     /// The profile's own prediction of the calibration's length (what it says before it starts).
     func predictedSeconds() -> Double {
@@ -278,9 +289,13 @@ struct CalibrationDesign {
         func one(_ s: ClipSettings) -> Double { p.estimate(s).seconds }
         let alone = load + (solo + (warmUp.map { [$0] } ?? [])).map { one($0.settings) }.reduce(0, +)
         let sharing = SharingModel(profile.sharing)
-        let waves = warm ? 2.0 : 1.0
-        let together = shared.map { k in load + waves * one(sharedSettings) * Double(k) / max(sharing.aggregate(k), 1) }.reduce(0, +)
-        return alone + together
+        let first: Double = warmUp.map { one($0.settings) } ?? 0
+        var all = 0.0
+        for k in shared {
+            let longest = together(k).map(one).max() ?? 0
+            all += load + first + longest * Double(k) / max(sharing.aggregate(k), 1)
+        }
+        return alone + all
     }
 
     /// The reference image, the audio and the probe manifests (the same on every resume: ids are settings). Warm, each
@@ -317,8 +332,9 @@ struct CalibrationDesign {
         }
         try manifest("solo", solo.map { ($0.id, $0.settings) }, first: warmUp.map { [($0.id, $0.settings)] } ?? []).write(toFile: dir + "/solo.yaml", atomically: true, encoding: .utf8)
         for k in shared {
-            try manifest("shared-\(k)", (1...k).map { ("together-\(k)-\($0)", sharedSettings) },
-                         first: warm ? (1...k).map { ("warmup-\(k)-\($0)", sharedSettings) } : [])
+            // Warm, each worker first serves the short warm-up: they end about together, so the k start about together.
+            try manifest("shared-\(k)", together(k).enumerated().map { ("together-\(k)-\($0.offset + 1)", $0.element) },
+                         first: warmUp.map { w in (1...k).map { ("warmup-\(k)-\($0)", w.settings) } } ?? [])
                 .write(toFile: dir + "/shared-\(k).yaml", atomically: true, encoding: .utf8)
         }
     }
@@ -332,6 +348,8 @@ enum CalibrationFitter {
         var seconds: Double?
         var oom: Bool
         var oomFloor: Double?
+        /// When the attempt ended (what the probes together are lined up by).
+        var ended: Double?
     }
 
     static func figures(_ storePath: String) throws -> [String: Figure] {
@@ -340,7 +358,7 @@ enum CalibrationFitter {
         var out: [String: Figure] = [:]
         for a in try store.attempts() {
             guard let c = a.classification, let s = a.settings, c == .succeeded || c == .oom else { continue }
-            var f = Figure(settings: s, peak: c == .succeeded ? a.peakGB : nil, seconds: c == .succeeded ? a.seconds : nil, oom: c == .oom)
+            var f = Figure(settings: s, peak: c == .succeeded ? a.peakGB : nil, seconds: c == .succeeded ? a.seconds : nil, oom: c == .oom, ended: a.endedAt)
             if c == .oom { f.oomFloor = OOMReport.parse(a.stderrTail ?? "").lowerBoundGB }
             out[a.jobID] = f
         }
@@ -422,22 +440,39 @@ enum CalibrationFitter {
         return fit
     }
 
-    /// S(k) = k x the shared probe's render time alone / the mean render time of the k probes together, from each k's
-    /// store: each time less `unsharedSeconds` (a cold probe's start-up), or whole when that would leave nothing.
-    static func addSharing(_ fit: inout CalibrationFit, stores: [Int: String], aloneSeconds: Double?, unsharedSeconds: Double = 0) throws {
+    /// S(k) from the probes together (each k's store) against the same probes alone (`alone`, by probe id): each
+    /// probe's render (its time less `unsharedSeconds`, a cold probe's start-up, or whole when that would leave
+    /// nothing) is cut into the stretches in which k of them rendered, and S(k) is fitted to those as a batch's history
+    /// is (`Learning.sharing(renders:minimum:)`), all k at once. Probes of different lengths together are thereby
+    /// measured as they overlapped, not as though they had shared the card throughout.
+    static func addSharing(_ fit: inout CalibrationFit, stores: [Int: String], alone: [String: Figure], unsharedSeconds: Double = 0) throws {
+        var renders: [(alone: Double, stretches: [Int: Double])] = []
+        var measured: [Int] = []
         for (k, path) in stores.sorted(by: { $0.key < $1.key }) {
             let ran = try figures(path)
             fit.probes += ran.count
             // The measured requests only: a warm-up's time holds its worker's one-time costs.
-            let together = ran.filter { $0.key.hasPrefix("together-") }.values.filter { !$0.oom }.compactMap(\.seconds)
+            let together = ran.filter { $0.key.hasPrefix("together-") }.values.filter { !$0.oom && $0.seconds != nil && $0.ended != nil }
             if together.count < k {
                 fit.notes.append("S(\(k)) not measured: \(k - together.count) of the \(k) probes did not succeed together")
                 continue
             }
-            if let t1 = aloneSeconds {
-                fit.sharing[k] = Learning.sharing(k: k, alone: t1, together: together.reduce(0, +) / Double(together.count), unshared: unsharedSeconds)
+            func cut(_ seconds: Double) -> Double { unsharedSeconds > 0 && unsharedSeconds < 0.9 * seconds ? unsharedSeconds : 0 }
+            let windows = together.map { f in (f, f.ended! - f.seconds! + cut(f.seconds!), f.ended!) }
+            for (f, from, to) in windows {
+                guard let a = alone.values.first(where: { !$0.oom && $0.settings == f.settings })?.seconds, to > from else { continue }
+                let cuts = Set([from, to] + windows.flatMap { [$0.1, $0.2] }.filter { $0 > from && $0 < to }).sorted()
+                var stretches: [Int: Double] = [:]
+                for (x0, x1) in zip(cuts, cuts.dropFirst()) where x1 > x0 {
+                    let mid = (x0 + x1) / 2
+                    stretches[windows.filter { $0.1 <= mid && $0.2 > mid }.count, default: 0] += x1 - x0
+                }
+                renders.append((a - cut(a), stretches))
             }
+            measured.append(k)
         }
+        let learned = Learning.sharing(renders: renders, minimum: 1)
+        for k in measured { if let s = learned[k] { fit.sharing[k] = s } else { fit.notes.append("S(\(k)) not measured: the probes together hardly overlapped") } }
     }
 
     /// A fresh worker's first request costs more than its later ones (CUDA kernels loaded on first use, library handles,

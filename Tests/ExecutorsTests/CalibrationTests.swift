@@ -63,7 +63,7 @@ final class CalibrationBench: @unchecked Sendable {
         #expect(before.stdout.contains("predictions: profile defaults"), "\(before.stdout)")
         let r = try b.calibrate()
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stderr.contains("5 probes alone, then 2 at once; about"), "\(r.stderr)")
+        #expect(r.stderr.contains("5 probes alone, then 2, 3 at once; about"), "\(r.stderr)")
         let h = try History(path: b.historyPath, readOnly: true)
         let c = try #require(try h.calibrations().first)
         #expect(c.state == "complete" && c.gpuModel == "virtual 24GB")
@@ -119,7 +119,7 @@ final class CalibrationBench: @unchecked Sendable {
             """)
         let r = try b.calibrate()
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stderr.contains("5 probes alone on one warm worker, then 2 at once, each worker's first request a warm-up"), "\(r.stderr)")
+        #expect(r.stderr.contains("5 probes alone on one warm worker, then 2, 3 at once, each worker's first request a warm-up"), "\(r.stderr)")
         let fit = try #require(try History(path: b.historyPath, readOnly: true).calibrations().first?.fit)
         // One worker served the five probes alone: one load, measured (1.5 s of sleep plus Python's start), not load_s.
         let solo = try Store(path: try #require(FileManager.default.contentsOfDirectory(atPath: b.home + "/calibrations").first
@@ -142,6 +142,14 @@ final class CalibrationBench: @unchecked Sendable {
         // deadline), so S(2) reads 2. Timed on the first requests, as before 2026-12-01, it read about 1.0 (2 x 1.6 / 3.1).
         let s2 = try #require(fit.sharing[2])
         #expect(s2 > 1.8, "\(fit.sharing); \(pair.map { ($0.jobID, $0.seconds ?? -1) })")
+        // The long probes of two sizes take turns together (two identical ones keep in step: on an H200 they read S(2)
+        // 1.18 where renders out of step slow x1.3-1.6), and S(3) is measured too, from how long each rendered beside
+        // how many: the fake's requests do not slow, so it reads about 3 although the probes differ in length.
+        let threes = try Store(path: try #require(FileManager.default.contentsOfDirectory(atPath: b.home + "/calibrations").first
+            .map { b.home + "/calibrations/" + $0 + "/shared-3/.avatar-batch/state.sqlite" }), readOnly: true).attempts().filter { $0.jobID.hasPrefix("together-") }
+        #expect(threes.count == 3 && Set(threes.compactMap { $0.settings.map { "\($0.size)" } }).count == 2, "\(threes.map(\.jobID))")
+        let s3 = try #require(fit.sharing[3], "\(fit.sharing) \(fit.notes)")
+        #expect(s3 > 2.5, "\(fit.sharing)")
         let load = try #require(fit.loadSeconds)
         #expect(load >= 1.5 && load < 5, "\(fit)")
         // The start-up of a cold job is that load plus a request's own fixed time (0.1 s of work and the round trip),
