@@ -193,19 +193,30 @@ public enum Learning {
     }
 
     /// Per bucket and kind (`key`): mean solo-equivalent seconds per frame over every observation (`rate`), the same over
-    /// jobs that ran alone only (`alone`, the reference S(k) is measured against), and the highest peak.
+    /// jobs that rendered alone only (`alone`, the reference S(k) is measured against: `renderedAlone`), and the highest
+    /// peak.
     static func soloFigures(_ entries: [HistoryEntry]) -> [String: (rate: Double?, alone: Double?, peak: Double?)] {
         var sums: [String: (sum: Double, n: Int, aSum: Double, aN: Int, peak: Double?)] = [:]
         for e in entries where !e.observation.oom {
             var v = sums[key(e)] ?? (0, 0, 0, 0, nil)
             if let s = e.observation.seconds, e.observation.frames > 0 {
                 v.sum += s / Double(e.observation.frames); v.n += 1
-                if e.colocated == 1 { v.aSum += s / Double(e.observation.frames); v.aN += 1 }
+                if renderedAlone(e) { v.aSum += s / Double(e.observation.frames); v.aN += 1 }
             }
             if let p = e.observation.peakGB { v.peak = max(v.peak ?? p, p) }
             sums[key(e)] = v
         }
         return sums.mapValues { ($0.n > 0 ? $0.sum / Double($0.n) : nil, $0.aN > 0 ? $0.aSum / Double($0.aN) : nil, $0.peak) }
+    }
+
+    /// Whether an attempt rendered alone: nine tenths of its render at k = 1 by its stretches. One recorded without them
+    /// rendered alone when nothing was counted rendering beside it (`colocated` 1). That count leaves out neighbours
+    /// still in their predicted start-up when it is taken, so on an H200 batch 15 attempts counted alone had rendered
+    /// beside others for most of their render by their stretches: as references they made S(k) read what they were.
+    static func renderedAlone(_ e: HistoryEntry) -> Bool {
+        guard let s = e.stretches else { return e.colocated == 1 }
+        let render = s.values.reduce(0, +)
+        return render > 0 && (s[1] ?? 0) >= 0.9 * render
     }
 
     /// What figures are compared by: the bucket, and whether the time is a warm request's (like with like: a request

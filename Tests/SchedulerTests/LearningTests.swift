@@ -70,6 +70,11 @@ import Testing
             e.stretches = [1: 4, 2: 6.875, 3: 1]
             entries.append(e)
         }
+        // Counted alone when recorded (a neighbour was still in its predicted start-up), but its stretches say it rendered
+        // beside one throughout, and its solo-equivalent time was taken from that: it is no reference for time alone.
+        var counted = entry("H200 140GB", "a", seconds: 7, peak: 20, k: 1, wall: 12.5)
+        counted.stretches = [2: 12.5]
+        entries.append(counted)
         var learned = Learning.sharing(for: "H200 140GB", from: entries)
         #expect(learned.count == 1 && abs(learned[2]! - 1.6) < 0.02, "\(learned)")
         // Three attempts rendered mostly beside two others (2 s at 2, 8 s at 3: 2 x 0.8 + 8 x 0.5 = 5.6 of 10 s, so the
