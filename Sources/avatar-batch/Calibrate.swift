@@ -262,9 +262,8 @@ struct CalibrationDesign {
         // Warm: the worker's first request repeats the first probe, ahead of the others (`writeInputs`).
         warmUp = warm ? solo.first.map { Probe(id: "warmup-" + $0.id, settings: $0.settings) } : nil
         sharedSettings = settings(defaultSize, frames, longest, online: false)
-        // Probes of two sizes take turns together: two identical probes started at once keep in step, each computing
-        // while the other does and encoding while the other does, and on an H200 read S(2) = 1.18 where renders that
-        // are not in step slow x1.3-1.6 (docs/benchmarks.md). A batch's jobs are not in step.
+        // Probes of two sizes take turns together, as a batch mixes sizes; S(k) is fitted to how long each rendered
+        // beside how many (`CalibrationFitter.addSharing`), so their different lengths are measured as they overlapped.
         let smallest = chosen.first ?? defaultSize
         sharedProbes = [sharedSettings] + (smallest == defaultSize ? [] : [settings(smallest, frames, long(smallest, frames), online: false)])
         let limit = min(maxShared ?? min(profile.maxJobsPerGPU, 4), profile.maxJobsPerGPU)

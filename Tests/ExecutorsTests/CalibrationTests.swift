@@ -142,8 +142,7 @@ final class CalibrationBench: @unchecked Sendable {
         // deadline), so S(2) reads 2. Timed on the first requests, as before 2026-12-01, it read about 1.0 (2 x 1.6 / 3.1).
         let s2 = try #require(fit.sharing[2])
         #expect(s2 > 1.8, "\(fit.sharing); \(pair.map { ($0.jobID, $0.seconds ?? -1) })")
-        // The long probes of two sizes take turns together (two identical ones keep in step: on an H200 they read S(2)
-        // 1.18 where renders out of step slow x1.3-1.6), and S(3) is measured too, from how long each rendered beside
+        // The long probes of two sizes take turns together, and S(3) is measured too, from how long each rendered beside
         // how many: the fake's requests do not slow, so it reads about 3 although the probes differ in length.
         let threes = try Store(path: try #require(FileManager.default.contentsOfDirectory(atPath: b.home + "/calibrations").first
             .map { b.home + "/calibrations/" + $0 + "/shared-3/.avatar-batch/state.sqlite" }), readOnly: true).attempts().filter { $0.jobID.hasPrefix("together-") }
