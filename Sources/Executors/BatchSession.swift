@@ -489,7 +489,7 @@ public final class BatchSession: @unchecked Sendable {
             let r = running[id]!
             // How many it would render beside now, whether or not its predicted start-up is over (it may be, whatever the
             // prediction).
-            let ownK = rendering.contains(id) ? max(rendering.count, 1) : rendering.count + 1
+            let ownK = rendering.contains(id) ? rendering.count : rendering.count + 1
             if let last = r.rendering.last, last.k == ownK {
                 running[id]!.rendering[r.rendering.count - 1].until = now
             } else {
@@ -509,8 +509,15 @@ public final class BatchSession: @unchecked Sendable {
     /// Solo-equivalent seconds of an attempt whose renderer reported its render's length: its start-up as it took
     /// (it shares nothing), then its render weighted by the rate it rendered at (S(k)/k of `Running.rendering`).
     func soloSeconds(_ r: Running, renderSeconds: Double) -> Double {
-        BatchSession.soloSeconds(started: r.started, end: r.accountedUntil, rates: r.rendering.map { ($0.until, sharing.perJobRate($0.k)) },
-                                 renderSeconds: renderSeconds)
+        BatchSession.soloSeconds(started: r.started, end: r.accountedUntil, along: r.rendering, renderSeconds: renderSeconds, sharing: sharing)
+    }
+
+    /// `soloSeconds(_:renderSeconds:)` of an attempt that ran from `started` to `end` beside `along` (runs of the same
+    /// k, each up to its `until`): its start-up whole, then each stretch of its render at S(k)/k.
+    package static func soloSeconds(started: Date, end: Date, along: [(until: Date, k: Int)], renderSeconds: Double, sharing: SharingModel) -> Double {
+        let startUp = max(end.timeIntervalSince(started) - max(renderSeconds, 0), 0)
+        return startUp + stretches(started: started, end: end, along: along, renderSeconds: renderSeconds)
+            .reduce(0) { $0 + $1.value * sharing.perJobRate($1.key) }
     }
 
     /// Seconds of the last `renderSeconds` of an attempt that ran from `started` to `end` spent beside k rendering on
@@ -527,22 +534,6 @@ public final class BatchSession: @unchecked Sendable {
         }
         if renderFrom < started { out[along.last?.k ?? 1, default: 0] += started.timeIntervalSince(renderFrom) }
         return out
-    }
-
-    /// `soloSeconds(_:renderSeconds:)` of an attempt that ran from `started` to `end` at `rates` (runs of equal rate,
-    /// each up to its `until`).
-    package static func soloSeconds(started: Date, end: Date, rates: [(until: Date, rate: Double)], renderSeconds: Double) -> Double {
-        let renderFrom = end.addingTimeInterval(-renderSeconds)
-        var solo = max(renderFrom.timeIntervalSince(started), 0)
-        var from = started
-        for run in rates {
-            let overlap = min(run.until, end).timeIntervalSince(max(from, renderFrom))
-            if overlap > 0 { solo += overlap * run.rate }
-            from = run.until
-        }
-        // A render longer than the attempt as we timed it (the renderer's clock against ours) counts at the last rate.
-        if renderFrom < started { solo += started.timeIntervalSince(renderFrom) * (rates.last?.rate ?? 1) }
-        return solo
     }
 
     // MARK: outcomes

@@ -122,7 +122,9 @@ public enum Learning {
     /// stretches. Each attempt's equation is divided by its render, so none weighs more for having run longer. A k too
     /// few attempts spent a quarter of their render at is not solved for: its moments count at the nearest k that is,
     /// as though S stayed flat between them (how `SharingModel` extends a table), so that they neither go unexplained
-    /// nor give it a value of its own from noise.
+    /// nor give it a value of its own from noise. Each S(k) is kept within [1, k]: k jobs together are taken to finish
+    /// no later than one after another (a figure below 1 is noise: one H200 run learned S(2) = 0.87, and its next batch
+    /// then ran one clip at a time, 2.8 times slower).
     static func fitSharing(_ all: [SharingRow], minimum: Int) -> [Int: Double] {
         let rows = all.filter { $0.alone > 0 && $0.render > 0 }
         // Each row as x . r = y with r_k = S(k)/k: T_k (folded onto the solved ks) and alone - T_1, over its render.
@@ -175,21 +177,6 @@ public enum Learning {
             ks.removeLast()
         }
         return [:]
-    }
-
-    /// S(k) from one job's time alone and the mean time of k identical jobs together: k x alone / together, each less
-    /// `unshared` (a cold start-up, which shares nothing, so S(k) is of the render alone); whole times when taking it
-    /// off would leave almost nothing. Within [1, k]: k jobs together are taken to finish no later than one after
-    /// another (a figure below 1 is noise: one H200 run learned S(2) = 0.87, and its next batch then ran one clip at a
-    /// time, 2.8 times slower).
-    public static func sharing(k: Int, alone: Double, together: Double, unshared: Double = 0) -> Double {
-        min(max(Double(k) * renderRatio(alone: alone, together: together, unshared: unshared), 1), Double(k))
-    }
-
-    /// alone / together, each less `unshared` (a cold start-up), or whole when taking it off would leave almost nothing.
-    static func renderRatio(alone: Double, together: Double, unshared: Double) -> Double {
-        let u = unshared > 0 && unshared < 0.9 * min(alone, together) ? unshared : 0
-        return (alone - u) / (together - u)
     }
 
     /// Per bucket and kind (`key`): mean solo-equivalent seconds per frame over every observation (`rate`), the same over

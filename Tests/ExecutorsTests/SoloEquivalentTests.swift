@@ -1,5 +1,6 @@
 import Executors
 import Foundation
+import Scheduler
 import Testing
 
 /// A cold attempt's solo-equivalent time when its renderer reported how long its render took: the start-up as it
@@ -8,15 +9,18 @@ import Testing
     let t0 = Date(timeIntervalSince1970: 1_000_000)
     func at(_ s: Double) -> Date { t0.addingTimeInterval(s) }
 
+    /// S(2) = 1: two rendering each go at half speed.
+    let sharing = SharingModel([2: 1])
+
     @Test func theStartUpCountsWholeAndTheRenderAtItsRates() {
-        // 0-10 s at 0.5 (two rendering at S(2) = 1), 10-20 s at 1 (alone). It reported a 14 s render: it started
-        // rendering at 6 s, so 6 s of start-up, 4 s at half speed and 10 s alone: 6 + 2 + 10.
-        let rates = [(until: at(10), rate: 0.5), (until: at(20), rate: 1.0)]
-        #expect(abs(BatchSession.soloSeconds(started: t0, end: at(20), rates: rates, renderSeconds: 14) - 18) < 1e-9)
+        // 0-10 s two rendering (0.5 each), 10-20 s alone (1). It reported a 14 s render: it started rendering at 6 s,
+        // so 6 s of start-up, 4 s at half speed and 10 s alone: 6 + 2 + 10.
+        let along = [(until: at(10), k: 2), (until: at(20), k: 1)]
+        #expect(abs(BatchSession.soloSeconds(started: t0, end: at(20), along: along, renderSeconds: 14, sharing: sharing) - 18) < 1e-9)
         // A 5 s render fell entirely in the second run: 15 s of start-up and 5 s alone.
-        #expect(abs(BatchSession.soloSeconds(started: t0, end: at(20), rates: rates, renderSeconds: 5) - 20) < 1e-9)
+        #expect(abs(BatchSession.soloSeconds(started: t0, end: at(20), along: along, renderSeconds: 5, sharing: sharing) - 20) < 1e-9)
         // All render: 10 x 0.5 + 10.
-        #expect(abs(BatchSession.soloSeconds(started: t0, end: at(20), rates: rates, renderSeconds: 20) - 15) < 1e-9)
+        #expect(abs(BatchSession.soloSeconds(started: t0, end: at(20), along: along, renderSeconds: 20, sharing: sharing) - 15) < 1e-9)
     }
 
     @Test func theRendersStretchesAreCountedFromItsStart() {
@@ -33,7 +37,7 @@ import Testing
 
     @Test func aRenderLongerThanTheAttemptCountsAtTheLastRate() {
         // The renderer's clock says 21 s of render in a 20 s attempt: the extra second at the last rate, 0.5.
-        let rates = [(until: at(20), rate: 0.5)]
-        #expect(abs(BatchSession.soloSeconds(started: t0, end: at(20), rates: rates, renderSeconds: 21) - 10.5) < 1e-9)
+        let along = [(until: at(20), k: 2)]
+        #expect(abs(BatchSession.soloSeconds(started: t0, end: at(20), along: along, renderSeconds: 21, sharing: sharing) - 10.5) < 1e-9)
     }
 }

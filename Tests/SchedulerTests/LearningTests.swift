@@ -115,8 +115,8 @@ import Testing
 
     @Test func aMeasuredSBelowOneIsTakenAsOne() {
         // Two together took longer than one after the other would have: noise, or nothing to gain; never a loss.
-        #expect(Learning.sharing(k: 2, alone: 10, together: 25) == 1)
-        #expect(Learning.sharing(k: 2, alone: 10, together: 12) == 2 * 10.0 / 12)
+        #expect(Learning.sharing(renders: [(alone: 10, stretches: [2: 25])], minimum: 1) == [2: 1])
+        #expect(abs(Learning.sharing(renders: [(alone: 10, stretches: [2: 12])], minimum: 1)[2]! - 2 * 10.0 / 12) < 1e-6)
     }
 
     @Test func measuredSharingScalesTheProfilesFiguresBeyondIt() {
@@ -174,13 +174,22 @@ import Testing
     }
 
     @Test func sharingIsOfTheRenderWhenAStartUpSharesNothing() {
+        // Attempts recorded without stretches: one alone, three beside one other, each whole time as given.
+        func s2(alone: Double, together: Double, unshared: Double = 0) -> Double? {
+            func entry(k: Int = 1, wall: Double? = nil) -> HistoryEntry {
+                HistoryEntry(gpuModel: "H200 140GB", observation: Observation(bucket: "a", gpuModel: "H200 140GB", peakGB: 20, seconds: alone, frames: 100),
+                             colocated: k, wallSeconds: wall)
+            }
+            let entries = [entry()] + (0..<3).map { _ in entry(k: 2, wall: together) }
+            return Learning.sharing(for: "H200 140GB", from: entries, unshared: unshared)[2]
+        }
         // 4 s of start-up and 6 s of render alone; two together took 13 s each: the renders took 9 s against 6, so
         // S(2) = 2 x 6 / 9 = 1.33, where whole times (2 x 10 / 13 = 1.54) credit the start-ups' overlap to sharing.
-        #expect(abs(Learning.sharing(k: 2, alone: 10, together: 13, unshared: 4) - 2 * 6.0 / 9) < 1e-9)
-        #expect(abs(Learning.sharing(k: 2, alone: 10, together: 13) - 2 * 10.0 / 13) < 1e-9)
+        #expect(abs(s2(alone: 10, together: 13, unshared: 4)! - 2 * 6.0 / 9) < 1e-6)
+        #expect(abs(s2(alone: 10, together: 13)! - 2 * 10.0 / 13) < 1e-6)
         // A start-up as long as the job leaves nothing to compare: whole times.
-        #expect(abs(Learning.sharing(k: 2, alone: 4, together: 5, unshared: 4) - 2 * 4.0 / 5) < 1e-9)
-        // Never above k, never below 0.1.
-        #expect(Learning.sharing(k: 2, alone: 10, together: 4.5, unshared: 4) == 2)
+        #expect(abs(s2(alone: 4, together: 5, unshared: 4)! - 2 * 4.0 / 5) < 1e-6)
+        // Never above k.
+        #expect(s2(alone: 10, together: 4.5, unshared: 4) == 2)
     }
 }
