@@ -29,7 +29,7 @@ public struct CalibrationFit: Sendable, Hashable, Codable {
     /// size: what `perClipOfflineGB` becomes at other sizes. nil in calibrations stored before 2026-12-01.
     public var offlinePerMegapixelFrameGB: Double?
     public var onlineDecodeGB: Double?
-    /// S(k): aggregate throughput of k identical jobs on one GPU against one.
+    /// S(k): aggregate throughput of k jobs rendering on one GPU against one alone.
     public var sharing: [Int: Double]
     /// The GPU's memory in GB; the probes run, those that ran out of memory (upper bounds, kept as notes), and the
     /// calibration's seconds in all.

@@ -10,7 +10,7 @@ struct Calibrate: AsyncParsableCommand {
         abstract: "Measure a renderer on this machine's GPU model; every later batch on that model plans from the figures.",
         discussion: """
             Runs a designed set of probe jobs with the real renderer on one GPU: alone at several sizes, frame and clip \
-            counts, decoded offline and online, then k identical jobs at once for S(k). It fits the profile's memory and \
+            counts, decoded offline and online, then k long probes of two sizes at once for S(k). It fits the profile's memory and \
             time model and sharing table and stores them in the history (docs/calibration.md), keyed by the renderer \
             and the GPU model. It says how long it will take before it starts; Ctrl-C or a kill leaves it resumable: \
             run the same command again (or add --discard to start afresh). A probe that runs out of memory is data: an \
