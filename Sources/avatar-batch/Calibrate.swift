@@ -301,8 +301,7 @@ struct CalibrationDesign {
     /// k together first sends one warm-up request to each of its k new workers (`warmup-K-I`), and S(k) is measured on
     /// the second (`together-K-I`): a fresh worker's first request pays one-time costs (CUDA kernels loaded on first
     /// use, library handles, the encoder's first start), which the probe alone, served by a worker that had already
-    /// rendered, does not. On an H200 the first requests read S(2) 1.06-1.09 where a render beside a neighbour
-    /// slows x1.3-1.6 (docs/benchmarks.md).
+    /// rendered, does not (on an H200 that moved S(2) from 1.06-1.09 to 1.17-1.19: docs/benchmarks.md).
     func writeInputs(to dir: String) throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
