@@ -198,8 +198,9 @@ public enum Learning {
 
     /// Whether an attempt rendered alone: nine tenths of its render at k = 1 by its stretches. One recorded without them
     /// rendered alone when nothing was counted rendering beside it (`colocated` 1). That count leaves out neighbours
-    /// still in their predicted start-up when it is taken, so on an H200 batch 15 attempts counted alone had rendered
-    /// beside others for most of their render by their stretches: as references they made S(k) read what they were.
+    /// still in their predicted start-up when it is taken: on an H200 batch, all 19 attempts counted alone had
+    /// rendered beside others for most of their render by their stretches, and as references they made S(k) read
+    /// what they were.
     static func renderedAlone(_ e: HistoryEntry) -> Bool {
         guard let s = e.stretches else { return e.colocated == 1 }
         let render = s.values.reduce(0, +)
