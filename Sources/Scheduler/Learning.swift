@@ -109,6 +109,19 @@ public enum Learning {
         fitSharing(renders.map { SharingRow(alone: $0.alone, stretches: $0.stretches) }, minimum: minimum)
     }
 
+    /// The stretches of a render from `from` to `to`: seconds it ran beside k rendering on its card, itself included,
+    /// by k, given when each other attempt there rendered (`others`). What a replay or a calibration that knows every
+    /// render's window counts; a batch counts them as it goes (`BatchSession.stretches`).
+    public static func stretches(from: Double, to: Double, others: [(from: Double, to: Double)]) -> [Int: Double] {
+        let cuts = Set([from, to] + others.flatMap { [$0.from, $0.to] }.filter { $0 > from && $0 < to }).sorted()
+        var out: [Int: Double] = [:]
+        for (a, b) in zip(cuts, cuts.dropFirst()) where b > a {
+            let mid = (a + b) / 2
+            out[1 + others.filter { $0.from <= mid && $0.to > mid }.count, default: 0] += b - a
+        }
+        return out
+    }
+
     /// One attempt that shared its card: its render alone, and its stretches (seconds rendered beside k, by k).
     struct SharingRow {
         var alone: Double

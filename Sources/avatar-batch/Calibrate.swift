@@ -456,16 +456,12 @@ enum CalibrationFitter {
                 continue
             }
             func cut(_ seconds: Double) -> Double { unsharedSeconds > 0 && unsharedSeconds < 0.9 * seconds ? unsharedSeconds : 0 }
-            let windows = together.map { f in (f, f.ended! - f.seconds! + cut(f.seconds!), f.ended!) }
-            for (f, from, to) in windows {
+            let windows = together.map { f in (from: f.ended! - f.seconds! + cut(f.seconds!), to: f.ended!) }
+            for (i, f) in together.enumerated() {
+                let (from, to) = windows[i]
                 guard let a = alone.values.first(where: { !$0.oom && $0.settings == f.settings })?.seconds, to > from else { continue }
-                let cuts = Set([from, to] + windows.flatMap { [$0.1, $0.2] }.filter { $0 > from && $0 < to }).sorted()
-                var stretches: [Int: Double] = [:]
-                for (x0, x1) in zip(cuts, cuts.dropFirst()) where x1 > x0 {
-                    let mid = (x0 + x1) / 2
-                    stretches[windows.filter { $0.1 <= mid && $0.2 > mid }.count, default: 0] += x1 - x0
-                }
-                renders.append((a - cut(a), stretches))
+                let others = windows.indices.filter { $0 != i }.map { windows[$0] }
+                renders.append((a - cut(a), Learning.stretches(from: from, to: to, others: others)))
             }
             measured.append(k)
         }

@@ -175,19 +175,12 @@ enum Replay {
     /// a warm request's whole time); nil without a window or a reported render.
     static func stretches(_ j: Job, predictor: Predictor, jobs: [String: Job]) -> [Int: Double]? {
         guard let (_, en) = j.window, let render = j.renderSeconds else { return nil }
-        let others = j.others.map { o -> (Double, Double) in
+        let others = j.others.map { o -> (from: Double, to: Double) in
             if o.warm { return (o.from, o.to) }
             if let other = jobs[o.id], let t = other.seconds, let r = other.renderSeconds { return (o.from + max(t - r, 0), o.to) }
             return (o.from + (jobs[o.id].map { predictor.estimate($0.settings).unsharedSeconds } ?? 0), o.to)
         }
-        let from = en - render
-        let cuts = Set([from, en] + others.flatMap { [$0.0, $0.1] }.filter { $0 > from && $0 < en }).sorted()
-        var out: [Int: Double] = [:]
-        for (a, b) in zip(cuts, cuts.dropFirst()) where b > a {
-            let mid = (a + b) / 2
-            out[1 + others.filter { $0.0 <= mid && $0.1 > mid }.count, default: 0] += b - a
-        }
-        return out
+        return Learning.stretches(from: en - render, to: en, others: others)
     }
 
     static func soloEquivalent(_ j: Job, wall: Double, predictor: Predictor, jobs: [String: Job], startup: Double? = nil) -> Double {
