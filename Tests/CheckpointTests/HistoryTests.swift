@@ -24,6 +24,17 @@ import Testing
         #expect(mode == 0o600)
     }
 
+    /// A history as a version from before `migration` left it: without `column`, one observation of r1 in it
+    /// (`colocated` attempts on its card).
+    func historyBefore(_ migration: String, column: String, at path: String, colocated: Int = 1) throws {
+        try History(path: path).executeRaw("""
+            DELETE FROM grdb_migrations WHERE identifier = '\(migration)';
+            ALTER TABLE observations DROP COLUMN \(column);
+            INSERT INTO observations (renderer_identity, renderer, gpu_model, bucket, peak_gb, seconds, frames, oom, colocated, batch, recorded_at)
+            VALUES ('r1', 'synthetic-dit', 'H200 140GB', 'b', 12, 10, 48, 0, \(colocated), 'old', 1);
+            """)
+    }
+
     @Test func aReportedStartUpIsKeptAndAnOlderHistoryReadsWithoutOne() throws {
         let dir = TempDir("history")
         let h = try History(path: dir.path + "/h.sqlite")
@@ -35,12 +46,7 @@ import Testing
         #expect(back.map(\.startupSeconds) == [3.5, nil])
         // A history from before the column: migrated on open for writing, read as "not reported".
         let old = dir.path + "/old.sqlite"
-        try History(path: old).executeRaw("""
-            DELETE FROM grdb_migrations WHERE identifier = 'history-2026-12-01-startup';
-            ALTER TABLE observations DROP COLUMN startup_s;
-            INSERT INTO observations (renderer_identity, renderer, gpu_model, bucket, peak_gb, seconds, frames, oom, colocated, batch, recorded_at)
-            VALUES ('r1', 'synthetic-dit', 'H200 140GB', 'b', 12, 10, 48, 0, 1, 'old', 1);
-            """)
+        try historyBefore("history-2026-12-01-startup", column: "startup_s", at: old)
         #expect(try History(path: old, readOnly: true).observations(rendererIdentity: "r1").map(\.startupSeconds) == [nil])
         let migrated = try History(path: old)
         try migrated.record(o)
@@ -62,12 +68,7 @@ import Testing
         #expect(History.stretches("2:1.5 2:0.5") == [2: 2])
         // A history from before the column: migrated on open for writing, read as "not recorded".
         let old = dir.path + "/old.sqlite"
-        try History(path: old).executeRaw("""
-            DELETE FROM grdb_migrations WHERE identifier = 'history-2026-12-01-stretches';
-            ALTER TABLE observations DROP COLUMN stretches;
-            INSERT INTO observations (renderer_identity, renderer, gpu_model, bucket, peak_gb, seconds, frames, oom, colocated, batch, recorded_at)
-            VALUES ('r1', 'synthetic-dit', 'H200 140GB', 'b', 12, 10, 48, 0, 2, 'old', 1);
-            """)
+        try historyBefore("history-2026-12-01-stretches", column: "stretches", at: old, colocated: 2)
         #expect(try History(path: old, readOnly: true).observations(rendererIdentity: "r1").map(\.stretches) == [nil])
         let migrated = try History(path: old)
         try migrated.record(o)

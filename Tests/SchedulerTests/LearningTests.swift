@@ -4,9 +4,10 @@ import Scheduler
 import Testing
 
 @Suite struct LearningTests {
-    func entry(_ model: String, _ bucket: String, seconds: Double, peak: Double, k: Int = 1, wall: Double? = nil) -> HistoryEntry {
+    func entry(_ model: String, _ bucket: String, seconds: Double, peak: Double, k: Int = 1, wall: Double? = nil,
+               stretches: [Int: Double]? = nil) -> HistoryEntry {
         HistoryEntry(gpuModel: model, observation: Observation(bucket: bucket, gpuModel: model, peakGB: peak, seconds: seconds, frames: 100), colocated: k,
-                     wallSeconds: wall)
+                     wallSeconds: wall, stretches: stretches)
     }
 
     @Test func theSameModelsFiguresAreUsedAsTheyAre() {
@@ -65,29 +66,17 @@ import Testing
         // = 2.5; by the stretches S(2) is 1.6 and S(3) is not reported (no attempt spent a quarter of its render at 3: its
         // moments count as at 2, so S(2) reads 1.6 within 0.02).
         var entries = [entry("H200 140GB", "a", seconds: 10, peak: 20)]
-        for _ in 0..<4 {
-            var e = entry("H200 140GB", "a", seconds: 10, peak: 20, k: 3, wall: 11.875)
-            e.stretches = [1: 4, 2: 6.875, 3: 1]
-            entries.append(e)
-        }
+            + Array(repeating: entry("H200 140GB", "a", seconds: 10, peak: 20, k: 3, wall: 11.875, stretches: [1: 4, 2: 6.875, 3: 1]), count: 4)
         // Counted alone when recorded (a neighbour was still in its predicted start-up), but its stretches say it rendered
         // beside one throughout, and its solo-equivalent time was taken from that: it is no reference for time alone.
-        var counted = entry("H200 140GB", "a", seconds: 7, peak: 20, k: 1, wall: 12.5)
-        counted.stretches = [2: 12.5]
-        entries.append(counted)
+        entries.append(entry("H200 140GB", "a", seconds: 7, peak: 20, k: 1, wall: 12.5, stretches: [2: 12.5]))
         var learned = Learning.sharing(for: "H200 140GB", from: entries)
         #expect(learned.count == 1 && abs(learned[2]! - 1.6) < 0.02, "\(learned)")
         // Three attempts rendered mostly beside two others (2 s at 2, 8 s at 3: 2 x 0.8 + 8 x 0.5 = 5.6 of 10 s, so the
         // rest, 4.4 s, alone): S(3) = 1.5 is found beside S(2), and one attempt far off (a stall: 25 s beside one) does
         // not move them (least absolute deviations; least squares read S(2) = 1.0 and S(3) = 1.86 with it).
-        for _ in 0..<3 {
-            var e = entry("H200 140GB", "a", seconds: 10, peak: 20, k: 3, wall: 14.4)
-            e.stretches = [1: 4.4, 2: 2, 3: 8]
-            entries.append(e)
-        }
-        var stalled = entry("H200 140GB", "a", seconds: 10, peak: 20, k: 2, wall: 25)
-        stalled.stretches = [2: 25]
-        entries.append(stalled)
+        entries += Array(repeating: entry("H200 140GB", "a", seconds: 10, peak: 20, k: 3, wall: 14.4, stretches: [1: 4.4, 2: 2, 3: 8]), count: 3)
+        entries.append(entry("H200 140GB", "a", seconds: 10, peak: 20, k: 2, wall: 25, stretches: [2: 25]))
         learned = Learning.sharing(for: "H200 140GB", from: entries)
         #expect(abs(learned[2]! - 1.6) < 1e-4 && abs(learned[3]! - 1.5) < 1e-4, "\(learned)")
         // A cold attempt's start-up is what its stretches leave of its wall time: the same attempts with a 3 s start-up
