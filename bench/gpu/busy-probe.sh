@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Who slows whom on a shared GPU (docs/calibration.md, "Busy fractions"), on the GPU host, from the repository root
+# Who slows whom on a shared GPU (docs/benchmarks.md, "Who slows whom"), on the GPU host, from the repository root
 # with .carry/la/ffbin.tar.xz carried. No avatar-batch binary: synthetic-dit is run directly.
 #   bash bench/gpu/busy-probe.sh
 # For each probe job (three sizes, offline and online decode):
@@ -11,12 +11,8 @@
 # (the samples), $OUT/console.txt. bench/gpu/busy-fit.py reads them.
 set -u
 OUT=${OUT:-/tmp/busy-out}; mkdir -p "$OUT"
-repo=$PWD
-mkdir -p /tmp/ffbin && tar -xJf "$repo/.carry/la/ffbin.tar.xz" -C /tmp/ffbin && chmod +x /tmp/ffbin/* || exit 1
-export PATH=/tmp/ffbin:$PATH PYTHONUNBUFFERED=1
-W=/tmp/busyprobe; rm -rf "$W"; mkdir -p "$W"
-ffmpeg -nostdin -loglevel error -y -f lavfi -i "sine=frequency=220:duration=600" -ac 1 -ar 16000 "$W/audio.wav" || exit 1
-dit=$repo/renderers/synthetic-dit/synthetic_dit.py
+W=/tmp/busyprobe
+. bench/gpu/direct.sh
 nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader | tee "$OUT/gpus.csv"
 nvidia-smi --query-gpu=timestamp,utilization.gpu --format=csv,noheader,nounits -lms 50 > "$OUT/util.csv" &
 sampler=$!

@@ -9,12 +9,8 @@
 # Results: $OUT/pairs.jsonl, one line per process with its report (render_seconds: its work once loaded).
 set -u
 OUT=${OUT:-/tmp/pair-out}; mkdir -p "$OUT"
-repo=$PWD
-mkdir -p /tmp/ffbin && tar -xJf "$repo/.carry/la/ffbin.tar.xz" -C /tmp/ffbin && chmod +x /tmp/ffbin/* || exit 1
-export PATH=/tmp/ffbin:$PATH PYTHONUNBUFFERED=1
-W=/tmp/pairstart; rm -rf "$W"; mkdir -p "$W"
-ffmpeg -nostdin -loglevel error -y -f lavfi -i "sine=frequency=220:duration=600" -ac 1 -ar 16000 "$W/audio.wav" || exit 1
-dit=$repo/renderers/synthetic-dit/synthetic_dit.py
+W=/tmp/pairstart
+. bench/gpu/direct.sh
 
 # job NAME CLIPS ONLINE GROUP: one process; its report line goes to pairs.jsonl tagged with GROUP.
 job() {
