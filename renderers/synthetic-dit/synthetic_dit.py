@@ -141,6 +141,8 @@ def render(a):
                 del frames
             else:
                 kept.append(frames)
+        torch.cuda.synchronize()
+        t_denoised = time.time()
         for frames in kept:
             emit(frames)
         torch.cuda.synchronize()
@@ -159,7 +161,7 @@ def render(a):
         raise RuntimeError("synthetic-dit: muxing the audio failed")
     # render_seconds: this clip's own work (a warm request's time); the process's time less it is its start-up.
     own = round(time.time() - t0, 3)
-    return {"peak_memory_gb": round(peak_gb, 3), "render_s": round(t_rendered - t0, 3), "seconds": own, "render_seconds": own,
+    return {"peak_memory_gb": round(peak_gb, 3), "render_s": round(t_rendered - t0, 3), "denoise_s": round(t_denoised - t0, 3), "seconds": own, "render_seconds": own,
             "tokens": tokens, "device_count": torch.cuda.device_count(), "device_uuid": "GPU-" + str(props.uuid),
             "device_name": props.name, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
