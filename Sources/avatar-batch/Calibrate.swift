@@ -77,7 +77,7 @@ struct Calibrate: AsyncParsableCommand {
         let estimate = design.predictedSeconds()
         say("calibrating \(profile.name) on GPU \(selected.index) (\(model)): \(design.solo.count) probes alone\(warm ? " on one warm worker" : "")"
             + (design.shared.isEmpty ? " (no two fit at once)" : ", then \(design.shared.map { "\($0)" }.joined(separator: ", ")) at once")
-            + (warm ? ", each worker's first request a warm-up" : "") + (warm && !design.shared.isEmpty ? ", in step and shifted" : "") + "; "
+            + (warm ? ", each worker's first request a warm-up" : "") + "; "
             + "about \(ProgressReporter.duration(estimate)) by the profile's own predictions" + (resumed ? "; resuming calibration \(record.id)" : ""))
         let began = Date()
 
@@ -93,30 +93,19 @@ struct Calibrate: AsyncParsableCommand {
         if let w = design.warmUp, let first = design.solo.first {
             CalibrationFitter.addFirstRequest(&fit, warmUp: ran[w.id]?.seconds, same: alone[first.id]?.seconds)
         }
-        // Together: k long probes at once (`CalibrationDesign.together`), placed with what the probes alone measured;
-        // warm, in step and then shifted (`CalibrationDesign.rounds`).
-        var sharedStores: [(k: Int, path: String)] = []
+        // Together: k long probes at once (`CalibrationDesign.together`), placed with what the probes alone measured.
+        var sharedStores: [Int: String] = [:]
         let measured = Knowledge(profile: profile.calibrated(by: fit))
-        let free = selected.memoryGB - selected.foreignUsedGB
         for k in design.shared {
-            func gb(_ s: ClipSettings) -> Double { measured.predictor().estimate(s).memoryGB }
-            let need = design.together(k).map(gb).reduce(0, +)
-            guard need <= free else {
+            let need = design.together(k).map { measured.predictor().estimate($0).memoryGB }.reduce(0, +)
+            guard need <= selected.memoryGB - selected.foreignUsedGB else {
                 fit.notes.append(String(format: "S(%d) not measured: %d probes of %.1f GB in all do not fit on %.0f GB", k, k, need, selected.memoryGB))
                 continue
             }
-            for round in design.rounds(k) {
-                // Shifted, a warm-up may render beside the probes: the k largest of them all must fit.
-                let most = (design.together(k) + design.shiftedWarmUps(k)).map(gb).sorted(by: >).prefix(k).reduce(0, +)
-                if round.hasPrefix("shifted-") && most > free {
-                    fit.notes.append(String(format: "S(%d) measured in step only: shifted, %.1f GB could render at once on %.0f GB", k, most, selected.memoryGB))
-                    continue
-                }
-                let r = try await runBatch(work + "/\(round).yaml", gpu: selected, maxJobs: k, sharing: [k: Double(k)], knowledge: measured,
-                                           warm: workerProfile, together: true)
-                if r.interrupted { throw interrupted() }
-                sharedStores.append((k, work + "/\(round)/.avatar-batch/state.sqlite"))
-            }
+            let r = try await runBatch(work + "/shared-\(k).yaml", gpu: selected, maxJobs: k, sharing: [k: Double(k)], knowledge: measured, warm: workerProfile,
+                                       together: true)
+            if r.interrupted { throw interrupted() }
+            sharedStores[k] = work + "/shared-\(k)/.avatar-batch/state.sqlite"
         }
         // Cold probes start up before they render, and a start-up shares nothing (docs/running.md): S(k) is of the
         // render, so the start-up comes off both sides. A warm worker's requests have none.
@@ -289,25 +278,6 @@ struct CalibrationDesign {
     /// The k probes together: the long probes taking turns (the default size's, the smallest size's, ...).
     func together(_ k: Int) -> [ClipSettings] { (0..<k).map { sharedProbes[$0 % sharedProbes.count] } }
 
-    /// Warm: the k together run twice, in step and shifted. In step, each worker's warm-up is the same short request,
-    /// so the k probes start together, as a batch's first wave does. Shifted, the i-th warm-up is the i-th probe with
-    /// i/k of its clips (the first, the usual short warm-up), so the probes start apart, as a batch's later jobs join
-    /// neighbours part way through. The two read very differently: on an H200, two synthetic-dit probes started
-    /// together slowed x1.5-1.65 (S(2) 1.2-1.3), and the same two with one started half way through the other x1.0-1.2
-    /// (S(2) 1.5-2.1): a render's GPU-heavy and CPU-heavy parts overlap the neighbour's, or not (docs/benchmarks.md).
-    /// S(k) is fitted to both (`CalibrationFitter.addSharing`).
-    func shiftedWarmUps(_ k: Int) -> [ClipSettings] {
-        together(k).enumerated().map { i, probe in
-            guard i > 0 else { return warmUp?.settings ?? probe }
-            var s = probe
-            s.numClip = max(1, Int((Double(i) * Double(probe.numClip) / Double(k)).rounded()))
-            return s
-        }
-    }
-
-    /// The rounds of each k together, by manifest name: in step (`shared-K`) and, warm, shifted (`shifted-K`).
-    func rounds(_ k: Int) -> [String] { warm ? ["shared-\(k)", "shifted-\(k)"] : ["shared-\(k)"] }
-
     /// The profile's own prediction of the calibration's length (what it says before it starts).
     func predictedSeconds() -> Double {
         // Warm: one load for the probes alone and one for each k together (its k workers load side by side), and
@@ -323,7 +293,6 @@ struct CalibrationDesign {
         for k in shared {
             let longest = together(k).map(one).max() ?? 0
             all += load + first + longest * Double(k) / max(sharing.aggregate(k), 1)
-            if warm { all += load + (shiftedWarmUps(k).map(one).max() ?? 0) + longest * Double(k) / max(sharing.aggregate(k), 1) }
         }
         return alone + all
     }
@@ -361,14 +330,10 @@ struct CalibrationDesign {
         }
         try manifest("solo", solo.map { ($0.id, $0.settings) }, first: warmUp.map { [($0.id, $0.settings)] } ?? []).write(toFile: dir + "/solo.yaml", atomically: true, encoding: .utf8)
         for k in shared {
-            let probes = together(k).enumerated().map { ("together-\(k)-\($0.offset + 1)", $0.element) }
             // Warm, each worker first serves the short warm-up: they end about together, so the k start about together.
-            try manifest("shared-\(k)", probes, first: warmUp.map { w in (1...k).map { ("warmup-\(k)-\($0)", w.settings) } } ?? [])
+            try manifest("shared-\(k)", together(k).enumerated().map { ("together-\(k)-\($0.offset + 1)", $0.element) },
+                         first: warmUp.map { w in (1...k).map { ("warmup-\(k)-\($0)", w.settings) } } ?? [])
                 .write(toFile: dir + "/shared-\(k).yaml", atomically: true, encoding: .utf8)
-            // Shifted: warm-ups of graded lengths, so the k start apart (`shiftedWarmUps`).
-            guard warm else { continue }
-            try manifest("shifted-\(k)", probes, first: shiftedWarmUps(k).enumerated().map { ("warmup-\(k)-\($0.offset + 1)", $0.element) })
-                .write(toFile: dir + "/shifted-\(k).yaml", atomically: true, encoding: .utf8)
         }
     }
 }
@@ -478,17 +443,16 @@ enum CalibrationFitter {
     /// nothing) is cut into the stretches in which k of them rendered, and S(k) is fitted to those as a batch's history
     /// is (`Learning.sharing(renders:minimum:)`), all k at once. Probes of different lengths together are thereby
     /// measured as they overlapped, not as though they had shared the card throughout.
-    static func addSharing(_ fit: inout CalibrationFit, stores: [(k: Int, path: String)], alone: [String: Figure], unsharedSeconds: Double = 0) throws {
+    static func addSharing(_ fit: inout CalibrationFit, stores: [Int: String], alone: [String: Figure], unsharedSeconds: Double = 0) throws {
         var renders: [(alone: Double, stretches: [Int: Double])] = []
         var measured: [Int] = []
-        for (k, path) in stores.sorted(by: { $0.k < $1.k }) {
+        for (k, path) in stores.sorted(by: { $0.key < $1.key }) {
             let ran = try figures(path)
             fit.probes += ran.count
             // The measured requests only: a warm-up's time holds its worker's one-time costs.
             let together = ran.filter { $0.key.hasPrefix("together-") }.values.filter { !$0.oom && $0.seconds != nil && $0.ended != nil }
             if together.count < k {
-                let round = ((path as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
-                fit.notes.append("\((round as NSString).lastPathComponent): \(k - together.count) of the \(k) probes together did not succeed; left out of S(\(k))")
+                fit.notes.append("S(\(k)) not measured: \(k - together.count) of the \(k) probes did not succeed together")
                 continue
             }
             func cut(_ seconds: Double) -> Double { unsharedSeconds > 0 && unsharedSeconds < 0.9 * seconds ? unsharedSeconds : 0 }
@@ -499,7 +463,7 @@ enum CalibrationFitter {
                 let others = windows.indices.filter { $0 != i }.map { windows[$0] }
                 renders.append((a - cut(a), Learning.stretches(from: from, to: to, others: others)))
             }
-            if !measured.contains(k) { measured.append(k) }
+            measured.append(k)
         }
         let learned = Learning.sharing(renders: renders, minimum: 1)
         for k in measured { if let s = learned[k] { fit.sharing[k] = s } else { fit.notes.append("S(\(k)) not measured: the probes together hardly overlapped") } }
