@@ -36,7 +36,10 @@ public final class Knowledge: @unchecked Sendable {
 
     /// `readOnly` (plan, status): a missing history is no history, and nothing is created or written. `loadSettings`:
     /// the load settings most of the batch's clips need (`commonLoadSettings`), whose loads it expects.
-    public init(profile: RendererProfile, gpus: [GPU], historyPath: String?, batch: String, readOnly: Bool = false, loadSettings: String? = nil) {
+    /// `sharingPriorWeight`: how much the calibration's (else the profile's) S(k) weighs against what the history's
+    /// attempts teach (`Learning.sharingPriorWeight`; the replay benchmark varies it).
+    public init(profile: RendererProfile, gpus: [GPU], historyPath: String?, batch: String, readOnly: Bool = false, loadSettings: String? = nil,
+                sharingPriorWeight: Double = Learning.sharingPriorWeight) {
         var warnings: [String] = []
         var history: History?
         if let path = historyPath, !readOnly || FileManager.default.fileExists(atPath: path) {
@@ -78,7 +81,7 @@ public final class Knowledge: @unchecked Sendable {
                                  colocated: $0.colocated, wallSeconds: $0.wallSeconds, stretches: $0.stretches)
                 }
                 entries = Learning.observations(for: model, from: all)
-                sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds)
+                sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds, prior: SharingModel(p.sharing), priorWeight: sharingPriorWeight)
                 p = p.withSharing(sharing)
             } catch {
                 warnings.append("the history at \(h.path) could not be read (\(error)); predictions start from the profile")

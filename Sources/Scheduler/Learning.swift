@@ -81,7 +81,9 @@ public enum Learning {
     /// a quarter of their render. An attempt recorded without stretches counts all of its render at the most that shared its card: a
     /// render that overlapped a neighbour for a moment then reads as though shared throughout, which is why the
     /// stretches are kept (on three H200 runs that reading put S(3) at 1.9-2.3 where the stretches say 1.5).
-    public static func sharing(for model: String, from entries: [HistoryEntry], minimum: Int = 3, unshared: Double = 0) -> [Int: Double] {
+    /// `prior` (the calibration's S(k), else the profile's) weighs as `priorWeight` attempts at each k (`fitSharing`).
+    public static func sharing(for model: String, from entries: [HistoryEntry], minimum: Int = 3, unshared: Double = 0,
+                               prior: SharingModel? = nil, priorWeight: Double = sharingPriorWeight) -> [Int: Double] {
         let here = entries.filter { $0.gpuModel == model }
         let solo = soloFigures(here)
         var rows: [SharingRow] = []
@@ -99,8 +101,14 @@ public enum Learning {
             guard stretches.contains(where: { $0.key > 1 && $0.value > 0 }) else { continue }
             rows.append(SharingRow(alone: whole - u, stretches: stretches))
         }
-        return fitSharing(rows, minimum: minimum)
+        return fitSharing(rows, minimum: minimum, prior: prior, priorWeight: priorWeight)
     }
+
+    /// How many attempts the prior S(k) weighs as in a batch's fit (`sharing(for:from:minimum:unshared:prior:priorWeight:)`).
+    /// A batch rarely leaves more than a few attempts that rendered alone, and every S(k) it learns is measured against
+    /// those few: one H200 run's three references of one bucket taught S(3) = 3.00 (its clamp, k), and its next batch
+    /// planned 50 s and ran 88 s. Chosen with the replay over the recorded runs (docs/benchmarks.md).
+    public static let sharingPriorWeight = 4.0
 
     /// S(k) from renders whose time alone is known: each with its stretches (seconds rendered beside k rendering,
     /// itself included, by k), fitted as `sharing(for:from:minimum:unshared:)` does, for each k at which at least
@@ -138,7 +146,7 @@ public enum Learning {
     /// nor give it a value of its own from noise. Each S(k) is kept within [1, k]: k jobs together are taken to finish
     /// no later than one after another (a figure below 1 is noise: one H200 run learned S(2) = 0.87, and its next batch
     /// then ran one clip at a time, 2.8 times slower).
-    static func fitSharing(_ all: [SharingRow], minimum: Int) -> [Int: Double] {
+    static func fitSharing(_ all: [SharingRow], minimum: Int, prior: SharingModel? = nil, priorWeight: Double = 0) -> [Int: Double] {
         let rows = all.filter { $0.alone > 0 && $0.render > 0 }
         // Each row as x . r = y with r_k = S(k)/k: T_k (folded onto the solved ks) and alone - T_1, over its render.
         func design(_ row: SharingRow, _ ks: [Int]) -> (x: [Double], y: Double) {
@@ -174,10 +182,15 @@ public enum Learning {
             rows.filter { ($0.stretches[k] ?? 0) >= 0.25 * $0.render }.count >= minimum
         }
         while !ks.isEmpty {
-            let eqs = rows.map { design($0, ks) }
-            if var r = solve(eqs, eqs.map { _ in 1 }) {
+            // The prior, where there is one, as `priorWeight` more equations at each solved k: S(k)/k = its S(k)/k.
+            let pseudo: [(x: [Double], y: Double)] = prior.map { p in
+                ks.indices.map { i in ((0..<ks.count).map { $0 == i ? 1 : 0 }, p.aggregate(ks[i]) / Double(ks[i])) }
+            } ?? []
+            let eqs = rows.map { design($0, ks) } + (priorWeight > 0 ? pseudo : [])
+            let mass = rows.map { _ in 1.0 } + (priorWeight > 0 ? pseudo.map { _ in priorWeight } : [])
+            if var r = solve(eqs, mass) {
                 for _ in 0..<50 {
-                    let w = eqs.map { e in 1 / max(abs(e.y - zip(e.x, r).map { $0 * $1 }.reduce(0, +)), 1e-6) }
+                    let w = zip(eqs, mass).map { e, m in m / max(abs(e.y - zip(e.x, r).map { $0 * $1 }.reduce(0, +)), 1e-6) }
                     guard let next = solve(eqs, w) else { break }
                     let moved = zip(next, r).map { abs($0 - $1) }.max() ?? 0
                     r = next

@@ -91,6 +91,23 @@ import Testing
         #expect(abs(learned[2]! - 1.6) < 1e-4 && abs(learned[3]! - 1.5) < 1e-4, "\(learned)")
     }
 
+    @Test func aFewAttemptsDoNotOverruleTheCalibrationsSharing() {
+        // Bucket "a": 10 s alone. The calibration measured S(2) = 1.2. Two attempts rendered beside one throughout in
+        // 10 s (S(2) = 2.0: a neighbour that hardly used the card, or a reference that ran slow).
+        let prior = SharingModel([2: 1.2, 3: 1.3])
+        let few = [entry("H200 140GB", "a", seconds: 10, peak: 20)]
+            + Array(repeating: entry("H200 140GB", "a", seconds: 10, peak: 20, k: 2, wall: 10, stretches: [2: 10]), count: 2)
+        // Alone, the two teach 2.0; beside the prior, weighing as four attempts, they do not carry it.
+        #expect(Learning.sharing(for: "H200 140GB", from: few, minimum: 2)[2] == 2.0)
+        #expect(Learning.sharing(for: "H200 140GB", from: few, minimum: 2, prior: prior, priorWeight: 0)[2] == 2.0)
+        let held = Learning.sharing(for: "H200 140GB", from: few, minimum: 2, prior: prior)[2]!
+        #expect(abs(held - 1.2) < 0.05, "\(held)")
+        // Twelve attempts that agree on 1.6 (12.5 s each beside one) outweigh it.
+        let many = few + Array(repeating: entry("H200 140GB", "a", seconds: 10, peak: 20, k: 2, wall: 12.5, stretches: [2: 12.5]), count: 12)
+        let moved = Learning.sharing(for: "H200 140GB", from: many, minimum: 2, prior: prior)[2]!
+        #expect(abs(moved - 1.6) < 0.01, "\(moved)")
+    }
+
     @Test func aCalibrationReplacesTheProfilesFigures() {
         let fit = CalibrationFit(memoryPoints: [.init(size: "384*256", inferFrames: 48, value: 7)], timePoints: [.init(size: "384*256", inferFrames: 48, value: 5)],
                                  startupSeconds: 2, perClipOfflineGB: 0.2, onlineDecodeGB: 0.5, sharing: [2: 1.8], gpuMemoryGB: 80, probes: 5, oomProbes: 0, seconds: 60)

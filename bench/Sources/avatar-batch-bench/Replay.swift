@@ -304,7 +304,7 @@ enum Replay {
         // H200 (2026-12-01): the proof manifest as two batches on one host: calibrate --quick, batch 1, then the same
         // clips as batch 2 planned by the product from the calibration and batch 1's history (its history file).
         for dir in ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final",
-                    "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone"] {
+                    "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone", "h200-2026-12-01-shifted"] {
         let second = root + "/bench/results/" + dir
         if let b2 = try? jobs(status: second + "/second-status.json", manifest: nil), !b2.isEmpty {
             let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
@@ -342,7 +342,7 @@ enum Replay {
         // startup_s and load_s is its own work once loaded), against the predicted one, on the runs that kept their logs.
         // Same observations either way; only how each cold time splits into start-up and render differs.
         for dir in ["h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final",
-                    "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone"] {
+                    "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone", "h200-2026-12-01-shifted"] {
             let base = root + "/bench/results/" + dir
             guard let b1 = try? jobs(status: base + "/run-status.json", manifest: nil, logs: base + "/logs.tgz"), !b1.isEmpty,
                   let fit = storedFit(base + "/history.sqlite", profile: profile) else { continue }
@@ -474,6 +474,71 @@ enum Replay {
                              j.seconds ?? 0, laProfile.calibrated(by: fit).workerLoadSeconds))
             }
             loads(root: root, profile: laProfile)
+        }
+        priorWeights(root: root, profile: profile)
+    }
+
+    /// How much the calibration's S(k) should weigh against what a batch's history teaches (`Learning.sharingPriorWeight`):
+    /// each recorded run's batch 2 planned from the history batch 1 left, and its warm batch from the history both cold
+    /// batches left, as the product plans them (its Knowledge over a copy of the history file), at each weight.
+    static func priorWeights(root: String, profile: RendererProfile) {
+        let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
+        let weights: [(String, Double)] = [("0 (none)", 0), ("1", 1), ("2", 2), ("4", 4), ("8", 8), ("16", 16), ("S(k) not learned", 1e9)]
+        print("\nreplay NVIDIA H200: the prior weight of S(k) (Learning.sharingPriorWeight); each later batch as the product plans it")
+        print("| weight | batch 2: co-located p50 / p95 (runs) | batch 2: plan against span, median / worst | warm batch: co-located p50 / p95 | warm batch: plan against span, median / worst |")
+        print("| --- | --- | --- | --- | --- |")
+        let dirs = ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm",
+                    "h200-2026-12-01-reported", "h200-2026-12-01-final", "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone",
+                    "h200-2026-12-01-shifted"]
+        func span(_ jobs: [Job]) -> Double? {
+            let w = jobs.compactMap(\.window)
+            guard let a = w.map(\.from).min(), let b = w.map(\.to).max() else { return nil }
+            return b - a
+        }
+        func pct(_ v: [Double], _ q: Double) -> String {
+            guard !v.isEmpty else { return "–" }
+            let s = v.sorted()
+            return String(format: "%.0f%%", 100 * s[min(Int((q * Double(s.count - 1)).rounded()), s.count - 1)])
+        }
+        for (name, weight) in weights {
+            var errs2: [Double] = [], errsW: [Double] = [], plan2: [Double] = [], planW: [Double] = []
+            var runs2 = 0, runsW = 0
+            for dir in dirs {
+                let base = root + "/bench/results/" + dir
+                for (history, status, warm) in [("history.sqlite", "second-status.json", false), ("history-after-second.sqlite", "warm-status.json", true)] {
+                    guard let held = try? jobs(status: base + "/" + status, manifest: nil), !held.isEmpty,
+                          FileManager.default.fileExists(atPath: base + "/" + history), let observed = span(held) else { continue }
+                    let copy = NSTemporaryDirectory() + "replay-weight-\(UUID().uuidString).sqlite"
+                    defer { try? FileManager.default.removeItem(atPath: copy) }
+                    try? FileManager.default.copyItem(atPath: base + "/" + history, toPath: copy)
+                    if let fit = storedFit(base + "/history.sqlite", profile: profile), let h = try? History(path: copy),
+                       let c = try? h.calibrations().first(where: { $0.state == "complete" }) {
+                        try? h.completeCalibration(c.id, fit: fit, now: c.finishedAt ?? c.startedAt)
+                    }
+                    let knowledge = Knowledge(profile: profile, gpus: h200, historyPath: copy, batch: "replay", readOnly: true, sharingPriorWeight: weight)
+                    var predictor = knowledge.predictor()
+                    predictor.warm = warm
+                    let e = errors(predictor, on: held, serial: false, context: held).colocated
+                    let plan = Planner(predictor: predictor, strategy: Strategy.table["earliest-finish"]!).plan(held.map { PlanJob(id: $0.id, settings: $0.settings) }, gpus: h200)
+                    var makespan = plan.makespanS
+                    if warm {
+                        let settings = Dictionary(held.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
+                        makespan = plan.warmed(loadSeconds: knowledge.profile.workerLoadSeconds, key: { settings[$0].map(profile.workerKey) ?? "" },
+                                               solo: { settings[$0].map { predictor.estimate($0).seconds } ?? 0 }).0.makespanS
+                        errsW += e; planW.append(makespan / observed - 1); runsW += 1
+                        if ProcessInfo.processInfo.environment["REPLAY_DETAIL"] != nil { print(String(format: "    %@ warm %@: plan %.1f s, span %.1f s, learned %@", name, dir, makespan, observed, "\(knowledge.learnedSharing.sorted { $0.key < $1.key })")) }
+                    } else {
+                        errs2 += e; plan2.append(makespan / observed - 1); runs2 += 1
+                        if ProcessInfo.processInfo.environment["REPLAY_DETAIL"] != nil { print(String(format: "    %@ batch2 %@: plan %.1f s, span %.1f s, learned %@", name, dir, makespan, observed, "\(knowledge.learnedSharing.sorted { $0.key < $1.key })")) }
+                    }
+                }
+            }
+            func planText(_ v: [Double]) -> String {
+                guard !v.isEmpty else { return "–" }
+                let worst = v.max { abs($0) < abs($1) }!
+                return String(format: "%+.0f%% / %+.0f%%", 100 * Learning.median(v), 100 * worst)
+            }
+            print("| \(name) | \(pct(errs2, 0.5)) / \(pct(errs2, 0.95)) (\(runs2)) | \(planText(plan2)) | \(pct(errsW, 0.5)) / \(pct(errsW, 0.95)) (\(runsW)) | \(planText(planW)) |")
         }
     }
 
