@@ -84,9 +84,10 @@ def by_largest_k(rows):
     return {k: round(float(np.median(v)), 2) for k, v in sorted(out.items())}
 
 
-print("| run | batch | attempts | S(k) by time profile | S(k) by the largest k seen (median) |")
-print("| --- | --- | --- | --- | --- |")
-for run in ["h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final", "h200-2026-12-01-warmup", "h200-2026-12-01-stretches"]:
-    for batch, prefix in (("1", ""), ("2", "second-")):
-        rows = profiles(f"{R}{run}/{prefix or 'run-'}status.json", f"{R}{run}/{prefix}logs.tgz")
-        print(f"| {run} | {batch} | {len(rows)} | {by_profile(rows)} | {by_largest_k(rows)} |")
+if __name__ == "__main__":
+    print("| run | batch | attempts | S(k) by time profile | S(k) by the largest k seen (median) |")
+    print("| --- | --- | --- | --- | --- |")
+    for run in ["h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final", "h200-2026-12-01-warmup", "h200-2026-12-01-stretches"]:
+        for batch, prefix in (("1", ""), ("2", "second-")):
+            rows = profiles(f"{R}{run}/{prefix or 'run-'}status.json", f"{R}{run}/{prefix}logs.tgz")
+            print(f"| {run} | {batch} | {len(rows)} | {by_profile(rows)} | {by_largest_k(rows)} |")
