@@ -26,6 +26,9 @@ public final class Knowledge: @unchecked Sendable {
     public let learnedLoadSettings: String?
     /// The load settings the batch asked for (`init`'s `loadSettings`).
     let loadSettings: String?
+    /// Each load-settings group's expected load from the history, as `learnedLoad` is the batch's common group's:
+    /// the median of its newest `recentLoads` loads on this GPU model since the calibration.
+    public let loadsBySettings: [String: Double]
     /// How many of the newest loads the expected load is the median of: loads follow the page cache and the disk of
     /// the day, so the last few say more than the window.
     public static let recentLoads = 5
@@ -57,6 +60,7 @@ public final class Knowledge: @unchecked Sendable {
         var sharing: [Int: Double] = [:]
         var load: (seconds: Double, count: Int)?
         var loadOf: String?
+        var byGroup: [String: Double] = [:]
         if let h = history, let model {
             do {
                 calibration = try h.calibration(rendererIdentity: profile.identityDigest, gpuModel: model)
@@ -72,6 +76,9 @@ public final class Knowledge: @unchecked Sendable {
                         let expected = Learning.median(recent)
                         load = (expected, recent.count)
                         p = p.withWorkerLoad(expected)
+                    }
+                    for (group, loads) in Dictionary(grouping: all, by: \.loadSettings) {
+                        byGroup[group] = Learning.median(loads.prefix(Knowledge.recentLoads).map(\.seconds))
                     }
                 }
                 let all = try h.observations(rendererIdentity: profile.identityDigest).map {
@@ -100,6 +107,7 @@ public final class Knowledge: @unchecked Sendable {
         self.learnedLoad = load
         self.learnedLoadSettings = load == nil ? nil : loadOf
         self.loadSettings = loadSettings
+        self.loadsBySettings = byGroup
         self.warnings = warnings
         self.batch = batch
     }
@@ -148,6 +156,12 @@ public final class Knowledge: @unchecked Sendable {
             parts.append("S(k) learned: " + learnedSharing.sorted { $0.key < $1.key }.map { String(format: "%d: %.2f", $0.key, $0.value) }.joined(separator: ", "))
         }
         return parts.joined(separator: "; ")
+    }
+
+    /// What a worker of these load settings (`RendererProfile.workerKey`) is expected to take to load: its group's
+    /// loads in the history, else the profile's (calibrated, and moved to the batch's common group's loads).
+    public func expectedLoad(_ settings: String) -> Double {
+        loadsBySettings[settings] ?? profile.workerLoadSeconds
     }
 
     /// Adds a warm worker's load to the history, as `record` does an attempt's figures.

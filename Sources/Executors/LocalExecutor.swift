@@ -20,6 +20,9 @@ public struct LocalExecutorOptions: Sendable {
     public var sampleInterval: Double = 1
     /// Run this renderer's attempts on warm workers (its profile's `worker:` section); nil: one process per attempt.
     public var warm: RendererProfile?
+    /// Each load-settings group's expected worker load from the history (`Knowledge.loadsBySettings`); a group not
+    /// in it expects `warm`'s `load_s` until this batch measures one.
+    public var workerLoads: [String: Double] = [:]
     /// Seconds between SIGTERM and SIGKILL for workers.
     public var graceSeconds: Double = 10
     /// A worker for every clip started, its request sent once no worker is loading: calibrate's k probes that must
@@ -92,6 +95,7 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         self.events = events
         if let profile = options.warm, let spec = profile.worker {
             pool = try WarmPool(profile: profile, spec: spec, runID: runID, events: events, graceSeconds: options.graceSeconds, ports: ports, groups: groups,
+                                historyLoads: options.workerLoads,
                                 together: options.workersTogether)
         }
         let real = gpus.contains { !$0.uuid.hasPrefix("virtual-") }
@@ -210,7 +214,6 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
     private func worthStarting(_ pool: WarmPool, _ starts: [(String, Int)], matched: [String: String], ends: [String: Double], queue: JobQueue,
                                predictor: Predictor, now: Double) -> [(String, Int)] {
         let coming = pool.coming()
-        let load = pool.expectedLoad()
         var request = predictor
         request.warm = true
         var workers: [String: [(gpu: Int, left: Double)]] = [:]
@@ -240,7 +243,7 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
             var worth = able.isEmpty
             if !worth {
                 // Stop adding once the queued work is past the bar: a long queue costs a few estimates, not all of them.
-                let bar = Double(able.count) * (load + own) - able.reduce(0) { $0 + $1.left }
+                let bar = Double(able.count) * (pool.expectedLoad(key) + own) - able.reduce(0) { $0 + $1.left }
                 var waiting = 0.0
                 for q in queue.requests(predictor) where !started.contains(q.request.jobID) {
                     guard let other = queue.entry(q.request.jobID), pool.key(other.settings) == key else { continue }

@@ -83,8 +83,10 @@ final class WarmPool: @unchecked Sendable {
     private let socketDir: String
     private let lock = NSLock()
     private var workers: [String: Worker] = [:]
-    /// Loads measured in this batch (start to ready), for the next worker's expected load.
-    private var measuredLoads: [Double] = []
+    /// Loads measured in this batch (start to ready), by load-settings key, for the next worker's expected load.
+    private var measuredLoads: [String: [Double]] = [:]
+    /// Each load-settings group's expected load from the history (`LocalExecutorOptions.workerLoads`).
+    let historyLoads: [String: Double]
     private var deaths: [Int: Int] = [:]
     private var cold: Set<Int> = []
     private var count = 0
@@ -94,8 +96,9 @@ final class WarmPool: @unchecked Sendable {
     let together: Bool
 
     init(profile: RendererProfile, spec: WorkerSpec, runID: Int64, events: ExecutorEvents, graceSeconds: Double, ports: PortAllocator,
-         groups: GroupRegistry, together: Bool = false) throws {
+         groups: GroupRegistry, historyLoads: [String: Double] = [:], together: Bool = false) throws {
         self.together = together
+        self.historyLoads = historyLoads
         self.profile = profile
         self.spec = spec
         self.runID = runID
@@ -132,9 +135,9 @@ final class WarmPool: @unchecked Sendable {
         }
     }
 
-    /// What a new worker's load is expected to take: the median of this batch's loads, else the profile's `load_s`.
-    func expectedLoad() -> Double {
-        lock.withLock { measuredLoads.isEmpty ? profile.workerLoadSeconds : Learning.median(measuredLoads) }
+    /// What a new worker of load settings `key` is expected to take to load (`Learning.expectedLoad`).
+    func expectedLoad(_ key: String) -> Double {
+        lock.withLock { Learning.expectedLoad(key, measured: measuredLoads, history: historyLoads, otherwise: profile.workerLoadSeconds) }
     }
 
     /// Workers holding GPU memory beyond their requests' reservations: idle ones (their weights), and ones on their
@@ -317,7 +320,7 @@ final class WarmPool: @unchecked Sendable {
             // must not see a worker that is neither coming nor idle (it would start another for the next clip).
             w.phase = w.request != nil ? .busy : .idle
             let loaded = load ?? Date().timeIntervalSince(w.started)
-            measuredLoads.append(loaded)
+            measuredLoads[w.key, default: []].append(loaded)
             let due = together ? heldUntilAllLoaded() : (w.request != nil ? [w] : [])
             lock.unlock()
             events.record(.ready(id: id, loadSeconds: loaded, residentGB: resident, gpuModel: Learning.modelKey(w.gpu), loadSettings: w.key))

@@ -22,11 +22,15 @@ public struct PlanDocument: Codable, Sendable {
 
     public struct WarmEntry: Codable, Sendable {
         public var workers: Int
+        /// The longest expected load among the plan's load-settings groups.
         public var loadSeconds: Double
-        enum CodingKeys: String, CodingKey { case workers, loadSeconds = "load_seconds" }
-        public init(workers: Int, loadSeconds: Double) {
+        /// Each group's expected load, when the plan's workers are of more than one group (nil otherwise).
+        public var loadSecondsBySettings: [String: Double]?
+        enum CodingKeys: String, CodingKey { case workers, loadSeconds = "load_seconds", loadSecondsBySettings = "load_seconds_by_settings" }
+        public init(workers: Int, loadSeconds: Double, loadSecondsBySettings: [String: Double]? = nil) {
             self.workers = workers
             self.loadSeconds = loadSeconds
+            self.loadSecondsBySettings = loadSecondsBySettings
         }
     }
 

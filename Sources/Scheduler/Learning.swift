@@ -104,6 +104,16 @@ public enum Learning {
         return fitSharing(rows, minimum: minimum, prior: prior, priorWeight: priorWeight)
     }
 
+    /// What a new warm worker of load settings `key` is expected to take to load: the median of this batch's loads of
+    /// that group (`measured`, by key), else the history's for it (`history`), else the median of this batch's loads
+    /// of any group (the same disk and page cache), else `otherwise` (the profile's `load_s`).
+    public static func expectedLoad(_ key: String, measured: [String: [Double]], history: [String: Double], otherwise: Double) -> Double {
+        if let mine = measured[key], !mine.isEmpty { return median(mine) }
+        if let known = history[key] { return known }
+        let any = measured.values.flatMap { $0 }
+        return any.isEmpty ? otherwise : median(any)
+    }
+
     /// How many attempts the prior S(k) weighs as in a batch's fit (`sharing(for:from:minimum:unshared:prior:priorWeight:)`).
     /// A batch rarely leaves more than a few attempts that rendered alone, and every S(k) it learns is measured against
     /// those few: one H200 run's three references of one bucket taught S(3) = 3.00 (its clamp, k), and its next batch

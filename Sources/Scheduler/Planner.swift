@@ -315,8 +315,17 @@ public struct WarmPlan: Sendable, Codable, Hashable {
     /// Workers started, over all GPUs: on each GPU, the first of each load-settings group and those the executor's rule
     /// would start.
     public var workers: Int
-    /// Seconds one worker takes to start and load.
+    /// Seconds one worker takes to start and load (the longest of `loadsBySettings`).
     public var loadSeconds: Double
+    /// Each load-settings group's load, when the plan's workers are of more than one (Live Avatar's fp8 workers
+    /// convert their weights as they load); empty otherwise.
+    public var loadsBySettings: [String: Double] = [:]
+
+    public init(workers: Int, loadSeconds: Double, loadsBySettings: [String: Double] = [:]) {
+        self.workers = workers
+        self.loadSeconds = loadSeconds
+        self.loadsBySettings = loadsBySettings
+    }
 }
 
 extension Plan {
@@ -331,11 +340,20 @@ extension Plan {
     /// jobs planned at the start: their workers load beside the first). A simple model: it does not re-pack jobs
     /// around the loads.
     public func warmed(loadSeconds: Double, key: (String) -> String, solo: (String) -> Double) -> (Plan, WarmPlan) {
+        warmed(load: { _ in loadSeconds }, key: key, solo: solo)
+    }
+
+    /// As `warmed(loadSeconds:key:solo:)`, with each load-settings group's own load (`load`, by key). Times are
+    /// reckoned from the GPU's first worker being ready; a worker of a slower group loading beside it is ready the
+    /// difference later.
+    public func warmed(load: (String) -> Double, key: (String) -> String, solo: (String) -> Double) -> (Plan, WarmPlan) {
         var plan = self
         var workers = 0
+        var used: [String: Double] = [:]
         for g in gpus {
             let idx = plan.runs.indices.filter { plan.runs[$0].gpu == g.index }.sorted { plan.runs[$0].startS < plan.runs[$1].startS }
-            guard !idx.isEmpty else { continue }
+            guard let firstRun = idx.first else { continue }
+            let base = load(key(plan.runs[firstRun].jobID))
             // The most jobs the plan runs here at once: the most workers that fit beside each other.
             let most = idx.map { i in idx.filter { plan.runs[$0].startS <= plan.runs[i].startS && plan.runs[$0].endS > plan.runs[i].startS }.count }.max() ?? 1
             var lanes: [(key: String, freeAt: Double)] = []
@@ -351,12 +369,14 @@ extension Plan {
                 } else {
                     let left = mine.reduce(0) { $0 + max(lanes[$1].freeAt - at, 0) }
                     let queued = idx[n...].filter { key(plan.runs[$0].jobID) == k }.reduce(0) { $0 + solo(plan.runs[$1].jobID) }
+                    let loadSeconds = load(k)
+                    used[k] = loadSeconds
                     let worth = first == nil || (lanes.count < most && Double(mine.count) * (loadSeconds + own) < left + queued)
                     if worth {
                         // The GPU's first worker, and any for a job planned at the start, load with the first.
                         let withTheFirst = lanes.isEmpty || at <= 1e-9
                         lanes.append((k, 0))
-                        (lane, start) = (lanes.count - 1, withTheFirst ? at : at + loadSeconds)
+                        (lane, start) = (lanes.count - 1, withTheFirst ? at + max(loadSeconds - base, 0) : at + loadSeconds)
                     } else {
                         (lane, start) = (first!, lanes[first!].freeAt)
                     }
@@ -365,13 +385,14 @@ extension Plan {
                 let end = start + (alone ? own : planned)
                 lanes[lane].freeAt = end
                 ends.append(end)
-                plan.runs[i].startS = start + loadSeconds
-                plan.runs[i].endS = end + loadSeconds
+                plan.runs[i].startS = start + base
+                plan.runs[i].endS = end + base
             }
             workers += lanes.count
         }
         plan.makespanS = plan.runs.map(\.endS).max() ?? 0
-        plan.lowerBoundS += plan.runs.isEmpty ? 0 : loadSeconds
-        return (plan, WarmPlan(workers: workers, loadSeconds: loadSeconds))
+        plan.lowerBoundS += used.values.min() ?? 0
+        let longest = used.values.max() ?? load("")
+        return (plan, WarmPlan(workers: workers, loadSeconds: longest, loadsBySettings: used.count > 1 ? used : [:]))
     }
 }

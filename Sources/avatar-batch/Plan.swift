@@ -56,14 +56,15 @@ struct Plan: AsyncParsableCommand {
         var warmPlan: WarmPlan?
         let settings = Dictionary(manifest.clips.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
         if warm != nil {
-            let r = plan.warmed(loadSeconds: knowledge.profile.workerLoadSeconds, key: { id in settings[id].map(manifest.renderer.workerKey) ?? "" },
+            let r = plan.warmed(load: knowledge.expectedLoad, key: { id in settings[id].map(manifest.renderer.workerKey) ?? "" },
                                 solo: { id in settings[id].map { predictor.estimate($0).seconds } ?? 0 })
             plan = r.0
             warmPlan = r.1
         }
         if json {
             var doc = PlanDocument(plan)
-            doc.warm = warmPlan.map { PlanDocument.WarmEntry(workers: $0.workers, loadSeconds: $0.loadSeconds) }
+            doc.warm = warmPlan.map { PlanDocument.WarmEntry(workers: $0.workers, loadSeconds: $0.loadSeconds,
+                                                             loadSecondsBySettings: $0.loadsBySettings.isEmpty ? nil : $0.loadsBySettings) }
             doc.predictionBasis = knowledge.basis
             for i in doc.placements.indices { doc.placements[i].predictedFrom = settings[doc.placements[i].job].map { predictor.provenance($0) } }
             try JSONOutput.print(doc)
@@ -103,7 +104,9 @@ enum PlanPrinter {
             }
         }
         if let warm {
-            out.append("warm workers: \(warm.workers) worker(s), each loading once (~\(d(warm.loadSeconds))) before its first clip; "
+            let loads = warm.loadsBySettings.isEmpty ? d(warm.loadSeconds)
+                : warm.loadsBySettings.sorted { $0.key < $1.key }.map { "\(d($0.value)) for \($0.key)" }.joined(separator: ", ")
+            out.append("warm workers: \(warm.workers) worker(s), each loading once (~\(loads)) before its first clip; "
                 + "clips pay no start-up (run --workers off for one process per clip)")
         }
         out.append(String(format: "makespan %@, lower bound %@, ratio %.2f", d(plan.makespanS), d(plan.lowerBoundS), plan.ratio))

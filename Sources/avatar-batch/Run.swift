@@ -91,7 +91,9 @@ struct Run: AsyncParsableCommand {
         o.graceSeconds = grace
         switch workers {
         // The calibrated profile: its worker's load is what this GPU model measured.
-        case "auto": o.warm = manifest.renderer.worker != nil ? knowledge.profile : nil
+        case "auto":
+            o.warm = manifest.renderer.worker != nil ? knowledge.profile : nil
+            o.workerLoads = knowledge.loadsBySettings
         case "off": o.warm = nil
         default: throw fail("--workers must be auto or off, not \(workers)")
         }

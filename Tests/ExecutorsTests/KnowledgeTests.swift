@@ -80,6 +80,12 @@ import Testing
         let other = Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "other", readOnly: true, loadSettings: "fp8=never-seen")
         #expect(other.learnedLoad?.seconds == 82 && other.learnedLoadSettings == nil)
         #expect(other.basis.contains("(none yet of this batch's load settings)"), "\(other.basis)")
+        // A batch that mixes the two expects each group's own load, whichever is the majority (before 2026-12-01 both
+        // expected the majority's: an fp8 worker 80 s in a mostly bf16 batch); a group with no load yet, the profile's.
+        for knowledge in [k, bf16] {
+            #expect(knowledge.expectedLoad(la.workerKey(fp8)) == 128 && knowledge.expectedLoad(la.workerKey(settings)) == 80, "\(knowledge.loadsBySettings)")
+        }
+        #expect(bf16.expectedLoad("fp8=never-seen") == bf16.profile.workerLoadSeconds && bf16.profile.workerLoadSeconds == 80)
         // Without a worker there are no load settings to name.
         var plain = la
         plain.worker = nil

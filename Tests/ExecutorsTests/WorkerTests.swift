@@ -126,6 +126,34 @@ extension Batch {
         #expect(r.stderr.contains("needs its place for other load settings") || b.events("load").count == 2, "\(r.stderr)")
     }
 
+    @Test func aPlanExpectsEachLoadSettingsGroupsOwnLoad() throws {
+        let b = warmBatch([("off-1", "ok"), ("off-2", "ok"), ("on-1", "ok")])
+        try b.editManifest(("{id: on-1,", "{id: on-1, offload_model: true,"))
+        // Earlier batches on this GPU model loaded offloading workers in 9 s and the others in 3 s.
+        let home = b.dir.path + "/home"
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        let profile = try #require(ProfileLoader.load(path: b.dir.path + "/test.yaml").0)
+        let h = try History(path: home + "/history.sqlite")
+        for (group, seconds) in [("offload_model=False", 3.0), ("offload_model=True", 9.0)] {
+            try h.recordLoad(HistoryLoad(rendererIdentity: profile.identityDigest, renderer: profile.name, gpuModel: "virtual 24GB", loadSettings: group,
+                                         seconds: seconds, batch: "earlier"))
+        }
+        let text = try CLI.run(["plan", b.manifest], env: ["AVATAR_BATCH_HOME": home])
+        #expect(text.status == 0 && text.stdout.contains("2 worker(s)"), "\(text.stdout)\(text.stderr)")
+        let line = try #require(text.stdout.split(separator: "\n").first { $0.hasPrefix("warm workers:") })
+        #expect(line.contains("for offload_model=False") && line.contains("for offload_model=True"), "\(line)")
+        let json = try CLI.run(["plan", b.manifest, "--json"], env: ["AVATAR_BATCH_HOME": home])
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let warm = try #require(doc["warm"] as? [String: Any])
+        #expect(warm["load_seconds"] as? Double == 9 && warm["load_seconds_by_settings"] as? [String: Double] == ["offload_model=False": 3, "offload_model=True": 9],
+                "\(warm)")
+        var validator = SchemaValidator(folder: URL(fileURLWithPath: PackagePaths.root + "/docs/schemas"))
+        #expect(try validator.errors(try JSONValue.parse(Data(json.stdout.utf8)), against: "plan.schema.json").isEmpty)
+        // The offloading clip's worker is ready 6 s after the first: the plan's last end is at least its load and clip.
+        let ends = (doc["placements"] as? [[String: Any]] ?? []).compactMap { p -> Double? in p["job"] as? String == "on-1" ? p["end_s"] as? Double : nil }
+        #expect((ends.first ?? 0) >= 9, "\(doc["placements"] ?? "")")
+    }
+
     @Test func aWorkerThatNeverSaysReadyIsKilledAndTheGPUFallsBackToColdProcesses() throws {
         let b = warmBatch([("a", "ok")], fault: "never-ready")
         let r = try b.run()

@@ -91,6 +91,15 @@ import Testing
         #expect(abs(learned[2]! - 1.6) < 1e-4 && abs(learned[3]! - 1.5) < 1e-4, "\(learned)")
     }
 
+    @Test func aWorkersLoadIsExpectedFromItsOwnGroupFirst() {
+        let measured = ["fp8=True": [150.0, 140, 160], "fp8=False": [80.0]]
+        // This batch's loads of the group, then the history's for it, then this batch's of any group, then the profile's.
+        #expect(Learning.expectedLoad("fp8=True", measured: measured, history: ["fp8=True": 130], otherwise: 99) == 150)
+        #expect(Learning.expectedLoad("fp8=True", measured: ["fp8=False": [80]], history: ["fp8=True": 130], otherwise: 99) == 130)
+        #expect(Learning.expectedLoad("offload=True", measured: measured, history: ["fp8=True": 130], otherwise: 99) == 145)
+        #expect(Learning.expectedLoad("fp8=True", measured: [:], history: [:], otherwise: 99) == 99)
+    }
+
     @Test func aFewAttemptsDoNotOverruleTheCalibrationsSharing() {
         // Bucket "a": 10 s alone. The calibration measured S(2) = 1.2. Two attempts rendered beside one throughout in
         // 10 s (S(2) = 2.0: a neighbour that hardly used the card, or a reference that ran slow).

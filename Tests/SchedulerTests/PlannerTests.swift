@@ -238,4 +238,29 @@ import Testing
         let (_, mixed) = plan(solo).warmed(loadSeconds: 99.6, key: { $0 == "wide" ? "fp8" : "bf16" }, solo: { solo[$0]! / 10 })
         #expect(mixed.workers == 2)
     }
+
+    @Test func eachLoadSettingsGroupLoadsForItsOwnTime() {
+        // "wide" needs an fp8 worker, which loads in 150 s (it converts its weights); the others a bf16 one (99.6 s).
+        let solo = ["mid": 54.3, "small-1": 21.8, "wide": 35.3, "small-2": 21.8]
+        let loads = ["bf16": 99.6, "fp8": 150.0]
+        let key = { (id: String) in id == "wide" ? "fp8" : "bf16" }
+        let (p, w) = plan(solo).warmed(load: { loads[$0]! }, key: key, solo: { solo[$0]! })
+        // Times count from the bf16 worker being ready (99.6 s); the fp8 one starts when "wide" was planned (54.3 s
+        // after that) and is ready 150 s later: 54.3 + 150 + 35.3 after the first, where one load for all says 54.3 + 99.6 + 35.3.
+        let wide = p.runs.first { $0.jobID == "wide" }!
+        #expect(abs(wide.endS - (99.6 + 54.3 + 150 + 35.3)) < 1e-6, "\(p.runs)")
+        #expect(abs(p.makespanS - wide.endS) < 1e-6)
+        #expect(w.workers == 2 && w.loadSeconds == 150 && w.loadsBySettings == loads, "\(w)")
+        let (one, _) = plan(solo).warmed(loadSeconds: 99.6, key: key, solo: { solo[$0]! })
+        #expect(abs(one.makespanS - (99.6 + 54.3 + 99.6 + 35.3)) < 1e-6, "\(one.runs)")
+        // Two workers launched together at the start: the slower one's first clip waits for its own load.
+        let both = Plan(gpus: [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140)],
+                        runs: [PlannedRun(jobID: "a", gpu: 0, startS: 0, endS: 15, memoryGB: 40), PlannedRun(jobID: "b", gpu: 0, startS: 0, endS: 15, memoryGB: 40)],
+                        unplaceable: [], makespanS: 15, lowerBoundS: 10, waits: [:], estimates: [:], strategy: "earliest-finish")
+        let (together, tw) = both.warmed(load: { loads[$0]! }, key: { $0 == "b" ? "fp8" : "bf16" }, solo: { _ in 10 })
+        let b = together.runs.first { $0.jobID == "b" }!, a = together.runs.first { $0.jobID == "a" }!
+        #expect(abs(a.startS - 99.6) < 1e-6 && abs(b.startS - 150) < 1e-6 && abs(b.endS - 160) < 1e-6, "\(together.runs)")
+        // The lower bound moves by the quicker load only: no clip can start before a worker is ready.
+        #expect(abs(together.lowerBoundS - (10 + 99.6)) < 1e-6 && tw.workers == 2)
+    }
 }
