@@ -2,7 +2,8 @@
 # Calibration on the GPU host (docs/calibration.md, docs/benchmarks.md), from the repository root with .carry/la
 # carried (the portable binary and a static ffmpeg):
 #   bash bench/gpu/calibration-proof.sh [N]        (CALIBRATE_ONLY=1: steps 1 and 2, and the plan after, without the run;
-#                                                   SECOND=1: step 5 too)
+#                                                   SECOND=1: step 5 too; RUN_ARGS: options for every plan and run,
+#                                                   e.g. "--max-jobs-per-gpu 1" for clips that run alone)
 # 1. plan the N-clip proof manifest (bench/gpu/make-manifest.py) from the profile alone;
 # 2. avatar-batch calibrate synthetic-dit --quick on GPU 0 (a fresh history in $AVATAR_BATCH_HOME);
 # 3. plan it again (from the calibration), then run it (one process per clip, packed);
@@ -21,14 +22,14 @@ AVATAR_BATCH_HOME=/tmp/abhome
 rm -rf "$W" "$AVATAR_BATCH_HOME"
 nvidia-smi --query-gpu=index,name,memory.total,memory.used --format=csv,noheader | tee "$OUT/gpus.csv"
 python3 bench/gpu/make-manifest.py "$W" "$N" > /dev/null && cp "$W/gpu-proof.yaml" "$OUT/"
-avatar-batch plan "$W/gpu-proof.yaml" --workers off > "$OUT/plan-before.txt" 2>&1
+avatar-batch plan "$W/gpu-proof.yaml" --workers off ${RUN_ARGS:-} > "$OUT/plan-before.txt" 2>&1
 stamp "calibrate"
 a=$(date +%s.%N)
 avatar-batch calibrate synthetic-dit --quick --gpu 0 > "$OUT/calibrate.txt" 2> "$OUT/calibrate.log"; rc=$?
 b=$(date +%s.%N)
 python3 -c "print('calibrate: %.1f s wall, exit $rc' % ($b - $a))" | tee "$OUT/summary.txt"
 cat "$OUT/calibrate.txt"
-avatar-batch plan "$W/gpu-proof.yaml" --workers off --explain > "$OUT/plan-after.txt" 2>&1
+avatar-batch plan "$W/gpu-proof.yaml" --workers off --explain ${RUN_ARGS:-} > "$OUT/plan-after.txt" 2>&1
 grep -E "^predictions|^makespan" "$OUT/plan-before.txt" "$OUT/plan-after.txt" | tee -a "$OUT/summary.txt"
 if [ "${CALIBRATE_ONLY:-}" = 1 ]; then keep_history history.sqlite; stamp "done"; exit 0; fi
 run_batch "$W/gpu-proof.yaml" run.log run-status.json ""
@@ -36,7 +37,7 @@ keep_history history.sqlite
 if [ "${SECOND:-}" = 1 ]; then
   W2=/tmp/calproof2; rm -rf "$W2"
   python3 bench/gpu/make-manifest.py "$W2" "$N" > /dev/null
-  avatar-batch plan "$W2/gpu-proof.yaml" --workers off --explain > "$OUT/second-plan.txt" 2>&1
+  avatar-batch plan "$W2/gpu-proof.yaml" --workers off --explain ${RUN_ARGS:-} > "$OUT/second-plan.txt" 2>&1
   grep -E "^predictions|^makespan" "$OUT/second-plan.txt" | sed 's/^/second batch plan: /' | tee -a "$OUT/summary.txt"
   run_batch "$W2/gpu-proof.yaml" second-run.log second-status.json "second "
   keep_history history-after-second.sqlite
@@ -44,7 +45,7 @@ fi
 if [ "${WARM:-}" = 1 ]; then
   W3=/tmp/calproof3; rm -rf "$W3"
   python3 bench/gpu/make-manifest.py "$W3" "$N" > /dev/null
-  avatar-batch plan "$W3/gpu-proof.yaml" --explain > "$OUT/warm-plan.txt" 2>&1
+  avatar-batch plan "$W3/gpu-proof.yaml" --explain ${RUN_ARGS:-} > "$OUT/warm-plan.txt" 2>&1
   grep -E "^predictions|^makespan|^workers" "$OUT/warm-plan.txt" | sed 's/^/warm batch plan: /' | tee -a "$OUT/summary.txt"
   run_batch "$W3/gpu-proof.yaml" warm-run.log warm-status.json "warm " auto
   keep_history history-after-warm.sqlite

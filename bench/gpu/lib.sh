@@ -19,7 +19,8 @@ run_batch() {
   local manifest=$1 log="$OUT/$2" status="$OUT/$3" label=$4 workers=${5:-off} a b rc
   stamp "${label}run"
   a=$(date +%s.%N)
-  avatar-batch run "$manifest" --workers "$workers" 2> "$log"; rc=$?
+  # RUN_ARGS: extra options for every run and plan (e.g. --max-jobs-per-gpu 1: every clip alone), split on spaces.
+  avatar-batch run "$manifest" --workers "$workers" ${RUN_ARGS:-} 2> "$log"; rc=$?
   b=$(date +%s.%N)
   python3 -c "print('${label}run: %.1f s wall, exit $rc' % ($b - $a))" | tee -a "$OUT/summary.txt"
   avatar-batch status "$manifest" --json > "$status"
