@@ -72,7 +72,10 @@ extension RendererProfile {
         if let o = fit.residentOffsetGB, p.memory.isResidentModel { p.memory.perJobGB = max(p.memory.perJobGB + o, 0) }
         if let g = fit.onlineDecodeGB { p.memory.onlineDecodeGB = g }
         let time = fit.timePoints.compactMap { pt in FrameSize(pt.size).map { TimePoint(size: $0, inferFrames: pt.inferFrames, msPerFrame: pt.value) } }
-        if !time.isEmpty { p.time.points = time }
+        if !time.isEmpty {
+            p.time.points = time
+            p.time.measuredHere = true
+        }
         if let s = fit.startupSeconds { p.time.startupSeconds = s }
         if let l = fit.loadSeconds, p.worker != nil { p.worker?.loadSeconds = l }
         return p.withSharing(fit.sharing)

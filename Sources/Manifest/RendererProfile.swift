@@ -114,6 +114,9 @@ public struct TimeModel: Sendable, Hashable, Codable {
     public var offloadFactor: Double
     /// Time scales with sample_steps relative to this count.
     public var referenceSampleSteps: Int
+    /// The points were measured on the GPU model predictions are for (`calibrated(by:)`): a bucket's observed times
+    /// are then weighed against them (`Predictor.calibrationWeight`) instead of replacing them.
+    public var measuredHere = false
 
     public init(points: [TimePoint] = [], startupSeconds: Double = 0, offloadFactor: Double = 1, referenceSampleSteps: Int = 0) {
         self.points = points

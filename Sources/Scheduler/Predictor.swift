@@ -109,6 +109,14 @@ public struct Predictor: Sendable {
     public private(set) var generation = 0
     /// Fraction added to memory predictions.
     public var headroom: Double
+    /// How many observations the prior's render rate counts as beside a bucket's observed times (0: they replace it):
+    /// `calibrationWeight` when the profile's time points were measured on this GPU model (a calibration), else 0
+    /// (figures from another GPU should not hold back what this one measured).
+    public var timePriorWeight: Double
+    /// What a calibration's render rate weighs as, in observations. A bucket's observation is one attempt, and one cold
+    /// attempt of 7-10 s on an H200 took from 21% less to 20% more in the next batch on the same host; the calibration's
+    /// fit averages over its probes. Chosen with the replay over the recorded runs (docs/benchmarks.md).
+    public static let calibrationWeight = 2.0
 
     /// The calibration curves, as (pixels x frames, value) sorted by x with duplicates averaged, built once.
     private let memoryCurve: [(Double, Double)]
@@ -117,6 +125,7 @@ public struct Predictor: Sendable {
     public init(profile: RendererProfile, observations: [Observation] = [], headroom: Double? = nil) {
         self.profile = profile
         self.headroom = headroom ?? profile.memory.headroom
+        timePriorWeight = profile.time.measuredHere ? Predictor.calibrationWeight : 0
         // Calibration points of a fit-area renderer are written at the frame it rendered, so their x needs no fitting.
         memoryCurve = Predictor.curve(profile.memory.points.map { (Double($0.size.pixels * $0.inferFrames), $0.gb) })
         timeCurve = Predictor.curve(profile.time.points.map { (Double($0.size.pixels * $0.inferFrames), $0.msPerFrame) })
@@ -223,7 +232,8 @@ public struct Predictor: Sendable {
             if let peak = obs.peakGB { raw = peak; source = learned }
             // An OOM is a lower bound: never predict less than what already failed.
             if let floor = obs.oomGB, floor > raw { raw = floor; source = "oom" }
-            if let (learnedSeconds, coldUnshared) = Predictor.seconds(obs, fixed: fixed, warm: warm, frames: s.totalFrames) {
+            if let (learnedSeconds, coldUnshared) = Predictor.seconds(obs, fixed: fixed, warm: warm, frames: s.totalFrames,
+                                                                       prior: (perFrame, timePriorWeight)) {
                 seconds = learnedSeconds
                 if !warm { unshared = coldUnshared }
                 if source == prior { source = learned }
@@ -238,13 +248,15 @@ public struct Predictor: Sendable {
                         hostRAMGB: hostRAM, unsharedSeconds: min(max(unshared, 0), max(seconds, 0.001)))
     }
 
-    /// Seconds for `frames` from a bucket's observed times: the mode's fixed part plus the mean render rate, each
+    /// Seconds for `frames` from a bucket's observed times: the mode's fixed part plus the mean render rate (the
+    /// prior's rate, `prior.perFrame`, counted as `prior.weight` more observations), each
     /// observation taken less its own kind's fixed part (a cold attempt whose renderer reported its start-up counts
     /// as the request it holds). A time shorter than its kind's fixed part shows the profile's start-up is too long on
     /// this machine: the fixed parts come down by the difference (the observations then predict themselves, as a plain
     /// mean rate would). A cold attempt's fixed part is the mean reported start-up of the bucket, where there is one,
     /// on top of a request's. Also returns a cold attempt's start-up (what shares nothing). nil without observed times.
-    static func seconds(_ obs: Observed, fixed: (cold: Double, warm: Double), warm: Bool, frames: Int) -> (Double, Double)? {
+    static func seconds(_ obs: Observed, fixed: (cold: Double, warm: Double), warm: Bool, frames: Int,
+                        prior: (perFrame: Double, weight: Double) = (0, 0)) -> (Double, Double)? {
         let n = obs.cold.count + obs.warm.count + obs.reported.count
         guard n > 0 else { return nil }
         var over = 0.0
@@ -256,7 +268,8 @@ public struct Predictor: Sendable {
             + (obs.reported.perFrame - hot * obs.reported.inverse)
         let startup = obs.startups.value ?? cold
         let coldFixed = obs.startups.value.map { $0 + hot } ?? cold
-        return ((warm ? hot : coldFixed) + max(rendered / Double(n), 0) * Double(frames), startup)
+        let rate = (rendered + prior.weight * prior.perFrame) / (Double(n) + prior.weight)
+        return ((warm ? hot : coldFixed) + max(rate, 0) * Double(frames), startup)
     }
 
     /// Where an estimate for these settings comes from, in words: "profile defaults", "calibration (...)", "history:

@@ -125,6 +125,26 @@ import Testing
         return p
     }
 
+    @Test func aCalibrationsRateWeighsAsTwoObservationsAProfilesAsNone() {
+        // The profile: 10 ms a frame at 384*256, measured elsewhere. A batch here saw 0.1 s a frame (48 s for 480 frames).
+        let s = settings("384*256", clips: 10)
+        let observation = { (p: Predictor) in Observation(bucket: p.bucket(s), peakGB: 7.5, seconds: 48, frames: 480) }
+        var profile = Predictor(profile: testProfile())
+        profile.observe(observation(profile))
+        #expect(profile.timePriorWeight == 0 && abs(profile.estimate(s).seconds - 48) < 1e-9)
+        // Calibrated on this GPU model at 10 ms a frame: one observation of 0.1 s a frame moves it a third of the way,
+        // (0.1 + 2 x 0.01) / 3 = 0.04 s a frame; ten observations nearly all the way.
+        let fit = CalibrationFit(memoryPoints: [], timePoints: [.init(size: "384*256", inferFrames: 48, value: 10)], startupSeconds: 0, perClipOfflineGB: nil,
+                                 onlineDecodeGB: nil, sharing: [:], gpuMemoryGB: 80, probes: 4, oomProbes: 0, seconds: 10)
+        var calibrated = Predictor(profile: testProfile().calibrated(by: fit))
+        #expect(calibrated.timePriorWeight == Predictor.calibrationWeight && Predictor.calibrationWeight == 2)
+        #expect(abs(calibrated.estimate(s).seconds - 4.8) < 1e-9)
+        calibrated.observe(observation(calibrated))
+        #expect(abs(calibrated.estimate(s).seconds - 480 * (0.1 + 2 * 0.01) / 3) < 1e-9, "\(calibrated.estimate(s).seconds)")
+        for _ in 0..<9 { calibrated.observe(observation(calibrated)) }
+        #expect(abs(calibrated.estimate(s).seconds - 480 * (10 * 0.1 + 2 * 0.01) / 12) < 1e-9)
+    }
+
     @Test func aWarmRequestsTimeTeachesTheRenderRateForBothKinds() {
         let s = settings(clips: 10)  // 480 frames
         var p = Predictor(profile: profile())

@@ -213,6 +213,9 @@ enum Replay {
     }
 
     static func errors(_ p: Predictor, on jobs: [Job], serial: Bool, context: [Job] = []) -> Errors {
+        var p = p
+        // REPLAY_TIME_PRIOR: what a calibration's render rate weighs as (Predictor.calibrationWeight), for the sweep.
+        if let w = ProcessInfo.processInfo.environment["REPLAY_TIME_PRIOR"].flatMap(Double.init), p.profile.time.measuredHere { p.timePriorWeight = w }
         var e = Errors()
         let byID = Dictionary((jobs + context).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         for j in jobs {
