@@ -36,13 +36,19 @@ public final class Knowledge: @unchecked Sendable {
     public let warnings: [String]
     /// The batch's name in the history.
     let batch: String
+    /// The batch runs on warm workers (`init`'s `warm`).
+    let warm: Bool
 
     /// `readOnly` (plan, status): a missing history is no history, and nothing is created or written. `loadSettings`:
     /// the load settings most of the batch's clips need (`commonLoadSettings`), whose loads it expects.
     /// `sharingPriorWeight`: how much the calibration's (else the profile's) S(k) weighs against what the history's
-    /// attempts teach (`Learning.sharingPriorWeight`; the replay benchmark varies it).
+    /// attempts teach (`Learning.sharingPriorWeight`; the replay benchmark varies it). `warm`: the batch runs on warm
+    /// workers, and learns S(k) from earlier warm requests only; else from attempts started cold only. A cold
+    /// attempt's reference alone rendered while neighbours started up beside it, which a warm batch has none of: on an
+    /// H200, S(2) = 2.00 learned from two cold batches planned their warm batch at 56 s, and it ran 85 s. The
+    /// calibration's S(k) is measured on warm requests.
     public init(profile: RendererProfile, gpus: [GPU], historyPath: String?, batch: String, readOnly: Bool = false, loadSettings: String? = nil,
-                sharingPriorWeight: Double = Learning.sharingPriorWeight) {
+                sharingPriorWeight: Double = Learning.sharingPriorWeight, warm: Bool = false) {
         var warnings: [String] = []
         var history: History?
         if let path = historyPath, !readOnly || FileManager.default.fileExists(atPath: path) {
@@ -88,7 +94,8 @@ public final class Knowledge: @unchecked Sendable {
                                  colocated: $0.colocated, wallSeconds: $0.wallSeconds, stretches: $0.stretches)
                 }
                 entries = Learning.observations(for: model, from: all)
-                sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds, prior: SharingModel(p.sharing), priorWeight: sharingPriorWeight)
+                sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds, prior: SharingModel(p.sharing), priorWeight: sharingPriorWeight,
+                                           warm: warm)
                 p = p.withSharing(sharing)
             } catch {
                 warnings.append("the history at \(h.path) could not be read (\(error)); predictions start from the profile")
@@ -108,6 +115,7 @@ public final class Knowledge: @unchecked Sendable {
         self.learnedLoadSettings = load == nil ? nil : loadOf
         self.loadSettings = loadSettings
         self.loadsBySettings = byGroup
+        self.warm = warm
         self.warnings = warnings
         self.batch = batch
     }
@@ -153,7 +161,7 @@ public final class Knowledge: @unchecked Sendable {
             parts.append(String(format: "worker load %.1f s: the median of the last %d load(s)%@ on %@", l.seconds, l.count, of, gpuModel ?? "this GPU model"))
         }
         if !learnedSharing.isEmpty {
-            parts.append("S(k) learned: " + learnedSharing.sorted { $0.key < $1.key }.map { String(format: "%d: %.2f", $0.key, $0.value) }.joined(separator: ", "))
+            parts.append("S(k) learned\(warm ? " from warm requests" : ""): " + learnedSharing.sorted { $0.key < $1.key }.map { String(format: "%d: %.2f", $0.key, $0.value) }.joined(separator: ", "))
         }
         return parts.joined(separator: "; ")
     }

@@ -82,9 +82,10 @@ public enum Learning {
     /// render that overlapped a neighbour for a moment then reads as though shared throughout, which is why the
     /// stretches are kept (on three H200 runs that reading put S(3) at 1.9-2.3 where the stretches say 1.5).
     /// `prior` (the calibration's S(k), else the profile's) weighs as `priorWeight` attempts at each k (`fitSharing`).
+    /// `warm`: only warm workers' requests (true) or only attempts that started cold (false); nil: both.
     public static func sharing(for model: String, from entries: [HistoryEntry], minimum: Int = 3, unshared: Double = 0,
-                               prior: SharingModel? = nil, priorWeight: Double = sharingPriorWeight) -> [Int: Double] {
-        let here = entries.filter { $0.gpuModel == model }
+                               prior: SharingModel? = nil, priorWeight: Double = sharingPriorWeight, warm: Bool? = nil) -> [Int: Double] {
+        let here = entries.filter { $0.gpuModel == model && (warm == nil || $0.observation.warm == warm) }
         let solo = soloFigures(here)
         var rows: [SharingRow] = []
         for e in here where !e.observation.oom {

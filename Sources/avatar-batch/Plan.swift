@@ -46,7 +46,7 @@ struct Plan: AsyncParsableCommand {
         let warm = workers == "auto" ? manifest.renderer.worker : nil
         let knowledge = Knowledge(profile: manifest.renderer, gpus: gpus, historyPath: noHistory ? nil : (history ?? History.defaultPath()),
                                   batch: manifest.name, readOnly: true,
-                                  loadSettings: Knowledge.commonLoadSettings(manifest.renderer, manifest.clips.map(\.settings)))
+                                  loadSettings: Knowledge.commonLoadSettings(manifest.renderer, manifest.clips.map(\.settings)), warm: warm != nil)
         for w in knowledge.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
         var predictor = knowledge.predictor()
         // Warm requests pay only the part of the start-up that is not the load; the loads are added per worker below.

@@ -84,7 +84,7 @@ struct Run: AsyncParsableCommand {
         do { gpus = try await GPUDiscovery.forBatch(manifest) } catch { throw fail("\(error)") }
         let strat = try strategyOrExit(manifest)
         guard (hostRAM ?? 0) >= 0 else { throw fail("--host-ram must be 0 (no check) or more") }
-        let knowledge = knowledge(manifest, gpus: gpus)
+        let knowledge = knowledge(manifest, gpus: gpus, warm: workers == "auto" && manifest.renderer.worker != nil)
         var o = LocalExecutorOptions(gpus: gpus, strategy: strat, maxJobsPerGPU: maxJobsPerGPU ?? manifest.renderer.maxJobsPerGPU,
                                      sharing: SharingModel(knowledge.profile.sharing))
         o.hostRAMGB = hostRAM
@@ -100,10 +100,12 @@ struct Run: AsyncParsableCommand {
         try await execute(manifest, jobs, executor: LocalExecutor(o), strategy: strat, knowledge: knowledge)
     }
 
-    /// What predictions start from: the history (unless --no-history) and a calibration for these GPUs.
-    func knowledge(_ manifest: Manifest, gpus: [GPU]) -> Knowledge {
+    /// What predictions start from: the history (unless --no-history) and a calibration for these GPUs; `warm`: the
+    /// batch runs on warm workers (S(k) from warm requests).
+    func knowledge(_ manifest: Manifest, gpus: [GPU], warm: Bool = false) -> Knowledge {
         Knowledge(profile: manifest.renderer, gpus: gpus, historyPath: noHistory ? nil : (history ?? History.defaultPath()),
-                  batch: "\(manifest.name) (\(manifest.path))", loadSettings: Knowledge.commonLoadSettings(manifest.renderer, manifest.clips.map(\.settings)))
+                  batch: "\(manifest.name) (\(manifest.path))", loadSettings: Knowledge.commonLoadSettings(manifest.renderer, manifest.clips.map(\.settings)),
+                  warm: warm)
     }
 
     func strategyOrExit(_ manifest: Manifest) throws -> Scheduler.Strategy {

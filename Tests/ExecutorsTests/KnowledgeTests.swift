@@ -92,6 +92,30 @@ import Testing
         #expect(Knowledge.commonLoadSettings(plain, [settings]) == nil)
     }
 
+    @Test func aWarmBatchLearnsSharingFromWarmRequestsAndAColdOneFromColdAttempts() throws {
+        let dir = TempDir("knowledge")
+        let path = dir.path + "/history.sqlite"
+        let la = try liveAvatar()
+        let h = try History(path: path)
+        let model = "NVIDIA H200 140GB"
+        // One bucket, 10 s a render alone either way. Cold attempts beside one neighbour took 10 s (S(2) = 2.0: their
+        // references ran beside neighbours starting up); warm requests beside one took 16 s (S(2) = 1.25).
+        func row(warm: Bool, render: Double, stretches: [Int: Double]) -> HistoryObservation {
+            HistoryObservation(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: model, bucket: "b", peakGB: 60,
+                               seconds: warm ? render : render + 5, wallSeconds: warm ? render : render + 5, frames: 96, oom: false, warm: warm,
+                               startupSeconds: warm ? nil : 5, stretches: stretches, batch: warm ? "warm" : "cold")
+        }
+        for warm in [false, true] {
+            _ = try h.record(row(warm: warm, render: 10, stretches: [1: 10]))
+            for _ in 0..<6 { _ = try h.record(row(warm: warm, render: warm ? 16 : 10, stretches: [2: warm ? 16 : 10])) }
+        }
+        let cold = Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true)
+        let warm = Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true, warm: true)
+        #expect(abs((cold.learnedSharing[2] ?? 0) - 2.0) < 0.01, "\(cold.learnedSharing)")
+        #expect(abs((warm.learnedSharing[2] ?? 0) - 1.25) < 0.01, "\(warm.learnedSharing)")
+        #expect(warm.basis.contains("S(k) learned from warm requests: 2: 1.25"), "\(warm.basis)")
+    }
+
     @Test func withoutAWorkerOrALoadTheProfileStandsAsItIs() throws {
         let dir = TempDir("knowledge")
         let path = dir.path + "/history.sqlite"
