@@ -45,7 +45,8 @@ def fit(eqs):
 
 
 def table(keep, r, names):
-    return ", ".join(f"{names[i]} {names[i][-1] and float(r[n]) * int(names[i][-1]):.2f}" for n, i in enumerate(keep))
+    # The fit is of S(k)/k; the name ends in k.
+    return ", ".join(f"{names[i]} {float(r[n]) * int(names[i][-1]):.2f}" for n, i in enumerate(keep))
 
 
 print("| run | batch | attempts | in step, share of shared render | one S(k): S(k) / error p50, p95 | in step and apart: S(k) / error p50, p95 |")

@@ -484,6 +484,7 @@ enum Replay {
     /// How much the calibration's S(k) should weigh against what a batch's history teaches (`Learning.sharingPriorWeight`):
     /// each recorded run's batch 2 planned from the history batch 1 left, and its warm batch from the history both cold
     /// batches left, as the product plans them (its Knowledge over a copy of the history file), at each weight.
+    /// REPLAY_DETAIL=1 prints each run's plan, span and learned S(k).
     static func priorWeights(root: String, profile: RendererProfile) {
         let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
         let weights: [(String, Double)] = [("0 (none)", 0), ("1", 1), ("2", 2), ("4", 4), ("8", 8), ("16", 16), ("S(k) not learned", 1e9)]
