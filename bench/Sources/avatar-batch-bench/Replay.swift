@@ -318,15 +318,8 @@ enum Replay {
             if let fit {
                 print(row("calibration (calibrate --quick)", errors(Predictor(profile: profile.calibrated(by: fit)), on: b2, serial: false, context: b2), jobs: b2.count))
             }
-            // What the product planned batch 2 from: its Knowledge over the history file as batch 1 left it (a copy, its
-            // calibration with the figure calibrate fits now).
-            let copy = NSTemporaryDirectory() + "replay-second-\(UUID().uuidString).sqlite"
-            defer { try? FileManager.default.removeItem(atPath: copy) }
-            try? FileManager.default.copyItem(atPath: second + "/history.sqlite", toPath: copy)
-            if let fit, let h = try? History(path: copy), let c = try? h.calibrations().first(where: { $0.state == "complete" }) {
-                try? h.completeCalibration(c.id, fit: fit, now: c.finishedAt ?? c.startedAt)
-            }
-            let knowledge = Knowledge(profile: profile, gpus: h200, historyPath: copy, batch: "replay", readOnly: true)
+            // What the product planned batch 2 from: its Knowledge over the history file as batch 1 left it.
+            let knowledge = productKnowledge(second + "/history.sqlite", fit: fit, profile: profile, gpus: h200)
             print(row("calibration + history of batch 1, S(k) learned (as the product planned batch 2)", errors(knowledge.predictor(), on: b2, serial: false, context: b2),
                       jobs: b2.count))
             print("  S(k) learned: \(knowledge.learnedSharing.sorted { $0.key < $1.key }.map { "\($0.key): \(String(format: "%.2f", $0.value))" }.joined(separator: ", ")); the profile as planned: \(knowledge.profile.sharing.sorted { $0.key < $1.key }.map { "\($0.key): \(String(format: "%.2f", $0.value))" }.joined(separator: ", "))")
@@ -512,15 +505,8 @@ enum Replay {
                 for (history, status, warm) in [("history.sqlite", "second-status.json", false), ("history-after-second.sqlite", "warm-status.json", true)] {
                     guard let held = try? jobs(status: base + "/" + status, manifest: nil), !held.isEmpty,
                           FileManager.default.fileExists(atPath: base + "/" + history), let observed = span(held) else { continue }
-                    let copy = NSTemporaryDirectory() + "replay-weight-\(UUID().uuidString).sqlite"
-                    defer { try? FileManager.default.removeItem(atPath: copy) }
-                    try? FileManager.default.copyItem(atPath: base + "/" + history, toPath: copy)
-                    if let fit = storedFit(base + "/history.sqlite", profile: profile), let h = try? History(path: copy),
-                       let c = try? h.calibrations().first(where: { $0.state == "complete" }) {
-                        try? h.completeCalibration(c.id, fit: fit, now: c.finishedAt ?? c.startedAt)
-                    }
-                    let knowledge = Knowledge(profile: profile, gpus: h200, historyPath: copy, batch: "replay", readOnly: true, sharingPriorWeight: weight,
-                                              warm: warm)
+                    let knowledge = productKnowledge(base + "/" + history, fit: storedFit(base + "/history.sqlite", profile: profile), profile: profile,
+                                                     gpus: h200, sharingPriorWeight: weight, warm: warm)
                     var predictor = knowledge.predictor()
                     predictor.warm = warm
                     let e = errors(predictor, on: held, serial: false, context: held).colocated
@@ -545,6 +531,19 @@ enum Replay {
             }
             print("| \(name) | \(pct(errs2, 0.5)) / \(pct(errs2, 0.95)) (\(runs2)) | \(planText(plan2)) | \(pct(errsW, 0.5)) / \(pct(errsW, 0.95)) (\(runsW)) | \(planText(planW)) |")
         }
+    }
+
+    /// The product's Knowledge over a recorded history file, read from a copy whose complete calibration is given `fit`
+    /// (the figure calibrate fits now: `storedFit`), so the replay plans as the product does today.
+    static func productKnowledge(_ historyFile: String, fit: CalibrationFit?, profile: RendererProfile, gpus: [GPU],
+                                 sharingPriorWeight: Double = Learning.sharingPriorWeight, warm: Bool = false) -> Knowledge {
+        let copy = NSTemporaryDirectory() + "replay-knowledge-\(UUID().uuidString).sqlite"
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: copy + suffix) } }
+        try? FileManager.default.copyItem(atPath: historyFile, toPath: copy)
+        if let fit, let h = try? History(path: copy), let c = try? h.calibrations().first(where: { $0.state == "complete" }) {
+            try? h.completeCalibration(c.id, fit: fit, now: c.finishedAt ?? c.startedAt)
+        }
+        return Knowledge(profile: profile, gpus: gpus, historyPath: copy, batch: "replay", readOnly: true, sharingPriorWeight: sharingPriorWeight, warm: warm)
     }
 
     /// The complete calibration stored in a recorded history. Those recorded before 2026-12-01 have the per-clip offline
