@@ -75,7 +75,9 @@ public final class Knowledge: @unchecked Sendable {
                     // Only loads since the calibration: a new calibration (a new driver, a new disk) starts the count again.
                     let since = calibration.map { $0.finishedAt ?? $0.startedAt } ?? 0
                     let all = try h.loads(rendererIdentity: profile.identityDigest, gpuModel: model, since: since)
-                    let mine = loadSettings.map { key in all.filter { $0.loadSettings == key } } ?? []
+                    // Newest first, in each group as in all.
+                    let groups = Dictionary(grouping: all, by: \.loadSettings)
+                    let mine = loadSettings.flatMap { groups[$0] } ?? []
                     loadOf = mine.isEmpty ? nil : loadSettings
                     let recent = (mine.isEmpty ? all : mine).prefix(Knowledge.recentLoads).map(\.seconds)
                     if !recent.isEmpty {
@@ -83,9 +85,7 @@ public final class Knowledge: @unchecked Sendable {
                         load = (expected, recent.count)
                         p = p.withWorkerLoad(expected)
                     }
-                    for (group, loads) in Dictionary(grouping: all, by: \.loadSettings) {
-                        byGroup[group] = Learning.median(loads.prefix(Knowledge.recentLoads).map(\.seconds))
-                    }
+                    byGroup = groups.mapValues { Learning.median($0.prefix(Knowledge.recentLoads).map(\.seconds)) }
                 }
                 let all = try h.observations(rendererIdentity: profile.identityDigest).map {
                     HistoryEntry(gpuModel: $0.gpuModel, observation: Observation(bucket: $0.bucket, gpuModel: $0.gpuModel, peakGB: $0.peakGB,

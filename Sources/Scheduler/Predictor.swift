@@ -256,7 +256,7 @@ public struct Predictor: Sendable {
     /// mean rate would). A cold attempt's fixed part is the mean reported start-up of the bucket, where there is one,
     /// on top of a request's. Also returns a cold attempt's start-up (what shares nothing). nil without observed times.
     static func seconds(_ obs: Observed, fixed: (cold: Double, warm: Double), warm: Bool, frames: Int,
-                        prior: (perFrame: Double, weight: Double) = (0, 0)) -> (Double, Double)? {
+                        prior: (perFrame: Double, weight: Double)) -> (Double, Double)? {
         let n = obs.cold.count + obs.warm.count + obs.reported.count
         guard n > 0 else { return nil }
         var over = 0.0
