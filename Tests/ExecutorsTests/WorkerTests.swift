@@ -147,7 +147,7 @@ extension Batch {
         let warm = try #require(doc["warm"] as? [String: Any])
         #expect(warm["load_seconds"] as? Double == 9 && warm["load_seconds_by_settings"] as? [String: Double] == ["offload_model=False": 3, "offload_model=True": 9],
                 "\(warm)")
-        var validator = SchemaValidator(folder: URL(fileURLWithPath: PackagePaths.root + "/docs/schemas"))
+        var validator = SchemaValidator(folder: SchemaTests.folder)
         #expect(try validator.errors(try JSONValue.parse(Data(json.stdout.utf8)), against: "plan.schema.json").isEmpty)
         // The offloading clip's worker is ready 6 s after the first: the plan's last end is at least its load and clip.
         let ends = (doc["placements"] as? [[String: Any]] ?? []).compactMap { p -> Double? in p["job"] as? String == "on-1" ? p["end_s"] as? Double : nil }
