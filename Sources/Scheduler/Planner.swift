@@ -330,23 +330,24 @@ public struct WarmPlan: Sendable, Codable, Hashable {
 
 extension Plan {
     /// This plan as warm workers run it. `self` must be planned with requests (a time's fixed part without the load);
-    /// `solo` is a job's request time alone. Per GPU, in the plan's order, each job goes to a worker of its
-    /// load-settings group: one free by the job's planned start, else a new one only when the executor's rule
-    /// (docs/workers.md) finds it worth its load (n x (load + the job) < what the group's n workers have left to render
-    /// + the group's jobs still to come on this GPU, the job included), never more at once than the plan runs there;
-    /// else the job waits for the first of them to free. A job alone on its GPU then takes its solo time, one beside
-    /// others its planned (shared) time. Times are reckoned from the GPU's first worker being ready: every run moves
-    /// out by one load, and a worker started later is ready a load after its first job's planned start (at once for
-    /// jobs planned at the start: their workers load beside the first). A simple model: it does not re-pack jobs
-    /// around the loads.
-    public func warmed(loadSeconds: Double, key: (String) -> String, solo: (String) -> Double) -> (Plan, WarmPlan) {
-        warmed(load: { _ in loadSeconds }, key: key, solo: solo)
+    /// `solo` is a job's request time alone; `sharing` the S(k) the plan was made with. Per GPU, in the plan's order,
+    /// each job goes to a worker of its load-settings group: one free by the job's planned start, else a new one only
+    /// when the executor's rule (docs/workers.md) finds it worth its load (n x (load + the job) < what the group's n
+    /// workers have left to render + the group's jobs still to come on this GPU, the job included), never more at once
+    /// than the plan runs there; else the job waits for the first of them to free. Those choices made, each worker
+    /// renders its jobs one after another, none before its planned start, and the GPU's jobs are timed by stretches:
+    /// while k render at once each progresses at S(k)/k of its solo speed (`Plan.shared`), as the planner times them.
+    /// Times are reckoned from the GPU's first worker being ready: every run moves out by one load, and a worker
+    /// started later is ready a load after its first job's planned start (at once for jobs planned at the start: their
+    /// workers load beside the first). A simple model: it does not re-pack jobs around the loads.
+    public func warmed(loadSeconds: Double, key: (String) -> String, solo: (String) -> Double, sharing: SharingModel) -> (Plan, WarmPlan) {
+        warmed(load: { _ in loadSeconds }, key: key, solo: solo, sharing: sharing)
     }
 
-    /// As `warmed(loadSeconds:key:solo:)`, with each load-settings group's own load (`load`, by key). Times are
-    /// reckoned from the GPU's first worker being ready; a worker of a slower group loading beside it is ready the
+    /// As `warmed(loadSeconds:key:solo:sharing:)`, with each load-settings group's own load (`load`, by key). Times
+    /// are reckoned from the GPU's first worker being ready; a worker of a slower group loading beside it is ready the
     /// difference later.
-    public func warmed(load: (String) -> Double, key: (String) -> String, solo: (String) -> Double) -> (Plan, WarmPlan) {
+    public func warmed(load: (String) -> Double, key: (String) -> String, solo: (String) -> Double, sharing: SharingModel) -> (Plan, WarmPlan) {
         var plan = self
         var workers = 0
         var used: [String: Double] = [:]
@@ -356,8 +357,11 @@ extension Plan {
             let base = load(key(plan.runs[firstRun].jobID))
             // The most jobs the plan runs here at once: the most workers that fit beside each other.
             let most = idx.map { i in idx.filter { plan.runs[$0].startS <= plan.runs[i].startS && plan.runs[$0].endS > plan.runs[i].startS }.count }.max() ?? 1
-            var lanes: [(key: String, freeAt: Double)] = []
+            // The worker rule's choices, made on rough times (a job alone takes its solo time, one beside others its
+            // planned time), as the executor makes them on what it knows when a job comes up.
+            var lanes: [(key: String, freeAt: Double, readyAt: Double, jobs: [SharedRequest])] = []
             var ends: [Double] = []
+            var slotOf: [Int: (lane: Int, position: Int)] = [:]
             for (n, i) in idx.enumerated() {
                 let id = plan.runs[i].jobID, k = key(id), at = plan.runs[i].startS
                 let own = solo(id), planned = plan.runs[i].endS - plan.runs[i].startS
@@ -375,8 +379,9 @@ extension Plan {
                     if worth {
                         // The GPU's first worker, and any for a job planned at the start, load with the first.
                         let withTheFirst = lanes.isEmpty || at <= 1e-9
-                        lanes.append((k, 0))
-                        (lane, start) = (lanes.count - 1, withTheFirst ? at + max(loadSeconds - base, 0) : at + loadSeconds)
+                        let ready = withTheFirst ? at + max(loadSeconds - base, 0) : at + loadSeconds
+                        lanes.append((k, 0, ready, []))
+                        (lane, start) = (lanes.count - 1, ready)
                     } else {
                         (lane, start) = (first!, lanes[first!].freeAt)
                     }
@@ -384,9 +389,15 @@ extension Plan {
                 let alone = !ends.contains { $0 > start + 1e-9 }
                 let end = start + (alone ? own : planned)
                 lanes[lane].freeAt = end
+                slotOf[i] = (lane, lanes[lane].jobs.count)
+                lanes[lane].jobs.append(SharedRequest(release: at, work: own))
                 ends.append(end)
-                plan.runs[i].startS = start + base
-                plan.runs[i].endS = end + base
+            }
+            let timed = Plan.shared(lanes.map { (readyAt: $0.readyAt, jobs: $0.jobs) }, sharing: sharing)
+            for i in idx {
+                let (lane, position) = slotOf[i]!
+                plan.runs[i].startS = timed[lane][position].start + base
+                plan.runs[i].endS = timed[lane][position].end + base
             }
             workers += lanes.count
         }
@@ -394,5 +405,58 @@ extension Plan {
         plan.lowerBoundS += used.values.min() ?? 0
         let longest = used.values.max() ?? load("")
         return (plan, WarmPlan(workers: workers, loadSeconds: longest, loadsBySettings: used.count > 1 ? used : [:]))
+    }
+
+    /// One request on a worker: not before `release`, `work` solo seconds.
+    public struct SharedRequest: Sendable, Hashable {
+        public var release: Double
+        public var work: Double
+
+        public init(release: Double, work: Double) {
+            self.release = release
+            self.work = work
+        }
+    }
+
+    /// When each worker's requests start and end on one GPU. A worker takes its requests in order, the first at
+    /// `readyAt` at the earliest and each at its release at the earliest; while k requests render at once, each
+    /// progresses at S(k)/k of its solo speed. Indexed as `workers`.
+    public static func shared(_ workers: [(readyAt: Double, jobs: [SharedRequest])], sharing: SharingModel) -> [[(start: Double, end: Double)]] {
+        var out = workers.map { [(start: Double, end: Double)](repeating: (0, 0), count: $0.jobs.count) }
+        var next = [Int](repeating: 0, count: workers.count)        // each worker's next request
+        var freeAt = workers.map(\.readyAt)
+        var left = [Double?](repeating: nil, count: workers.count)  // the work left of the request rendering, if any
+        var now = 0.0
+        while true {
+            // Workers with nothing rendering take their next request when it may start.
+            var arrival = Double.infinity
+            for w in workers.indices where left[w] == nil && next[w] < workers[w].jobs.count {
+                let at = max(workers[w].jobs[next[w]].release, freeAt[w])
+                if at <= now + 1e-9 {
+                    left[w] = workers[w].jobs[next[w]].work
+                    out[w][next[w]].start = now
+                } else {
+                    arrival = min(arrival, at)
+                }
+            }
+            let rendering = workers.indices.filter { left[$0] != nil }
+            if rendering.isEmpty {
+                guard arrival.isFinite else { break }
+                now = arrival
+                continue
+            }
+            let rate = sharing.perJobRate(rendering.count)
+            let soonest = rendering.map { left[$0]! }.min()!
+            let step = min(soonest / rate, arrival - now)
+            for w in rendering { left[w]! -= step * rate }
+            now += step
+            for w in rendering where left[w]! <= 1e-9 * max(1, workers[w].jobs[next[w]].work) {
+                out[w][next[w]].end = now
+                freeAt[w] = now
+                left[w] = nil
+                next[w] += 1
+            }
+        }
+        return out
     }
 }

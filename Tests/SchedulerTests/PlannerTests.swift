@@ -207,6 +207,9 @@ import Testing
 
 /// `Plan.warmed` predicts the workers the executor's rule starts, not one per job the plan runs at once.
 @Suite struct WarmPlanTests {
+    /// The S(2) of the layout below: 21.8 s alone took 29 s beside another.
+    let sharing = SharingModel([2: 1.5])
+
     /// One H200 and four Live Avatar requests as `plan` laid them out on 2026-11-30 (two at once in the middle).
     func plan(_ solo: [String: Double]) -> Plan {
         let runs = [("mid", 0.0, 54.3), ("small-1", 54.3, 83.3), ("wide", 54.3, 101.4), ("small-2", 83.3, 109.6)].map {
@@ -218,7 +221,7 @@ import Testing
 
     @Test func shortRequestsShareOneWorkerAndRunOneAfterAnother() {
         let solo = ["mid": 54.3, "small-1": 21.8, "wide": 35.3, "small-2": 21.8]
-        let (p, w) = plan(solo).warmed(loadSeconds: 99.6, key: { _ in "bf16" }, solo: { solo[$0]! })
+        let (p, w) = plan(solo).warmed(loadSeconds: 99.6, key: { _ in "bf16" }, solo: { solo[$0]! }, sharing: sharing)
         // A second worker would be ready 99.6 s after the first is free; the four requests take 133.2 s one by one.
         #expect(w.workers == 1)
         #expect(abs(p.makespanS - (99.6 + 54.3 + 21.8 + 35.3 + 21.8)) < 1e-6, "\(p.runs)")
@@ -232,10 +235,10 @@ import Testing
         let solo = ["mid": 543.0, "small-1": 218.0, "wide": 353.0, "small-2": 218.0]
         var base = plan(solo)
         for i in base.runs.indices { base.runs[i].startS *= 10; base.runs[i].endS *= 10 }
-        let (_, w) = base.warmed(loadSeconds: 99.6, key: { _ in "bf16" }, solo: { solo[$0]! })
+        let (_, w) = base.warmed(loadSeconds: 99.6, key: { _ in "bf16" }, solo: { solo[$0]! }, sharing: sharing)
         #expect(w.workers == 2)
         // Another load-settings group gets a worker of its own, whatever the work.
-        let (_, mixed) = plan(solo).warmed(loadSeconds: 99.6, key: { $0 == "wide" ? "fp8" : "bf16" }, solo: { solo[$0]! / 10 })
+        let (_, mixed) = plan(solo).warmed(loadSeconds: 99.6, key: { $0 == "wide" ? "fp8" : "bf16" }, solo: { solo[$0]! / 10 }, sharing: sharing)
         #expect(mixed.workers == 2)
     }
 
@@ -244,23 +247,62 @@ import Testing
         let solo = ["mid": 54.3, "small-1": 21.8, "wide": 35.3, "small-2": 21.8]
         let loads = ["bf16": 99.6, "fp8": 150.0]
         let key = { (id: String) in id == "wide" ? "fp8" : "bf16" }
-        let (p, w) = plan(solo).warmed(load: { loads[$0]! }, key: key, solo: { solo[$0]! })
+        let (p, w) = plan(solo).warmed(load: { loads[$0]! }, key: key, solo: { solo[$0]! }, sharing: sharing)
         // Times count from the bf16 worker being ready (99.6 s); the fp8 one starts when "wide" was planned (54.3 s
         // after that) and is ready 150 s later: 54.3 + 150 + 35.3 after the first, where one load for all says 54.3 + 99.6 + 35.3.
         let wide = p.runs.first { $0.jobID == "wide" }!
         #expect(abs(wide.endS - (99.6 + 54.3 + 150 + 35.3)) < 1e-6, "\(p.runs)")
         #expect(abs(p.makespanS - wide.endS) < 1e-6)
         #expect(w.workers == 2 && w.loadSeconds == 150 && w.loadsBySettings == loads, "\(w)")
-        let (one, _) = plan(solo).warmed(loadSeconds: 99.6, key: key, solo: { solo[$0]! })
+        let (one, _) = plan(solo).warmed(loadSeconds: 99.6, key: key, solo: { solo[$0]! }, sharing: sharing)
         #expect(abs(one.makespanS - (99.6 + 54.3 + 99.6 + 35.3)) < 1e-6, "\(one.runs)")
         // Two workers launched together at the start: the slower one's first clip waits for its own load.
         let both = Plan(gpus: [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140)],
                         runs: [PlannedRun(jobID: "a", gpu: 0, startS: 0, endS: 15, memoryGB: 40), PlannedRun(jobID: "b", gpu: 0, startS: 0, endS: 15, memoryGB: 40)],
                         unplaceable: [], makespanS: 15, lowerBoundS: 10, waits: [:], estimates: [:], strategy: "earliest-finish")
-        let (together, tw) = both.warmed(load: { loads[$0]! }, key: { $0 == "b" ? "fp8" : "bf16" }, solo: { _ in 10 })
+        let (together, tw) = both.warmed(load: { loads[$0]! }, key: { $0 == "b" ? "fp8" : "bf16" }, solo: { _ in 10 }, sharing: sharing)
         let b = together.runs.first { $0.jobID == "b" }!, a = together.runs.first { $0.jobID == "a" }!
         #expect(abs(a.startS - 99.6) < 1e-6 && abs(b.startS - 150) < 1e-6 && abs(b.endS - 160) < 1e-6, "\(together.runs)")
         // The lower bound moves by the quicker load only: no clip can start before a worker is ready.
         #expect(abs(together.lowerBoundS - (10 + 99.6)) < 1e-6 && tw.workers == 2)
+    }
+
+    @Test func aRequestOverlappedByALaterOneSharesForTheStretchTheyOverlap() {
+        // Two groups, two workers, no loads: "a" renders alone for 5 s; then both progress at S(2)/2 = 0.75 until
+        // "a" ends (its 5 s left take 6.67 s), and "b" finishes its last 5 s alone.
+        let two = Plan(gpus: [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140)],
+                       runs: [PlannedRun(jobID: "a", gpu: 0, startS: 0, endS: 11.67, memoryGB: 40), PlannedRun(jobID: "b", gpu: 0, startS: 5, endS: 16.67, memoryGB: 40)],
+                       unplaceable: [], makespanS: 16.67, lowerBoundS: 13.3, waits: [:], estimates: [:], strategy: "earliest-finish")
+        let (p, _) = two.warmed(loadSeconds: 0, key: { $0 }, solo: { _ in 10 }, sharing: sharing)
+        let a = p.runs.first { $0.jobID == "a" }!, b = p.runs.first { $0.jobID == "b" }!
+        #expect(abs(a.endS - (5 + 5 / 0.75)) < 1e-9 && abs(b.startS - 5) < 1e-9 && abs(b.endS - (5 + 5 / 0.75 + 5)) < 1e-9, "\(p.runs)")
+        // Alone, each would have taken its 10 s: the earlier model gave "a" that though "b" overlapped it.
+        #expect(p.makespanS >= p.lowerBoundS)
+    }
+
+    @Test func aWarmPlanIsNeverShorterThanItsLowerBound() {
+        // Random batches of warm requests on one or two GPUs, planned as `plan` plans them: a warm plan is a
+        // schedule, so its makespan can never fall below the bound on every schedule (plus the quicker load).
+        var rng = SeededGenerator(seed: 16)
+        let profile = testProfile(sharing: [2: 1.3, 3: 1.45, 4: 1.5])
+        var predictor = Predictor(profile: profile)
+        predictor.warm = true
+        let planner = Planner(predictor: predictor, strategy: Strategy.table["earliest-finish"]!)
+        var checked = 0
+        for _ in 0..<60 {
+            let n = Int.random(in: 2...16, using: &rng)
+            let jobs = (0..<n).map { i in
+                PlanJob(id: "j\(i)", settings: settings(Bool.random(using: &rng) ? "384*256" : "688*368", clips: Int.random(in: 1...12, using: &rng)))
+            }
+            let gpus = (0..<Int.random(in: 1...2, using: &rng)).map { GPU(index: $0, model: "NVIDIA H200", memoryGB: 140) }
+            let byID = Dictionary(uniqueKeysWithValues: jobs.map { ($0.id, $0.settings) })
+            let load = Double.random(in: 0...30, using: &rng)
+            let (p, _) = planner.plan(jobs, gpus: gpus).warmed(loadSeconds: load, key: { _ in "" }, solo: { predictor.estimate(byID[$0]!).seconds },
+                                                                 sharing: planner.dispatcher.placer.sharing)
+            #expect(p.makespanS >= p.lowerBoundS - 1e-6, "\(n) jobs on \(gpus.count) GPU(s): \(p.makespanS) < \(p.lowerBoundS)")
+            #expect(p.runs.count == n)
+            checked += 1
+        }
+        #expect(checked == 60)
     }
 }
