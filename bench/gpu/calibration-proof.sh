@@ -13,6 +13,7 @@
 #    first batch's history, then run: the second batch of the week (second-*).
 # 6. (WARM=1) the same clips once more on warm workers (--workers auto: one load per worker, then requests), planned
 #    from everything before: warm-*.
+# 7. (WARM2=1) and again, the second warm batch, which learns S(k) from the first one's requests: warm2-*.
 set -u
 N=${1:-32}
 OUT=${OUT:-/tmp/cal-out}; mkdir -p "$OUT"
@@ -42,12 +43,15 @@ if [ "${SECOND:-}" = 1 ]; then
   run_batch "$W2/gpu-proof.yaml" second-run.log second-status.json "second "
   keep_history history-after-second.sqlite
 fi
-if [ "${WARM:-}" = 1 ]; then
-  W3=/tmp/calproof3; rm -rf "$W3"
-  python3 bench/gpu/make-manifest.py "$W3" "$N" > /dev/null
-  avatar-batch plan "$W3/gpu-proof.yaml" --explain ${RUN_ARGS:-} > "$OUT/warm-plan.txt" 2>&1
-  grep -E "^predictions|^makespan|^workers" "$OUT/warm-plan.txt" | sed 's/^/warm batch plan: /' | tee -a "$OUT/summary.txt"
-  run_batch "$W3/gpu-proof.yaml" warm-run.log warm-status.json "warm " auto
-  keep_history history-after-warm.sqlite
-fi
+# warm_batch FOLDER PREFIX: the clips on warm workers, planned from the history as it stands.
+warm_batch() {
+  rm -rf "$1"
+  python3 bench/gpu/make-manifest.py "$1" "$N" > /dev/null
+  avatar-batch plan "$1/gpu-proof.yaml" --explain ${RUN_ARGS:-} > "$OUT/$2-plan.txt" 2>&1
+  grep -E "^predictions|^makespan|^workers" "$OUT/$2-plan.txt" | sed "s/^/$2 batch plan: /" | tee -a "$OUT/summary.txt"
+  run_batch "$1/gpu-proof.yaml" "$2-run.log" "$2-status.json" "$2 " auto
+  keep_history "history-after-$2.sqlite"
+}
+if [ "${WARM:-}" = 1 ]; then warm_batch /tmp/calproof3 warm; fi
+if [ "${WARM2:-}" = 1 ]; then warm_batch /tmp/calproof4 warm2; fi
 stamp "done"

@@ -498,11 +498,14 @@ enum Replay {
             return String(format: "%.0f%%", 100 * s[min(Int((q * Double(s.count - 1)).rounded()), s.count - 1)])
         }
         for (name, weight) in weights {
-            var errs2: [Double] = [], errsW: [Double] = [], plan2: [Double] = [], planW: [Double] = []
+            var errs2: [Double] = [], errsW: [Double] = [], plan2: [Double] = [], planW: [Double] = [], errsW2: [Double] = [], planW2: [Double] = []
             var runs2 = 0, runsW = 0
             for dir in dirs {
                 let base = root + "/bench/results/" + dir
-                for (history, status, warm) in [("history.sqlite", "second-status.json", false), ("history-after-second.sqlite", "warm-status.json", true)] {
+                // A second warm batch (WARM2=1 runs) learns S(k) from the first one's requests: its own line below the table.
+                for (history, status, kind) in [("history.sqlite", "second-status.json", "batch2"), ("history-after-second.sqlite", "warm-status.json", "warm"),
+                                                ("history-after-warm.sqlite", "warm2-status.json", "warm2")] {
+                    let warm = kind != "batch2"
                     guard let held = try? jobs(status: base + "/" + status, manifest: nil), !held.isEmpty,
                           FileManager.default.fileExists(atPath: base + "/" + history), let observed = span(held) else { continue }
                     let knowledge = productKnowledge(base + "/" + history, fit: storedFit(base + "/history.sqlite", profile: profile), profile: profile,
@@ -514,10 +517,14 @@ enum Replay {
                     var makespan = plan.makespanS
                     if warm {
                         let settings = Dictionary(held.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
-                        makespan = plan.warmed(loadSeconds: knowledge.profile.workerLoadSeconds, key: { settings[$0].map(profile.workerKey) ?? "" },
-                                               solo: { settings[$0].map { predictor.estimate($0).seconds } ?? 0 }).0.makespanS
-                        errsW += e; planW.append(makespan / observed - 1); runsW += 1
-                        if ProcessInfo.processInfo.environment["REPLAY_DETAIL"] != nil { print(String(format: "    %@ warm %@: plan %.1f s, span %.1f s, learned %@", name, dir, makespan, observed, "\(knowledge.learnedSharing.sorted { $0.key < $1.key })")) }
+                        makespan = plan.warmed(load: knowledge.expectedLoad, key: { settings[$0].map(profile.workerKey) ?? "" },
+                                               solo: { settings[$0].map { predictor.estimate($0).seconds } ?? 0 }, sharing: SharingModel(predictor.profile.sharing)).0.makespanS
+                        if kind == "warm" {
+                            errsW += e; planW.append(makespan / observed - 1); runsW += 1
+                        } else {
+                            errsW2 += e; planW2.append(makespan / observed - 1)
+                        }
+                        if ProcessInfo.processInfo.environment["REPLAY_DETAIL"] != nil { print(String(format: "    %@ %@ %@: plan %.1f s, span %.1f s, learned %@", name, kind, dir, makespan, observed, "\(knowledge.learnedSharing.sorted { $0.key < $1.key })")) }
                     } else {
                         errs2 += e; plan2.append(makespan / observed - 1); runs2 += 1
                         if ProcessInfo.processInfo.environment["REPLAY_DETAIL"] != nil { print(String(format: "    %@ batch2 %@: plan %.1f s, span %.1f s, learned %@", name, dir, makespan, observed, "\(knowledge.learnedSharing.sorted { $0.key < $1.key })")) }
@@ -530,6 +537,9 @@ enum Replay {
                 return String(format: "%+.0f%% / %+.0f%%", 100 * Learning.median(v), 100 * worst)
             }
             print("| \(name) | \(pct(errs2, 0.5)) / \(pct(errs2, 0.95)) (\(runs2)) | \(planText(plan2)) | \(pct(errsW, 0.5)) / \(pct(errsW, 0.95)) (\(runsW)) | \(planText(planW)) |")
+            if !planW2.isEmpty {
+                print("|   second warm batch (\(planW2.count) run(s)) | | | \(pct(errsW2, 0.5)) / \(pct(errsW2, 0.95)) | \(planText(planW2)) |")
+            }
         }
     }
 
@@ -612,7 +622,7 @@ enum Replay {
                 predictor.warm = true
                 let plan = Planner(predictor: predictor, strategy: Strategy.table["earliest-finish"]!).plan(runJobs.map { PlanJob(id: $0.id, settings: $0.settings) }, gpus: h200)
                 let (warmed, workers) = plan.warmed(loadSeconds: k.profile.workerLoadSeconds, key: { settings[$0].map(profile.workerKey) ?? "" },
-                                                    solo: { settings[$0].map { predictor.estimate($0).seconds } ?? 0 })
+                                                    solo: { settings[$0].map { predictor.estimate($0).seconds } ?? 0 }, sharing: SharingModel(predictor.profile.sharing))
                 print(String(format: "  plan of %@ from %@: %.1f s (%d worker(s), load %.1f s); its attempts took %.1f s from the first start to the last end",
                              next, name, warmed.makespanS, workers.workers, workers.loadSeconds, last - first))
             }
