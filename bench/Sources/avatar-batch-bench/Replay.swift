@@ -307,7 +307,7 @@ enum Replay {
         // H200 (2026-12-01): the proof manifest as two batches on one host: calibrate --quick, batch 1, then the same
         // clips as batch 2 planned by the product from the calibration and batch 1's history (its history file).
         for dir in ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final",
-                    "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone", "h200-2026-12-01-shifted", "h200-2026-12-01-solo", "h200-2026-12-01-weights"] {
+                    "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone", "h200-2026-12-01-shifted", "h200-2026-12-01-solo", "h200-2026-12-01-weights", "h200-2026-12-01-warm2"] {
         let second = root + "/bench/results/" + dir
         if let b2 = try? jobs(status: second + "/second-status.json", manifest: nil), !b2.isEmpty {
             let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
@@ -338,7 +338,7 @@ enum Replay {
         // startup_s and load_s is its own work once loaded), against the predicted one, on the runs that kept their logs.
         // Same observations either way; only how each cold time splits into start-up and render differs.
         for dir in ["h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final",
-                    "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone", "h200-2026-12-01-shifted", "h200-2026-12-01-solo", "h200-2026-12-01-weights"] {
+                    "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone", "h200-2026-12-01-shifted", "h200-2026-12-01-solo", "h200-2026-12-01-weights", "h200-2026-12-01-warm2"] {
             let base = root + "/bench/results/" + dir
             guard let b1 = try? jobs(status: base + "/run-status.json", manifest: nil, logs: base + "/logs.tgz"), !b1.isEmpty,
                   let fit = storedFit(base + "/history.sqlite", profile: profile) else { continue }
@@ -486,7 +486,7 @@ enum Replay {
         print("| --- | --- | --- | --- | --- |")
         let dirs = ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm",
                     "h200-2026-12-01-reported", "h200-2026-12-01-final", "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone",
-                    "h200-2026-12-01-shifted", "h200-2026-12-01-weights"]
+                    "h200-2026-12-01-shifted", "h200-2026-12-01-weights", "h200-2026-12-01-warm2"]
         func span(_ jobs: [Job]) -> Double? {
             let w = jobs.compactMap(\.window)
             guard let a = w.map(\.from).min(), let b = w.map(\.to).max() else { return nil }
