@@ -46,7 +46,8 @@ public final class Knowledge: @unchecked Sendable {
     /// workers, and learns S(k) from earlier warm requests only; else from attempts started cold only. A cold
     /// attempt's reference alone rendered while neighbours started up beside it, which a warm batch has none of: on an
     /// H200, S(2) = 2.00 learned from two cold batches planned their warm batch at 56 s, and it ran 85 s. The
-    /// calibration's S(k) is measured on warm requests.
+    /// calibration's S(k) is measured on warm requests, and so are its times alone, against which a warm batch's
+    /// requests teach S(k) where their bucket never rendered alone here.
     public init(profile: RendererProfile, gpus: [GPU], historyPath: String?, batch: String, readOnly: Bool = false, loadSettings: String? = nil,
                 sharingPriorWeight: Double = Learning.sharingPriorWeight, warm: Bool = false) {
         var warnings: [String] = []
@@ -94,8 +95,14 @@ public final class Knowledge: @unchecked Sendable {
                                  colocated: $0.colocated, wallSeconds: $0.wallSeconds, stretches: $0.stretches)
                 }
                 entries = Learning.observations(for: model, from: all)
+                // A warm batch packs its requests, so few or none render alone: each is measured against the calibration's
+                // time for it alone (its probes rendered alone on this model) where its bucket has no time alone of its own.
+                var alone = Predictor(profile: p)
+                alone.warm = true
+                let reference: ((HistoryEntry) -> Double?)? = warm && calibration?.fit != nil
+                    ? { e in alone.settings(bucket: e.observation.bucket, frames: e.observation.frames).map { alone.estimate($0).seconds } } : nil
                 sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds, prior: SharingModel(p.sharing), priorWeight: sharingPriorWeight,
-                                           warm: warm)
+                                           warm: warm, reference: reference)
                 p = p.withSharing(sharing)
             } catch {
                 warnings.append("the history at \(h.path) could not be read (\(error)); predictions start from the profile")

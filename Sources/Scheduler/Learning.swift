@@ -82,15 +82,18 @@ public enum Learning {
     /// render that overlapped a neighbour for a moment then reads as though shared throughout, which is why the
     /// stretches are kept (on three H200 runs that reading put S(3) at 1.9-2.3 where the stretches say 1.5).
     /// `prior` (the calibration's S(k), else the profile's) weighs as `priorWeight` attempts at each k (`fitSharing`).
-    /// `warm`: only warm workers' requests (true) or only attempts that started cold (false); nil: both.
+    /// `warm`: only warm workers' requests (true) or only attempts that started cold (false); nil: both. `reference`:
+    /// an attempt's whole time alone where none of its bucket rendered alone (a packed warm batch leaves none): the
+    /// calibration's prediction, whose probes rendered alone on this GPU model; nil: such attempts teach nothing.
     public static func sharing(for model: String, from entries: [HistoryEntry], minimum: Int = 3, unshared: Double = 0,
-                               prior: SharingModel? = nil, priorWeight: Double = sharingPriorWeight, warm: Bool? = nil) -> [Int: Double] {
+                               prior: SharingModel? = nil, priorWeight: Double = sharingPriorWeight, warm: Bool? = nil,
+                               reference: ((HistoryEntry) -> Double?)? = nil) -> [Int: Double] {
         let here = entries.filter { $0.gpuModel == model && (warm == nil || $0.observation.warm == warm) }
         let solo = soloFigures(here)
         var rows: [SharingRow] = []
         for e in here where !e.observation.oom {
-            guard let wall = e.wallSeconds, e.observation.frames > 0, wall > 0, let alone = solo[key(e)]?.alone else { continue }
-            let whole = alone * Double(e.observation.frames)
+            guard let wall = e.wallSeconds, e.observation.frames > 0, wall > 0,
+                  let whole = solo[key(e)]?.alone.map({ $0 * Double(e.observation.frames) }) ?? reference?(e) else { continue }
             var stretches = e.stretches ?? (e.colocated > 1 ? [e.colocated: wall] : [:])
             // Its start-up: what the stretches leave of its wall time, else as reported or predicted.
             let startUp = e.stretches.map { s in max(wall - s.values.reduce(0, +), 0) }

@@ -187,6 +187,23 @@ public struct Predictor: Sendable {
         return "\(profile.name)|\(size)|f\(s.inferFrames)|\(s.onlineDecode ? "online" : "offline\(clips)")|\(Predictor.startupKey(s))"
     }
 
+    /// Settings in `bucket` that render `frames` frames, at the profile's default sample steps (a bucket does not
+    /// hold them): what the bucket's time alone is predicted from where no observation of it rendered alone. nil for a
+    /// bucket of another renderer or shape, or one these settings would not fall into again.
+    public func settings(bucket text: String, frames: Int) -> ClipSettings? {
+        let parts = text.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count >= 6, parts.dropLast(5).joined(separator: "|") == profile.name else { return nil }
+        let (sizeText, framesText, decode) = (parts[parts.count - 5], parts[parts.count - 4], parts[parts.count - 3])
+        let sizes = sizeText.split(separator: ">").map(String.init)
+        guard let size = sizes.first.flatMap(FrameSize.init), framesText.hasPrefix("f"), let inferFrames = Int(framesText.dropFirst()), inferFrames > 0,
+              frames > 0, frames % inferFrames == 0, decode == "online" || decode.hasPrefix("offline") else { return nil }
+        let steps = profile.defaults["sample_steps"].flatMap { Int($0) } ?? max(profile.time.referenceSampleSteps, 1)
+        let s = ClipSettings(size: size, numClip: frames / inferFrames, inferFrames: inferFrames, sampleSteps: steps, onlineDecode: decode == "online",
+                             offloadModel: parts[parts.count - 2] == "offload=true", fp8: parts[parts.count - 1] == "fp8=true", seed: 0,
+                             reference: sizes.count == 2 ? FrameSize(sizes[1]) : nil)
+        return bucket(s) == text ? s : nil
+    }
+
     /// The estimate for these settings; with `jobID`, that job's own OOM lower bounds count too.
     public func estimate(_ s: ClipSettings, jobID: String? = nil) -> Estimate {
         let m = profile.memory

@@ -116,6 +116,37 @@ import Testing
         #expect(warm.basis.contains("S(k) learned from warm requests: 2: 1.25"), "\(warm.basis)")
     }
 
+    @Test func aPackedWarmBatchLearnsSharingAgainstTheCalibrationsTimesAlone() throws {
+        // A warm batch packs its requests: on an H200 run none of 32 rendered alone, so the next warm batch learned no
+        // S(k) and kept the calibration's (all probes in step, the worst phase) and planned 12% long
+        // (bench/results/h200-2026-12-01-warm2). Here six requests each rendered beside one other throughout, in 1.6 times
+        // what the calibration predicts alone: S(2) = 2 / 1.6 = 1.25.
+        let dir = TempDir("knowledge")
+        let path = dir.path + "/history.sqlite"
+        let la = try liveAvatar()
+        let h = try History(path: path)
+        let model = "NVIDIA H200 140GB"
+        let fit = CalibrationFit(memoryPoints: [], timePoints: [], startupSeconds: 112, perClipOfflineGB: nil, onlineDecodeGB: nil, sharing: [2: 1.1],
+                                 gpuMemoryGB: 140, probes: 5, oomProbes: 0, seconds: 345, loadSeconds: 99.6)
+        var alone = Predictor(profile: la.calibrated(by: fit))
+        alone.warm = true
+        let seconds = alone.estimate(settings).seconds
+        for _ in 0..<6 {
+            _ = try h.record(HistoryObservation(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: model, bucket: alone.bucket(settings), peakGB: 60,
+                                                seconds: seconds, wallSeconds: 1.6 * seconds, frames: settings.totalFrames, oom: false, warm: true,
+                                                startupSeconds: nil, stretches: [2: 1.6 * seconds], batch: "warm"))
+        }
+        // Without a calibration nothing rendered alone on this model to measure them against: no S(k) is learned.
+        #expect(Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true, warm: true).learnedSharing.isEmpty)
+        let c = try h.beginCalibration(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: model, workDir: dir.path, now: 900)
+        try h.completeCalibration(c.id, fit: fit, now: 1000)
+        let warm = Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true, warm: true)
+        #expect(abs((warm.learnedSharing[2] ?? 0) - 1.25) < 0.01, "\(warm.learnedSharing)")
+        #expect(abs(SharingModel(warm.profile.sharing).aggregate(2) - 1.25) < 0.01)
+        // A cold batch learns from cold attempts only: these teach it nothing.
+        #expect(Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true).learnedSharing.isEmpty)
+    }
+
     @Test func withoutAWorkerOrALoadTheProfileStandsAsItIs() throws {
         let dir = TempDir("knowledge")
         let path = dir.path + "/history.sqlite"

@@ -117,6 +117,19 @@ import Testing
         #expect(abs(moved - 1.6) < 0.01, "\(moved)")
     }
 
+    @Test func aPackedBatchLearnsSharingAgainstAReferenceWhereNothingRanAlone() {
+        // Six requests of bucket "a", each 16 s beside one other throughout; none rendered alone. The calibration says
+        // 10 s alone: S(2) = 2 x 10 / 16 = 1.25.
+        let packed = Array(repeating: entry("H200 140GB", "a", seconds: 10, peak: 20, k: 2, wall: 16, stretches: [2: 16]), count: 6)
+        #expect(Learning.sharing(for: "H200 140GB", from: packed, minimum: 2).isEmpty)
+        let learned = Learning.sharing(for: "H200 140GB", from: packed, minimum: 2, reference: { $0.observation.bucket == "a" ? 10 : nil })[2]
+        #expect(abs((learned ?? 0) - 1.25) < 1e-6, "\(String(describing: learned))")
+        // A bucket's own time alone, where it has one, comes first: 8 s alone (per 100 frames) says S(2) = 1.0.
+        let withOwn = packed + [entry("H200 140GB", "a", seconds: 8, peak: 20, k: 1, wall: 8, stretches: [1: 8])]
+        let own = Learning.sharing(for: "H200 140GB", from: withOwn, minimum: 2, reference: { _ in 10 })[2]
+        #expect(abs((own ?? 0) - 1.0) < 1e-6, "\(String(describing: own))")
+    }
+
     @Test func aCalibrationReplacesTheProfilesFigures() {
         let fit = CalibrationFit(memoryPoints: [.init(size: "384*256", inferFrames: 48, value: 7)], timePoints: [.init(size: "384*256", inferFrames: 48, value: 5)],
                                  startupSeconds: 2, perClipOfflineGB: 0.2, onlineDecodeGB: 0.5, sharing: [2: 1.8], gpuMemoryGB: 80, probes: 5, oomProbes: 0, seconds: 60)

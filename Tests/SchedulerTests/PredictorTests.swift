@@ -112,6 +112,38 @@ import Testing
         let h200 = planner.plan((0..<2).map { clip("f\($0)", fp8: true) }, gpus: [GPU(index: 0, memoryGB: 140)])
         #expect(h200.runs.allSatisfy { $0.startS == 0 }, "\(h200.runs)")
     }
+
+    /// A history keeps a bucket and a frame count; settings that fall into that bucket again are what its time alone is
+    /// predicted from (a packed warm batch's reference, docs/calibration.md).
+    @Test func aBucketReadsBackAsSettingsThatFallIntoIt() throws {
+        let exact = Predictor(profile: testProfile())
+        for s in [settings("688*368", clips: 3), settings("384*256", clips: 20, online: true)] {
+            var offload = s
+            offload.offloadModel = true
+            offload.fp8 = true
+            for t in [s, offload] {
+                let back = try #require(exact.settings(bucket: exact.bucket(t), frames: t.totalFrames), "\(exact.bucket(t))")
+                #expect(back.size == t.size && back.inferFrames == t.inferFrames && back.numClip == t.numClip && back.onlineDecode == t.onlineDecode
+                        && back.offloadModel == t.offloadModel && back.fp8 == t.fp8)
+                #expect(exact.estimate(back).seconds == exact.estimate(t).seconds && exact.estimate(back).rawMemoryGB == exact.estimate(t).rawMemoryGB)
+            }
+        }
+        // Live Avatar fits the frame to the reference image under the size's area: the bucket names both.
+        let la = Predictor(profile: try #require(ProfileLoader.load(path: PackagePaths.renderers + "/liveavatar.yaml").0))
+        let portrait = ClipSettings(size: FrameSize("688*368")!, numClip: 2, inferFrames: 48, sampleSteps: 4, onlineDecode: false, offloadModel: false,
+                                    fp8: false, seed: 1, reference: FrameSize(width: 1080, height: 1920))
+        let bucket = la.bucket(portrait)
+        #expect(bucket.contains(">"), "\(bucket)")
+        let back = try #require(la.settings(bucket: bucket, frames: 96))
+        #expect(la.bucket(back) == bucket && abs(la.estimate(back).seconds - la.estimate(portrait).seconds) < 1e-9)
+        // Another renderer's bucket, a frame count the bucket's frames do not divide, and garbage read as nothing.
+        #expect(exact.settings(bucket: bucket, frames: 96) == nil)
+        #expect(la.settings(bucket: bucket, frames: 50) == nil)
+        #expect(exact.settings(bucket: "test|688*368|fx|online|offload=false|fp8=false", frames: 48) == nil)
+        #expect(exact.settings(bucket: "test", frames: 48) == nil)
+        // A clip count the bucket does not hold (offline 8 holds 5 to 8 clips).
+        #expect(exact.settings(bucket: exact.bucket(settings("688*368", clips: 8)), frames: 48 * 3) == nil)
+    }
 }
 
 /// Times are a fixed part plus a render rate: a cold attempt's fixed part is the whole start-up, a warm request's the
