@@ -13,7 +13,8 @@
 #    first batch's history, then run: the second batch of the week (second-*).
 # 6. (WARM=1) the same clips once more on warm workers (--workers auto: one load per worker, then requests), planned
 #    from everything before: warm-*.
-# 7. (WARM2=1) and again, the second warm batch, which learns S(k) from the first one's requests: warm2-*.
+# 7. (WARM2=1) and again, the second warm batch, which learns S(k) from the first one's requests: warm2-*;
+#    (WARM3=1) a third, from both: warm3-*.
 set -u
 N=${1:-32}
 OUT=${OUT:-/tmp/cal-out}; mkdir -p "$OUT"
@@ -54,4 +55,5 @@ warm_batch() {
 }
 if [ "${WARM:-}" = 1 ]; then warm_batch /tmp/calproof3 warm; fi
 if [ "${WARM2:-}" = 1 ]; then warm_batch /tmp/calproof4 warm2; fi
+if [ "${WARM3:-}" = 1 ]; then warm_batch /tmp/calproof5 warm3; fi
 stamp "done"
