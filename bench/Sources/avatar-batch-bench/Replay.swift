@@ -307,7 +307,7 @@ enum Replay {
         // H200 (2026-12-01): the proof manifest as two batches on one host: calibrate --quick, batch 1, then the same
         // clips as batch 2 planned by the product from the calibration and batch 1's history (its history file).
         for dir in ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final",
-                    "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone", "h200-2026-12-01-shifted", "h200-2026-12-01-solo", "h200-2026-12-01-weights", "h200-2026-12-01-warm2"] {
+                    "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone", "h200-2026-12-01-shifted", "h200-2026-12-01-solo", "h200-2026-12-01-weights", "h200-2026-12-01-warm2", "h200-2026-12-01-warm3"] {
         let second = root + "/bench/results/" + dir
         if let b2 = try? jobs(status: second + "/second-status.json", manifest: nil), !b2.isEmpty {
             let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
@@ -338,7 +338,7 @@ enum Replay {
         // startup_s and load_s is its own work once loaded), against the predicted one, on the runs that kept their logs.
         // Same observations either way; only how each cold time splits into start-up and render differs.
         for dir in ["h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final",
-                    "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone", "h200-2026-12-01-shifted", "h200-2026-12-01-solo", "h200-2026-12-01-weights", "h200-2026-12-01-warm2"] {
+                    "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone", "h200-2026-12-01-shifted", "h200-2026-12-01-solo", "h200-2026-12-01-weights", "h200-2026-12-01-warm2", "h200-2026-12-01-warm3"] {
             let base = root + "/bench/results/" + dir
             guard let b1 = try? jobs(status: base + "/run-status.json", manifest: nil, logs: base + "/logs.tgz"), !b1.isEmpty,
                   let fit = storedFit(base + "/history.sqlite", profile: profile) else { continue }
@@ -486,7 +486,7 @@ enum Replay {
         print("| --- | --- | --- | --- | --- |")
         let dirs = ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm",
                     "h200-2026-12-01-reported", "h200-2026-12-01-final", "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone",
-                    "h200-2026-12-01-shifted", "h200-2026-12-01-weights", "h200-2026-12-01-warm2"]
+                    "h200-2026-12-01-shifted", "h200-2026-12-01-weights", "h200-2026-12-01-warm2", "h200-2026-12-01-warm3"]
         func span(_ jobs: [Job]) -> Double? {
             let w = jobs.compactMap(\.window)
             guard let a = w.map(\.from).min(), let b = w.map(\.to).max() else { return nil }
@@ -502,9 +502,9 @@ enum Replay {
             var runs2 = 0, runsW = 0
             for dir in dirs {
                 let base = root + "/bench/results/" + dir
-                // A second warm batch (WARM2=1 runs) learns S(k) from the first one's requests: its own line below the table.
+                // Later warm batches (WARM2=1, WARM3=1 runs) learn S(k) from the earlier ones' requests: their own line below the table.
                 for (history, status, kind) in [("history.sqlite", "second-status.json", "batch2"), ("history-after-second.sqlite", "warm-status.json", "warm"),
-                                                ("history-after-warm.sqlite", "warm2-status.json", "warm2")] {
+                                                ("history-after-warm.sqlite", "warm2-status.json", "warm2"), ("history-after-warm2.sqlite", "warm3-status.json", "warm3")] {
                     let warm = kind != "batch2"
                     guard let held = try? jobs(status: base + "/" + status, manifest: nil), !held.isEmpty,
                           FileManager.default.fileExists(atPath: base + "/" + history), let observed = span(held) else { continue }
@@ -538,7 +538,7 @@ enum Replay {
             }
             print("| \(name) | \(pct(errs2, 0.5)) / \(pct(errs2, 0.95)) (\(runs2)) | \(planText(plan2)) | \(pct(errsW, 0.5)) / \(pct(errsW, 0.95)) (\(runsW)) | \(planText(planW)) |")
             if !planW2.isEmpty {
-                print("|   second warm batch (\(planW2.count) run(s)) | | | \(pct(errsW2, 0.5)) / \(pct(errsW2, 0.95)) | \(planText(planW2)) |")
+                print("|   later warm batches (\(planW2.count)) | | | \(pct(errsW2, 0.5)) / \(pct(errsW2, 0.95)) | \(planText(planW2)) |")
             }
         }
     }
