@@ -16,6 +16,9 @@ public struct ClipSettings: Sendable, Hashable, Codable {
     /// (`Framing.fitArea`) render, and so use memory, by it. Not part of the content key (the image's digest is).
     public var reference: FrameSize?
 
+    /// A clip's sample steps when neither it, the manifest's defaults nor the renderer's say.
+    public static let defaultSampleSteps = 4
+
     public init(size: FrameSize, numClip: Int, inferFrames: Int, sampleSteps: Int, onlineDecode: Bool,
                 offloadModel: Bool, fp8: Bool, seed: Int, extraArgs: [String] = [], reference: FrameSize? = nil) {
         self.reference = reference

@@ -735,7 +735,7 @@ public struct ManifestLoader {
         }
         var inferFramesValue = 48
         if let v = fields["infer_frames"], let n = inferFrames(v) { inferFramesValue = n }
-        var sampleSteps = 4
+        var sampleSteps = ClipSettings.defaultSampleSteps
         if let v = fields["sample_steps"], let n = reader.int(v, "sample_steps", range: 1...1000) { sampleSteps = n }
         var seed = 420
         if let v = fields["seed"], let n = reader.int(v, "seed", range: -1...Int(Int32.max)) { seed = n }

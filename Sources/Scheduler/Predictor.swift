@@ -176,7 +176,9 @@ public struct Predictor: Sendable {
     public func hasOwnFloor(_ jobID: String) -> Bool { jobsWithFloors.contains(jobID) }
 
     /// The settings bucket observations are pooled by: everything that changes memory, with num_clip
-    /// rounded to a power of two (offline decode grows with it).
+    /// rounded to a power of two (offline decode grows with it), and sample steps other than the profile's default
+    /// (a render's time follows them: `steps8`). A bucket at the default steps reads as it did before they were kept,
+    /// so older histories still match.
     public func bucket(_ s: ClipSettings) -> String { bucket(s, frame: profile.renderedFrame(s)) }
 
     /// The bucket, given the frame `estimate` has already fitted (fitting is up to 100 steps per call).
@@ -184,22 +186,34 @@ public struct Predictor: Sendable {
         let clips = s.onlineDecode ? 0 : (s.numClip <= 1 ? 1 : 1 << (Int.bitWidth - (s.numClip - 1).leadingZeroBitCount))
         // A fit-area renderer's memory follows the frame it renders, not the size asked for.
         let size = profile.framing == .exact ? "\(s.size)" : "\(s.size)>\(frame)"
-        return "\(profile.name)|\(size)|f\(s.inferFrames)|\(s.onlineDecode ? "online" : "offline\(clips)")|\(Predictor.startupKey(s))"
+        let steps = s.sampleSteps == defaultSteps ? "" : "|steps\(s.sampleSteps)"
+        return "\(profile.name)|\(size)|f\(s.inferFrames)|\(s.onlineDecode ? "online" : "offline\(clips)")\(steps)|\(Predictor.startupKey(s))"
     }
 
-    /// Settings in `bucket` that render `frames` frames, at the profile's default sample steps (a bucket does not
-    /// hold them): what the bucket's time alone is predicted from where no observation of it rendered alone. nil for a
-    /// bucket of another renderer or shape, or one these settings would not fall into again.
+    /// The sample steps a clip has unless it says otherwise: the profile's default, else the manifest's.
+    var defaultSteps: Int { profile.defaults["sample_steps"].flatMap { Int($0) } ?? ClipSettings.defaultSampleSteps }
+
+    /// Settings in `bucket` that render `frames` frames: what the bucket's time alone is predicted from where no
+    /// observation of it rendered alone. nil for a bucket of another renderer or shape, or one these settings would not
+    /// fall into again.
     public func settings(bucket text: String, frames: Int) -> ClipSettings? {
-        let parts = text.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count >= 6, parts.dropLast(5).joined(separator: "|") == profile.name else { return nil }
-        let (sizeText, framesText, decode) = (parts[parts.count - 5], parts[parts.count - 4], parts[parts.count - 3])
+        var parts = text.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count >= 6 else { return nil }
+        let startup = parts.suffix(2)
+        parts.removeLast(2)
+        var steps = defaultSteps
+        if let last = parts.last, last.hasPrefix("steps") {
+            guard let n = Int(last.dropFirst(5)), n > 0 else { return nil }
+            steps = n
+            parts.removeLast()
+        }
+        guard parts.count >= 4, parts.dropLast(3).joined(separator: "|") == profile.name else { return nil }
+        let (sizeText, framesText, decode) = (parts[parts.count - 3], parts[parts.count - 2], parts[parts.count - 1])
         let sizes = sizeText.split(separator: ">").map(String.init)
         guard let size = sizes.first.flatMap(FrameSize.init), framesText.hasPrefix("f"), let inferFrames = Int(framesText.dropFirst()), inferFrames > 0,
               frames > 0, frames % inferFrames == 0, decode == "online" || decode.hasPrefix("offline") else { return nil }
-        let steps = profile.defaults["sample_steps"].flatMap { Int($0) } ?? max(profile.time.referenceSampleSteps, 1)
         let s = ClipSettings(size: size, numClip: frames / inferFrames, inferFrames: inferFrames, sampleSteps: steps, onlineDecode: decode == "online",
-                             offloadModel: parts[parts.count - 2] == "offload=true", fp8: parts[parts.count - 1] == "fp8=true", seed: 0,
+                             offloadModel: startup.first == "offload=true", fp8: startup.last == "fp8=true", seed: 0,
                              reference: sizes.count == 2 ? FrameSize(sizes[1]) : nil)
         return bucket(s) == text ? s : nil
     }

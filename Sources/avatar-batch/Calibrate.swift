@@ -219,7 +219,7 @@ struct CalibrationDesign {
         let defaultSize = d["size"].flatMap(FrameSize.init) ?? profile.sizes.first ?? FrameSize(width: 688, height: 368)
         let multiple = max(4, profile.limits.inferFramesMultiple)
         let frames = Int(d["infer_frames"] ?? "") ?? 48
-        let steps = profile.limits.sampleSteps.first ?? Int(d["sample_steps"] ?? "") ?? 4
+        let steps = profile.limits.sampleSteps.first ?? Int(d["sample_steps"] ?? "") ?? ClipSettings.defaultSampleSteps
         let offload = profile.limits.offloadModel ?? (d["offload_model"] == "true")
         func settings(_ size: FrameSize, _ f: Int, _ clips: Int, online: Bool) -> ClipSettings {
             ClipSettings(size: size, numClip: clips, inferFrames: f, sampleSteps: steps, onlineDecode: online, offloadModel: offload, fp8: false, seed: 420)

@@ -67,6 +67,30 @@ import Testing
         #expect(p.estimate(s).source == "oom")
     }
 
+    @Test func clipsAtOtherSampleStepsKeepTheirTimesApart() throws {
+        // A course team renders previews at 2 steps and finals at 8 from the same images: one bucket for both would
+        // predict each from the other's times (synthetic-dit's render time follows the steps).
+        let (profile, diags) = ProfileLoader.load(path: PackagePaths.renderers + "/synthetic-dit.yaml")
+        var p = Predictor(profile: try #require(profile, "\(diags)"))
+        var final = settings("688*368", clips: 4)
+        final.sampleSteps = 8
+        var preview = final
+        preview.sampleSteps = 2
+        var usual = final
+        usual.sampleSteps = 4
+        // The default steps' bucket reads as before steps were kept (older histories match it); others name theirs.
+        #expect(p.bucket(usual) == "synthetic-dit|688*368|f48|offline4|offload=false|fp8=false")
+        #expect(p.bucket(final) == "synthetic-dit|688*368|f48|offline4|steps8|offload=false|fp8=false")
+        #expect(Set([p.bucket(usual), p.bucket(final), p.bucket(preview)]).count == 3)
+        let before = p.estimate(preview).seconds
+        p.observe(Observation(bucket: p.bucket(final), peakGB: 15, seconds: 60, frames: final.totalFrames))
+        #expect(p.estimate(preview).seconds == before && abs(p.estimate(final).seconds - 60) < 1e-6, "\(p.estimate(final).seconds)")
+        // The bucket reads back with its steps, and so predicts what they take.
+        let back = try #require(p.settings(bucket: p.bucket(final), frames: final.totalFrames))
+        #expect(back.sampleSteps == 8 && p.bucket(back) == p.bucket(final))
+        #expect(p.settings(bucket: "synthetic-dit|688*368|f48|offline4|stepsX|offload=false|fp8=false", frames: 192) == nil)
+    }
+
     @Test func parsesPyTorchOOMMessage() {
         let text = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 200.00 GiB. GPU 0 has a total capacity of 79.18 GiB of which 78.66 GiB is free. Including non-PyTorch memory, this process has 518.00 MiB memory in use."
         let r = OOMReport.parse(text)
