@@ -3,8 +3,7 @@
 # static ffmpeg first on PATH, writes $W/audio.wav (600 s of tone: longer than any probe) and sets repo and dit (the
 # renderer's script).
 repo=$PWD
-mkdir -p /tmp/ffbin && tar -xJf "$repo/.carry/la/ffbin.tar.xz" -C /tmp/ffbin && chmod +x /tmp/ffbin/* || exit 1
-export PATH=/tmp/ffbin:$PATH PYTHONUNBUFFERED=1
+. bench/gpu/ffmpeg.sh
 rm -rf "$W"; mkdir -p "$W"
 ffmpeg -nostdin -loglevel error -y -f lavfi -i "sine=frequency=220:duration=600" -ac 1 -ar 16000 "$W/audio.wav" || exit 1
 dit=$repo/renderers/synthetic-dit/synthetic_dit.py

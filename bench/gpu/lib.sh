@@ -1,6 +1,6 @@
 # Sourced by the GPU scripts (calibration-proof.sh, from-history.sh) on the GPU host, from the repository root with
 # .carry/la carried, after setting OUT (where results go) and AVATAR_BATCH_HOME (the history's folder).
-# Unpacks the portable binary and a static ffmpeg into /tmp and puts them first on PATH, then defines:
+# Unpacks the portable binary into /tmp and puts it first on PATH, with a static ffmpeg (ffmpeg.sh), then defines:
 #   stamp TEXT           TEXT after the seconds since sourcing
 #   keep_history DEST    the history as SQLite's backup sees it (the file and its write-ahead log), into $OUT/DEST
 #   run_batch MANIFEST LOG STATUS LABEL [WORKERS]
@@ -9,9 +9,9 @@
 #                        attempts to $OUT/summary.txt, each line starting with LABEL
 repo=$PWD; carry=$repo/.carry/la
 t0=$(date +%s); stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
-mkdir -p /tmp/ab /tmp/ffbin
-tar -xJf "$carry/avatar-batch.tar.xz" -C /tmp/ab && tar -xJf "$carry/ffbin.tar.xz" -C /tmp/ffbin && chmod +x /tmp/ffbin/* || exit 1
-export PATH=/tmp/ab/bin:/tmp/ffbin:$PATH PYTHONUNBUFFERED=1 AVATAR_BATCH_RENDERERS=$repo/renderers AVATAR_BATCH_HOME
+. bench/gpu/ffmpeg.sh
+mkdir -p /tmp/ab && tar -xJf "$carry/avatar-batch.tar.xz" -C /tmp/ab || exit 1
+export PATH=/tmp/ab/bin:$PATH AVATAR_BATCH_RENDERERS=$repo/renderers AVATAR_BATCH_HOME
 
 keep_history() { python3 -c "import sqlite3, sys; sqlite3.connect(sys.argv[1]).backup(sqlite3.connect(sys.argv[2]))" "$AVATAR_BATCH_HOME/history.sqlite" "$OUT/$1"; }
 

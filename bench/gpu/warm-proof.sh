@@ -15,9 +15,9 @@ N=${1:-48}; GB=${2:-12}
 OUT=${OUT:-/tmp/warm-out}; mkdir -p "$OUT"
 repo=$PWD; carry=$repo/.carry/la; W=/tmp/warm
 t0=$(date +%s); stamp() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
-mkdir -p /tmp/ab /tmp/ffbin
-tar -xJf "$carry/avatar-batch.tar.xz" -C /tmp/ab && tar -xJf "$carry/ffbin.tar.xz" -C /tmp/ffbin && chmod +x /tmp/ffbin/* || exit 1
-export PATH=/tmp/ab/bin:/tmp/ffbin:$PATH PYTHONUNBUFFERED=1
+. bench/gpu/ffmpeg.sh
+mkdir -p /tmp/ab && tar -xJf "$carry/avatar-batch.tar.xz" -C /tmp/ab || exit 1
+export PATH=/tmp/ab/bin:$PATH
 rm -rf "$W"; mkdir -p "$W/renderers/synthetic-dit"
 nvidia-smi --query-gpu=index,uuid,name,memory.total --format=csv,noheader | tee "$OUT/gpus.csv"
 stamp "writing $GB GB of weights"
