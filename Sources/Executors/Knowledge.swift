@@ -97,8 +97,7 @@ public final class Knowledge: @unchecked Sendable {
                 entries = Learning.observations(for: model, from: all)
                 // A warm batch packs its requests, so few or none render alone: each is measured against the calibration's
                 // time for it alone (its probes rendered alone on this model) where its bucket has no time alone of its own.
-                var alone = Predictor(profile: p)
-                alone.warm = true
+                let alone = { var q = Predictor(profile: p); q.warm = true; return q }()
                 let reference: ((HistoryEntry) -> Double?)? = warm && calibration?.fit != nil
                     ? { e in alone.settings(bucket: e.observation.bucket, frames: e.observation.frames).map { alone.estimate($0).seconds } } : nil
                 sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds, prior: SharingModel(p.sharing), priorWeight: sharingPriorWeight,
