@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the GPU proof manifest: N synthetic-dit clips of mixed sizes, clip counts and decode modes.
 
-Usage: make-manifest.py OUT_DIR N [--repeat R]
+Usage: make-manifest.py OUT_DIR N [--repeat R] [--steps S]
 Creates OUT_DIR/audio.wav (60 s, from the demo's speech) and OUT_DIR/gpu-proof.yaml. Deliberately includes
 720*1280 clips decoded offline whose float32 frames outgrow what the profile predicts: they OOM first and
 are recovered by the ladder (isolate, then online decode).
@@ -10,6 +10,7 @@ import os, subprocess, sys
 
 out, n = sys.argv[1], int(sys.argv[2])
 repeat = sys.argv[sys.argv.index("--repeat") + 1] if "--repeat" in sys.argv else "2"  # matches the profile's calibration
+steps = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 4  # the profile's default
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.makedirs(out, exist_ok=True)
 wav = os.path.join(out, "audio.wav")
@@ -34,7 +35,7 @@ defaults:
   image: {root}/manifests/demo-assets/teacher.png
   audio: {wav}
   prompt: "A teacher speaking to the camera"
-  sample_steps: 4
+  sample_steps: {steps}
   extra_args: [--repeat, "{repeat}"]
 clips:"""]
 clips = big[: max(0, min(2, n // 12))]
