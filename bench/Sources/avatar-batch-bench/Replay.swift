@@ -258,8 +258,10 @@ enum Replay {
             + "\(pct(e.colocated, 0.5)) / \(pct(e.colocated, 0.95)) (\(e.colocated.count)) |"
     }
 
+    /// The header of `row`'s tables.
+    static let header = "| starting point | held-out jobs | memory error p50 / p95 | under-predicted beyond headroom | solo time error p50 / p95 (n) | co-located time error p50 / p95 (n) |\n| --- | --- | --- | --- | --- | --- |"
+
     static func run(root: String) {
-        let header = "| starting point | held-out jobs | memory error p50 / p95 | under-predicted beyond headroom | solo time error p50 / p95 (n) | co-located time error p50 / p95 (n) |\n| --- | --- | --- | --- | --- | --- |"
         let (profile, _) = ProfileLoader.load(path: root + "/renderers/synthetic-dit.yaml")
         guard let profile else { print("replay: cannot load renderers/synthetic-dit.yaml"); return }
 
@@ -472,6 +474,41 @@ enum Replay {
             loads(root: root, profile: laProfile)
         }
         priorWeights(root: root, profile: profile)
+        sampleSteps(root: root, profile: profile)
+    }
+
+    /// Clips at 8 sample steps run from a history of the same clips at 4 (bench/results/h200-2026-12-01-steps, planned
+    /// from h200-2026-12-01-warm3's history after its two cold batches): predicted as the product does now (a bucket of
+    /// their own, so the calibration's rate scaled by the steps) and as it did while a bucket pooled every step count
+    /// (the 4-step clips' times counted as theirs).
+    static func sampleSteps(root: String, profile: RendererProfile) {
+        let base = root + "/bench/results/h200-2026-12-01-steps", earlier = root + "/bench/results/h200-2026-12-01-warm3"
+        guard let held = try? jobs(status: base + "/status.json", manifest: nil), !held.isEmpty,
+              let recorded = try? History(path: earlier + "/history-after-second.sqlite", readOnly: true).observations(rendererIdentity: profile.identityDigest)
+        else { return }
+        let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
+        let knowledge = productKnowledge(earlier + "/history-after-second.sqlite", fit: storedFit(earlier + "/history.sqlite", profile: profile),
+                                         profile: profile, gpus: h200)
+        let now = knowledge.predictor()
+        var pooled = now
+        for s in Set(held.map(\.settings)) {
+            var atDefault = s
+            atDefault.sampleSteps = ClipSettings.defaultSampleSteps
+            for r in recorded where r.bucket == now.bucket(atDefault) {
+                pooled.observe(Observation(bucket: now.bucket(s), gpuModel: r.gpuModel, peakGB: r.peakGB, seconds: r.seconds, frames: r.frames, oom: r.oom,
+                                           warm: r.warm, startupSeconds: r.startupSeconds), origin: .history)
+            }
+        }
+        print("\nreplay NVIDIA H200: \(held.count) clips at \(held[0].settings.sampleSteps) sample steps from a history of the same clips at 4 (bench/results/h200-2026-12-01-steps)")
+        print(header)
+        print(row("a bucket per step count (now): the calibration's rate x steps / 4", errors(now, on: held, serial: false, context: held), jobs: held.count))
+        print(row("one bucket for every step count (before): the 4-step clips' times", errors(pooled, on: held, serial: false, context: held), jobs: held.count))
+        for (name, p) in [("now", now), ("before", pooled)] {
+            let plan = Planner(predictor: p, strategy: Strategy.table["earliest-finish"]!).plan(held.map { PlanJob(id: $0.id, settings: $0.settings) }, gpus: h200)
+            let w = held.compactMap(\.window)
+            print(String(format: "  plan %@: makespan %.1f s; the attempts took %.1f s from the first start to the last end", name, plan.makespanS,
+                         (w.map(\.to).max() ?? 0) - (w.map(\.from).min() ?? 0)))
+        }
     }
 
     /// How much the calibration's S(k) should weigh against what a batch's history teaches (`Learning.sharingPriorWeight`):
