@@ -16,6 +16,9 @@ public final class Knowledge: @unchecked Sendable {
     public let calibration: CalibrationRecord?
     let entries: [(Observation, Predictor.Origin)]
     public let learnedSharing: [Int: Double]
+    /// The S(k) the learning started from (the calibration's, else the profile's): a learned S(k) that the batches'
+    /// attempts did not move from it is named as such (`basis`).
+    let priorSharing: SharingModel
     /// The worker load this batch expects from the history: the median of the newest `recentLoads` loads on this GPU
     /// model since its calibration, of the batch's load settings where the history has some (Live Avatar's fp8
     /// workers convert their weights as they load), and how many that was (nil: the calibration's or the profile's
@@ -65,6 +68,7 @@ public final class Knowledge: @unchecked Sendable {
         var calibration: CalibrationRecord?
         var entries: [(Observation, Predictor.Origin)] = []
         var sharing: [Int: Double] = [:]
+        var prior = SharingModel(profile.sharing)
         var load: (seconds: Double, count: Int)?
         var loadOf: String?
         var byGroup: [String: Double] = [:]
@@ -100,7 +104,8 @@ public final class Knowledge: @unchecked Sendable {
                 let alone = { var q = Predictor(profile: p); q.warm = true; return q }()
                 let reference: ((HistoryEntry) -> Double?)? = warm && calibration?.fit != nil
                     ? { e in alone.settings(bucket: e.observation.bucket, frames: e.observation.frames).map { alone.estimate($0).seconds } } : nil
-                sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds, prior: SharingModel(p.sharing), priorWeight: sharingPriorWeight,
+                prior = SharingModel(p.sharing)
+                sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds, prior: prior, priorWeight: sharingPriorWeight,
                                            warm: warm, reference: reference)
                 p = p.withSharing(sharing)
             } catch {
@@ -117,6 +122,7 @@ public final class Knowledge: @unchecked Sendable {
         self.calibration = calibration
         self.entries = entries
         self.learnedSharing = sharing
+        self.priorSharing = prior
         self.learnedLoad = load
         self.learnedLoadSettings = load == nil ? nil : loadOf
         self.loadSettings = loadSettings
@@ -167,7 +173,11 @@ public final class Knowledge: @unchecked Sendable {
             parts.append(String(format: "worker load %.1f s: the median of the last %d load(s)%@ on %@", l.seconds, l.count, of, gpuModel ?? "this GPU model"))
         }
         if !learnedSharing.isEmpty {
-            parts.append("S(k) learned\(warm ? " from warm requests" : ""): " + learnedSharing.sorted { $0.key < $1.key }.map { String(format: "%d: %.2f", $0.key, $0.value) }.joined(separator: ", "))
+            // The fit is a weighted median with the prior among its rows: where the attempts did not move it, say so.
+            let held = calibration?.fit != nil ? " (as calibrated)" : " (the profile's)"
+            parts.append("S(k) learned\(warm ? " from warm requests" : ""): " + learnedSharing.sorted { $0.key < $1.key }.map {
+                String(format: "%d: %.2f", $0.key, $0.value) + (abs($0.value - priorSharing.aggregate($0.key)) < 0.005 ? held : "")
+            }.joined(separator: ", "))
         }
         return parts.joined(separator: "; ")
     }

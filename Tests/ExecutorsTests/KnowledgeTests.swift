@@ -131,18 +131,27 @@ import Testing
         var alone = Predictor(profile: la.calibrated(by: fit))
         alone.warm = true
         let seconds = alone.estimate(settings).seconds
-        for _ in 0..<6 {
-            _ = try h.record(HistoryObservation(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: model, bucket: alone.bucket(settings), peakGB: 60,
-                                                seconds: seconds, wallSeconds: 1.6 * seconds, frames: settings.totalFrames, oom: false, warm: true,
-                                                startupSeconds: nil, stretches: [2: 1.6 * seconds], batch: "warm"))
+        func requests(_ n: Int) throws {
+            for _ in 0..<n {
+                _ = try h.record(HistoryObservation(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: model, bucket: alone.bucket(settings),
+                                                    peakGB: 60, seconds: seconds, wallSeconds: 1.6 * seconds, frames: settings.totalFrames, oom: false,
+                                                    warm: true, startupSeconds: nil, stretches: [2: 1.6 * seconds], batch: "warm"))
+            }
         }
+        try requests(3)
         // Without a calibration nothing rendered alone on this model to measure them against: no S(k) is learned.
         #expect(Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true, warm: true).learnedSharing.isEmpty)
         let c = try h.beginCalibration(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: model, workDir: dir.path, now: 900)
         try h.completeCalibration(c.id, fit: fit, now: 1000)
+        // Three requests do not outweigh the calibration's S(2) (it weighs as four): the basis says it held.
+        let few = Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true, warm: true)
+        #expect(abs((few.learnedSharing[2] ?? 0) - 1.1) < 0.01, "\(few.learnedSharing)")
+        #expect(few.basis.contains("S(k) learned from warm requests: 2: 1.10 (as calibrated)"), "\(few.basis)")
+        try requests(3)
         let warm = Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true, warm: true)
         #expect(abs((warm.learnedSharing[2] ?? 0) - 1.25) < 0.01, "\(warm.learnedSharing)")
         #expect(abs(SharingModel(warm.profile.sharing).aggregate(2) - 1.25) < 0.01)
+        #expect(warm.basis.contains("S(k) learned from warm requests: 2: 1.25") && !warm.basis.contains("as calibrated"), "\(warm.basis)")
         // A cold batch learns from cold attempts only: these teach it nothing.
         #expect(Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true).learnedSharing.isEmpty)
     }
