@@ -118,15 +118,12 @@ public final class BatchSession: @unchecked Sendable {
         var placement: Placement
         var estimate: Estimate
         var started: Date
-        /// Seconds of solo-speed progress so far: wall time weighted by S(k)/k of the k jobs it shared a GPU with,
-        /// so a duration learned from a packed GPU is not taken for a solo one. nil where the executor's
-        /// scheduler placed it and sharing is unknown (Slurm): its wall time is taken as is.
-        var soloSeconds: Double?
+        /// When `rendering` was last brought up to date.
         var accountedUntil = Date()
         /// How many render on its card, itself counted, over its life so far, as runs of the same k: the interval up to
-        /// `until`, from the previous one's (or the start). It renders at S(k)/k there. With the renderer's report of when
-        /// its render began (`render_seconds`), its solo-equivalent time is recounted from that moment, and the history
-        /// keeps the render's stretches at each k (what S(k) is learned from).
+        /// `until`, from the previous one's (or the start). It renders at S(k)/k there. Its solo-equivalent time and the
+        /// stretches the history keeps (what S(k) is learned from) are both counted from these, over its render
+        /// (`BatchSession.renderSeconds`).
         var rendering: [(until: Date, k: Int)] = []
         /// The most attempts that shared its GPU while it ran, itself included (the history's window is kept per this k).
         var peers = 1
@@ -321,7 +318,7 @@ public final class BatchSession: @unchecked Sendable {
                                            order: position[job.id] ?? 0)
                 running[a.jobID] = Running(entry: entry, attempt: a, placement: Placement(gpu: nil),
                                            estimate: predictor.estimate(entry.settings, jobID: job.id),
-                                           started: Date(timeIntervalSince1970: a.startedAt), soloSeconds: nil)
+                                           started: Date(timeIntervalSince1970: a.startedAt))
             case let .gone(note):
                 if let job { outputs.removePartials(job) }
                 try store.finishAttempt(a, AttemptEnd(classification: .interrupted, note: note, jobState: .interrupted, reason: "interrupted"))
@@ -461,7 +458,7 @@ public final class BatchSession: @unchecked Sendable {
                                                         reason: "not started"))
             throw error
         }
-        return Running(entry: e, attempt: attempt, placement: placement, estimate: est, started: Date(), soloSeconds: placement.gpu == nil ? nil : 0)
+        return Running(entry: e, attempt: attempt, placement: placement, estimate: est, started: Date())
     }
 
     /// Every attempt rendering on `gpu` has shared it with at least as many as render there now (an attempt whose warm
@@ -478,13 +475,12 @@ public final class BatchSession: @unchecked Sendable {
         now.timeIntervalSince(r.started) < r.estimate.unsharedSeconds
     }
 
-    /// Brings the solo-speed progress of every job on `gpu` up to now: its start-up at full speed (it shares nothing),
-    /// its render at the rate of how many render there; one whose worker still loads makes no progress.
+    /// Brings every job on `gpu` up to now: how many render there beside it (`Running.rendering`), from which its
+    /// solo-equivalent time and its stretches are counted when it ends (`soloSeconds(_:_:)`).
     func accrue(gpu: Int, in running: inout [String: Running]) {
         let now = Date()
         let here = running.filter { $0.value.placement.gpu?.index == gpu }.map(\.key)
         let rendering = here.filter { executor.isRendering($0) && !startingUp(running[$0]!, at: now) }
-        let rate = sharing.perJobRate(max(rendering.count, 1))
         for id in here {
             let r = running[id]!
             // How many it would render beside now, whether or not its predicted start-up is over (it may be, whatever the
@@ -495,25 +491,31 @@ public final class BatchSession: @unchecked Sendable {
             } else {
                 running[id]!.rendering.append((now, ownK))
             }
-            if executor.isRendering(id) {
-                // The part of the interval before its start-up ended ran at solo speed, the rest at the shared rate.
-                let renderFrom = max(r.accountedUntil, r.started.addingTimeInterval(r.estimate.unsharedSeconds))
-                let alone = max(min(now, renderFrom).timeIntervalSince(r.accountedUntil), 0)
-                let shared = max(now.timeIntervalSince(renderFrom), 0)
-                running[id]!.soloSeconds = (r.soloSeconds ?? 0) + alone + shared * rate
-            }
             running[id]!.accountedUntil = now
         }
     }
 
-    /// Solo-equivalent seconds of an attempt whose renderer reported its render's length: its start-up as it took
-    /// (it shares nothing), then its render weighted by the rate it rendered at (S(k)/k of `Running.rendering`).
-    func soloSeconds(_ r: Running, renderSeconds: Double) -> Double {
-        BatchSession.soloSeconds(started: r.started, end: r.accountedUntil, along: r.rendering, renderSeconds: renderSeconds, sharing: sharing)
+    /// The part of an attempt that rendered, and so shared its GPU: a warm request's whole time (its worker was
+    /// loaded), a cold attempt's from its render's start as its renderer reported it, else from its predicted start-up.
+    func renderSeconds(_ r: Running, _ result: AttemptResult) -> Double {
+        result.worker != nil ? result.seconds : result.reportedRenderSeconds ?? max(result.seconds - r.estimate.unsharedSeconds, 0)
     }
 
-    /// `soloSeconds(_:renderSeconds:)` of an attempt that ran from `started` to `end` beside `along` (runs of the same
-    /// k, each up to its `until`): its start-up whole, then each stretch of its render at S(k)/k.
+    /// An attempt's solo-equivalent time, so that a duration learned on a packed GPU is not taken for a solo one: a cold
+    /// attempt's start-up as it took (it shares nothing), then its render (`renderSeconds`) weighted by the rate it
+    /// rendered at, S(k)/k of `Running.rendering`; never more than it took.
+    func soloSeconds(_ r: Running, _ result: AttemptResult) -> Double {
+        let render = renderSeconds(r, result)
+        let solo = result.worker != nil
+            ? BatchSession.stretches(started: r.started, end: r.accountedUntil, along: r.rendering, renderSeconds: render)
+                .reduce(0) { $0 + $1.value * sharing.perJobRate($1.key) }
+            : BatchSession.soloSeconds(started: r.started, end: r.accountedUntil, along: r.rendering, renderSeconds: render, sharing: sharing)
+        return min(solo, result.seconds)
+    }
+
+    /// The solo-equivalent time of a cold attempt that ran from `started` to `end` beside `along` (runs of the same k,
+    /// each up to its `until`) and rendered for its last `renderSeconds`: its start-up whole, then each stretch of its
+    /// render at S(k)/k.
     package static func soloSeconds(started: Date, end: Date, along: [(until: Date, k: Int)], renderSeconds: Double, sharing: SharingModel) -> Double {
         let startUp = max(end.timeIntervalSince(started) - max(renderSeconds, 0), 0)
         return startUp + stretches(started: started, end: end, along: along, renderSeconds: renderSeconds)
@@ -586,14 +588,11 @@ public final class BatchSession: @unchecked Sendable {
         let gpuModel = r.placement.gpu?.model ?? executor.gpus.first?.model ?? ""
         // Feed the predictor: a success is a measurement, an OOM a lower bound.
         if classification == .succeeded {
-            // Learn the solo-equivalent duration (see `Running.soloSeconds`), not the wall time of a shared GPU; from
-            // the renderer's own start-up where it reported one.
-            var seconds = min(r.soloSeconds ?? .infinity, result.seconds)
-            var startup: Double?
-            if result.worker == nil, let render = result.reportedRenderSeconds {
-                startup = result.seconds - render
-                if r.soloSeconds != nil { seconds = min(soloSeconds(r, renderSeconds: render), result.seconds) }
-            }
+            // Learn the solo-equivalent duration (`soloSeconds`), not the wall time of a shared GPU; where the executor's
+            // scheduler placed it (Slurm) its sharing is unknown and its wall time is taken as it is. A cold attempt's
+            // start-up is the renderer's own where it reported its render.
+            let seconds = r.placement.gpu == nil ? result.seconds : soloSeconds(r, result)
+            let startup = result.worker == nil ? result.reportedRenderSeconds.map { result.seconds - $0 } : nil
             let o = Observation(bucket: bucket, gpuModel: gpuModel, peakGB: peak, seconds: seconds, frames: frames, warm: result.worker != nil,
                                 startupSeconds: startup)
             predictor.observe(o)
@@ -677,10 +676,9 @@ public final class BatchSession: @unchecked Sendable {
         let model = r.placement.gpu.map(Learning.modelKey) ?? k.gpuModel ?? ""
         var h = o
         var wall: Double? = o.oom ? nil : result.seconds
-        // The render's stretches at each k: a warm request's whole time, a cold attempt's from the render's start as
-        // its renderer reported it, else from its predicted start-up.
-        let render = result.worker != nil ? result.seconds : result.reportedRenderSeconds ?? max(result.seconds - r.estimate.unsharedSeconds, 0)
-        var stretches: [Int: Double]? = o.oom ? nil : BatchSession.stretches(started: r.started, end: r.accountedUntil, along: r.rendering, renderSeconds: render)
+        // The render's stretches at each k (`renderSeconds`).
+        var stretches: [Int: Double]? = o.oom ? nil
+            : BatchSession.stretches(started: r.started, end: r.accountedUntil, along: r.rendering, renderSeconds: renderSeconds(r, result))
         if r.placement.gpu == nil {
             h.seconds = nil
             wall = nil
