@@ -258,6 +258,13 @@ enum Replay {
             + "\(pct(e.colocated, 0.5)) / \(pct(e.colocated, 0.95)) (\(e.colocated.count)) |"
     }
 
+    /// The H200 runs of the proof manifest as calibrate, batch 1, batch 2 (and warm batches), oldest first
+    /// (calibration-proof.sh, bench/results/).
+    static let h200Proofs = ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled",
+                             "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final", "h200-2026-12-01-warmup",
+                             "h200-2026-12-01-stretches", "h200-2026-12-01-alone", "h200-2026-12-01-shifted", "h200-2026-12-01-solo",
+                             "h200-2026-12-01-weights", "h200-2026-12-01-warm2", "h200-2026-12-01-warm3"]
+
     /// The header of `row`'s tables.
     static let header = "| starting point | held-out jobs | memory error p50 / p95 | under-predicted beyond headroom | solo time error p50 / p95 (n) | co-located time error p50 / p95 (n) |\n| --- | --- | --- | --- | --- | --- |"
 
@@ -308,8 +315,7 @@ enum Replay {
 
         // H200 (2026-12-01): the proof manifest as two batches on one host: calibrate --quick, batch 1, then the same
         // clips as batch 2 planned by the product from the calibration and batch 1's history (its history file).
-        for dir in ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final",
-                    "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone", "h200-2026-12-01-shifted", "h200-2026-12-01-solo", "h200-2026-12-01-weights", "h200-2026-12-01-warm2", "h200-2026-12-01-warm3"] {
+        for dir in h200Proofs {
         let second = root + "/bench/results/" + dir
         if let b2 = try? jobs(status: second + "/second-status.json", manifest: nil), !b2.isEmpty {
             let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
@@ -339,8 +345,7 @@ enum Replay {
         // H200 (2026-12-01): the start-up each cold attempt's renderer reported (synthetic-dit's report: its seconds less
         // startup_s and load_s is its own work once loaded), against the predicted one, on the runs that kept their logs.
         // Same observations either way; only how each cold time splits into start-up and render differs.
-        for dir in ["h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final",
-                    "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone", "h200-2026-12-01-shifted", "h200-2026-12-01-solo", "h200-2026-12-01-weights", "h200-2026-12-01-warm2", "h200-2026-12-01-warm3"] {
+        for dir in h200Proofs where FileManager.default.fileExists(atPath: root + "/bench/results/" + dir + "/logs.tgz") {
             let base = root + "/bench/results/" + dir
             guard let b1 = try? jobs(status: base + "/run-status.json", manifest: nil, logs: base + "/logs.tgz"), !b1.isEmpty,
                   let fit = storedFit(base + "/history.sqlite", profile: profile) else { continue }
@@ -521,9 +526,8 @@ enum Replay {
         print("\nreplay NVIDIA H200: the prior weight of S(k) (Learning.sharingPriorWeight); each later batch as the product plans it")
         print("| weight | batch 2: co-located p50 / p95 (runs) | batch 2: plan against span, median / worst | warm batch: co-located p50 / p95 | warm batch: plan against span, median / worst |")
         print("| --- | --- | --- | --- | --- |")
-        let dirs = ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm",
-                    "h200-2026-12-01-reported", "h200-2026-12-01-final", "h200-2026-12-01-warmup", "h200-2026-12-01-stretches", "h200-2026-12-01-alone",
-                    "h200-2026-12-01-shifted", "h200-2026-12-01-weights", "h200-2026-12-01-warm2", "h200-2026-12-01-warm3"]
+        // The solo run planned every clip alone (--max-jobs-per-gpu 1), which these plans do not.
+        let dirs = h200Proofs.filter { $0 != "h200-2026-12-01-solo" }
         func span(_ jobs: [Job]) -> Double? {
             let w = jobs.compactMap(\.window)
             guard let a = w.map(\.from).min(), let b = w.map(\.to).max() else { return nil }
