@@ -263,7 +263,7 @@ enum Replay {
     static let h200Proofs = ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled",
                              "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final", "h200-2026-12-01-warmup",
                              "h200-2026-12-01-stretches", "h200-2026-12-01-alone", "h200-2026-12-01-shifted", "h200-2026-12-01-solo",
-                             "h200-2026-12-01-weights", "h200-2026-12-01-warm2", "h200-2026-12-01-warm3"]
+                             "h200-2026-12-01-weights", "h200-2026-12-01-warm2", "h200-2026-12-01-warm3", "h200-2026-12-01-final6"]
 
     /// The header of `row`'s tables.
     static let header = "| starting point | held-out jobs | memory error p50 / p95 | under-predicted beyond headroom | solo time error p50 / p95 (n) | co-located time error p50 / p95 (n) |\n| --- | --- | --- | --- | --- | --- |"
