@@ -84,7 +84,9 @@ struct Run: AsyncParsableCommand {
         do { gpus = try await GPUDiscovery.forBatch(manifest) } catch { throw fail("\(error)") }
         let strat = try strategyOrExit(manifest)
         guard (hostRAM ?? 0) >= 0 else { throw fail("--host-ram must be 0 (no check) or more") }
-        let knowledge = knowledge(manifest, gpus: gpus, warm: workers == "auto" && manifest.renderer.worker != nil)
+        // Warm workers where the renderer's profile has a worker: section, unless --workers off.
+        let warm = workers == "auto" && manifest.renderer.worker != nil
+        let knowledge = knowledge(manifest, gpus: gpus, warm: warm)
         var o = LocalExecutorOptions(gpus: gpus, strategy: strat, maxJobsPerGPU: maxJobsPerGPU ?? manifest.renderer.maxJobsPerGPU,
                                      sharing: SharingModel(knowledge.profile.sharing))
         o.hostRAMGB = hostRAM
@@ -92,7 +94,7 @@ struct Run: AsyncParsableCommand {
         switch workers {
         // The calibrated profile: its worker's load is what this GPU model measured.
         case "auto":
-            o.warm = manifest.renderer.worker != nil ? knowledge.profile : nil
+            o.warm = warm ? knowledge.profile : nil
             o.workerLoads = knowledge.loadsBySettings
         case "off": o.warm = nil
         default: throw fail("--workers must be auto or off, not \(workers)")
