@@ -3,7 +3,8 @@
 # carried (the portable binary and a static ffmpeg):
 #   bash bench/gpu/calibration-proof.sh [N]        (CALIBRATE_ONLY=1: steps 1 and 2, and the plan after, without the run;
 #                                                   SECOND=1: step 5 too; RUN_ARGS: options for every plan and run,
-#                                                   e.g. "--max-jobs-per-gpu 1" for clips that run alone)
+#                                                   e.g. "--max-jobs-per-gpu 1" for clips that run alone;
+#                                                   CALIBRATE_ARGS: options for calibrate, e.g. "--cold")
 # 1. plan the N-clip proof manifest (bench/gpu/make-manifest.py) from the profile alone;
 # 2. avatar-batch calibrate synthetic-dit --quick on GPU 0 (a fresh history in $AVATAR_BATCH_HOME);
 # 3. plan it again (from the calibration), then run it (one process per clip, packed);
@@ -27,7 +28,7 @@ python3 bench/gpu/make-manifest.py "$W" "$N" > /dev/null && cp "$W/gpu-proof.yam
 avatar-batch plan "$W/gpu-proof.yaml" --workers off ${RUN_ARGS:-} > "$OUT/plan-before.txt" 2>&1
 stamp "calibrate"
 a=$(date +%s.%N)
-avatar-batch calibrate synthetic-dit --quick --gpu 0 > "$OUT/calibrate.txt" 2> "$OUT/calibrate.log"; rc=$?
+avatar-batch calibrate synthetic-dit --quick --gpu 0 ${CALIBRATE_ARGS:-} > "$OUT/calibrate.txt" 2> "$OUT/calibrate.log"; rc=$?
 b=$(date +%s.%N)
 python3 -c "print('calibrate: %.1f s wall, exit $rc' % ($b - $a))" | tee "$OUT/summary.txt"
 cat "$OUT/calibrate.txt"

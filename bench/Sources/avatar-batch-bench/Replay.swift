@@ -480,6 +480,91 @@ enum Replay {
         }
         priorWeights(root: root, profile: profile)
         sampleSteps(root: root, profile: profile)
+        calibrationLoads(root: root, profile: profile)
+    }
+
+    /// What a warm calibration takes as its worker load, and so as a cold job's start-up (the load plus a request's fixed
+    /// part): the load of the one worker that served the probes alone (as calibrate does; on a fresh host the first process,
+    /// which reads the renderer's libraries from a cold disk), against the median load of every worker it started (its
+    /// calibrate.log has them all; tried 2026-12-01 and not kept, docs/benchmarks.md). Batch 1 is planned from the
+    /// calibration alone, the first warm batch from it and two cold batches (which record no loads).
+    static func calibrationLoads(root: String, profile: RendererProfile) {
+        let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
+        print("\nreplay NVIDIA H200: the calibration's worker load and cold start-up from its first worker (as calibrate does), against the median of all its workers (not kept)")
+        print("| run | calibrate's loads: first / median (workers) | batch 1's start-ups (median) | batch 1 co-located p50 / p95: first / median | batch 1 plan against span: first / median | first warm batch plan against span: first / median |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        var plans1: [[Double]] = [[], [], []], plansW: [[Double]] = [[], [], []], errs: [[Double]] = [[], [], []]
+        // A cold process renders slower than a warm worker's request after its warm-up (kernels loaded on first use, the
+        // allocator's pool grown from nothing, the encoder's first start): the solo run's cold attempts, each alone, against
+        // its own calibration's prediction of their render (the third variant scales every render by this ratio).
+        var coldFactor = 1.0
+        let soloDir = root + "/bench/results/h200-2026-12-01-solo"
+        if let fit = storedFit(soloDir + "/history.sqlite", profile: profile), let alone = try? jobs(status: soloDir + "/run-status.json", manifest: nil, logs: soloDir + "/logs.tgz") {
+            let p = Predictor(profile: profile.calibrated(by: fit))
+            let ratios = alone.compactMap { j in j.renderSeconds.map { $0 / max(p.estimate(j.settings).renderSeconds, 0.001) } }
+            if !ratios.isEmpty { coldFactor = Learning.median(ratios) }
+            print(String(format: "  cold renders alone against the calibration's (warm) renders, h200-2026-12-01-solo: x%.2f on the median of %d (x%.2f-x%.2f)",
+                         coldFactor, ratios.count, ratios.min() ?? 0, ratios.max() ?? 0))
+        }
+        func span(_ jobs: [Job]) -> Double? {
+            let w = jobs.compactMap(\.window)
+            guard let a = w.map(\.from).min(), let b = w.map(\.to).max() else { return nil }
+            return b - a
+        }
+        for dir in h200Proofs {
+            let base = root + "/bench/results/" + dir
+            guard let log = try? String(contentsOfFile: base + "/calibrate.log", encoding: .utf8), let first = storedFit(base + "/history.sqlite", profile: profile),
+                  let recordedLoad = first.loadSeconds, let b1 = try? jobs(status: base + "/run-status.json", manifest: nil, logs: base + "/logs.tgz"), !b1.isEmpty,
+                  let observed1 = span(b1) else { continue }
+            let loads = log.split(separator: "\n").compactMap { line -> Double? in
+                guard let r = line.range(of: "loaded in ") else { return nil }
+                return Double(line[r.upperBound...].prefix { $0 != " " })
+            }
+            guard loads.count > 1 else { continue }
+            var all = first
+            all.loadSeconds = Learning.median(loads)
+            all.startupSeconds = first.startupSeconds.map { $0 - recordedLoad + Learning.median(loads) }
+            let startUps = b1.compactMap { j in j.seconds.flatMap { t in j.renderSeconds.map { t - $0 } } }
+            var cells: [String] = []
+            var p1: [Double] = [], pw: [Double] = [], e: [String] = []
+            var scaled = all
+            scaled.timePoints = all.timePoints.map { var q = $0; q.value *= coldFactor; return q }
+            for (i, fit) in [first, all, scaled].enumerated() {
+                let calibrated = Predictor(profile: profile.calibrated(by: fit))
+                let c = errors(calibrated, on: b1, serial: false, context: b1).colocated
+                errs[i] += c
+                e.append("\(pct(c, 0.5)) / \(pct(c, 0.95))")
+                let plan = Planner(predictor: calibrated, strategy: Strategy.table["earliest-finish"]!).plan(b1.map { PlanJob(id: $0.id, settings: $0.settings) }, gpus: h200)
+                p1.append(plan.makespanS / observed1 - 1)
+                plans1[i].append(plan.makespanS / observed1 - 1)
+                if i < 2, let held = try? jobs(status: base + "/warm-status.json", manifest: nil), !held.isEmpty, let observed = span(held),
+                   FileManager.default.fileExists(atPath: base + "/history-after-second.sqlite") {
+                    let knowledge = productKnowledge(base + "/history-after-second.sqlite", fit: fit, profile: profile, gpus: h200, warm: true)
+                    var predictor = knowledge.predictor()
+                    predictor.warm = true
+                    let settings = Dictionary(held.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
+                    let cold = Planner(predictor: predictor, strategy: Strategy.table["earliest-finish"]!).plan(held.map { PlanJob(id: $0.id, settings: $0.settings) }, gpus: h200)
+                    let warm = cold.warmed(load: knowledge.expectedLoad, key: { settings[$0].map(profile.workerKey) ?? "" },
+                                           solo: { settings[$0].map { predictor.estimate($0).seconds } ?? 0 }, sharing: SharingModel(predictor.profile.sharing)).0
+                    pw.append(warm.makespanS / observed - 1)
+                    plansW[i].append(warm.makespanS / observed - 1)
+                }
+            }
+            cells.append(String(format: "%.1f / %.1f s (%d)", recordedLoad, Learning.median(loads), loads.count))
+            cells.append(startUps.isEmpty ? "–" : String(format: "%.1f s", Learning.median(startUps)))
+            cells.append(e.joined(separator: "; "))
+            cells.append(p1.map { String(format: "%+.0f%%", 100 * $0) }.joined(separator: " / "))
+            cells.append(pw.isEmpty ? "–" : pw.map { String(format: "%+.0f%%", 100 * $0) }.joined(separator: " / "))
+            print("| \(dir) | " + cells.joined(separator: " | ") + " |")
+        }
+        func summary(_ v: [Double]) -> String {
+            guard !v.isEmpty else { return "–" }
+            return String(format: "%+.0f%% (worst %+.0f%%)", 100 * Learning.median(v), 100 * v.max { abs($0) < abs($1) }!)
+        }
+        print("| all runs, median | | | \(pct(errs[0], 0.5)) / \(pct(errs[0], 0.95)); \(pct(errs[1], 0.5)) / \(pct(errs[1], 0.95)) | "
+              + "\(summary(plans1[0])) / \(summary(plans1[1])) | \(summary(plansW[0])) / \(summary(plansW[1])) |")
+        print(String(format: "  the median load with every render x%.2f (cold renders, third figure of each cell above): batch 1 co-located %@ / %@, plans %@",
+                     coldFactor, pct(errs[2], 0.5), pct(errs[2], 0.95), summary(plans1[2])))
     }
 
     /// Clips at 8 sample steps run from a history of the same clips at 4 (bench/results/h200-2026-12-01-steps, planned
