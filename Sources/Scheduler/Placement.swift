@@ -255,9 +255,17 @@ public struct SharingModel: Sendable, Hashable {
     public static func == (a: SharingModel, b: SharingModel) -> Bool { a.points.elementsEqual(b.points) { $0 == $1 } }
     public func hash(into h: inout Hasher) { for (k, s) in points { h.combine(k); h.combine(s) } }
 
+    /// `holds(k)` for k < 65, computed once: the placer asks for it on every GPU of every round.
+    var holding: [Bool] = []
+
     public init(_ table: [Int: Double]) {
         points = [(1, 1.0)] + table.filter { $0.key >= 2 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         self.table = (0..<65).map { interpolate($0) }
+        var best = 0.0
+        holding = self.table.indices.map { k in
+            defer { best = max(best, self.table[k]) }
+            return k <= 1 || self.table[k] >= best * (1 - SharingModel.spread)
+        }
     }
 
     /// S(k).
@@ -279,6 +287,20 @@ public struct SharingModel: Sendable, Hashable {
 
     /// The best S(k) for k up to `limit`: the most a GPU can do, for the lower bound.
     public func best(upTo limit: Int) -> Double { (1...max(limit, 1)).map(aggregate).max() ?? 1 }
+
+    /// How far apart the same S(k) reads when measured again: `calibrate --quick` on four H200 hosts read S(2)
+    /// 1.16-1.19, S(3) 1.22-1.26 and S(4) 1.28-1.33, 3-4% apart (docs/benchmarks.md).
+    public static let spread = 0.03
+
+    /// Whether k jobs keep the throughput of fewer to within what S(k) is measured to (`spread`): a cold job may join
+    /// then, since its start-up shares nothing. A cold calibration that read S(2..4) 1.63, 1.61, 1.61 on an H200 let a
+    /// strict S(3) >= S(2) hold the card to two jobs at once, and the 32-clip proof ran 180 s where four at once had
+    /// run it in about 100 s (docs/benchmarks.md, "A cold calibration").
+    /// Against the best of S(1..k-1), so that small dips do not add up.
+    public func holds(_ k: Int) -> Bool {
+        if k < holding.count { return holding[max(k, 0)] }
+        return k <= 1 || aggregate(k) >= best(upTo: k - 1) * (1 - SharingModel.spread)
+    }
 }
 
 /// Filter, then score: the one place a job meets the GPUs.
@@ -374,13 +396,14 @@ public struct Placer: Sendable {
     }
 
     /// With `earliest-finish`, a job joins a busy GPU only when that raises the GPU's throughput: S(k+1) > S(k); or,
-    /// with `coldStarts`, keeps it: S(k+1) >= S(k) (as the tail assignment does).
+    /// with `coldStarts`, keeps it to within what S(k) is measured to: S(k+1) >= S(k) x (1 - `SharingModel.spread`)
+    /// (as the tail assignment does, `SharingModel.holds`).
     func sharingPays(_ load: GPULoad) -> Bool { sharingPays(jobs: load.occupants.count) }
 
     @inline(__always)
     func sharingPays(jobs k: Int) -> Bool {
         guard strategy.shareOnlyWhenFaster, k > 0 else { return true }
-        return coldStarts ? sharing.aggregate(k + 1) >= sharing.aggregate(k) * (1 - 1e-9) : sharing.aggregate(k + 1) > sharing.aggregate(k) * 1.01
+        return coldStarts ? sharing.holds(k + 1) : sharing.aggregate(k + 1) > sharing.aggregate(k) * 1.01
     }
 
     /// True when the GPU can take no job of at least `smallestGB`: at its cap, isolated, or too full.

@@ -25,13 +25,13 @@ extension Dispatcher {
         guard placer.strategy.shareOnlyWhenFaster, !queue.isEmpty, queue.count <= Dispatcher.tailLimit,
               queue.count * loads.count <= Dispatcher.tailWork else { return nil }
         // The most jobs a card may hold: up to the cap, while each added job raises the card's throughput. Jobs that
-        // start up first (cold) may also join while it merely holds: a start-up shares nothing, so a job starting up
-        // beside others rendering gains its start-up and costs them nothing until it renders too.
+        // start up first (cold) may also join while it merely holds (to within `SharingModel.spread`): a start-up shares
+        // nothing, so a job starting up beside others rendering gains its start-up and costs them nothing until it renders too.
         let startUps = queue.contains { $0.request.unsharedSeconds > 0 }
         var kmax = 1
         while kmax < placer.maxJobsPerGPU
                 && (sharing.aggregate(kmax + 1) > sharing.aggregate(kmax) * (1 + 1e-9)
-                    || (startUps && sharing.aggregate(kmax + 1) >= sharing.aggregate(kmax) * (1 - 1e-9))) { kmax += 1 }
+                    || (startUps && sharing.holds(kmax + 1))) { kmax += 1 }
 
         struct Card {
             var index: Int
