@@ -265,6 +265,10 @@ enum Replay {
                              "h200-2026-12-01-stretches", "h200-2026-12-01-alone", "h200-2026-12-01-shifted", "h200-2026-12-01-solo",
                              "h200-2026-12-01-weights", "h200-2026-12-01-warm2", "h200-2026-12-01-warm3", "h200-2026-12-01-final6"]
 
+    /// The same proof with `calibrate --cold` (CALIBRATE_ARGS=--cold): each probe its own process, as batches 1 and 2
+    /// run; kept apart from `h200Proofs`, whose sections read a warm calibration's worker loads.
+    static let h200ColdCalibrations = ["h200-2026-12-01-coldcal", "h200-2026-12-01-coldcal2"]
+
     /// The header of `row`'s tables.
     static let header = "| starting point | held-out jobs | memory error p50 / p95 | under-predicted beyond headroom | solo time error p50 / p95 (n) | co-located time error p50 / p95 (n) |\n| --- | --- | --- | --- | --- | --- |"
 
@@ -288,7 +292,7 @@ enum Replay {
         // H200 (2026-11-30, and again 2026-12-01 with start-ups unshared): calibrate --quick, then the proof manifest packed; history = the first half of that run.
         // The rerun (2026-12-01, later): the same with offline memory per pixel-frame; its warm calibration's S(2) was
         // measured serially (2.00), a bug fixed for the next one (together: S(2) of two probes rendering at once).
-        for dir in ["h200-2026-11-30-calibration", "h200-2026-12-01-calibration", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final"] {
+        for dir in ["h200-2026-11-30-calibration", "h200-2026-12-01-calibration", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled", "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final"] + h200ColdCalibrations {
         let h200 = root + "/bench/results/" + dir
         if let run = try? jobs(status: h200 + "/run-status.json", manifest: nil), !run.isEmpty {
             let fit = storedFit(h200 + "/history.sqlite", profile: profile)
@@ -315,7 +319,7 @@ enum Replay {
 
         // H200 (2026-12-01): the proof manifest as two batches on one host: calibrate --quick, batch 1, then the same
         // clips as batch 2 planned by the product from the calibration and batch 1's history (its history file).
-        for dir in h200Proofs {
+        for dir in h200Proofs + h200ColdCalibrations {
         let second = root + "/bench/results/" + dir
         if let b2 = try? jobs(status: second + "/second-status.json", manifest: nil), !b2.isEmpty {
             let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
