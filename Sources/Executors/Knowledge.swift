@@ -13,6 +13,9 @@ public final class Knowledge: @unchecked Sendable {
     public let history: History?
     /// The GPU model predictions are made for (the batch's most common one).
     public let gpuModel: String?
+    /// The batch's other GPU models, which get the same figures, and whether the history holds a calibration of each
+    /// (not used: a batch predicts for one model; docs/calibration.md, "Not done").
+    public let otherModels: [(model: String, calibrated: Bool)]
     public let calibration: CalibrationRecord?
     let entries: [(Observation, Predictor.Origin)]
     public let learnedSharing: [Int: Double]
@@ -64,6 +67,11 @@ public final class Knowledge: @unchecked Sendable {
             }
         }
         let model = Learning.primaryModel(gpus)
+        var others: [(model: String, calibrated: Bool)] = []
+        for other in Set(gpus.map(Learning.modelKey)).subtracting(model.map { [$0] } ?? []).sorted() {
+            let calibrated = (try? history?.calibration(rendererIdentity: profile.identityDigest, gpuModel: other))?.fit != nil
+            others.append((other, calibrated))
+        }
         var p = profile
         var calibration: CalibrationRecord?
         var entries: [(Observation, Predictor.Origin)] = []
@@ -119,6 +127,7 @@ public final class Knowledge: @unchecked Sendable {
         self.profile = p
         self.history = history
         self.gpuModel = model
+        self.otherModels = others
         self.calibration = calibration
         self.entries = entries
         self.learnedSharing = sharing
@@ -178,6 +187,11 @@ public final class Knowledge: @unchecked Sendable {
             parts.append("S(k) learned\(warm ? " from warm requests" : ""): " + learnedSharing.sorted { $0.key < $1.key }.map {
                 String(format: "%d: %.2f", $0.key, $0.value) + (abs($0.value - priorSharing.aggregate($0.key)) < 0.005 ? held : "")
             }.joined(separator: ", "))
+        }
+        if let model = gpuModel, !otherModels.isEmpty {
+            let unused = otherModels.filter(\.calibrated).map(\.model)
+            parts.append("the same figures for " + otherModels.map(\.model).joined(separator: ", ") + " (a batch predicts for its most common GPU model, \(model))"
+                         + (unused.isEmpty ? "" : "; the calibration of \(unused.joined(separator: ", ")) is not used"))
         }
         return parts.joined(separator: "; ")
     }

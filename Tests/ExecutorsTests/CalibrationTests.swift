@@ -85,6 +85,9 @@ final class CalibrationBench: @unchecked Sendable {
         // Later batches plan from it, then from their own history.
         let after = try b.run(["plan", b.manifest, "--explain"])
         #expect(after.stdout.contains("predictions: calibration of") && after.stdout.contains("from: calibration of"), "\(after.stdout)")
+        // With a second GPU model the plan says that it gets the same figures.
+        let mixed = try b.run(["plan", b.manifest, "--explain", "--gpus", "1x24GB,1x80GB"])
+        #expect(mixed.stdout.contains("the same figures for virtual 80GB (a batch predicts for its most common GPU model, virtual 24GB)"), "\(mixed.stdout)")
         let planned = try JSONSerialization.jsonObject(with: Data(try b.run(["plan", b.manifest, "--json"]).stdout.utf8)) as! [String: Any]
         let c0 = (planned["placements"] as! [[String: Any]]).first { $0["job"] as? String == "c0" }!
         #expect(abs((c0["memory_gb"] as! Double) - (m688.value + 0.004 * mpf(688, 368)) * 1.1) < 0.01, "\(c0)")

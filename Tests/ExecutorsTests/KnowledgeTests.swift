@@ -56,6 +56,30 @@ import Testing
         #expect(Knowledge(profile: la, gpus: [GPU(index: 0, model: "NVIDIA A100", memoryGB: 80)], historyPath: path, batch: "a100", readOnly: true).learnedLoad == nil)
     }
 
+    @Test func aBatchOnSeveralGPUModelsSaysWhichFiguresTheOthersGet() throws {
+        // Two H200s and an A100 calibrated on its own: the batch predicts for the H200 (its most common model), and the
+        // basis says that the A100 gets the same figures and that its calibration is not used.
+        let dir = TempDir("knowledge")
+        let path = dir.path + "/history.sqlite"
+        let la = try liveAvatar()
+        let h = try History(path: path)
+        let fit = CalibrationFit(memoryPoints: [], timePoints: [], startupSeconds: 112, perClipOfflineGB: nil, onlineDecodeGB: nil, sharing: [:],
+                                 gpuMemoryGB: 80, probes: 5, oomProbes: 0, seconds: 345, loadSeconds: 99.6)
+        let c = try h.beginCalibration(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: "NVIDIA A100 80GB", workDir: dir.path, now: 900)
+        try h.completeCalibration(c.id, fit: fit, now: 1000)
+        let mixed = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140), GPU(index: 1, model: "NVIDIA A100", memoryGB: 80),
+                     GPU(index: 2, model: "NVIDIA H200", memoryGB: 140)]
+        let k = Knowledge(profile: la, gpus: mixed, historyPath: path, batch: "mixed", readOnly: true)
+        #expect(k.gpuModel == "NVIDIA H200 140GB" && k.calibration == nil)
+        #expect(k.basis.hasPrefix("profile defaults; the same figures for NVIDIA A100 80GB (a batch predicts for its most common GPU model, NVIDIA H200 140GB); "
+                                  + "the calibration of NVIDIA A100 80GB is not used"), "\(k.basis)")
+        // One model: nothing to say.
+        #expect(Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "one", readOnly: true).basis == "profile defaults")
+        // Without a history the other models are still named.
+        #expect(Knowledge(profile: la, gpus: mixed, historyPath: nil, batch: "none").basis
+                == "profile defaults; the same figures for NVIDIA A100 80GB (a batch predicts for its most common GPU model, NVIDIA H200 140GB)")
+    }
+
     @Test func aBatchExpectsTheLoadsOfItsOwnLoadSettings() throws {
         let dir = TempDir("knowledge")
         let path = dir.path + "/history.sqlite"
