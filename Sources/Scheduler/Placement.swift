@@ -292,11 +292,11 @@ public struct SharingModel: Sendable, Hashable {
     /// 1.16-1.19, S(3) 1.22-1.26 and S(4) 1.28-1.33, 3-4% apart (docs/benchmarks.md).
     public static let spread = 0.03
 
-    /// Whether k jobs keep the throughput of fewer to within what S(k) is measured to (`spread`): a cold job may join
-    /// then, since its start-up shares nothing. A cold calibration that read S(2..4) 1.63, 1.61, 1.61 on an H200 let a
-    /// strict S(3) >= S(2) hold the card to two jobs at once, and the 32-clip proof ran 180 s where four at once had
-    /// run it in about 100 s (docs/benchmarks.md, "A cold calibration").
-    /// Against the best of S(1..k-1), so that small dips do not add up.
+    /// Whether k jobs keep the throughput of fewer, to within what S(k) is measured to (`spread`), against the best of
+    /// S(1..k-1) so that small dips do not add up: a cold job may join then, since its start-up shares nothing. A cold
+    /// calibration that read S(2..4) 1.63, 1.61, 1.61 on an H200 let a strict S(3) >= S(2) hold the card to two jobs at
+    /// once, and the 32-clip proof ran 180 s where four at once had run it in about 100 s (docs/benchmarks.md, "A cold
+    /// calibration").
     public func holds(_ k: Int) -> Bool {
         if k < holding.count { return holding[max(k, 0)] }
         return k <= 1 || aggregate(k) >= best(upTo: k - 1) * (1 - SharingModel.spread)

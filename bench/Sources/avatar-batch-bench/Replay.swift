@@ -494,22 +494,22 @@ enum Replay {
     /// calibration alone, the first warm batch from it and two cold batches (which record no loads).
     static func calibrationLoads(root: String, profile: RendererProfile) {
         let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
-        print("\nreplay NVIDIA H200: the calibration's worker load and cold start-up from its first worker (as calibrate does), against the median of all its workers (not kept)")
-        print("| run | calibrate's loads: first / median (workers) | batch 1's start-ups (median) | batch 1 co-located p50 / p95: first / median | batch 1 plan against span: first / median | first warm batch plan against span: first / median |")
-        print("| --- | --- | --- | --- | --- | --- |")
         var plans1: [[Double]] = [[], [], []], plansW: [[Double]] = [[], [], []], errs: [[Double]] = [[], [], []]
         // A cold process renders slower than a warm worker's request after its warm-up (kernels loaded on first use, the
         // allocator's pool grown from nothing, the encoder's first start): the solo run's cold attempts, each alone, against
         // its own calibration's prediction of their render (the third variant scales every render by this ratio).
-        var coldFactor = 1.0
+        var coldFactor = 1.0, coldText = ""
         let soloDir = root + "/bench/results/h200-2026-12-01-solo"
         if let fit = storedFit(soloDir + "/history.sqlite", profile: profile), let alone = try? jobs(status: soloDir + "/run-status.json", manifest: nil, logs: soloDir + "/logs.tgz") {
             let p = Predictor(profile: profile.calibrated(by: fit))
             let ratios = alone.compactMap { j in j.renderSeconds.map { $0 / max(p.estimate(j.settings).renderSeconds, 0.001) } }
             if !ratios.isEmpty { coldFactor = Learning.median(ratios) }
-            print(String(format: "  cold renders alone against the calibration's (warm) renders, h200-2026-12-01-solo: x%.2f on the median of %d (x%.2f-x%.2f)",
-                         coldFactor, ratios.count, ratios.min() ?? 0, ratios.max() ?? 0))
+            coldText = String(format: "  cold renders alone against the calibration's (warm) renders, h200-2026-12-01-solo: x%.2f on the median of %d (x%.2f-x%.2f)",
+                              coldFactor, ratios.count, ratios.min() ?? 0, ratios.max() ?? 0)
         }
+        print("\nreplay NVIDIA H200: the calibration's worker load and cold start-up from its first worker (as calibrate does), against the median of all its workers (not kept)")
+        print("| run | calibrate's loads: first / median (workers) | batch 1's start-ups (median) | batch 1 co-located p50 / p95: first; median; median, cold renders | batch 1 plan against span: first / median / median, cold renders | first warm batch plan against span: first / median |")
+        print("| --- | --- | --- | --- | --- | --- |")
         func span(_ jobs: [Job]) -> Double? {
             let w = jobs.compactMap(\.window)
             guard let a = w.map(\.from).min(), let b = w.map(\.to).max() else { return nil }
@@ -567,8 +567,9 @@ enum Replay {
         }
         print("| all runs, median | | | \(pct(errs[0], 0.5)) / \(pct(errs[0], 0.95)); \(pct(errs[1], 0.5)) / \(pct(errs[1], 0.95)) | "
               + "\(summary(plans1[0])) / \(summary(plans1[1])) | \(summary(plansW[0])) / \(summary(plansW[1])) |")
-        print(String(format: "  the median load with every render x%.2f (cold renders, third figure of each cell above): batch 1 co-located %@ / %@, plans %@",
+        print(String(format: "  the median load with every render x%.2f (cold renders, the third figures above): batch 1 co-located %@ / %@, plans %@",
                      coldFactor, pct(errs[2], 0.5), pct(errs[2], 0.95), summary(plans1[2])))
+        if !coldText.isEmpty { print(coldText) }
     }
 
     /// Clips at 8 sample steps run from a history of the same clips at 4 (bench/results/h200-2026-12-01-steps, planned
