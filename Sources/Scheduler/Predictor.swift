@@ -243,7 +243,11 @@ public struct Predictor: Sendable {
         }
         let hostRAM = m.hostRAMGB + m.hostRAMPerMegapixelFrameGB * Double(frame.pixels) * Double(s.totalFrames) / 1e6
         let t = profile.time
-        let (msPerFrame, timeExtra) = Predictor.interpolate(timeCurve, at: x)
+        // Below the smallest point measured, a frame costs what it cost there: fewer frames a clip do not make each frame
+        // cheaper (each clip has costs of its own), where extrapolating the slope down did. On the H200 proof runs,
+        // synthetic-dit's 384*256 x32 clips, below a calibration's 384*256 x48 point, were predicted at 1.6 ms a frame
+        // where the x48 point says 2.3 and they took more (docs/benchmarks.md, "Time below the smallest point").
+        let (msPerFrame, timeExtra) = Predictor.interpolate(timeCurve, at: x, floor: 1)
         var perFrame = msPerFrame / 1000
         if t.referenceSampleSteps > 0 { perFrame *= Double(s.sampleSteps) / Double(t.referenceSampleSteps) }
         if s.offloadModel { perFrame *= t.offloadFactor }
@@ -326,14 +330,15 @@ public struct Predictor: Sendable {
     }
 
     /// Linear interpolation over a `curve`; flags values outside the points. With one point, y scales with x.
-    static func interpolate(_ p: [(Double, Double)], at x: Double) -> (Double, Bool) {
+    /// `floor`: below the first point, never less than this fraction of its value (memory does not go to zero; a frame's
+    /// time does not fall below the smallest point's).
+    static func interpolate(_ p: [(Double, Double)], at x: Double, floor: Double = 0.25) -> (Double, Bool) {
         guard let first = p.first, let last = p.last else { return (0, true) }
         if p.count == 1 { return (first.0 > 0 ? first.1 * x / first.0 : first.1, x != first.0) }
         if x < first.0 || x > last.0 {
             let (a, b) = x < first.0 ? (p[0], p[1]) : (p[p.count - 2], p[p.count - 1])
             let slope = (b.1 - a.1) / (b.0 - a.0)
-            // Never extrapolate below a fraction of the smallest point: memory does not go to zero.
-            return (max(a.1 + slope * (x - a.0), first.1 * 0.25), true)
+            return (max(a.1 + slope * (x - a.0), first.1 * floor), true)
         }
         for i in 1..<p.count where x <= p[i].0 {
             let (a, b) = (p[i - 1], p[i])

@@ -44,6 +44,25 @@ import Testing
         #expect(abs(e.rawMemoryGB - (20 + slope * (44_236_800 - 12_152_832) + 0.1)) < 1e-6)
     }
 
+    @Test func aFrameBelowTheSmallestTimePointCostsWhatItCostThere() {
+        // Time points at 384*256 x48 (2.3 ms a frame) and 688*368 x48 (5.4), as an H200 calibration measured them. A
+        // 384*256 x32 clip lies below the first: it is predicted at 2.3 ms a frame, not at the 1.6 the slope gives
+        // (its clips took more than either). Memory below its first point still follows its slope, down to a quarter.
+        var prof = testProfile()
+        prof.time.points = [TimePoint(size: FrameSize("384*256")!, inferFrames: 48, msPerFrame: 2.28),
+                            TimePoint(size: FrameSize("688*368")!, inferFrames: 48, msPerFrame: 5.43)]
+        let p = Predictor(profile: prof)
+        var x32 = settings("384*256", clips: 16)
+        x32.inferFrames = 32
+        let e = p.estimate(x32)
+        #expect(e.extrapolated)
+        #expect(abs(e.seconds - 2.28e-3 * 512) < 1e-9, "\(e.seconds)")
+        // Between and above the points, as before.
+        #expect(abs(p.estimate(settings("688*368", clips: 10)).seconds - 5.43e-3 * 480) < 1e-9)
+        let memorySlope = 10.0 / (12_152_832.0 - 4_718_592.0)
+        #expect(abs(e.rawMemoryGB - (10 - memorySlope * (4_718_592.0 - 3_145_728.0) + 16 * 0.1)) < 1e-9, "\(e.rawMemoryGB)")
+    }
+
     @Test func headroomAndFactors() {
         var prof = testProfile()
         prof.memory.headroom = 0.1
