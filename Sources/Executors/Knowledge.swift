@@ -110,7 +110,8 @@ public final class Knowledge: @unchecked Sendable {
                 // A warm batch packs its requests, so few or none render alone: each is measured against the calibration's
                 // time for it alone (its probes rendered alone on this model) where its bucket has no time alone of its own.
                 let alone = { var q = Predictor(profile: p); q.warm = true; return q }()
-                let reference: ((HistoryEntry) -> Double?)? = warm && calibration?.fit != nil
+                // Only a calibration whose probes were warm requests measured one alone: a cold one's are processes.
+                let reference: ((HistoryEntry) -> Double?)? = warm && calibration?.fit?.ranWarm == true
                     ? { e in alone.settings(bucket: e.observation.bucket, frames: e.observation.frames).map { alone.estimate($0).seconds } } : nil
                 prior = SharingModel(p.sharing)
                 sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds, prior: prior, priorWeight: sharingPriorWeight,
@@ -165,9 +166,12 @@ public final class Knowledge: @unchecked Sendable {
     }
 
     var priorDescription: String {
-        guard let c = calibration, c.fit != nil else { return "profile defaults" }
+        guard let c = calibration, let fit = c.fit else { return "profile defaults" }
         let day = Date(timeIntervalSince1970: c.finishedAt ?? c.startedAt).formatted(.iso8601.year().month().day())
-        return "calibration of \(day) on \(c.gpuModel)"
+        // Where the batch runs otherwise than the probes did, their figures are of the other kind: a cold process
+        // renders slower alone than a warm request and shares the card better (docs/benchmarks.md).
+        let kind = profile.worker == nil || fit.ranWarm == warm ? "" : (fit.ranWarm ? " (its probes ran on warm workers)" : " (its probes ran cold)")
+        return "calibration of \(day) on \(c.gpuModel)\(kind)"
     }
 
     /// The basis in one line, for the run's opening and `status`.

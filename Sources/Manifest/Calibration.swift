@@ -21,6 +21,9 @@ public struct CalibrationFit: Sendable, Hashable, Codable {
     public var startupSeconds: Double?
     /// A warm worker's load, when the probes ran on one (the profile has a `worker:` section): its `load_s`.
     public var loadSeconds: Double?
+    /// The probes ran as requests to warm workers (false: each as its own process, `--cold` or a profile without a
+    /// worker). nil in calibrations stored before 2026-12-01: `ranWarm` reads it from `loadSeconds`.
+    public var warm: Bool?
     /// For a resident memory model (structured, not points): the median of measured peak minus the model at the
     /// probes, added to its `per_job_gb` (CUDA context and allocator slack differ between GPU models and drivers).
     public var residentOffsetGB: Double?
@@ -57,6 +60,9 @@ public struct CalibrationFit: Sendable, Hashable, Codable {
         self.seconds = seconds
         self.notes = notes
     }
+
+    /// Whether the probes ran on warm workers (`warm`, else whether a worker's load was recorded).
+    public var ranWarm: Bool { warm ?? (loadSeconds != nil) }
 }
 
 extension RendererProfile {

@@ -89,6 +89,7 @@ struct Calibrate: AsyncParsableCommand {
         let ran = try CalibrationFitter.figures(soloStore)
         let alone = ran.filter { !$0.key.hasPrefix("warmup-") }
         var fit = CalibrationFitter.fit(design: design, solo: alone, gpu: selected, load: warm ? try CalibrationFitter.loadSeconds(soloStore) : nil)
+        fit.warm = warm
         fit.probes += ran.count - alone.count
         if let w = design.warmUp, let first = design.solo.first {
             CalibrationFitter.addFirstRequest(&fit, warmUp: ran[w.id]?.seconds, same: alone[first.id]?.seconds)

@@ -173,6 +173,12 @@ final class CalibrationBench: @unchecked Sendable {
         // --cold calibrates each probe as its own process (the fake renderer's command): no worker, no load.
         let cold = try b.calibrate(["--cold", "--discard"])
         #expect(cold.status == 0 && !cold.stderr.contains("warm worker"), "\(cold.stderr)")
+        // Each calibration says which kind of probes it ran, and a warm batch planned from the cold one says so.
+        #expect(fit.warm == true)
+        let newest = try #require(try History(path: b.historyPath, readOnly: true).calibrations().filter { $0.state == "complete" }.max { $0.id < $1.id }?.fit)
+        #expect(newest.warm == false && !newest.ranWarm, "\(newest)")
+        let warmPlan2 = try b.run(["plan", b.manifest, "--explain"])
+        #expect(warmPlan2.stdout.contains("(its probes ran cold)"), "\(warmPlan2.stdout)")
     }
 
     @Test func warmRequestTimesAreKeptAndPredictTheNextBatchWarmAndCold() throws {

@@ -176,8 +176,47 @@ import Testing
         #expect(abs((warm.learnedSharing[2] ?? 0) - 1.25) < 0.01, "\(warm.learnedSharing)")
         #expect(abs(SharingModel(warm.profile.sharing).aggregate(2) - 1.25) < 0.01)
         #expect(warm.basis.contains("S(k) learned from warm requests: 2: 1.25") && !warm.basis.contains("as calibrated"), "\(warm.basis)")
-        // A cold batch learns from cold attempts only: these teach it nothing.
-        #expect(Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true).learnedSharing.isEmpty)
+        // A cold batch learns from cold attempts only: these teach it nothing. Its basis says the probes ran warm.
+        let cold = Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true)
+        #expect(cold.learnedSharing.isEmpty)
+        #expect(cold.basis.hasPrefix("calibration of 1970-01-01 on NVIDIA H200 140GB (its probes ran on warm workers)"), "\(cold.basis)")
+        #expect(!warm.basis.contains("its probes ran"), "\(warm.basis)")
+    }
+
+    @Test func aColdCalibrationIsNoWarmRequestsTimeAlone() throws {
+        // `calibrate --cold` runs each probe as its own process: its times alone are a process's (on an H200 a cold render
+        // took 1.4 times a warm one), not a warm request's, so packed warm requests learn no S(k) against them, and the
+        // basis of a warm batch says which kind of probes it plans from.
+        let dir = TempDir("knowledge")
+        let path = dir.path + "/history.sqlite"
+        let la = try liveAvatar()
+        let h = try History(path: path)
+        let model = "NVIDIA H200 140GB"
+        var fit = CalibrationFit(memoryPoints: [], timePoints: [], startupSeconds: 112, perClipOfflineGB: nil, onlineDecodeGB: nil, sharing: [2: 1.1],
+                                 gpuMemoryGB: 140, probes: 5, oomProbes: 0, seconds: 345)
+        fit.warm = false
+        #expect(!fit.ranWarm)
+        var alone = Predictor(profile: la.calibrated(by: fit))
+        alone.warm = true
+        let seconds = alone.estimate(settings).seconds
+        for _ in 0..<6 {
+            _ = try h.record(HistoryObservation(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: model, bucket: alone.bucket(settings),
+                                                peakGB: 60, seconds: seconds, wallSeconds: 1.6 * seconds, frames: settings.totalFrames, oom: false,
+                                                warm: true, startupSeconds: nil, stretches: [2: 1.6 * seconds], batch: "warm"))
+        }
+        let c = try h.beginCalibration(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: model, workDir: dir.path, now: 900)
+        try h.completeCalibration(c.id, fit: fit, now: 1000)
+        let warm = Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true, warm: true)
+        #expect(warm.learnedSharing.isEmpty, "\(warm.learnedSharing)")
+        #expect(warm.basis.hasPrefix("calibration of 1970-01-01 on NVIDIA H200 140GB (its probes ran cold)"), "\(warm.basis)")
+        // A cold batch plans from it as it was measured, and says nothing more.
+        #expect(Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true).basis.hasPrefix("calibration of 1970-01-01 on NVIDIA H200 140GB;"))
+        // Calibrations stored before `warm` was kept: a recorded load means warm probes.
+        var old = fit
+        old.warm = nil
+        #expect(!old.ranWarm)
+        old.loadSeconds = 99.6
+        #expect(old.ranWarm)
     }
 
     @Test func withoutAWorkerOrALoadTheProfileStandsAsItIs() throws {
