@@ -24,6 +24,19 @@ import Testing
         return predictor.estimate(settings).seconds
     }
 
+    /// Records `n` warm requests of `settings` that each rendered beside one other throughout, in 1.6 times what `fit`
+    /// predicts for one alone (so S(2) = 2 / 1.6 = 1.25 against that prediction).
+    func recordPackedRequests(_ n: Int, in h: History, profile la: RendererProfile, model: String, fit: CalibrationFit) throws {
+        var alone = Predictor(profile: la.calibrated(by: fit))
+        alone.warm = true
+        let seconds = alone.estimate(settings).seconds
+        for _ in 0..<n {
+            _ = try h.record(HistoryObservation(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: model, bucket: alone.bucket(settings),
+                                                peakGB: 60, seconds: seconds, wallSeconds: 1.6 * seconds, frames: settings.totalFrames, oom: false,
+                                                warm: true, startupSeconds: nil, stretches: [2: 1.6 * seconds], batch: "warm"))
+        }
+    }
+
     @Test func loadsSinceTheCalibrationSetTheLoadAndMoveTheColdStartUpButNotARequest() throws {
         let dir = TempDir("knowledge")
         let path = dir.path + "/history.sqlite"
@@ -152,17 +165,7 @@ import Testing
         let model = "NVIDIA H200 140GB"
         let fit = CalibrationFit(memoryPoints: [], timePoints: [], startupSeconds: 112, perClipOfflineGB: nil, onlineDecodeGB: nil, sharing: [2: 1.1],
                                  gpuMemoryGB: 140, probes: 5, oomProbes: 0, seconds: 345, loadSeconds: 99.6)
-        var alone = Predictor(profile: la.calibrated(by: fit))
-        alone.warm = true
-        let seconds = alone.estimate(settings).seconds
-        func requests(_ n: Int) throws {
-            for _ in 0..<n {
-                _ = try h.record(HistoryObservation(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: model, bucket: alone.bucket(settings),
-                                                    peakGB: 60, seconds: seconds, wallSeconds: 1.6 * seconds, frames: settings.totalFrames, oom: false,
-                                                    warm: true, startupSeconds: nil, stretches: [2: 1.6 * seconds], batch: "warm"))
-            }
-        }
-        try requests(3)
+        try recordPackedRequests(3, in: h, profile: la, model: model, fit: fit)
         // Without a calibration nothing rendered alone on this model to measure them against: no S(k) is learned.
         #expect(Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true, warm: true).learnedSharing.isEmpty)
         let c = try h.beginCalibration(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: model, workDir: dir.path, now: 900)
@@ -171,7 +174,7 @@ import Testing
         let few = Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true, warm: true)
         #expect(abs((few.learnedSharing[2] ?? 0) - 1.1) < 0.01, "\(few.learnedSharing)")
         #expect(few.basis.contains("S(k) learned from warm requests: 2: 1.10 (as calibrated)"), "\(few.basis)")
-        try requests(3)
+        try recordPackedRequests(3, in: h, profile: la, model: model, fit: fit)
         let warm = Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true, warm: true)
         #expect(abs((warm.learnedSharing[2] ?? 0) - 1.25) < 0.01, "\(warm.learnedSharing)")
         #expect(abs(SharingModel(warm.profile.sharing).aggregate(2) - 1.25) < 0.01)
@@ -196,14 +199,7 @@ import Testing
                                  gpuMemoryGB: 140, probes: 5, oomProbes: 0, seconds: 345)
         fit.warm = false
         #expect(!fit.ranWarm)
-        var alone = Predictor(profile: la.calibrated(by: fit))
-        alone.warm = true
-        let seconds = alone.estimate(settings).seconds
-        for _ in 0..<6 {
-            _ = try h.record(HistoryObservation(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: model, bucket: alone.bucket(settings),
-                                                peakGB: 60, seconds: seconds, wallSeconds: 1.6 * seconds, frames: settings.totalFrames, oom: false,
-                                                warm: true, startupSeconds: nil, stretches: [2: 1.6 * seconds], batch: "warm"))
-        }
+        try recordPackedRequests(6, in: h, profile: la, model: model, fit: fit)
         let c = try h.beginCalibration(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: model, workDir: dir.path, now: 900)
         try h.completeCalibration(c.id, fit: fit, now: 1000)
         let warm = Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true, warm: true)
