@@ -247,6 +247,13 @@ enum Replay {
         return e
     }
 
+    /// How long a run's attempts took from the first start to the last end (nil: none has a window).
+    static func span(_ jobs: [Job]) -> Double? {
+        let w = jobs.compactMap(\.window)
+        guard let a = w.map(\.from).min(), let b = w.map(\.to).max() else { return nil }
+        return b - a
+    }
+
     static func pct(_ xs: [Double], _ q: Double) -> String {
         guard !xs.isEmpty else { return "–" }
         let s = xs.sorted()
@@ -338,10 +345,9 @@ enum Replay {
             // The plan of batch 2 the product would make from that knowledge, against the span its attempts took.
             let planner = Planner(predictor: knowledge.predictor(), strategy: Strategy.table["earliest-finish"]!)
             let plan = planner.plan(b2.map { PlanJob(id: $0.id, settings: $0.settings) }, gpus: h200)
-            let spans = b2.compactMap(\.window)
-            if let first = spans.map(\.from).min(), let last = spans.map(\.to).max() {
+            if let observed = span(b2) {
                 print(String(format: "  plan of batch 2 from it: makespan %.1f s (lower bound %.1f s); its attempts took %.1f s from the first start to the last end",
-                             plan.makespanS, plan.lowerBoundS, last - first))
+                             plan.makespanS, plan.lowerBoundS, observed))
             }
         }
         }
@@ -510,11 +516,6 @@ enum Replay {
         print("\nreplay NVIDIA H200: the calibration's worker load and cold start-up from its first worker (as calibrate does), against the median of all its workers (not kept)")
         print("| run | calibrate's loads: first / median (workers) | batch 1's start-ups (median) | batch 1 co-located p50 / p95: first; median; median, cold renders | batch 1 plan against span: first / median / median, cold renders | first warm batch plan against span: first / median |")
         print("| --- | --- | --- | --- | --- | --- |")
-        func span(_ jobs: [Job]) -> Double? {
-            let w = jobs.compactMap(\.window)
-            guard let a = w.map(\.from).min(), let b = w.map(\.to).max() else { return nil }
-            return b - a
-        }
         for dir in h200Proofs {
             let base = root + "/bench/results/" + dir
             guard let log = try? String(contentsOfFile: base + "/calibrate.log", encoding: .utf8), let first = storedFit(base + "/history.sqlite", profile: profile),
@@ -600,9 +601,8 @@ enum Replay {
         print(row("one bucket for every step count (before): the 4-step clips' times", errors(pooled, on: held, serial: false, context: held), jobs: held.count))
         for (name, p) in [("now", now), ("before", pooled)] {
             let plan = Planner(predictor: p, strategy: Strategy.table["earliest-finish"]!).plan(held.map { PlanJob(id: $0.id, settings: $0.settings) }, gpus: h200)
-            let w = held.compactMap(\.window)
             print(String(format: "  plan %@: makespan %.1f s; the attempts took %.1f s from the first start to the last end", name, plan.makespanS,
-                         (w.map(\.to).max() ?? 0) - (w.map(\.from).min() ?? 0)))
+                         span(held) ?? 0))
         }
     }
 
@@ -618,16 +618,6 @@ enum Replay {
         print("| --- | --- | --- | --- | --- |")
         // The solo run planned every clip alone (--max-jobs-per-gpu 1), which these plans do not.
         let dirs = h200Proofs.filter { $0 != "h200-2026-12-01-solo" }
-        func span(_ jobs: [Job]) -> Double? {
-            let w = jobs.compactMap(\.window)
-            guard let a = w.map(\.from).min(), let b = w.map(\.to).max() else { return nil }
-            return b - a
-        }
-        func pct(_ v: [Double], _ q: Double) -> String {
-            guard !v.isEmpty else { return "–" }
-            let s = v.sorted()
-            return String(format: "%.0f%%", 100 * s[min(Int((q * Double(s.count - 1)).rounded()), s.count - 1)])
-        }
         for (name, weight) in weights {
             var errs2: [Double] = [], errsW: [Double] = [], plan2: [Double] = [], planW: [Double] = [], errsW2: [Double] = [], planW2: [Double] = []
             var runs2 = 0, runsW = 0
