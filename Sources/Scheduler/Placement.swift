@@ -264,7 +264,7 @@ public struct SharingModel: Sendable, Hashable {
         var best = 0.0
         holding = self.table.indices.map { k in
             defer { best = max(best, self.table[k]) }
-            return k <= 1 || self.table[k] >= best * (1 - SharingModel.spread)
+            return k <= 1 || SharingModel.keeps(self.table[k], best)
         }
     }
 
@@ -299,8 +299,11 @@ public struct SharingModel: Sendable, Hashable {
     /// calibration").
     public func holds(_ k: Int) -> Bool {
         if k < holding.count { return holding[max(k, 0)] }
-        return k <= 1 || aggregate(k) >= best(upTo: k - 1) * (1 - SharingModel.spread)
+        return k <= 1 || SharingModel.keeps(aggregate(k), best(upTo: k - 1))
     }
+
+    /// The one comparison behind `holds`: S within `spread` of the best before it.
+    static func keeps(_ s: Double, _ best: Double) -> Bool { s >= best * (1 - spread) }
 }
 
 /// Filter, then score: the one place a job meets the GPUs.
