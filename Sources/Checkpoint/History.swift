@@ -241,10 +241,19 @@ public final class History: @unchecked Sendable {
         }
     }
 
-    /// The newest complete calibration of a renderer on a GPU model.
+    /// The calibration batches of a renderer on a GPU model plan from: the newest complete one whose probes ran on
+    /// warm workers, else the newest complete one. A warm calibration predicts cold batches better than a cold one
+    /// does, as well as warm batches (co-located p95 22% against 26% for cold batches, 55% against 85% for warm ones,
+    /// over 18 H200 runs: docs/benchmarks.md), so a later `calibrate --cold` does not displace it.
     public func calibration(rendererIdentity: String, gpuModel: String) throws -> CalibrationRecord? {
+        let complete = try completeCalibrations(rendererIdentity: rendererIdentity, gpuModel: gpuModel)
+        return complete.first { $0.fit?.ranWarm == true } ?? complete.first
+    }
+
+    /// The complete calibrations of a renderer on a GPU model, newest first.
+    public func completeCalibrations(rendererIdentity: String, gpuModel: String) throws -> [CalibrationRecord] {
         try pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM calibrations WHERE renderer_identity = ? AND gpu_model = ? AND state = 'complete' ORDER BY id DESC LIMIT 1",
+            try Row.fetchAll(db, sql: "SELECT * FROM calibrations WHERE renderer_identity = ? AND gpu_model = ? AND state = 'complete' ORDER BY id DESC",
                              arguments: [rendererIdentity, gpuModel]).map(History.calibration)
         }
     }

@@ -17,6 +17,9 @@ public final class Knowledge: @unchecked Sendable {
     /// (not used: a batch predicts for one model; docs/calibration.md, "Not done").
     public let otherModels: [(model: String, calibrated: Bool)]
     public let calibration: CalibrationRecord?
+    /// A complete calibration newer than `calibration`, passed over because its probes ran cold and `calibration`'s
+    /// warm (`History.calibration`); the basis names it.
+    public let passedOver: CalibrationRecord?
     let entries: [(Observation, Predictor.Origin)]
     public let learnedSharing: [Int: Double]
     /// The S(k) the learning started from (the calibration's, else the profile's): a learned S(k) that the batches'
@@ -74,6 +77,7 @@ public final class Knowledge: @unchecked Sendable {
         }
         var p = profile
         var calibration: CalibrationRecord?
+        var passedOver: CalibrationRecord?
         var entries: [(Observation, Predictor.Origin)] = []
         var sharing: [Int: Double] = [:]
         var prior = SharingModel(profile.sharing)
@@ -83,6 +87,10 @@ public final class Knowledge: @unchecked Sendable {
         if let h = history, let model {
             do {
                 calibration = try h.calibration(rendererIdentity: profile.identityDigest, gpuModel: model)
+                if let newest = try h.completeCalibrations(rendererIdentity: profile.identityDigest, gpuModel: model).first,
+                   newest.id != calibration?.id {
+                    passedOver = newest
+                }
                 if let fit = calibration?.fit { p = p.calibrated(by: fit) }
                 if p.worker != nil {
                     // Only loads since the calibration: a new calibration (a new driver, a new disk) starts the count again.
@@ -121,6 +129,7 @@ public final class Knowledge: @unchecked Sendable {
                 warnings.append("the history at \(h.path) could not be read (\(error)); predictions start from the profile")
                 entries = []
                 calibration = nil
+                passedOver = nil
                 load = nil
                 p = profile
             }
@@ -130,6 +139,7 @@ public final class Knowledge: @unchecked Sendable {
         self.gpuModel = model
         self.otherModels = others
         self.calibration = calibration
+        self.passedOver = passedOver
         self.entries = entries
         self.learnedSharing = sharing
         self.priorSharing = prior
@@ -167,16 +177,23 @@ public final class Knowledge: @unchecked Sendable {
 
     var priorDescription: String {
         guard let c = calibration, let fit = c.fit else { return "profile defaults" }
-        let day = Date(timeIntervalSince1970: c.finishedAt ?? c.startedAt).formatted(.iso8601.year().month().day())
+        let day = Knowledge.day(c)
         // Where the batch runs otherwise than the probes did, their figures are of the other kind: a cold process
         // renders slower alone than a warm request and shares the card better (docs/benchmarks.md).
         let kind = profile.worker == nil || fit.ranWarm == warm ? "" : (fit.ranWarm ? " (its probes ran on warm workers)" : " (its probes ran cold)")
         return "calibration of \(day) on \(c.gpuModel)\(kind)"
     }
 
+    static func day(_ c: CalibrationRecord) -> String {
+        Date(timeIntervalSince1970: c.finishedAt ?? c.startedAt).formatted(.iso8601.year().month().day())
+    }
+
     /// The basis in one line, for the run's opening and `status`.
     public var basis: String {
         var parts = [priorDescription]
+        if let newer = passedOver, calibration?.fit != nil, newer.fit?.ranWarm == false {
+            parts.append("the newer calibration of \(Knowledge.day(newer)) is not used: its probes ran cold, and a warm calibration predicts cold batches better too")
+        }
         let same = entries.filter { $0.1 == .history }.count
         let borrowed = entries.count - same
         if same > 0 { parts.append("history: \(same) observation(s) on \(gpuModel ?? "this GPU model")") }

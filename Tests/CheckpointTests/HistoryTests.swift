@@ -134,6 +134,29 @@ import Testing
         #expect(try h.calibration(rendererIdentity: "r1", gpuModel: "H200 140GB")?.id == a.id)
     }
 
+    @Test func aWarmCalibrationIsPreferredToANewerColdOne() throws {
+        // Over 18 H200 runs a warm calibration predicted cold batches better than a cold one too (docs/benchmarks.md):
+        // `calibrate --cold` after `calibrate` does not displace it, and a cold one is used only where none ran warm.
+        let dir = TempDir("history")
+        let h = try History(path: dir.path + "/h.sqlite")
+        func calibrate(warm: Bool, startup: Double) throws -> Int64 {
+            var fit = CalibrationFit(memoryPoints: [], timePoints: [], startupSeconds: startup, perClipOfflineGB: nil, onlineDecodeGB: nil,
+                                     sharing: [2: 1.2], gpuMemoryGB: 140, probes: 5, oomProbes: 0, seconds: 60)
+            fit.warm = warm
+            let c = try h.beginCalibration(rendererIdentity: "r1", renderer: "x", gpuModel: "H200 140GB", workDir: "/w")
+            try h.completeCalibration(c.id, fit: fit)
+            return c.id
+        }
+        let cold1 = try calibrate(warm: false, startup: 7)
+        #expect(try h.calibration(rendererIdentity: "r1", gpuModel: "H200 140GB")?.id == cold1)
+        let warm = try calibrate(warm: true, startup: 5)
+        let cold2 = try calibrate(warm: false, startup: 8)
+        #expect(try h.calibration(rendererIdentity: "r1", gpuModel: "H200 140GB")?.id == warm)
+        #expect(try h.completeCalibrations(rendererIdentity: "r1", gpuModel: "H200 140GB").map(\.id) == [cold2, warm, cold1])
+        let warm2 = try calibrate(warm: true, startup: 4)
+        #expect(try h.calibration(rendererIdentity: "r1", gpuModel: "H200 140GB")?.id == warm2)
+    }
+
     @Test func unusableHistoriesSayWhyAndHowToFixIt() throws {
         let dir = TempDir("history")
         let corrupt = dir.write("bad.sqlite", "not a database")

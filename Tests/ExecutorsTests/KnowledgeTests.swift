@@ -215,6 +215,29 @@ import Testing
         #expect(old.ranWarm)
     }
 
+    @Test func aNewerColdCalibrationIsNamedAndPassedOver() throws {
+        // A warm calibration, then `calibrate --cold`: both kinds of batch keep planning from the warm one (it predicted
+        // cold batches better too, docs/benchmarks.md), and the basis names the newer one it does not use.
+        let dir = TempDir("knowledge")
+        let path = dir.path + "/history.sqlite"
+        let la = try liveAvatar()
+        let h = try History(path: path)
+        let model = "NVIDIA H200 140GB"
+        for (warm, at) in [(true, 86_400.0), (false, 2 * 86_400.0)] {
+            var fit = CalibrationFit(memoryPoints: [], timePoints: [], startupSeconds: warm ? 100 : 130, perClipOfflineGB: nil, onlineDecodeGB: nil,
+                                     sharing: [2: 1.1], gpuMemoryGB: 140, probes: 5, oomProbes: 0, seconds: 345)
+            fit.warm = warm
+            let c = try h.beginCalibration(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: model, workDir: dir.path, now: at - 100)
+            try h.completeCalibration(c.id, fit: fit, now: at)
+        }
+        for warm in [true, false] {
+            let k = Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "next", readOnly: true, warm: warm)
+            #expect(k.calibration?.fit?.ranWarm == true && k.profile.time.startupSeconds == 100, "\(k.profile.time)")
+            #expect(k.basis.hasPrefix("calibration of 1970-01-02 on NVIDIA H200 140GB" + (warm ? "; " : " (its probes ran on warm workers); ")
+                                      + "the newer calibration of 1970-01-03 is not used: its probes ran cold"), "\(k.basis)")
+        }
+    }
+
     @Test func withoutAWorkerOrALoadTheProfileStandsAsItIs() throws {
         let dir = TempDir("knowledge")
         let path = dir.path + "/history.sqlite"
