@@ -13,10 +13,11 @@ struct Calibrate: AsyncParsableCommand {
             counts, decoded offline and online, then k long probes of two sizes at once for S(k). It fits the profile's memory and \
             time model and sharing table and stores them in the history (docs/calibration.md), keyed by the renderer \
             and the GPU model. It says how long it will take before it starts; Ctrl-C or a kill leaves it resumable: \
-            run the same command again (or add --discard to start afresh). A probe that runs out of memory is data: an \
+            run the same command again, with the same options (or add --discard to start afresh). A probe that runs out of memory is data: an \
             upper bound. When the profile has a worker: section, the probes alone run as requests to one warm worker: \
             the model loads once, its load is measured as the start-up, and each probe's time is its render alone \
-            (--cold runs each probe as its own process instead). With --gpus (a virtual inventory) the renderer must \
+            (--cold runs each probe as its own process instead; batches keep planning from a warm calibration where \
+            there is one, since it predicts cold batches better too). With --gpus (a virtual inventory) the renderer must \
             report its own peak memory ($AVATAR_BATCH_REPORT, or the worker's done message), as the tests' fakes do.
             """)
 
@@ -63,15 +64,30 @@ struct Calibrate: AsyncParsableCommand {
         let model = Learning.modelKey(selected)
         let identity = profile.identityDigest
         let safe = model.map { $0.isLetter || $0.isNumber ? $0 : "-" }
-        let work = (historyPath as NSString).deletingLastPathComponent + "/calibrations/\(profile.name)-\(identity)-\(String(safe))"
+        let folder = (historyPath as NSString).deletingLastPathComponent + "/calibrations/\(profile.name)-\(identity)-\(String(safe))"
         if discard, let open = try store.calibrations().first(where: { $0.rendererIdentity == identity && $0.gpuModel == model && $0.state == "running" }) {
             try store.discardCalibration(open.id, note: "discarded by calibrate --discard")
             try? FileManager.default.removeItem(atPath: open.workDir)
             say("discarded the unfinished calibration \(open.id) (started \(Date(timeIntervalSince1970: open.startedAt).formatted(.iso8601)))")
         }
-        let record = try store.beginCalibration(rendererIdentity: identity, renderer: profile.name, gpuModel: model, workDir: work)
+        // Each calibration has a folder of its own (an unfinished one resumes in its own): one begun later never finds an
+        // earlier one's probes done. Until 2026-12-01 they shared one, and calibrating again refitted the old probes.
+        let record = try store.beginCalibration(rendererIdentity: identity, renderer: profile.name, gpuModel: model,
+                                                workDir: folder + "-" + String(Int64(Date().timeIntervalSince1970 * 1000)))
+        let work = record.workDir
         let resumed = FileManager.default.fileExists(atPath: work + "/solo.yaml")
         let warm = profile.worker != nil && !cold
+        // A calibration resumes only as it began: probes of another design (cold against warm, quick against full)
+        // would be fitted together with the ones already done.
+        let options = [warm ? "warm" : "cold", quick ? "--quick" : "full"] + (maxShared.map { ["--max-shared \($0)"] } ?? [])
+        let optionsFile = work + "/options.txt"
+        let begun = (try? String(contentsOfFile: optionsFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let begun, begun != options.joined(separator: ", ") {
+            throw fail("calibration \(record.id) of \(profile.name) on \(model) was begun as \(begun), not \(options.joined(separator: ", ")): "
+                       + "run calibrate with the options it began with to resume it, or add --discard to start afresh", code: 2)
+        }
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try options.joined(separator: ", ").write(toFile: optionsFile, atomically: true, encoding: .utf8)
         let design = CalibrationDesign(profile: profile, gpu: selected, quick: quick, maxShared: maxShared, warm: warm)
         try design.writeInputs(to: work)
         let estimate = design.predictedSeconds()
@@ -119,7 +135,14 @@ struct Calibrate: AsyncParsableCommand {
         try store.completeCalibration(record.id, fit: fit)
         store.checkpoint()
         print(CalibrationFitter.describe(fit, profile: profile, model: model))
-        print("stored as calibration \(record.id) in \(historyPath); batches on \(model) now plan from it (plan --explain says so)")
+        if let used = try store.calibration(rendererIdentity: identity, gpuModel: model), used.id != record.id {
+            // A cold calibration beside a warm one: the warm one predicts both kinds of batch better (History.calibration).
+            print("stored as calibration \(record.id) in \(historyPath); batches on \(model) keep planning from calibration \(used.id) of "
+                  + "\(Date(timeIntervalSince1970: used.finishedAt ?? used.startedAt).formatted(.iso8601.year().month().day())), whose probes ran on warm "
+                  + "workers: a warm calibration predicts cold batches better too (docs/calibration.md)")
+        } else {
+            print("stored as calibration \(record.id) in \(historyPath); batches on \(model) now plan from it (plan --explain says so)")
+        }
     }
 
     func say(_ line: String) { if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) } }

@@ -173,12 +173,22 @@ final class CalibrationBench: @unchecked Sendable {
         // --cold calibrates each probe as its own process (the fake renderer's command): no worker, no load.
         let cold = try b.calibrate(["--cold", "--discard"])
         #expect(cold.status == 0 && !cold.stderr.contains("warm worker"), "\(cold.stderr)")
-        // Each calibration says which kind of probes it ran, and a warm batch planned from the cold one says so.
+        // Each calibration says which kind of probes it ran.
         #expect(fit.warm == true)
-        let newest = try #require(try History(path: b.historyPath, readOnly: true).calibrations().filter { $0.state == "complete" }.max { $0.id < $1.id }?.fit)
-        #expect(newest.warm == false && !newest.ranWarm, "\(newest)")
-        let warmPlan2 = try b.run(["plan", b.manifest, "--explain"])
-        #expect(warmPlan2.stdout.contains("(its probes ran cold)"), "\(warmPlan2.stdout)")
+        let complete = try History(path: b.historyPath, readOnly: true).calibrations().filter { $0.state == "complete" }
+        let newest = try #require(complete.max { $0.id < $1.id })
+        #expect(newest.fit?.warm == false && newest.fit?.ranWarm == false, "\(newest)")
+        // Batches keep planning from the warm one, which predicted cold batches better too; calibrate and the basis say so.
+        let warmID = try #require(complete.min { $0.id < $1.id }?.id)
+        #expect(cold.stdout.contains("keep planning from calibration \(warmID) of ") && cold.stdout.contains("whose probes ran on warm workers"),
+                "\(cold.stdout)")
+        let warmPlan2 = try b.run(["plan", b.manifest, "--explain"]), coldPlan = try b.run(["plan", b.manifest, "--explain", "--workers", "off"])
+        for p in [warmPlan2, coldPlan] {
+            #expect(p.stdout.contains("is not used: its probes ran cold") && !p.stdout.contains("(its probes ran cold)"), "\(p.stdout)")
+        }
+        #expect(coldPlan.stdout.contains("(its probes ran on warm workers)"), "\(coldPlan.stdout)")
+        let again = try #require(JSONSerialization.jsonObject(with: Data(try b.run(["plan", b.manifest, "--json"]).stdout.utf8)) as? [String: Any])
+        #expect(abs(((again["warm"] as? [String: Any])?["load_seconds"] as? Double ?? 0) - load) < 0.01, "\(again)")
     }
 
     @Test func warmRequestTimesAreKeptAndPredictTheNextBatchWarmAndCold() throws {
@@ -301,11 +311,38 @@ final class CalibrationBench: @unchecked Sendable {
         #expect(r.stderr.contains("resuming calibration"), "\(r.stderr)")
         #expect(r.stderr.contains("already done") && !r.stderr.contains(" 0 already done, 5 to render"), "\(r.stderr)")
         #expect(try History(path: b.historyPath, readOnly: true).calibrations().first?.state == "complete")
+        // A calibration resumes only with the options it began with: probes of another design are never fitted with its own.
+        let (p2, _, _) = try CLI.start(["calibrate", b.profile, "--gpus", "1x24GB", "--quick", "--grace", "1"], env: ["AVATAR_BATCH_HOME": b.home])
+        let begun = Date().addingTimeInterval(30)
+        // Its own folder (the first one's has its options too).
+        func optionsWritten() -> Int {
+            ((try? FileManager.default.contentsOfDirectory(atPath: b.home + "/calibrations")) ?? []).filter {
+                FileManager.default.fileExists(atPath: b.home + "/calibrations/" + $0 + "/options.txt")
+            }.count
+        }
+        while Date() < begun, optionsWritten() < 2 { usleep(50_000) }
+        kill(p2.processIdentifier, SIGKILL)
+        p2.waitUntilExit()
+        let full = try b.run(["calibrate", b.profile, "--gpus", "1x24GB", "--grace", "1"])
+        #expect(full.status == 2 && full.stderr.contains("was begun as cold, --quick, not cold, full") && full.stderr.contains("--discard"), "\(full.stderr)")
+        #expect(try History(path: b.historyPath, readOnly: true).calibrations().first?.state == "running")
         // --discard starts afresh: the old one is never resumed.
         let again = try b.calibrate(["--discard"])
         #expect(again.status == 0)
         let states = try History(path: b.historyPath, readOnly: true).calibrations().map(\.state)
-        #expect(states == ["complete", "complete"], "\(states)")
+        #expect(states == ["complete", "discarded", "complete"], "\(states)")
+    }
+
+    @Test func calibratingAgainRendersItsOwnProbes() throws {
+        // A second calibration (a new driver, a new disk) measures afresh: until 2026-12-01 both used one folder, and the
+        // second found the first one's probes done and stored their figures again.
+        let b = CalibrationBench()
+        let first = try b.calibrate(), second = try b.calibrate()
+        #expect(first.status == 0 && second.status == 0, "\(second.stderr)")
+        #expect(!second.stderr.contains("resuming") && second.stderr.contains("5 clips, 0 already done, 5 to render"), "\(second.stderr)")
+        let done = try History(path: b.historyPath, readOnly: true).calibrations()
+        #expect(done.map(\.state) == ["complete", "complete"] && Set(done.map(\.workDir)).count == 2, "\(done.map(\.workDir))")
+        #expect(done[0].fit != nil && done[0].fit?.seconds != done[1].fit?.seconds)
     }
 
     @Test func aProbeThatRunsOutOfMemoryIsAnUpperBoundNotAFailure() throws {
