@@ -270,7 +270,8 @@ enum Replay {
     static let h200Proofs = ["h200-2026-12-01-second-batch", "h200-2026-12-01-rerun", "h200-2026-12-01-together", "h200-2026-12-01-scaled",
                              "h200-2026-12-01-warm", "h200-2026-12-01-reported", "h200-2026-12-01-final", "h200-2026-12-01-warmup",
                              "h200-2026-12-01-stretches", "h200-2026-12-01-alone", "h200-2026-12-01-shifted", "h200-2026-12-01-solo",
-                             "h200-2026-12-01-weights", "h200-2026-12-01-warm2", "h200-2026-12-01-warm3", "h200-2026-12-01-final6"]
+                             "h200-2026-12-01-weights", "h200-2026-12-01-warm2", "h200-2026-12-01-warm3", "h200-2026-12-01-final6",
+                             "h200-2026-12-01-final7"]
 
     /// The same proof with `calibrate --cold` (CALIBRATE_ARGS=--cold): each probe its own process, as batches 1 and 2
     /// run; kept apart from `h200Proofs`, whose sections read a warm calibration's worker loads.
@@ -491,6 +492,44 @@ enum Replay {
         priorWeights(root: root, profile: profile)
         sampleSteps(root: root, profile: profile)
         calibrationLoads(root: root, profile: profile)
+        calibrationKinds(root: root, profile: profile)
+    }
+
+    /// Whether a batch predicts better from a calibration of its own kind: each run's batch 1 (cold: one process per
+    /// clip) and first warm batch (requests to warm workers), predicted from every other host's calibration alone,
+    /// warm (`calibrate --quick`) or cold (`calibrate --quick --cold`). Calibrations of one GPU model on other hosts
+    /// stand in for the one the batch's own host would have made of the other kind.
+    static func calibrationKinds(root: String, profile: RendererProfile) {
+        let dirs = h200Proofs + h200ColdCalibrations
+        let fits = dirs.compactMap { d in storedFit(root + "/bench/results/" + d + "/history.sqlite", profile: profile).map { (d, $0) } }
+        print("\nreplay NVIDIA H200: each batch predicted from the calibrations of the other hosts, warm or cold (calibration alone, all clips held out)")
+        print("| run | batch | co-located p95 from warm calibrations: median (min-max, n) | from cold calibrations: median (min-max, n) |")
+        print("| --- | --- | --- | --- |")
+        var medians: [String: [Double]] = [:]
+        for dir in dirs {
+            for (file, batch, warmBatch) in [("run-status.json", "1 (cold)", false), ("warm-status.json", "warm", true)] {
+                guard let jobs = try? jobs(status: root + "/bench/results/" + dir + "/" + file, manifest: nil), !jobs.isEmpty else { continue }
+                var cells: [String] = []
+                for kind in [true, false] {
+                    let p95s: [Double] = fits.filter { $0.0 != dir && $0.1.ranWarm == kind }.compactMap { _, fit in
+                        var p = Predictor(profile: profile.calibrated(by: fit))
+                        p.warm = warmBatch
+                        let e = errors(p, on: jobs, serial: false)
+                        guard !e.colocated.isEmpty else { return nil }
+                        let s = e.colocated.sorted()
+                        return s[min(Int((Double(s.count - 1) * 0.95).rounded()), s.count - 1)]
+                    }.sorted()
+                    guard !p95s.isEmpty else { cells.append("–"); continue }
+                    let median = Learning.median(p95s)
+                    medians[batch + (kind ? " warm" : " cold"), default: []].append(median)
+                    cells.append(String(format: "%.0f%% (%.0f-%.0f%%, %d)", median * 100, p95s.first! * 100, p95s.last! * 100, p95s.count))
+                }
+                if cells.contains(where: { $0 != "–" }) { print("| \(dir) | \(batch) | \(cells[0]) | \(cells[1]) |") }
+            }
+        }
+        for (k, v) in medians.sorted(by: { $0.key < $1.key }) {
+            print(String(format: "  batch %@ calibrations: median of the runs' medians %.0f%% (%d runs)", k, Learning.median(v) * 100, v.count))
+        }
     }
 
     /// What a warm calibration takes as its worker load, and so as a cold job's start-up (the load plus a request's fixed
