@@ -4,7 +4,9 @@
 #   bash bench/gpu/calibration-proof.sh [N]        (CALIBRATE_ONLY=1: steps 1 and 2, and the plan after, without the run;
 #                                                   SECOND=1: step 5 too; RUN_ARGS: options for every plan and run,
 #                                                   e.g. "--max-jobs-per-gpu 1" for clips that run alone;
-#                                                   CALIBRATE_ARGS: options for calibrate, e.g. "--cold")
+#                                                   CALIBRATE_ARGS: options for calibrate, e.g. "--cold";
+#                                                   MORE_CALIBRATIONS: further calibrations after the first, ";"-separated
+#                                                   option lists, e.g. " ;--cold" (one more warm, then one cold))
 # 1. plan the N-clip proof manifest (bench/gpu/make-manifest.py) from the profile alone;
 # 2. avatar-batch calibrate synthetic-dit --quick on GPU 0 (a fresh history in $AVATAR_BATCH_HOME);
 # 3. plan it again (from the calibration), then run it (one process per clip, packed);
@@ -32,6 +34,18 @@ avatar-batch calibrate synthetic-dit --quick --gpu 0 ${CALIBRATE_ARGS:-} > "$OUT
 b=$(date +%s.%N)
 python3 -c "print('calibrate: %.1f s wall, exit $rc' % ($b - $a))" | tee "$OUT/summary.txt"
 cat "$OUT/calibrate.txt"
+if [ -n "${MORE_CALIBRATIONS:-}" ]; then
+  IFS=';' read -ra more <<< "$MORE_CALIBRATIONS"
+  i=1
+  for args in "${more[@]}"; do
+    i=$((i + 1)); stamp "calibrate $i:$args"
+    a=$(date +%s.%N)
+    avatar-batch calibrate synthetic-dit --quick --gpu 0 $args > "$OUT/calibrate-$i.txt" 2> "$OUT/calibrate-$i.log"; rc=$?
+    b=$(date +%s.%N)
+    python3 -c "print('calibrate $i ($args): %.1f s wall, exit $rc' % ($b - $a))" | tee -a "$OUT/summary.txt"
+    grep -E "probes|S\(|stored|ms/frame" "$OUT/calibrate-$i.txt" | sed "s/^/calibrate $i: /" | tee -a "$OUT/summary.txt"
+  done
+fi
 avatar-batch plan "$W/gpu-proof.yaml" --workers off --explain ${RUN_ARGS:-} > "$OUT/plan-after.txt" 2>&1
 grep -E "^predictions|^makespan" "$OUT/plan-before.txt" "$OUT/plan-after.txt" | tee -a "$OUT/summary.txt"
 if [ "${CALIBRATE_ONLY:-}" = 1 ]; then keep_history history.sqlite; stamp "done"; exit 0; fi

@@ -493,6 +493,34 @@ enum Replay {
         sampleSteps(root: root, profile: profile)
         calibrationLoads(root: root, profile: profile)
         calibrationKinds(root: root, profile: profile)
+        sameHostCalibrations(root: root, profile: profile)
+    }
+
+    /// Three calibrations on one host (calibrate, calibrate again, calibrate --cold: MORE_CALIBRATIONS=" ;--cold"), then
+    /// batch 1 (cold) and a warm batch: each batch predicted from each calibration alone. Kept out of `h200Proofs`,
+    /// whose sections take a run's newest calibration (here the cold one, which batches pass over).
+    static func sameHostCalibrations(root: String, profile: RendererProfile) {
+        let dir = "h200-2026-12-01-kinds", base = root + "/bench/results/" + dir
+        guard let h = try? History(path: base + "/history.sqlite", readOnly: true),
+              let b1 = try? jobs(status: base + "/run-status.json", manifest: nil), !b1.isEmpty,
+              let warmBatch = try? jobs(status: base + "/warm-status.json", manifest: nil), !warmBatch.isEmpty else { return }
+        let complete = ((try? h.calibrations()) ?? []).filter { $0.state == "complete" }.reversed()
+        let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
+        print("\nreplay NVIDIA H200: three calibrations on one host, each predicting that host's batch 1 and warm batch alone (bench/results/\(dir))")
+        print("| calibration | S(2), S(3), S(4) | batch 1: co-located p50 / p95 | batch 1: plan against span | warm batch: co-located p50 / p95 |")
+        print("| --- | --- | --- | --- | --- |")
+        for c in complete {
+            guard let fit = c.fit else { continue }
+            let cold = Predictor(profile: profile.calibrated(by: fit))
+            var warm = cold
+            warm.warm = true
+            let e1 = errors(cold, on: b1, serial: false), eW = errors(warm, on: warmBatch, serial: false)
+            let plan = Planner(predictor: cold, strategy: Strategy.table["earliest-finish"]!).plan(b1.map { PlanJob(id: $0.id, settings: $0.settings) }, gpus: h200)
+            let against = span(b1).map { String(format: "%+.0f%% (%.0f s, ran %.1f s)", (plan.makespanS - $0) / $0 * 100, plan.makespanS, $0) } ?? "–"
+            let sharing = [2, 3, 4].map { k in fit.sharing[k].map { String(format: "%.2f", $0) } ?? "–" }.joined(separator: ", ")
+            print("| \(c.id) (\(fit.ranWarm ? "warm" : "cold")) | \(sharing) | \(pct(e1.colocated, 0.5)) / \(pct(e1.colocated, 0.95)) | \(against) | "
+                  + "\(pct(eW.colocated, 0.5)) / \(pct(eW.colocated, 0.95)) |")
+        }
     }
 
     /// Whether a batch predicts better from a calibration of its own kind: each run's batch 1 (cold: one process per
