@@ -86,6 +86,9 @@ public struct AttemptRecord: Sendable, Hashable, Codable {
     public var workerID: String? = nil
     /// Where the prediction it was placed with came from (`Predictor.provenance`).
     public var predictedFrom: String? = nil
+    /// A cold attempt's render as its renderer reported it (`render_seconds`): its time less its start-up. nil: not
+    /// reported, a warm request, or an attempt recorded before 2026-12-01.
+    public var renderSeconds: Double? = nil
 
     /// Decodes the settings this attempt ran with.
     public var settings: ClipSettings? { try? JSONDecoder().decode(ClipSettings.self, from: Data(settingsJSON.utf8)) }
@@ -133,6 +136,8 @@ public struct AttemptEnd: Sendable {
     public var outputSize: Int?
     public var outputMTime: Double?
     public var note: String?
+    /// A cold attempt's render as its renderer reported it (`AttemptRecord.renderSeconds`).
+    public var renderSeconds: Double?
     /// The job's next state: succeeded, pending (retry), failed, interrupted or cancelled.
     public var jobState: JobState
     public var reason: String?

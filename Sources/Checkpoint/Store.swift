@@ -158,6 +158,10 @@ public final class Store: Sendable {
         m.registerMigration("2026-12-01-observation-startup") { db in
             try db.execute(sql: "ALTER TABLE observations ADD COLUMN startup_s REAL")
         }
+        // A cold attempt's render as its renderer reported it: calibrate lines up cold probes together by their renders.
+        m.registerMigration("2026-12-01-attempt-render") { db in
+            try db.execute(sql: "ALTER TABLE attempts ADD COLUMN render_s REAL")
+        }
         return m
     }
 
@@ -411,9 +415,11 @@ public final class Store: Sendable {
     public func finishAttempt(_ attempt: AttemptRecord, _ end: AttemptEnd, now: Double = Date().timeIntervalSince1970) throws {
         try pool.write { db in
             try db.cachedStatement(sql: """
-                UPDATE attempts SET ended_at = ?, exit_status = ?, signal = ?, classification = ?, stderr_tail = ?, peak_gb = ?, seconds = ?, note = ?
+                UPDATE attempts SET ended_at = ?, exit_status = ?, signal = ?, classification = ?, stderr_tail = ?, peak_gb = ?, seconds = ?, note = ?,
+                    render_s = ?
                 WHERE id = ? AND ended_at IS NULL
-                """).execute(arguments: [now, end.exitStatus, end.signal, end.classification.rawValue, end.stderrTail, end.peakGB, end.seconds, end.note, attempt.id])
+                """).execute(arguments: [now, end.exitStatus, end.signal, end.classification.rawValue, end.stderrTail, end.peakGB, end.seconds, end.note,
+                                         end.renderSeconds, attempt.id])
             guard db.changesCount == 1 else { return }  // already closed (reconciled by someone else)
             try Store.move(db, attempt.jobID, to: end.jobState, reason: end.reason, now: now)
             if end.classification == .succeeded {
@@ -541,6 +547,7 @@ public final class Store: Sendable {
         "id", "job_id", "number", "content_key", "run_id", "host", "executor", "gpu", "gpu_uuid", "pid", "process_start",
         "process_group", "settings_json", "change", "isolated", "rung", "started_at", "ended_at", "exit_status", "signal",
         "classification", "log_path", "stderr_tail", "peak_gb", "seconds", "slurm_job_id", "note", "worker_id", "predicted_from",
+        "render_s",
     ]
 
     /// An attempt from a row of `SELECT \(attemptSelect)`.
@@ -550,7 +557,8 @@ public final class Store: Sendable {
                       processStart: (r[10] as Int64?).map { UInt64($0) }, processGroup: r[11], settingsJSON: r[12], change: r[13],
                       isolated: r[14], rung: r[15], startedAt: r[16], endedAt: r[17], exitStatus: r[18], signal: r[19],
                       classification: (r[20] as String?).flatMap(AttemptClassification.init(rawValue:)), logPath: r[21],
-                      stderrTail: r[22], peakGB: r[23], seconds: r[24], slurmJobID: r[25], note: r[26], workerID: r[27], predictedFrom: r[28])
+                      stderrTail: r[22], peakGB: r[23], seconds: r[24], slurmJobID: r[25], note: r[26], workerID: r[27], predictedFrom: r[28],
+                      renderSeconds: r[29])
     }
 }
 

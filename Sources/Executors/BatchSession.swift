@@ -618,6 +618,7 @@ public final class BatchSession: @unchecked Sendable {
         }
         var end = AttemptEnd(classification: classification, exitStatus: result.exitCode, signal: result.signal, stderrTail: result.stderrTail,
                              peakGB: peak, seconds: result.seconds, outputDigest: result.outputDigest, note: note, jobState: .pending)
+        end.renderSeconds = result.worker == nil ? result.reportedRenderSeconds : nil
         switch classification {
         case .succeeded:
             let stat = outputs.stat(r.entry.job)

@@ -372,6 +372,8 @@ enum CalibrationFitter {
         var oomFloor: Double?
         /// When the attempt ended (what the probes together are lined up by).
         var ended: Double?
+        /// A cold probe's render as its renderer reported it (nil: not reported, or a warm request).
+        var render: Double? = nil
     }
 
     static func figures(_ storePath: String) throws -> [String: Figure] {
@@ -380,7 +382,8 @@ enum CalibrationFitter {
         var out: [String: Figure] = [:]
         for a in try store.attempts() {
             guard let c = a.classification, let s = a.settings, c == .succeeded || c == .oom else { continue }
-            var f = Figure(settings: s, peak: c == .succeeded ? a.peakGB : nil, seconds: c == .succeeded ? a.seconds : nil, oom: c == .oom, ended: a.endedAt)
+            var f = Figure(settings: s, peak: c == .succeeded ? a.peakGB : nil, seconds: c == .succeeded ? a.seconds : nil, oom: c == .oom, ended: a.endedAt,
+                           render: c == .succeeded ? a.renderSeconds : nil)
             if c == .oom { f.oomFloor = OOMReport.parse(a.stderrTail ?? "").lowerBoundGB }
             out[a.jobID] = f
         }
@@ -463,15 +466,20 @@ enum CalibrationFitter {
     }
 
     /// S(k) from the probes together (each k's store) against the same probes alone (`alone`, by probe id): each
-    /// probe's render (its time less `unsharedSeconds`, a cold probe's start-up, or whole when that would leave
-    /// nothing) is cut into the stretches in which k of them rendered, and S(k) is fitted to those as a batch's history
+    /// probe's render (a cold probe's as its renderer reported it, where all of them did; else its time less
+    /// `unsharedSeconds`, a cold probe's fitted start-up, or whole when that would leave nothing) is cut into the stretches in which k of them rendered, and S(k) is fitted to those as a batch's history
     /// is (`Learning.sharing(renders:minimum:)`), all k at once. Probes of different lengths together are thereby
     /// measured as they overlapped, not as though they had shared the card throughout.
     static func addSharing(_ fit: inout CalibrationFit, stores: [Int: String], alone: [String: Figure], unsharedSeconds: Double = 0) throws {
+        addSharing(&fit, ran: try stores.mapValues(figures), alone: alone, unsharedSeconds: unsharedSeconds)
+    }
+
+    /// `addSharing` over the figures of each k's probes (`ran`: k to its store's figures by job).
+    static func addSharing(_ fit: inout CalibrationFit, ran byK: [Int: [String: Figure]], alone: [String: Figure], unsharedSeconds: Double = 0) {
         var renders: [(alone: Double, stretches: [Int: Double])] = []
         var measured: [Int] = []
-        for (k, path) in stores.sorted(by: { $0.key < $1.key }) {
-            let ran = try figures(path)
+        var fromRenders: [Int] = []
+        for (k, ran) in byK.sorted(by: { $0.key < $1.key }) {
             fit.probes += ran.count
             // The measured requests only: a warm-up's time holds its worker's one-time costs.
             let together = ran.filter { $0.key.hasPrefix("together-") }.values.filter { !$0.oom && $0.seconds != nil && $0.ended != nil }
@@ -480,16 +488,26 @@ enum CalibrationFitter {
                 continue
             }
             func cut(_ seconds: Double) -> Double { unsharedSeconds > 0 && unsharedSeconds < 0.9 * seconds ? unsharedSeconds : 0 }
-            let windows = together.map { f in (from: f.ended! - f.seconds! + cut(f.seconds!), to: f.ended!) }
+            // Cold probes: the render each one's renderer reported, where every probe together and its reference alone
+            // reported one; else the time less the fitted start-up. One probe's start-up differs from the fit by a
+            // second or more, which a short render cannot absorb (S(2) read 1.00 from one H200's cold probes, where the
+            // same host's warm ones read 1.17-1.28).
+            let reported = { (f: Figure) in alone.values.first { !$0.oom && $0.settings == f.settings }?.render != nil && f.render != nil }
+            let byRender = unsharedSeconds > 0 && together.allSatisfy(reported)
+            let windows = together.map { f in (from: f.ended! - (byRender ? f.render! : f.seconds! - cut(f.seconds!)), to: f.ended!) }
             for (i, f) in together.enumerated() {
                 let (from, to) = windows[i]
-                guard let a = alone.values.first(where: { !$0.oom && $0.settings == f.settings })?.seconds, to > from else { continue }
+                guard let reference = alone.values.first(where: { !$0.oom && $0.settings == f.settings }), let a = reference.seconds, to > from else { continue }
                 let others = windows.indices.filter { $0 != i }.map { windows[$0] }
-                renders.append((a - cut(a), Learning.stretches(from: from, to: to, others: others)))
+                renders.append((byRender ? reference.render! : a - cut(a), Learning.stretches(from: from, to: to, others: others)))
             }
+            if byRender { fromRenders.append(k) }
             measured.append(k)
         }
         let learned = Learning.sharing(renders: renders, minimum: 1)
+        if !fromRenders.isEmpty {
+            fit.notes.append(fromRenders.map { "S(\($0))" }.joined(separator: ", ") + " from the renders the probes reported (their start-ups left out)")
+        }
         for k in measured { if let s = learned[k] { fit.sharing[k] = s } else { fit.notes.append("S(\(k)) not measured: the probes together hardly overlapped") } }
     }
 

@@ -30,10 +30,14 @@ import Testing
         let a = try start(store, "job-0", run: run)
         #expect(a.number == 1)
         #expect(try store.job("job-0")?.state == .running)
-        try store.finishAttempt(a, AttemptEnd(classification: .succeeded, exitStatus: 0, outputDigest: "abc", jobState: .succeeded))
+        var end = AttemptEnd(classification: .succeeded, exitStatus: 0, seconds: 14, outputDigest: "abc", jobState: .succeeded)
+        end.renderSeconds = 8
+        try store.finishAttempt(a, end)
         let job = try #require(try store.job("job-0"))
         #expect(job.state == .succeeded && job.outputDigest == "abc")
         #expect(try store.attempts(jobID: "job-0").map(\.classification) == [.succeeded])
+        // The render its renderer reported is kept beside its time (calibrate lines up cold probes by it).
+        #expect(try store.attempts(jobID: "job-0").map(\.renderSeconds) == [8])
         #expect(JobState.succeeded.canMove(to: .running) == false)
     }
 
@@ -142,7 +146,7 @@ import Testing
         #expect(mode == 0o600)
         let dmode = try FileManager.default.attributesOfItem(atPath: dir.path + "/state")[.posixPermissions] as? Int
         #expect(dmode == 0o700)
-        #expect(try store.appliedMigrations() == ["2026-11-24-initial", "2026-11-24-jobs-by-state", "2026-11-30-attempt-executor", "2026-11-30-observation-warm", "2026-11-30-prediction-source", "2026-11-30-workers", "2026-12-01-observation-startup"])
+        #expect(try store.appliedMigrations() == ["2026-11-24-initial", "2026-11-24-jobs-by-state", "2026-11-30-attempt-executor", "2026-11-30-observation-warm", "2026-11-30-prediction-source", "2026-11-30-workers", "2026-12-01-attempt-render", "2026-12-01-observation-startup"])
     }
 
     @Test func anOlderStoreMigratesForwardKeepingItsJobs() throws {
@@ -156,7 +160,7 @@ import Testing
             #expect(try !old.indexNames().contains("jobs_by_state"))
         }
         let store = try open(dir)
-        #expect(try store.appliedMigrations() == ["2026-11-24-initial", "2026-11-24-jobs-by-state", "2026-11-30-attempt-executor", "2026-11-30-observation-warm", "2026-11-30-prediction-source", "2026-11-30-workers", "2026-12-01-observation-startup"])
+        #expect(try store.appliedMigrations() == ["2026-11-24-initial", "2026-11-24-jobs-by-state", "2026-11-30-attempt-executor", "2026-11-30-observation-warm", "2026-11-30-prediction-source", "2026-11-30-workers", "2026-12-01-attempt-render", "2026-12-01-observation-startup"])
         #expect(try store.indexNames().contains("jobs_by_state"))
         #expect(try store.jobs().map(\.id) == ["job-0", "job-1", "job-2"])
         #expect(try store.integrityCheck() == "ok")

@@ -82,6 +82,8 @@ final class CalibrationBench: @unchecked Sendable {
         #expect((fit.startupSeconds ?? -1) > 0.2 && (fit.startupSeconds ?? 9) < 2, "\(fit)")
         let s2 = try #require(fit.sharing[2])
         #expect(s2 > 0.8 && s2 <= 2)
+        // The fake reports its render: the probes together are lined up by it (kept in each attempt's record).
+        #expect(fit.notes.contains("S(2), S(3) from the renders the probes reported (their start-ups left out)"), "\(fit.notes)")
         // Later batches plan from it, then from their own history.
         let after = try b.run(["plan", b.manifest, "--explain"])
         #expect(after.stdout.contains("predictions: calibration of") && after.stdout.contains("from: calibration of"), "\(after.stdout)")
