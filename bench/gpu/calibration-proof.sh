@@ -46,6 +46,8 @@ if [ -n "${MORE_CALIBRATIONS:-}" ]; then
     grep -E "probes|S\(|stored|ms/frame" "$OUT/calibrate-$i.txt" | sed "s/^/calibrate $i: /" | tee -a "$OUT/summary.txt"
   done
 fi
+# The probes' stores (each calibration's folder), for the replay.
+(cd "$AVATAR_BATCH_HOME" && find calibrations -name 'state.sqlite*' -print0 | tar -czf "$OUT/calibration-stores.tgz" --null -T -)
 avatar-batch plan "$W/gpu-proof.yaml" --workers off --explain ${RUN_ARGS:-} > "$OUT/plan-after.txt" 2>&1
 grep -E "^predictions|^makespan" "$OUT/plan-before.txt" "$OUT/plan-after.txt" | tee -a "$OUT/summary.txt"
 if [ "${CALIBRATE_ONLY:-}" = 1 ]; then keep_history history.sqlite; stamp "done"; exit 0; fi

@@ -494,16 +494,72 @@ enum Replay {
         calibrationLoads(root: root, profile: profile)
         calibrationKinds(root: root, profile: profile)
         sameHostCalibrations(root: root, profile: profile)
+        coldSharing(root: root)
     }
 
-    /// Three calibrations on one host (calibrate, calibrate again, calibrate --cold: MORE_CALIBRATIONS=" ;--cold"), then
-    /// batch 1 (cold) and a warm batch: each batch predicted from each calibration alone. Kept out of `h200Proofs`,
+    /// S(k) of each calibration in a recorded run's probe stores (calibration-stores.tgz), read two ways: by the renders
+    /// the cold probes reported (as calibrate does since 0ac7d39), and by their times less the calibration's fitted
+    /// start-up (as it did before). A warm calibration's requests have no start-up, so both read the same there.
+    static func coldSharing(root: String) {
+        let dir = "h200-2026-12-01-coldrender", base = root + "/bench/results/" + dir
+        let tmp = NSTemporaryDirectory() + "replay-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        try? FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        let tar = Process()
+        tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        tar.arguments = ["tar", "xzf", base + "/calibration-stores.tgz", "-C", tmp]
+        guard (try? tar.run()) != nil else { return }
+        tar.waitUntilExit()
+        guard let h = try? History(path: base + "/history.sqlite", readOnly: true),
+              let calibrations = try? h.calibrations().filter({ $0.state == "complete" }).sorted(by: { $0.id < $1.id }) else { return }
+        typealias Probe = (settings: ClipSettings, seconds: Double, render: Double?, ended: Double)
+        func probes(_ path: String) -> [String: Probe] {
+            let attempts = (try? Store(path: path, readOnly: true).attempts()) ?? []
+            return Dictionary(attempts.compactMap { a -> (String, Probe)? in
+                guard a.classification == .succeeded, let s = a.settings, let t = a.seconds, let e = a.endedAt else { return nil }
+                return (a.jobID, (s, t, a.renderSeconds, e))
+            }, uniquingKeysWith: { a, _ in a })
+        }
+        func text(_ s: [Int: Double]) -> String { s.sorted { $0.key < $1.key }.map { String(format: "%.2f", $0.value) }.joined(separator: ", ") }
+        print("\nreplay NVIDIA H200: cold calibrations' S(k) by the renders their probes reported, against their times less the fitted start-up (bench/results/\(dir))")
+        print("| calibration | probes | S(2), S(3), S(4) by reported renders | by time less the fitted start-up | as stored |")
+        print("| --- | --- | --- | --- | --- |")
+        for c in calibrations {
+            guard let fit = c.fit else { continue }
+            let folder = tmp + "/calibrations/" + (c.workDir as NSString).lastPathComponent
+            let alone = probes(folder + "/solo/.avatar-batch/state.sqlite").filter { !$0.key.hasPrefix("warmup") }.values
+            let unshared = fit.ranWarm ? 0 : (fit.startupSeconds ?? 0)
+            func cut(_ t: Double) -> Double { unshared > 0 && unshared < 0.9 * t ? unshared : 0 }
+            var cells: [String] = []
+            for byRender in [true, false] {
+                var renders: [(alone: Double, stretches: [Int: Double])] = []
+                for k in 2...4 {
+                    let together = probes(folder + "/shared-\(k)/.avatar-batch/state.sqlite").filter { $0.key.hasPrefix("together-") }.values
+                    let use = byRender && !fit.ranWarm && together.allSatisfy { $0.render != nil }
+                    let windows = together.map { f in (from: f.ended - (use ? f.render! : f.seconds - cut(f.seconds)), to: f.ended) }
+                    for (i, f) in together.enumerated() {
+                        guard let a = alone.first(where: { $0.settings == f.settings }), windows[i].to > windows[i].from else { continue }
+                        let reference = use ? (a.render ?? a.seconds) : a.seconds - cut(a.seconds)
+                        renders.append((reference, Learning.stretches(from: windows[i].from, to: windows[i].to,
+                                                                        others: windows.indices.filter { $0 != i }.map { windows[$0] })))
+                    }
+                }
+                cells.append(text(Learning.sharing(renders: renders, minimum: 1)))
+            }
+            print("| \(c.id) | \(fit.ranWarm ? "warm" : String(format: "cold, start-up %.1f s", unshared)) | \(cells[0]) | \(cells[1]) | \(text(fit.sharing)) |")
+        }
+    }
+
+    /// Three calibrations on one host (kinds: calibrate, calibrate again, calibrate --cold, MORE_CALIBRATIONS=" ;--cold";
+    /// coldrender: two --cold with S(k) by reported renders, then a warm one), then batch 1 (cold) and a warm batch:
+    /// each batch predicted from each calibration alone. Kept out of `h200Proofs`,
     /// whose sections take a run's newest calibration (here the cold one, which batches pass over).
     static func sameHostCalibrations(root: String, profile: RendererProfile) {
-        let dir = "h200-2026-12-01-kinds", base = root + "/bench/results/" + dir
+        for dir in ["h200-2026-12-01-kinds", "h200-2026-12-01-coldrender"] {
+        let base = root + "/bench/results/" + dir
         guard let h = try? History(path: base + "/history.sqlite", readOnly: true),
               let b1 = try? jobs(status: base + "/run-status.json", manifest: nil), !b1.isEmpty,
-              let warmBatch = try? jobs(status: base + "/warm-status.json", manifest: nil), !warmBatch.isEmpty else { return }
+              let warmBatch = try? jobs(status: base + "/warm-status.json", manifest: nil), !warmBatch.isEmpty else { continue }
         let complete = ((try? h.calibrations()) ?? []).filter { $0.state == "complete" }.reversed()
         let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
         print("\nreplay NVIDIA H200: three calibrations on one host, each predicting that host's batch 1 and warm batch alone (bench/results/\(dir))")
@@ -520,6 +576,7 @@ enum Replay {
             let sharing = [2, 3, 4].map { k in fit.sharing[k].map { String(format: "%.2f", $0) } ?? "–" }.joined(separator: ", ")
             print("| \(c.id) (\(fit.ranWarm ? "warm" : "cold")) | \(sharing) | \(pct(e1.colocated, 0.5)) / \(pct(e1.colocated, 0.95)) | \(against) | "
                   + "\(pct(eW.colocated, 0.5)) / \(pct(eW.colocated, 0.95)) |")
+        }
         }
     }
 
