@@ -54,8 +54,12 @@ struct Calibrate: AsyncParsableCommand {
     @Flag(help: "Print only the summary.")
     var quiet = false
 
+    @Flag(help: "List this renderer's calibrations in the history (each GPU model's, and which one its batches plan from); run nothing.")
+    var list = false
+
     func run() async throws {
         let profile = try loadProfile()
+        if list { return try listCalibrations(profile) }
         let selected = try await targetGPU(profile)
         let historyPath = history ?? History.defaultPath()
         let store: History
@@ -146,6 +150,54 @@ struct Calibrate: AsyncParsableCommand {
     }
 
     func say(_ line: String) { if !quiet { FileHandle.standardError.write(Data("\(line)\n".utf8)) } }
+
+    /// `--list`: the renderer's calibrations, newest first, by GPU model, each marked with the one its batches plan from
+    /// (`History.calibration`); an unfinished one with the options it resumes with; those of earlier versions of the
+    /// profile (another identity: never used) counted.
+    func listCalibrations(_ profile: RendererProfile) throws {
+        let path = history ?? History.defaultPath()
+        guard FileManager.default.fileExists(atPath: path) else {
+            print("no history at \(path): \(profile.name) has no calibrations yet (avatar-batch calibrate \(renderer) --quick makes one)")
+            return
+        }
+        let store: History
+        do { store = try History(path: path, readOnly: true) } catch { throw fail("\(error)", code: 1) }
+        let all = try store.calibrations()
+        let mine = all.filter { $0.rendererIdentity == profile.identityDigest }
+        print("calibrations of \(profile.name) (identity \(profile.identityDigest)) in \(path):" + (mine.isEmpty ? " none" : ""))
+        func day(_ t: Double) -> String { Date(timeIntervalSince1970: t).formatted(.iso8601) }
+        for model in Array(Set(mine.map(\.gpuModel))).sorted() {
+            let used = try store.calibration(rendererIdentity: profile.identityDigest, gpuModel: model)?.id
+            print("  \(model):")
+            for c in mine where c.gpuModel == model {
+                var line = "    \(c.id)  \(c.state)"
+                switch c.state {
+                case "complete":
+                    if let fit = c.fit {
+                        line += "  " + (fit.ranWarm ? "warm" : "cold") + "  finished \(day(c.finishedAt ?? c.startedAt))"
+                            + String(format: "  %d probes in %.0f s", fit.probes, fit.seconds)
+                        if !fit.sharing.isEmpty {
+                            line += "  S(k) " + fit.sharing.sorted { $0.key < $1.key }.map { String(format: "%d: %.2f", $0.key, $0.value) }.joined(separator: ", ")
+                        }
+                    } else {
+                        line += "  (its figures cannot be read by this version)"
+                    }
+                    if c.id == used { line += "  <- batches on \(model) plan from it" }
+                case "running":
+                    let options = (try? String(contentsOfFile: c.workDir + "/options.txt", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+                    line += "  begun \(day(c.startedAt))" + (options.map { " as \($0)" } ?? "")
+                        + ": unfinished, never used; run calibrate again with the same options to resume it, or add --discard"
+                default:
+                    line += "  begun \(day(c.startedAt))" + (c.note.map { ": \($0)" } ?? "")
+                }
+                print(line)
+            }
+        }
+        let older = all.filter { $0.renderer == profile.name && $0.rendererIdentity != profile.identityDigest }
+        if !older.isEmpty {
+            print("  \(older.count) calibration(s) of \(profile.name) under another identity (the profile or renderer has changed since): not used")
+        }
+    }
 
     func interrupted() -> ExitCode {
         FileHandle.standardError.write(Data("calibration interrupted; run the same command again to resume it (or add --discard to start again)\n".utf8))

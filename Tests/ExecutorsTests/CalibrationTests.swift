@@ -189,6 +189,13 @@ final class CalibrationBench: @unchecked Sendable {
             #expect(p.stdout.contains("is not used: its probes ran cold") && !p.stdout.contains("(its probes ran cold)"), "\(p.stdout)")
         }
         #expect(coldPlan.stdout.contains("(its probes ran on warm workers)"), "\(coldPlan.stdout)")
+        // --list shows both, newest first, and marks the one batches plan from.
+        let listed = try b.run(["calibrate", b.profile, "--list"])
+        let lines = listed.stdout.split(separator: "\n").map(String.init)
+        let warmLine = try #require(lines.first { $0.hasPrefix("    \(warmID)  complete  warm") }, "\(listed.stdout)")
+        let coldLine = try #require(lines.first { $0.hasPrefix("    \(newest.id)  complete  cold") }, "\(listed.stdout)")
+        #expect(warmLine.hasSuffix("<- batches on virtual 24GB plan from it") && !coldLine.contains("plan from it"), "\(listed.stdout)")
+        #expect(try #require(lines.firstIndex(of: coldLine)) < (try #require(lines.firstIndex(of: warmLine))))
         let again = try #require(JSONSerialization.jsonObject(with: Data(try b.run(["plan", b.manifest, "--json"]).stdout.utf8)) as? [String: Any])
         #expect(abs(((again["warm"] as? [String: Any])?["load_seconds"] as? Double ?? 0) - load) < 0.01, "\(again)")
     }
@@ -328,6 +335,10 @@ final class CalibrationBench: @unchecked Sendable {
         let full = try b.run(["calibrate", b.profile, "--gpus", "1x24GB", "--grace", "1"])
         #expect(full.status == 2 && full.stderr.contains("was begun as cold, --quick, not cold, full") && full.stderr.contains("--discard"), "\(full.stderr)")
         #expect(try History(path: b.historyPath, readOnly: true).calibrations().first?.state == "running")
+        let listed = try b.run(["calibrate", b.profile, "--list"])
+        #expect(listed.status == 0 && listed.stdout.contains("  virtual 24GB:\n"), "\(listed.stdout)")
+        #expect(listed.stdout.contains("running  begun ") && listed.stdout.contains(" as cold, --quick: unfinished, never used"), "\(listed.stdout)")
+        #expect(listed.stdout.contains("    1  complete  cold  finished ") && listed.stdout.contains("<- batches on virtual 24GB plan from it"), "\(listed.stdout)")
         // --discard starts afresh: the old one is never resumed.
         let again = try b.calibrate(["--discard"])
         #expect(again.status == 0)
