@@ -184,7 +184,8 @@ public final class Knowledge: @unchecked Sendable {
         return "calibration of \(day) on \(c.gpuModel)\(kind)"
     }
 
-    static func day(_ c: CalibrationRecord) -> String {
+    /// The day a calibration finished, as the basis and `calibrate` name it.
+    public static func day(_ c: CalibrationRecord) -> String {
         Date(timeIntervalSince1970: c.finishedAt ?? c.startedAt).formatted(.iso8601.year().month().day())
     }
 

@@ -142,8 +142,7 @@ struct Calibrate: AsyncParsableCommand {
         if let used = try store.calibration(rendererIdentity: identity, gpuModel: model), used.id != record.id {
             // A cold calibration beside a warm one: the warm one predicts both kinds of batch better (History.calibration).
             print("stored as calibration \(record.id) in \(historyPath); batches on \(model) keep planning from calibration \(used.id) of "
-                  + "\(Date(timeIntervalSince1970: used.finishedAt ?? used.startedAt).formatted(.iso8601.year().month().day())), whose probes ran on warm "
-                  + "workers: a warm calibration predicts cold batches better too (docs/calibration.md)")
+                  + "\(Knowledge.day(used)), whose probes ran on warm workers: a warm calibration predicts cold batches better too (docs/calibration.md)")
         } else {
             print("stored as calibration \(record.id) in \(historyPath); batches on \(model) now plan from it (plan --explain says so)")
         }
@@ -519,8 +518,9 @@ enum CalibrationFitter {
 
     /// S(k) from the probes together (each k's store) against the same probes alone (`alone`, by probe id): each
     /// probe's render (a cold probe's as its renderer reported it, where all of them did; else its time less
-    /// `unsharedSeconds`, a cold probe's fitted start-up, or whole when that would leave nothing) is cut into the stretches in which k of them rendered, and S(k) is fitted to those as a batch's history
-    /// is (`Learning.sharing(renders:minimum:)`), all k at once. Probes of different lengths together are thereby
+    /// `unsharedSeconds`, a cold probe's fitted start-up, or whole when that would leave nothing) is cut into the
+    /// stretches in which k of them rendered, and S(k) is fitted to those as a batch's history is
+    /// (`Learning.sharing(renders:minimum:)`), all k at once. Probes of different lengths together are thereby
     /// measured as they overlapped, not as though they had shared the card throughout.
     static func addSharing(_ fit: inout CalibrationFit, stores: [Int: String], alone: [String: Figure], unsharedSeconds: Double = 0) throws {
         addSharing(&fit, ran: try stores.mapValues(figures), alone: alone, unsharedSeconds: unsharedSeconds)
@@ -544,14 +544,14 @@ enum CalibrationFitter {
             // reported one; else the time less the fitted start-up. One probe's start-up differs from the fit by a
             // second or more, which a short render cannot absorb (S(2) read 1.00 from one H200's cold probes, where the
             // same host's warm ones read 1.17-1.28).
-            let reported = { (f: Figure) in alone.values.first { !$0.oom && $0.settings == f.settings }?.render != nil && f.render != nil }
-            let byRender = unsharedSeconds > 0 && together.allSatisfy(reported)
+            func reference(_ f: Figure) -> Figure? { alone.values.first { !$0.oom && $0.settings == f.settings } }
+            let byRender = unsharedSeconds > 0 && together.allSatisfy { f in f.render != nil && reference(f)?.render != nil }
             let windows = together.map { f in (from: f.ended! - (byRender ? f.render! : f.seconds! - cut(f.seconds!)), to: f.ended!) }
             for (i, f) in together.enumerated() {
                 let (from, to) = windows[i]
-                guard let reference = alone.values.first(where: { !$0.oom && $0.settings == f.settings }), let a = reference.seconds, to > from else { continue }
+                guard let solo = reference(f), let a = solo.seconds, to > from else { continue }
                 let others = windows.indices.filter { $0 != i }.map { windows[$0] }
-                renders.append((byRender ? reference.render! : a - cut(a), Learning.stretches(from: from, to: to, others: others)))
+                renders.append((byRender ? solo.render! : a - cut(a), Learning.stretches(from: from, to: to, others: others)))
             }
             if byRender { fromRenders.append(k) }
             measured.append(k)
