@@ -131,6 +131,30 @@ public enum Learning {
         fitSharing(renders.map { SharingRow(alone: $0.alone, stretches: $0.stretches) }, minimum: minimum)
     }
 
+    /// One calibration probe that ran together with others: when it ended, its time, the render its renderer reported
+    /// (nil: none), and the same probe's alone (nil: it has none).
+    public typealias TogetherProbe = (ended: Double, seconds: Double, render: Double?, alone: (seconds: Double, render: Double?)?)
+
+    /// The renders of probes that ran together, for `sharing(renders:minimum:)`: each cut into its stretches beside the
+    /// others, against the same probe's render alone. A cold probe's render (`unshared` > 0: its fitted start-up) is the
+    /// one its renderer reported, where every probe together and its reference alone reported one (`byRender`); else
+    /// its time less `unshared` (whole when that would leave under a tenth). One probe's start-up differs from the fit
+    /// by a second or more, which a short render cannot absorb: S(2) read 1.00 from one H200's cold probes, where the
+    /// same host's warm ones read 1.17-1.28. A warm request (`unshared` 0) is all render.
+    public static func probeRenders(_ together: [TogetherProbe], unshared: Double) -> (renders: [(alone: Double, stretches: [Int: Double])], byRender: Bool) {
+        func cut(_ seconds: Double) -> Double { unshared > 0 && unshared < 0.9 * seconds ? unshared : 0 }
+        let byRender = unshared > 0 && together.allSatisfy { $0.render != nil && $0.alone?.render != nil }
+        let windows = together.map { p in (from: p.ended - (byRender ? p.render! : p.seconds - cut(p.seconds)), to: p.ended) }
+        var renders: [(alone: Double, stretches: [Int: Double])] = []
+        for (i, p) in together.enumerated() {
+            let (from, to) = windows[i]
+            guard let alone = p.alone, to > from else { continue }
+            let others = windows.indices.filter { $0 != i }.map { windows[$0] }
+            renders.append((byRender ? alone.render! : alone.seconds - cut(alone.seconds), stretches(from: from, to: to, others: others)))
+        }
+        return (renders, byRender)
+    }
+
     /// The stretches of a render from `from` to `to`: seconds it ran beside k rendering on its card, itself included,
     /// by k, given when each other attempt there rendered (`others`). What a replay or a calibration that knows every
     /// render's window counts; a batch counts them as it goes (`BatchSession.stretches`).

@@ -539,20 +539,12 @@ enum CalibrationFitter {
                 fit.notes.append("S(\(k)) not measured: \(k - together.count) of the \(k) probes did not succeed together")
                 continue
             }
-            func cut(_ seconds: Double) -> Double { unsharedSeconds > 0 && unsharedSeconds < 0.9 * seconds ? unsharedSeconds : 0 }
-            // Cold probes: the render each one's renderer reported, where every probe together and its reference alone
-            // reported one; else the time less the fitted start-up. One probe's start-up differs from the fit by a
-            // second or more, which a short render cannot absorb (S(2) read 1.00 from one H200's cold probes, where the
-            // same host's warm ones read 1.17-1.28).
-            func reference(_ f: Figure) -> Figure? { alone.values.first { !$0.oom && $0.settings == f.settings } }
-            let byRender = unsharedSeconds > 0 && together.allSatisfy { f in f.render != nil && reference(f)?.render != nil }
-            let windows = together.map { f in (from: f.ended! - (byRender ? f.render! : f.seconds! - cut(f.seconds!)), to: f.ended!) }
-            for (i, f) in together.enumerated() {
-                let (from, to) = windows[i]
-                guard let solo = reference(f), let a = solo.seconds, to > from else { continue }
-                let others = windows.indices.filter { $0 != i }.map { windows[$0] }
-                renders.append((byRender ? solo.render! : a - cut(a), Learning.stretches(from: from, to: to, others: others)))
+            let probes: [Learning.TogetherProbe] = together.map { f in
+                let solo = alone.values.first { !$0.oom && $0.settings == f.settings }
+                return (f.ended!, f.seconds!, f.render, solo.flatMap { s in s.seconds.map { ($0, s.render) } })
             }
+            let (these, byRender) = Learning.probeRenders(probes, unshared: unsharedSeconds)
+            renders += these
             if byRender { fromRenders.append(k) }
             measured.append(k)
         }

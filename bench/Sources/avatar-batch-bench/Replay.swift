@@ -529,20 +529,17 @@ enum Replay {
             let folder = tmp + "/calibrations/" + (c.workDir as NSString).lastPathComponent
             let alone = probes(folder + "/solo/.avatar-batch/state.sqlite").filter { !$0.key.hasPrefix("warmup") }.values
             let unshared = fit.ranWarm ? 0 : (fit.startupSeconds ?? 0)
-            func cut(_ t: Double) -> Double { unshared > 0 && unshared < 0.9 * t ? unshared : 0 }
             var cells: [String] = []
+            // As calibrate does (`Learning.probeRenders`), then with the reported renders left out (as it did before).
             for byRender in [true, false] {
                 var renders: [(alone: Double, stretches: [Int: Double])] = []
                 for k in 2...4 {
                     let together = probes(folder + "/shared-\(k)/.avatar-batch/state.sqlite").filter { $0.key.hasPrefix("together-") }.values
-                    let use = byRender && !fit.ranWarm && together.allSatisfy { $0.render != nil }
-                    let windows = together.map { f in (from: f.ended - (use ? f.render! : f.seconds - cut(f.seconds)), to: f.ended) }
-                    for (i, f) in together.enumerated() {
-                        guard let a = alone.first(where: { $0.settings == f.settings }), windows[i].to > windows[i].from else { continue }
-                        let reference = use ? (a.render ?? a.seconds) : a.seconds - cut(a.seconds)
-                        renders.append((reference, Learning.stretches(from: windows[i].from, to: windows[i].to,
-                                                                        others: windows.indices.filter { $0 != i }.map { windows[$0] })))
+                    let these: [Learning.TogetherProbe] = together.map { f in
+                        let a = alone.first { $0.settings == f.settings }
+                        return (f.ended, f.seconds, byRender ? f.render : nil, a.map { ($0.seconds, byRender ? $0.render : nil) })
                     }
+                    renders += Learning.probeRenders(these, unshared: unshared).renders
                 }
                 cells.append(text(Learning.sharing(renders: renders, minimum: 1)))
             }
