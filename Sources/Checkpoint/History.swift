@@ -246,8 +246,13 @@ public final class History: @unchecked Sendable {
     /// does, as well as warm batches (co-located p95 22% against 26% for cold batches, 55% against 85% for warm ones,
     /// over 18 H200 runs: docs/benchmarks.md), so a later `calibrate --cold` does not displace it.
     public func calibration(rendererIdentity: String, gpuModel: String) throws -> CalibrationRecord? {
-        let complete = try completeCalibrations(rendererIdentity: rendererIdentity, gpuModel: gpuModel)
-        return complete.first { $0.fit?.ranWarm == true } ?? complete.first
+        History.preferred(try completeCalibrations(rendererIdentity: rendererIdentity, gpuModel: gpuModel))
+    }
+
+    /// The one of `complete` (a renderer's complete calibrations on one GPU model, newest first) that batches plan from
+    /// (`calibration(rendererIdentity:gpuModel:)`).
+    public static func preferred(_ complete: [CalibrationRecord]) -> CalibrationRecord? {
+        complete.first { $0.fit?.ranWarm == true } ?? complete.first
     }
 
     /// The complete calibrations of a renderer on a GPU model, newest first.

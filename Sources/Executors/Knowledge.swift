@@ -86,11 +86,9 @@ public final class Knowledge: @unchecked Sendable {
         var byGroup: [String: Double] = [:]
         if let h = history, let model {
             do {
-                calibration = try h.calibration(rendererIdentity: profile.identityDigest, gpuModel: model)
-                if let newest = try h.completeCalibrations(rendererIdentity: profile.identityDigest, gpuModel: model).first,
-                   newest.id != calibration?.id {
-                    passedOver = newest
-                }
+                let complete = try h.completeCalibrations(rendererIdentity: profile.identityDigest, gpuModel: model)
+                calibration = History.preferred(complete)
+                if let newest = complete.first, newest.id != calibration?.id { passedOver = newest }
                 if let fit = calibration?.fit { p = p.calibrated(by: fit) }
                 if p.worker != nil {
                     // Only loads since the calibration: a new calibration (a new driver, a new disk) starts the count again.

@@ -166,7 +166,7 @@ struct Calibrate: AsyncParsableCommand {
         print("calibrations of \(profile.name) (identity \(profile.identityDigest)) in \(path):" + (mine.isEmpty ? " none" : ""))
         func day(_ t: Double) -> String { Date(timeIntervalSince1970: t).formatted(.iso8601) }
         for model in Array(Set(mine.map(\.gpuModel))).sorted() {
-            let used = try store.calibration(rendererIdentity: profile.identityDigest, gpuModel: model)?.id
+            let used = History.preferred(mine.filter { $0.gpuModel == model && $0.state == "complete" })?.id
             print("  \(model):")
             for c in mine where c.gpuModel == model {
                 var line = "    \(c.id)  \(c.state)"
