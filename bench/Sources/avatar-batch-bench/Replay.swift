@@ -32,12 +32,7 @@ enum Replay {
         guard FileManager.default.fileExists(atPath: tgz) else { return [:] }
         let dir = NSTemporaryDirectory() + "replay-logs-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let tar = Process()
-        tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        tar.arguments = ["tar", "-xzf", tgz, "-C", dir]
-        guard (try? tar.run()) != nil else { return [:] }
-        tar.waitUntilExit()
+        guard untar(tgz, into: dir) else { return [:] }
         var out: [String: (attempt: Int, seconds: Double)] = [:]
         for name in (try? FileManager.default.contentsOfDirectory(atPath: dir + "/logs")) ?? [] {
             let parts = name.components(separatedBy: ".attempt-")
@@ -254,10 +249,26 @@ enum Replay {
         return b - a
     }
 
-    static func pct(_ xs: [Double], _ q: Double) -> String {
-        guard !xs.isEmpty else { return "–" }
+    /// The q-quantile of `xs`: the nearest rank (nil: none).
+    static func quantile(_ xs: [Double], _ q: Double) -> Double? {
+        guard !xs.isEmpty else { return nil }
         let s = xs.sorted()
-        return String(format: "%.0f%%", s[min(Int((Double(s.count - 1) * q).rounded()), s.count - 1)] * 100)
+        return s[min(Int((Double(s.count - 1) * q).rounded()), s.count - 1)]
+    }
+
+    static func pct(_ xs: [Double], _ q: Double) -> String {
+        quantile(xs, q).map { String(format: "%.0f%%", $0 * 100) } ?? "–"
+    }
+
+    /// Unpacks `tgz` (only `members`, when given: tar's own arguments) into `dir`, which it creates; false if tar did not run.
+    static func untar(_ tgz: String, into dir: String, _ members: [String] = []) -> Bool {
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let tar = Process()
+        tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        tar.arguments = ["tar", "xzf", tgz, "-C", dir] + members
+        guard (try? tar.run()) != nil else { return false }
+        tar.waitUntilExit()
+        return true
     }
 
     static func row(_ name: String, _ e: Errors, jobs: Int) -> String {
@@ -504,12 +515,7 @@ enum Replay {
         let dir = "h200-2026-12-01-coldrender", base = root + "/bench/results/" + dir
         let tmp = NSTemporaryDirectory() + "replay-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: tmp) }
-        try? FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-        let tar = Process()
-        tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        tar.arguments = ["tar", "xzf", base + "/calibration-stores.tgz", "-C", tmp]
-        guard (try? tar.run()) != nil else { return }
-        tar.waitUntilExit()
+        guard untar(base + "/calibration-stores.tgz", into: tmp) else { return }
         guard let h = try? History(path: base + "/history.sqlite", readOnly: true),
               let calibrations = try? h.calibrations().filter({ $0.state == "complete" }).sorted(by: { $0.id < $1.id }) else { return }
         typealias Probe = (settings: ClipSettings, seconds: Double, render: Double?, ended: Double)
@@ -596,10 +602,7 @@ enum Replay {
                     let p95s: [Double] = fits.filter { $0.0 != dir && $0.1.ranWarm == kind }.compactMap { _, fit in
                         var p = Predictor(profile: profile.calibrated(by: fit))
                         p.warm = warmBatch
-                        let e = errors(p, on: jobs, serial: false)
-                        guard !e.colocated.isEmpty else { return nil }
-                        let s = e.colocated.sorted()
-                        return s[min(Int((Double(s.count - 1) * 0.95).rounded()), s.count - 1)]
+                        return quantile(errors(p, on: jobs, serial: false).colocated, 0.95)
                     }.sorted()
                     guard !p95s.isEmpty else { cells.append("–"); continue }
                     let median = Learning.median(p95s)
@@ -814,13 +817,8 @@ enum Replay {
     static func workerLoads(_ tgz: String) -> [(seconds: Double, at: Double)] {
         let dir = NSTemporaryDirectory() + "replay-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let tar = Process()
-        tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         // The store with its WAL: a run cut off by the copy may hold everything there.
-        tar.arguments = ["tar", "xzf", tgz, "-C", dir, "--wildcards", "./out/.avatar-batch/state.sqlite*"]
-        guard (try? tar.run()) != nil else { return [] }
-        tar.waitUntilExit()
+        guard untar(tgz, into: dir, ["--wildcards", "./out/.avatar-batch/state.sqlite*"]) else { return [] }
         let workers = (try? Store(path: dir + "/out/.avatar-batch/state.sqlite", readOnly: true).workers()) ?? []
         return workers.compactMap { w in w.loadSeconds.map { ($0, w.readyAt ?? w.startedAt) } }
     }
