@@ -208,7 +208,7 @@ public struct Dispatcher: Sendable {
             let stretch = sharing.perJobRate(k) / rate
             for o in loads[i].occupants.indices { loads[i].occupants[o].endS = now + (loads[i].occupants[o].endS - now) * stretch }
         }
-        loads[i].occupants.append(Occupant(jobID: r.jobID, memoryGB: r.memoryGB, endS: now + r.seconds / rate))
+        loads[i].occupants.append(Occupant(jobID: r.jobID, memoryGB: r.memoryGB, endS: now + r.seconds(on: loads[i].gpu) / rate))
         if r.isolate { loads[i].isolated = true }
     }
 
@@ -224,7 +224,7 @@ public struct Dispatcher: Sendable {
             // there: with k jobs each runs at S(k)/k, with k+1 at S(k+1)/(k+1).
             let k = loads[i].occupants.count
             let stretch = sharing.perJobRate(max(k, 1)) / sharing.perJobRate(k + 1)
-            let finish = now + r.seconds / sharing.perJobRate(k + 1)
+            let finish = now + r.seconds(on: loads[i].gpu) / sharing.perJobRate(k + 1)
             let latest = loads[i].occupants.map { now + ($0.endS - now) * stretch }.max() ?? now
             if max(finish, latest) <= start + 1e-9 { return nil }
             return Rejection(dimension: "reservation", permanent: false, reason: .reserved(gpu: loads[i].gpu.index, jobID: reservations.job(i), startS: start))

@@ -9,8 +9,11 @@ extension Planner {
     /// how many of the smallest such jobs fit a card), and their whole solo times over those cards' slots (that
     /// many at once, none faster than alone); the pigeonhole bound; and, where at most two of the class's jobs
     /// fit a card at once and there are few of them, the exact two-slot bound (`twoSlotBound`).
+    /// On cards of several speeds (`GPU.timeScale`), a card's throughput is its best S(k) over its scale, and the bounds
+    /// that take the cards as alike take them all as fast as the fastest, which keeps them bounds.
     public func lowerBound(_ estimates: [Estimate], gpus: [GPU]) -> Double {
-        guard !gpus.isEmpty, let longest = estimates.map(\.seconds).max() else { return 0 }
+        let fastest = gpus.map(\.timeScale).min() ?? 1
+        guard !gpus.isEmpty, let longest = estimates.map({ $0.startUpSeconds + $0.renderSeconds * fastest }).max() else { return 0 }
         let sharing = dispatcher.placer.sharing
         var bound = longest
         for size in Set(gpus.map(\.memoryGB)) {
@@ -19,13 +22,14 @@ extension Planner {
             let these = estimates.filter { $0.memoryGB > smaller }
             guard let smallest = these.map(\.memoryGB).min() else { continue }
             let cards = gpus.filter { $0.memoryGB >= size }
+            let quickest = cards.map(\.timeScale).min() ?? 1
             // How many of these a card holds at once: the cap, or how many of the smallest fit its memory.
             let lanes = cards.map { g in max(1, min(maxJobsPerGPU, smallest > 0 ? Int(g.memoryGB / smallest) : maxJobsPerGPU)) }
-            let best = lanes.map { sharing.best(upTo: $0) }
+            let best = zip(lanes, cards).map { sharing.best(upTo: $0) / $1.timeScale }
             bound = max(bound, these.reduce(0) { $0 + $1.renderSeconds } / best.reduce(0, +))
             // Lanes: no job runs faster than alone, so their solo times, start-ups included, fill at most that many
             // lanes per card.
-            bound = max(bound, these.reduce(0) { $0 + $1.seconds } / Double(lanes.reduce(0, +)))
+            bound = max(bound, these.reduce(0) { $0 + $1.startUpSeconds + $1.renderSeconds * quickest } / Double(lanes.reduce(0, +)))
             // Pigeonhole: of the m x G + 1 longest of these jobs, some card runs at least m + 1, whose work takes at
             // least its sum over the best throughput any card reaches. The lightest such group is the m + 1
             // shortest of those m x G + 1.
@@ -43,7 +47,7 @@ extension Planner {
             let lightest = these.map(\.memoryGB).sorted()
             let holds = { (n: Int) in n <= lightest.count && cards.contains { $0.memoryGB >= lightest.prefix(n).reduce(0, +) } }
             let slots = maxJobsPerGPU <= 1 || !holds(2) ? 1 : (maxJobsPerGPU <= 2 || !holds(3) ? 2 : 3)
-            if slots <= 2, let exact = Planner.twoSlotBound(longestFirst, cards: cards.count, slots: slots, sharing: sharing, maxJobsPerGPU: maxJobsPerGPU) {
+            if slots <= 2, let exact = Planner.twoSlotBound(quickest == 1 ? longestFirst : longestFirst.map { $0 * quickest }, cards: cards.count, slots: slots, sharing: sharing, maxJobsPerGPU: maxJobsPerGPU) {
                 bound = max(bound, exact)
             }
         }

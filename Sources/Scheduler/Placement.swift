@@ -60,6 +60,10 @@ public struct PlacementRequest: Sendable, Hashable {
         self.gpuModel = gpuModel
         self.unsharedSeconds = min(max(unsharedSeconds, 0), seconds)
     }
+
+    /// Its solo seconds on `gpu` (`GPU.seconds`: the render scaled by the card's `timeScale`).
+    @inline(__always)
+    public func seconds(on gpu: GPU) -> Double { gpu.seconds(seconds, unshared: unsharedSeconds) }
 }
 
 /// Why a job cannot run on a GPU, with the figures. The text is built only when asked for: the planner
@@ -199,14 +203,15 @@ public struct LeastLoaded: PlacementScorer {
     }
 }
 
-/// Prefers the GPU where the job is predicted to finish first, given how sharing slows co-located jobs.
-/// With k jobs already there, the job runs at S(k+1)/(k+1) of its solo speed (S = aggregate throughput).
-/// Score = 100 x rate, in 0...100; ties are broken by best fit, so big GPUs stay free for big jobs.
+/// Prefers the GPU where the job is predicted to finish first, given how sharing slows co-located jobs and how fast
+/// the card renders. With k jobs already there, the job runs at S(k+1)/(k+1) of its solo speed (S = aggregate
+/// throughput) on a card whose renders take `timeScale` times the predicted. Score = 99 x rate / timeScale (in
+/// 0...99 on cards no faster than the predictions' model); ties are broken by best fit, so big GPUs stay free for big jobs.
 public struct EarliestFinish: PlacementScorer {
     public init() {}
     public func score(_ r: PlacementRequest, _ load: GPULoad, sharing: SharingModel) -> Double {
         let rate = sharing.perJobRate(load.occupants.count + 1)
-        return 99 * rate + BestFit().score(r, load, sharing: sharing) / 100
+        return 99 * rate / load.gpu.timeScale + BestFit().score(r, load, sharing: sharing) / 100
     }
 }
 

@@ -172,10 +172,14 @@ public struct Planner: Sendable {
         func rendering(_ g: Int, first: Int? = nil) -> Int {
             loads[g].occupants.prefix(first ?? loads[g].occupants.count).reduce(0) { $0 + ($1.mark.isFinite ? 1 : 0) }
         }
+        /// Each rendering job's progress per second on GPU g beside k rendering: S(k)/k, over the card's `timeScale`
+        /// (the clock counts seconds of the predictions' model).
+        let speed = gpus.map { 1 / $0.timeScale }
+        func rate(_ g: Int, _ k: Int) -> Double { sharing.perJobRate(k) * speed[g] }
         /// Brings GPU g's progress clock to `now`; `k` is how many jobs rendered there since it was last brought up.
         func advance(_ g: Int, jobs k: Int? = nil) {
             let k = k ?? rendering(g)
-            if k > 0 { progress[g] += (now - clockAt[g]) * sharing.perJobRate(k) }
+            if k > 0 { progress[g] += (now - clockAt[g]) * rate(g, k) }
             clockAt[g] = now
         }
         func schedule(_ g: Int) {
@@ -185,15 +189,15 @@ public struct Planner: Sendable {
             var next = Double.infinity
             if k > 0 {
                 let mark = loads[g].occupants.lazy.filter { $0.mark.isFinite }.map(\.mark).min()!
-                next = now + max(mark - progress[g], 0) / sharing.perJobRate(k)
+                next = now + max(mark - progress[g], 0) / rate(g, k)
             }
             for o in loads[g].occupants where !o.mark.isFinite { next = min(next, o.renderFromS) }
             heap.push(Event(time: next, gpu: g, version: version[g]))
             for o in loads[g].occupants.indices {
                 let occupant = loads[g].occupants[o]
                 loads[g].occupants[o].endS = occupant.mark.isFinite
-                    ? now + max(occupant.mark - progress[g], 0) / sharing.perJobRate(k)
-                    : occupant.renderFromS + occupant.work / sharing.perJobRate(k + 1)
+                    ? now + max(occupant.mark - progress[g], 0) / rate(g, k)
+                    : occupant.renderFromS + occupant.work / rate(g, k + 1)
             }
         }
 
@@ -355,6 +359,8 @@ extension Plan {
             let idx = plan.runs.indices.filter { plan.runs[$0].gpu == g.index }.sorted { plan.runs[$0].startS < plan.runs[$1].startS }
             guard let firstRun = idx.first else { continue }
             let base = load(key(plan.runs[firstRun].jobID))
+            // A request on this card: its solo time scaled by the card's `timeScale` (a warm request has no start-up).
+            func soloHere(_ id: String) -> Double { solo(id) * g.timeScale }
             // The most jobs the plan runs here at once: the most workers that fit beside each other.
             let most = idx.map { i in idx.filter { plan.runs[$0].startS <= plan.runs[i].startS && plan.runs[$0].endS > plan.runs[i].startS }.count }.max() ?? 1
             // The worker rule's choices, made on rough times (a job alone takes its solo time, one beside others its
@@ -364,7 +370,7 @@ extension Plan {
             var slotOf: [Int: (lane: Int, position: Int)] = [:]
             for (n, i) in idx.enumerated() {
                 let id = plan.runs[i].jobID, k = key(id), at = plan.runs[i].startS
-                let own = solo(id), planned = plan.runs[i].endS - plan.runs[i].startS
+                let own = soloHere(id), planned = plan.runs[i].endS - plan.runs[i].startS
                 let mine = lanes.indices.filter { lanes[$0].key == k }
                 let first = mine.min { lanes[$0].freeAt < lanes[$1].freeAt }
                 var lane: Int, start: Double
@@ -372,7 +378,7 @@ extension Plan {
                     (lane, start) = (f, at)
                 } else {
                     let left = mine.reduce(0) { $0 + max(lanes[$1].freeAt - at, 0) }
-                    let queued = idx[n...].filter { key(plan.runs[$0].jobID) == k }.reduce(0) { $0 + solo(plan.runs[$1].jobID) }
+                    let queued = idx[n...].filter { key(plan.runs[$0].jobID) == k }.reduce(0) { $0 + soloHere(plan.runs[$1].jobID) }
                     let loadSeconds = load(k)
                     used[k] = loadSeconds
                     let worth = first == nil || (lanes.count < most && Double(mine.count) * (loadSeconds + own) < left + queued)

@@ -26,6 +26,23 @@ public struct Estimate: Sendable, Hashable, Codable {
     public var renderSeconds: Double { seconds - startUpSeconds }
     /// `unsharedSeconds` within [0, seconds].
     public var startUpSeconds: Double { min(max(unsharedSeconds, 0), seconds) }
+
+    /// The estimate on `gpu`: its render scaled by the card's `GPU.timeScale`, its start-up and memory as they are.
+    public func on(_ gpu: GPU) -> Estimate {
+        guard gpu.timeScale != 1 else { return self }
+        var e = self
+        e.seconds = gpu.seconds(seconds, unshared: unsharedSeconds)
+        e.unsharedSeconds = startUpSeconds
+        return e
+    }
+
+    /// An observation's seconds on `gpu` as the predictions' model would have taken them: the inverse of `on`, with
+    /// `startUp` the part that is not scaled.
+    public static func unscaled(_ seconds: Double, startUp: Double, on gpu: GPU) -> Double {
+        guard gpu.timeScale != 1 else { return seconds }
+        let u = min(max(startUp, 0), seconds)
+        return u + (seconds - u) / gpu.timeScale
+    }
 }
 
 /// Predicts a job's GPU memory and time from the renderer's calibration, corrected by what was observed.

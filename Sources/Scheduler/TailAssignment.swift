@@ -37,7 +37,8 @@ extension Dispatcher {
             var index: Int
             var capacityGB: Double
             var model: String
-            var running: [(work: Double, gb: Double)]   // what runs there now: remaining solo seconds, memory
+            var timeScale: Double                        // the card's `GPU.timeScale`: its renders take this times the predicted
+            var running: [(work: Double, gb: Double)]   // what runs there now: remaining solo seconds on this card, memory
             var assigned: [Int]                          // queued jobs given to it, in the order they would start
             var isolatedNow: Bool
         }
@@ -45,7 +46,7 @@ extension Dispatcher {
         for l in loads {
             let k = l.occupants.count
             let rate = sharing.perJobRate(max(k, 1))
-            cards.append(Card(index: l.gpu.index, capacityGB: l.gpu.memoryGB - l.gpu.foreignUsedGB, model: l.gpu.model,
+            cards.append(Card(index: l.gpu.index, capacityGB: l.gpu.memoryGB - l.gpu.foreignUsedGB, model: l.gpu.model, timeScale: l.gpu.timeScale,
                               running: l.occupants.map { (max($0.endS - now, 0) * rate, $0.memoryGB) }, assigned: [], isolatedNow: l.isolated))
         }
 
@@ -58,7 +59,7 @@ extension Dispatcher {
             var active: [(startUp: Double, left: Double, gb: Double, alone: Bool)] = c.running.map { (0, $0.work, $0.gb, c.isolatedNow) }
             var waiting = c.assigned.map { j in
                 let r = queue[j].request
-                return (startUp: r.unsharedSeconds, left: r.seconds - r.unsharedSeconds, gb: r.memoryGB, alone: r.isolate)
+                return (startUp: r.unsharedSeconds, left: (r.seconds - r.unsharedSeconds) * c.timeScale, gb: r.memoryGB, alone: r.isolate)
             }
             var t = 0.0, startNow = 0, first = true
             while true {

@@ -68,7 +68,10 @@ import Testing
             PlanJob(id: "j\($0)", settings: settings(Bool.random(using: &rng) ? "384*256" : "688*368", clips: Int.random(in: 1...20, using: &rng),
                                                    online: Bool.random(using: &rng)))
         }
-        let gpus = (0..<Int.random(in: 1...3, using: &rng)).map { GPU(index: $0, memoryGB: [24.0, 48, 80][Int.random(in: 0...2, using: &rng)]) }
+        // Cards of several speeds too (`GPU.timeScale`): the bound takes each at its own.
+        let gpus = (0..<Int.random(in: 1...3, using: &rng)).map {
+            GPU(index: $0, memoryGB: [24.0, 48, 80][Int.random(in: 0...2, using: &rng)], timeScale: [1, 1, 0.6, 1.7, 3][Int.random(in: 0...4, using: &rng)])
+        }
         for strategy in ["earliest-finish", "pack"] {
             let plan = Planner(predictor: Predictor(profile: prof), strategy: Strategy.table[strategy]!).plan(jobs, gpus: gpus)
             #expect(plan.makespanS >= plan.lowerBoundS - 1e-6, "\(strategy): makespan \(plan.makespanS) under the bound \(plan.lowerBoundS)")

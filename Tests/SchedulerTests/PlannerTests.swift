@@ -157,6 +157,33 @@ import Testing
         #expect(plan.runs.filter { $0.jobID.hasPrefix("s") }.allSatisfy { $0.gpu != 2 || $0.startS > 0 })
     }
 
+    @Test func aSlowerCardIsGivenLessWorkAndItsJobsTakeLongerThere() {
+        // Six 4.8 s jobs, one at a time, on two 24 GB cards, the second rendering in twice the time (`timeScale` 2).
+        // Taken as alike they split three and three: 3 x 9.6 = 28.8 s on the slow card. At their speeds the fast card
+        // runs four (19.2 s) and the slow one two (2 x 9.6 = 19.2 s), which is also the bound: 28.8 s of work over a
+        // throughput of 1 + 1/2.
+        let jobs = (0..<6).map { PlanJob(id: "j\($0)", settings: settings("384*256", clips: 10)) }
+        let p = planner(maxJobs: 1)
+        let alike = p.plan(jobs, gpus: [GPU(index: 0, memoryGB: 24), GPU(index: 1, memoryGB: 24)])
+        #expect(alike.runs.filter { $0.gpu == 1 }.count == 3 && abs(alike.makespanS - 14.4) < 1e-9)
+        let plan = p.plan(jobs, gpus: [GPU(index: 0, memoryGB: 24), GPU(index: 1, memoryGB: 24, timeScale: 2)])
+        let slow = plan.runs.filter { $0.gpu == 1 }
+        #expect(slow.count == 2 && slow.allSatisfy { abs($0.endS - $0.startS - 9.6) < 1e-9 }, "\(plan.runs)")
+        #expect(abs(plan.makespanS - 19.2) < 1e-9 && abs(plan.lowerBoundS - 19.2) < 1e-9, "\(plan.makespanS) \(plan.lowerBoundS)")
+        // A start-up is the host's: only the render is scaled (4 s + 4.8 s x 2 on the slow card).
+        var prof = testProfile(maxJobs: 1)
+        prof.time.startupSeconds = 4
+        let e = Predictor(profile: prof).estimate(settings("384*256", clips: 10))
+        let card = GPU(index: 1, memoryGB: 24, timeScale: 2)
+        #expect(abs(e.on(card).seconds - (4 + 4.8 * 2)) < 1e-9 && e.on(card).unsharedSeconds == 4)
+        #expect(abs(Estimate.unscaled(e.on(card).seconds, startUp: 4, on: card) - e.seconds) < 1e-9)
+        let cold = Planner(predictor: Predictor(profile: prof), strategy: Strategy.table["earliest-finish"]!).plan([jobs[0]], gpus: [card])
+        #expect(abs(cold.makespanS - 13.6) < 1e-9, "\(cold.makespanS)")
+        // A card faster than the predictions' model: its score may pass 99, and it is chosen.
+        let fast = p.plan([jobs[0]], gpus: [GPU(index: 0, memoryGB: 24), GPU(index: 1, memoryGB: 24, timeScale: 0.5)])
+        #expect(fast.runs.map(\.gpu) == [1] && abs(fast.makespanS - 2.4) < 1e-9)
+    }
+
     @Test func lowerBoundCountsThatJobsDoNotSplit() {
         // Five 4.8 s jobs, two GPUs, no sharing gain: by work alone 24 / 2 = 12 s, but some GPU must run three
         // of them one after another: 3 x 4.8 = 14.4 s, which is also what the best schedule achieves.
