@@ -58,7 +58,7 @@ struct Calibrate: AsyncParsableCommand {
     var list = false
 
     func run() async throws {
-        let profile = try loadProfile()
+        let (profile, profilePath) = try loadProfile()
         if list { return try listCalibrations(profile) }
         let selected = try await targetGPU(profile)
         let historyPath = history ?? History.defaultPath()
@@ -92,7 +92,7 @@ struct Calibrate: AsyncParsableCommand {
         }
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try options.joined(separator: ", ").write(toFile: optionsFile, atomically: true, encoding: .utf8)
-        let design = CalibrationDesign(profile: profile, gpu: selected, quick: quick, maxShared: maxShared, warm: warm)
+        let design = CalibrationDesign(profile: profile, gpu: selected, quick: quick, maxShared: maxShared, warm: warm, profilePath: profilePath)
         try design.writeInputs(to: work)
         let estimate = design.predictedSeconds()
         say("calibrating \(profile.name) on GPU \(selected.index) (\(model)): \(design.solo.count) probes alone\(warm ? " on one warm worker" : "")"
@@ -203,7 +203,8 @@ struct Calibrate: AsyncParsableCommand {
         return ExitCode(130)
     }
 
-    func loadProfile() throws -> RendererProfile {
+    /// The profile, and the file it was read from.
+    func loadProfile() throws -> (RendererProfile, String) {
         let path: String
         if renderer.hasSuffix(".yaml") || renderer.contains("/") {
             path = renderer
@@ -214,10 +215,11 @@ struct Calibrate: AsyncParsableCommand {
             }
             path = found
         }
-        let (profile, diagnostics) = ProfileLoader.load(path: URL(fileURLWithPath: path).standardizedFileURL.path)
+        let file = URL(fileURLWithPath: path).standardizedFileURL.path
+        let (profile, diagnostics) = ProfileLoader.load(path: file)
         for d in diagnostics { FileHandle.standardError.write(Data("\(d)\n".utf8)) }
         guard let profile else { throw ExitCode(2) }
-        return profile
+        return (profile, file)
     }
 
     /// The GPU the probes run on; a real one that other processes use is refused unless --allow-busy.
@@ -285,11 +287,15 @@ struct CalibrationDesign {
     let audioSeconds: Double
     /// The probes run on warm workers: each pays no start-up, only a request's own overhead.
     let warm: Bool
+    /// The profile's file, which the probes' manifests name (a profile's `name` need not be its file's: `fast.yaml`
+    /// may say `name: fake-model`); empty: by its name, from the search path.
+    let profilePath: String
 
-    init(profile: RendererProfile, gpu: GPU, quick: Bool, maxShared: Int?, warm: Bool = false) {
+    init(profile: RendererProfile, gpu: GPU, quick: Bool, maxShared: Int?, warm: Bool = false, profilePath: String = "") {
         self.profile = profile
         self.gpu = gpu
         self.warm = warm
+        self.profilePath = profilePath
         let d = profile.defaults
         let defaultSize = d["size"].flatMap(FrameSize.init) ?? profile.sizes.first ?? FrameSize(width: 688, height: 368)
         let multiple = max(4, profile.limits.inferFramesMultiple)
@@ -382,8 +388,7 @@ struct CalibrationDesign {
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         if !fm.fileExists(atPath: dir + "/reference.png") { try CalibrationMedia.png(width: 1280, height: 720).write(to: URL(fileURLWithPath: dir + "/reference.png")) }
         if !fm.fileExists(atPath: dir + "/speech.wav") { try CalibrationMedia.wav(seconds: audioSeconds).write(to: URL(fileURLWithPath: dir + "/speech.wav")) }
-        let profilePath = profile.directory.isEmpty ? "" : profile.directory + "/\(profile.name).yaml"
-        let renderer = fm.fileExists(atPath: profilePath) ? "\"\(profilePath)\"" : profile.name
+        let renderer = !profilePath.isEmpty && fm.fileExists(atPath: profilePath) ? "\"\(profilePath)\"" : profile.name
         // `first`: clips that run before the others (a higher priority), whatever their length.
         func manifest(_ name: String, _ clips: [(String, ClipSettings)], first: [(String, ClipSettings)] = []) -> String {
             var y = """
