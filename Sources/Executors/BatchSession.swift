@@ -443,7 +443,9 @@ public final class BatchSession: @unchecked Sendable {
 
     /// Records the attempt, then asks the executor to start it.
     func launch(_ e: JobQueue.Entry, placement: Placement, runID: Int64) async throws -> Running {
-        let est = predictor.estimate(e.settings, jobID: e.job.id)
+        // On a card of another speed than the predictions' GPU model, its render takes the card's `timeScale` times.
+        let predicted = predictor.estimate(e.settings, jobID: e.job.id)
+        let est = placement.gpu.map { predicted.on($0) } ?? predicted
         let number = (try store.job(e.job.id)?.attemptCount ?? 0) + 1
         let attempt = try store.startAttempt(e.job.id, runID: runID, host: executor.initialHost, AttemptStart(
             executor: executor.kind, settings: e.settings, change: e.change, isolated: e.isolate, rung: e.rung, gpu: placement.gpu?.index,
@@ -595,8 +597,14 @@ public final class BatchSession: @unchecked Sendable {
             let startup = result.worker == nil ? result.reportedRenderSeconds.map { result.seconds - $0 } : nil
             let o = Observation(bucket: bucket, gpuModel: gpuModel, peakGB: peak, seconds: seconds, frames: frames, warm: result.worker != nil,
                                 startupSeconds: startup)
-            predictor.observe(o)
-            try? store.record(o, renderer: manifest.renderer.name)
+            // This batch's predictions are of one GPU model: a time on a card of another speed counts as that model's
+            // (`Estimate.unscaled`). The history keeps it as it ran, under the card's own model (`learn`).
+            var mine = o
+            if let gpu = r.placement.gpu, gpu.timeScale != 1 {
+                mine.seconds = Estimate.unscaled(seconds, startUp: result.worker != nil ? 0 : startup ?? r.estimate.startUpSeconds, on: gpu)
+            }
+            predictor.observe(mine)
+            try? store.record(mine, renderer: manifest.renderer.name)
             learn(o, r, result)
         } else if classification == .oom {
             let alone = r.entry.isolate

@@ -13,9 +13,14 @@ public final class Knowledge: @unchecked Sendable {
     public let history: History?
     /// The GPU model predictions are made for (the batch's most common one).
     public let gpuModel: String?
-    /// The batch's other GPU models, which get the same figures, and whether the history holds a calibration of each
-    /// (not used: a batch predicts for one model; docs/calibration.md, "Not done").
+    /// The batch's other GPU models, and whether the history holds a calibration of each.
     public let otherModels: [(model: String, calibrated: Bool)]
+    /// How long a render takes on each of `otherModels` against `gpuModel` (`GPU.timeScale`, set by `scaled`), and
+    /// where that comes from: both models' calibrations (`Learning.renderRatio`), else the settings both ran in earlier
+    /// batches (`Learning.ratios`, at least two). A model with neither is absent: it is planned as fast as `gpuModel`.
+    /// Memory is predicted alike on every model (the same code holds the same tensors; a calibration's memory figures
+    /// differ between GPU models by the CUDA context, well within the headroom).
+    public let timeScales: [String: (scale: Double, from: String)]
     public let calibration: CalibrationRecord?
     /// A complete calibration newer than `calibration`, passed over because its probes ran cold and `calibration`'s
     /// warm (`History.calibration`); the basis names it.
@@ -71,10 +76,13 @@ public final class Knowledge: @unchecked Sendable {
         }
         let model = Learning.primaryModel(gpus)
         var others: [(model: String, calibrated: Bool)] = []
+        var otherFits: [String: (fit: CalibrationFit, day: String)] = [:]
         for other in Set(gpus.map(Learning.modelKey)).subtracting(model.map { [$0] } ?? []).sorted() {
-            let calibrated = (try? history?.calibration(rendererIdentity: profile.identityDigest, gpuModel: other))?.fit != nil
-            others.append((other, calibrated))
+            let record = try? history?.calibration(rendererIdentity: profile.identityDigest, gpuModel: other)
+            if let r = record, let fit = r.fit { otherFits[other] = (fit, Knowledge.day(r)) }
+            others.append((other, record?.fit != nil))
         }
+        var scales: [String: (scale: Double, from: String)] = [:]
         var p = profile
         var calibration: CalibrationRecord?
         var passedOver: CalibrationRecord?
@@ -123,11 +131,19 @@ public final class Knowledge: @unchecked Sendable {
                 sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds, prior: prior, priorWeight: sharingPriorWeight,
                                            warm: warm, reference: reference)
                 p = p.withSharing(sharing)
+                for (other, _) in others {
+                    if let mine = calibration?.fit, let theirs = otherFits[other], let r = Learning.renderRatio(of: theirs.fit, to: mine) {
+                        scales[other] = (r, "its calibration of \(theirs.day) against \(model)'s")
+                    } else if let r = Learning.ratios(of: other, to: model, from: all), let t = r.time {
+                        scales[other] = (t, "learned from \(r.common) setting(s) both ran in earlier batches")
+                    }
+                }
             } catch {
                 warnings.append("the history at \(h.path) could not be read (\(error)); predictions start from the profile")
                 entries = []
                 calibration = nil
                 passedOver = nil
+                scales = [:]
                 load = nil
                 p = profile
             }
@@ -136,6 +152,7 @@ public final class Knowledge: @unchecked Sendable {
         self.history = history
         self.gpuModel = model
         self.otherModels = others
+        self.timeScales = scales
         self.calibration = calibration
         self.passedOver = passedOver
         self.entries = entries
@@ -209,11 +226,26 @@ public final class Knowledge: @unchecked Sendable {
             }.joined(separator: ", "))
         }
         if let model = gpuModel, !otherModels.isEmpty {
-            let unused = otherModels.filter(\.calibrated).map(\.model)
-            parts.append("the same figures for " + otherModels.map(\.model).joined(separator: ", ") + " (a batch predicts for its most common GPU model, \(model))"
-                         + (unused.isEmpty ? "" : "; the calibration of \(unused.joined(separator: ", ")) is not used"))
+            // Predictions are of the batch's most common model; the others' renders are scaled (`scaled`).
+            for (other, _) in otherModels {
+                if let t = timeScales[other] {
+                    parts.append(String(format: "renders on %@ take x%.2f of %@'s (%@)", other, t.scale, model, t.from))
+                } else {
+                    parts.append("renders on \(other) are planned as on \(model): no calibration of both, nor settings both ran, says otherwise")
+                }
+            }
         }
         return parts.joined(separator: "; ")
+    }
+
+    /// `gpus` with each card's `timeScale` set from `timeScales` (1 for the batch's own model and for models of no known
+    /// speed): what the planner, the dispatcher and the executor place and time jobs on.
+    public func scaled(_ gpus: [GPU]) -> [GPU] {
+        gpus.map { g in
+            var g = g
+            g.timeScale = timeScales[Learning.modelKey(g)]?.scale ?? 1
+            return g
+        }
     }
 
     /// What a worker of these load settings (`RendererProfile.workerKey`) is expected to take to load: its group's

@@ -193,7 +193,7 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
                 var trial = loads[li]
                 trial.occupants.removeAll { $0.jobID == LocalExecutor.workerPrefix + h.id }
                 guard case .place = dispatcher.placer.decide(q.request, loads: [trial], explain: false) else { continue }
-                trial.occupants.append(Occupant(jobID: q.request.jobID, memoryGB: q.request.memoryGB, endS: now + q.request.seconds))
+                trial.occupants.append(Occupant(jobID: q.request.jobID, memoryGB: q.request.memoryGB, endS: now + q.request.seconds(on: trial.gpu)))
                 if q.request.isolate { trial.isolated = true }
                 loads[li] = trial
                 matched[q.request.jobID] = h.id
@@ -228,7 +228,8 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         let holdings = pool.holdings()
         for (job, worker) in matched {
             guard let h = holdings.first(where: { $0.id == worker }), let e = queue.entry(job) else { continue }
-            workers[h.key, default: []].append((h.gpu, request.estimate(e.settings).seconds))
+            let card = gpus.first { $0.index == h.gpu }
+            workers[h.key, default: []].append((h.gpu, card.map { request.estimate(e.settings).on($0) }?.seconds ?? request.estimate(e.settings).seconds))
         }
         let given = Set(matched.values)
         for h in holdings where h.idle && !given.contains(h.id) && !pool.isCold(h.gpu) { workers[h.key, default: []].append((h.gpu, 0)) }
@@ -239,7 +240,7 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
             let key = pool.key(e.settings)
             let need = queue.estimate(e, predictor).memoryGB
             let able = (workers[key] ?? []).filter { w in gpus.first { $0.index == w.gpu }.map { need <= $0.memoryGB } ?? false }
-            let own = request.estimate(e.settings).seconds
+            let own = gpus.first { $0.index == gpuIndex }.map { request.estimate(e.settings).on($0).seconds } ?? request.estimate(e.settings).seconds
             var worth = able.isEmpty
             if !worth {
                 // Stop adding once the queued work is past the bar: a long queue costs a few estimates, not all of them.

@@ -38,7 +38,9 @@ public struct PlanDocument: Codable, Sendable {
         public var index: Int
         public var uuid, model: String
         public var memoryGB: Double
-        enum CodingKeys: String, CodingKey { case index, uuid, model, memoryGB = "memory_gb" }
+        /// Its renders against the predictions' GPU model (`GPU.timeScale`: 1 for that model and for models of no known speed).
+        public var timeScale: Double
+        enum CodingKeys: String, CodingKey { case index, uuid, model, memoryGB = "memory_gb", timeScale = "time_scale" }
     }
 
     public struct PlacementEntry: Codable, Sendable {
@@ -64,9 +66,11 @@ public struct PlanDocument: Codable, Sendable {
         makespanS = plan.makespanS
         lowerBoundS = plan.lowerBoundS
         ratio = plan.ratio
-        gpus = plan.gpus.map { GPUEntry(index: $0.index, uuid: $0.uuid, model: $0.model, memoryGB: $0.memoryGB) }
+        gpus = plan.gpus.map { GPUEntry(index: $0.index, uuid: $0.uuid, model: $0.model, memoryGB: $0.memoryGB, timeScale: $0.timeScale) }
+        let card = Dictionary(plan.gpus.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
         placements = plan.runs.map { r in
-            let e = plan.estimates[r.jobID]
+            // Its time alone on the card it is placed on.
+            let e = plan.estimates[r.jobID].map { e in card[r.gpu].map { e.on($0) } ?? e }
             return PlacementEntry(job: r.jobID, gpu: r.gpu, startS: r.startS, endS: r.endS, memoryGB: r.memoryGB, predictedSoloS: e?.seconds ?? 0,
                                   hostRAMGB: e?.hostRAMGB ?? 0, extrapolated: e?.extrapolated ?? false)
         }

@@ -45,21 +45,12 @@ public enum Learning {
     public static func observations(for model: String, from entries: [HistoryEntry], minimumCommon: Int = 2) -> [(Observation, Predictor.Origin)] {
         var out: [(Observation, Predictor.Origin)] = []
         for e in entries where e.gpuModel == model { out.append((e.observation, .history)) }
-        let mine = soloFigures(entries.filter { $0.gpuModel == model })
         let ranHere = Set(entries.filter { $0.gpuModel == model }.map(\.observation.bucket))
         for other in Set(entries.map(\.gpuModel)).subtracting([model]).sorted() {
-            let theirs = soloFigures(entries.filter { $0.gpuModel == other })
-            let common = Set(mine.keys).intersection(theirs.keys)
-            var timeRatios: [Double] = [], memRatios: [Double] = []
-            for b in common {
-                if let a = mine[b]?.rate, let c = theirs[b]?.rate, c > 0 { timeRatios.append(a / c) }
-                if let a = mine[b]?.peak, let c = theirs[b]?.peak, c > 0 { memRatios.append(a / c) }
-            }
-            guard timeRatios.count >= minimumCommon || memRatios.count >= minimumCommon else { continue }
-            let rt = timeRatios.count >= minimumCommon ? median(timeRatios) : nil
-            let rm = memRatios.count >= minimumCommon ? median(memRatios) : nil
+            guard let r = ratios(of: model, to: other, from: entries, minimumCommon: minimumCommon) else { continue }
+            let (rt, rm) = (r.time, r.memory)
             let how = "from \(other) (" + [rt.map { String(format: "time x%.2f", $0) }, rm.map { String(format: "memory x%.2f", $0) }]
-                .compactMap { $0 }.joined(separator: ", ") + ", learned from \(max(timeRatios.count, memRatios.count)) shared bucket(s))"
+                .compactMap { $0 }.joined(separator: ", ") + ", learned from \(r.common) shared bucket(s))"
             for e in entries where e.gpuModel == other && !e.observation.oom && !ranHere.contains(e.observation.bucket) {
                 var o = e.observation
                 o.gpuModel = model
@@ -71,6 +62,36 @@ public enum Learning {
             }
         }
         return out
+    }
+
+    /// `model`'s figures against `other`'s, from the settings buckets (and kinds, `key`) both ran: the median ratio of
+    /// their solo seconds per frame (`time`) and of their peaks (`memory`), each where at least `minimumCommon` buckets
+    /// have both, and the most buckets either was learned from; nil where neither has enough.
+    public static func ratios(of model: String, to other: String, from entries: [HistoryEntry], minimumCommon: Int = 2)
+        -> (time: Double?, memory: Double?, common: Int)? {
+        let mine = soloFigures(entries.filter { $0.gpuModel == model })
+        let theirs = soloFigures(entries.filter { $0.gpuModel == other })
+        var timeRatios: [Double] = [], memRatios: [Double] = []
+        for b in Set(mine.keys).intersection(theirs.keys) {
+            if let a = mine[b]?.rate, let c = theirs[b]?.rate, c > 0 { timeRatios.append(a / c) }
+            if let a = mine[b]?.peak, let c = theirs[b]?.peak, c > 0 { memRatios.append(a / c) }
+        }
+        guard timeRatios.count >= minimumCommon || memRatios.count >= minimumCommon else { return nil }
+        return (timeRatios.count >= minimumCommon ? median(timeRatios) : nil, memRatios.count >= minimumCommon ? median(memRatios) : nil,
+                max(timeRatios.count, memRatios.count))
+    }
+
+    /// How long `other`'s calibration says a render takes against `fit`'s: the median, over `fit`'s time points, of
+    /// `other`'s ms per frame there (interpolated along its own points, as predictions are) over `fit`'s. nil when
+    /// either has no time points.
+    public static func renderRatio(of other: CalibrationFit, to fit: CalibrationFit) -> Double? {
+        func curve(_ f: CalibrationFit) -> [(Double, Double)] {
+            Predictor.curve(f.timePoints.compactMap { p in FrameSize(p.size).map { (Double($0.pixels * p.inferFrames), p.value) } })
+        }
+        let theirs = curve(other), mine = curve(fit)
+        guard !theirs.isEmpty else { return nil }
+        let ratios = mine.compactMap { x, v in v > 0 ? Predictor.interpolate(theirs, at: x, floor: 1).0 / v : nil }.filter { $0 > 0 && $0.isFinite }
+        return ratios.isEmpty ? nil : median(ratios)
     }
 
     /// S(k) learned on `model` from attempts that shared their card, in buckets that also ran alone

@@ -38,16 +38,18 @@ struct Plan: AsyncParsableCommand {
         var lo = try options.loadOptions(requireEnvironment: false)
         lo.checkFiles = !options.noProbe || lo.probe != nil
         let manifest = try loadOrExit(options.manifest, lo, json: json)
-        let gpus: [GPU]
-        do { gpus = try await GPUDiscovery.forBatch(manifest) } catch { throw fail("\(error)") }
+        let found: [GPU]
+        do { found = try await GPUDiscovery.forBatch(manifest) } catch { throw fail("\(error)") }
         let strategy: Scheduler.Strategy
         do { strategy = try Scheduler.Strategy.named(self.strategy ?? manifest.strategy) } catch { throw fail("\(error)") }
         guard workers == "auto" || workers == "off" else { throw fail("--workers must be auto or off, not \(workers)") }
         let warm = workers == "auto" ? manifest.renderer.worker : nil
-        let knowledge = Knowledge(profile: manifest.renderer, gpus: gpus, historyPath: noHistory ? nil : (history ?? History.defaultPath()),
+        let knowledge = Knowledge(profile: manifest.renderer, gpus: found, historyPath: noHistory ? nil : (history ?? History.defaultPath()),
                                   batch: manifest.name, readOnly: true,
                                   loadSettings: Knowledge.commonLoadSettings(manifest.renderer, manifest.clips.map(\.settings)), warm: warm != nil)
         for w in knowledge.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+        // Cards of another model than the predictions' render at their own speed, where it is known.
+        let gpus = knowledge.scaled(found)
         var predictor = knowledge.predictor()
         // Warm requests pay only the part of the start-up that is not the load; the loads are added per worker below.
         if warm != nil { predictor.warm = true }
@@ -86,7 +88,8 @@ enum PlanPrinter {
         let clips = explain ? Dictionary(manifest.clips.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }) : [:]
         for g in plan.gpus {
             let runs = plan.runs.filter { $0.gpu == g.index }
-            out.append(String(format: "GPU %d  %@  %.1f GB  (%d jobs, busy until %@)", g.index, g.model, g.memoryGB, runs.count, d(runs.map(\.endS).max() ?? 0)))
+            let speed = g.timeScale == 1 ? "" : String(format: ", renders x%.2f", g.timeScale)
+            out.append(String(format: "GPU %d  %@  %.1f GB  (%d jobs, busy until %@%@)", g.index, g.model, g.memoryGB, runs.count, d(runs.map(\.endS).max() ?? 0), speed))
             for r in runs {
                 var extra = plan.estimates[r.jobID]?.extrapolated == true ? "  (extrapolated)" : ""
                 if explain, let e = plan.estimates[r.jobID] {

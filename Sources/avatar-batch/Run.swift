@@ -87,7 +87,7 @@ struct Run: AsyncParsableCommand {
         // Warm workers where the renderer's profile has a worker: section, unless --workers off.
         let warm = workers == "auto" && manifest.renderer.worker != nil
         let knowledge = knowledge(manifest, gpus: gpus, warm: warm)
-        var o = LocalExecutorOptions(gpus: gpus, strategy: strat, maxJobsPerGPU: maxJobsPerGPU ?? manifest.renderer.maxJobsPerGPU,
+        var o = LocalExecutorOptions(gpus: knowledge.scaled(gpus), strategy: strat, maxJobsPerGPU: maxJobsPerGPU ?? manifest.renderer.maxJobsPerGPU,
                                      sharing: SharingModel(knowledge.profile.sharing))
         o.hostRAMGB = hostRAM
         o.graceSeconds = grace

@@ -87,9 +87,10 @@ final class CalibrationBench: @unchecked Sendable {
         // Later batches plan from it, then from their own history.
         let after = try b.run(["plan", b.manifest, "--explain"])
         #expect(after.stdout.contains("predictions: calibration of") && after.stdout.contains("from: calibration of"), "\(after.stdout)")
-        // With a second GPU model the plan says that it gets the same figures.
+        // With a second GPU model, not calibrated, the plan says that its renders are planned as this one's
+        // (`eachGPUModelOfAMixedInventoryIsPlannedAndRunAtTheSpeedItsCalibrationMeasured` calibrates it).
         let mixed = try b.run(["plan", b.manifest, "--explain", "--gpus", "1x24GB,1x80GB"])
-        #expect(mixed.stdout.contains("the same figures for virtual 80GB (a batch predicts for its most common GPU model, virtual 24GB)"), "\(mixed.stdout)")
+        #expect(mixed.stdout.contains("renders on virtual 80GB are planned as on virtual 24GB"), "\(mixed.stdout)")
         let planned = try JSONSerialization.jsonObject(with: Data(try b.run(["plan", b.manifest, "--json"]).stdout.utf8)) as! [String: Any]
         let c0 = (planned["placements"] as! [[String: Any]]).first { $0["job"] as? String == "c0" }!
         #expect(abs((c0["memory_gb"] as! Double) - (m688.value + 0.004 * mpf(688, 368)) * 1.1) < 0.01, "\(c0)")
@@ -356,6 +357,48 @@ final class CalibrationBench: @unchecked Sendable {
         let done = try History(path: b.historyPath, readOnly: true).calibrations()
         #expect(done.map(\.state) == ["complete", "complete"] && Set(done.map(\.workDir)).count == 2, "\(done.map(\.workDir))")
         #expect(done[0].fit != nil && done[0].fit?.seconds != done[1].fit?.seconds)
+    }
+
+    @Test func eachGPUModelOfAMixedInventoryIsPlannedAndRunAtTheSpeedItsCalibrationMeasured() throws {
+        // The 24 GB card is calibrated as it is; the 80 GB card renders three times as slowly (the fake's FAKE_SLOW_GPUS)
+        // and is calibrated on its own. A batch on both plans each card at its own speed.
+        let b = CalibrationBench(clips: Array(repeating: "688*368", count: 6))
+        // One clip a card at a time, so that the plan's choice is which card, not how many at once.
+        let mixed = ["--gpus", "1x24GB,1x80GB", "--max-jobs-per-gpu", "1"]
+        let unknown = try b.run(["plan", b.manifest, "--explain"] + mixed)
+        #expect(unknown.stdout.contains("renders on virtual 80GB are planned as on virtual 24GB: no calibration of both"), "\(unknown.stdout)")
+        #expect(try b.calibrate().status == 0)
+        // Through a copy of the profile in a file of another name (the same renderer: its identity is its content). Until
+        // 2026-12-02 calibrate named the profile in its probes' manifests by `<name>.yaml` beside it, and this failed.
+        try FileManager.default.createDirectory(atPath: b.dir.path + "/cards", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: b.profile, toPath: b.dir.path + "/cards/slow-card.yaml")
+        let slow = try CLI.run(["calibrate", b.dir.path + "/cards/slow-card.yaml", "--gpus", "1x80GB", "--quick", "--grace", "1"],
+                               env: ["AVATAR_BATCH_HOME": b.home, "FAKE_SLOW_GPUS": "virtual-0:3"])
+        #expect(slow.status == 0, "\(slow.stderr)")
+        let plan = try b.run(["plan", b.manifest, "--explain"] + mixed)
+        #expect(plan.stdout.contains("renders on virtual 80GB take x") && plan.stdout.contains("(its calibration of "), "\(plan.stdout)")
+        let doc = try JSONSerialization.jsonObject(with: Data(try b.run(["plan", b.manifest, "--json"] + mixed).stdout.utf8)) as! [String: Any]
+        let cards = doc["gpus"] as! [[String: Any]]
+        let scale = try #require(cards.first { $0["index"] as? Int == 1 }?["time_scale"] as? Double)
+        // The render is three times as long; the fixed part of each probe is not, and two cores measure loosely.
+        #expect(scale > 1.8 && scale < 4.5 && cards.first { $0["index"] as? Int == 0 }?["time_scale"] as? Double == 1, "\(cards)")
+        #expect(plan.stdout.contains(String(format: "renders x%.2f", scale)), "\(plan.stdout)")
+        let placements = doc["placements"] as! [[String: Any]]
+        let on = { (g: Int) in placements.filter { $0["gpu"] as? Int == g } }
+        // The slower card is given fewer clips, and each is predicted to take longer there.
+        #expect(on(0).count > on(1).count && !on(1).isEmpty, "\(placements)")
+        let solo = { (g: Int) in on(g).compactMap { $0["predicted_solo_s"] as? Double }.max() ?? 0 }
+        #expect(solo(1) > solo(0) * 1.5, "\(placements)")
+        // The run agrees: the slow card's attempts were predicted slower, and the batch's predictor learns each card's
+        // times as the 24 GB model's (a second run's plan does not move the scale).
+        let run = try CLI.run(["run", b.manifest, "--grace", "1"] + mixed, env: ["AVATAR_BATCH_HOME": b.home, "FAKE_SLOW_GPUS": "virtual-1:3"])
+        #expect(run.status == 0 && run.stderr.contains("renders on virtual 80GB take x"), "\(run.stderr)")
+        let status = try JSONSerialization.jsonObject(with: Data(try b.run(["status", b.manifest, "--json"]).stdout.utf8)) as! [String: Any]
+        let jobs = status["jobs"] as! [[String: Any]]
+        let predicted = { (g: Int) in
+            jobs.filter { (($0["attempts"] as! [[String: Any]]).last?["gpu"] as? Int) == g }.compactMap { $0["predicted_s"] as? Double }
+        }
+        #expect(!predicted(0).isEmpty && !predicted(1).isEmpty && (predicted(1).min() ?? 0) > (predicted(0).max() ?? .infinity), "\(jobs)")
     }
 
     @Test func aProbeThatRunsOutOfMemoryIsAnUpperBoundNotAFailure() throws {

@@ -69,28 +69,57 @@ import Testing
         #expect(Knowledge(profile: la, gpus: [GPU(index: 0, model: "NVIDIA A100", memoryGB: 80)], historyPath: path, batch: "a100", readOnly: true).learnedLoad == nil)
     }
 
-    @Test func aBatchOnSeveralGPUModelsSaysWhichFiguresTheOthersGet() throws {
-        // Two H200s and an A100 calibrated on its own: the batch predicts for the H200 (its most common model), and the
-        // basis says that the A100 gets the same figures and that its calibration is not used.
+    @Test func aBatchOnSeveralGPUModelsTimesEachAtItsOwnSpeed() throws {
+        // Two H200s and an A100. The batch predicts for the H200 (its most common model); the A100's renders are scaled
+        // by what says how much longer they take there, and the basis names where that comes from.
         let dir = TempDir("knowledge")
         let path = dir.path + "/history.sqlite"
         let la = try liveAvatar()
         let h = try History(path: path)
-        let fit = CalibrationFit(memoryPoints: [], timePoints: [], startupSeconds: 112, perClipOfflineGB: nil, onlineDecodeGB: nil, sharing: [:],
-                                 gpuMemoryGB: 80, probes: 5, oomProbes: 0, seconds: 345, loadSeconds: 99.6)
-        let c = try h.beginCalibration(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: "NVIDIA A100 80GB", workDir: dir.path, now: 900)
-        try h.completeCalibration(c.id, fit: fit, now: 1000)
+        let point = { (size: String, ms: Double) in CalibrationFit.Point(size: size, inferFrames: 48, value: ms) }
+        func fit(_ ms: [CalibrationFit.Point]) -> CalibrationFit {
+            CalibrationFit(memoryPoints: [], timePoints: ms, startupSeconds: 112, perClipOfflineGB: nil, onlineDecodeGB: nil, sharing: [:],
+                           gpuMemoryGB: 80, probes: 5, oomProbes: 0, seconds: 345, loadSeconds: 99.6)
+        }
+        func calibrate(_ model: String, _ f: CalibrationFit, at: Double) throws {
+            let c = try h.beginCalibration(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: model, workDir: dir.path + "/\(at)", now: at)
+            try h.completeCalibration(c.id, fit: f, now: at + 100)
+        }
         let mixed = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140), GPU(index: 1, model: "NVIDIA A100", memoryGB: 80),
                      GPU(index: 2, model: "NVIDIA H200", memoryGB: 140)]
-        let k = Knowledge(profile: la, gpus: mixed, historyPath: path, batch: "mixed", readOnly: true)
-        #expect(k.gpuModel == "NVIDIA H200 140GB" && k.calibration == nil)
-        #expect(k.basis.hasPrefix("profile defaults; the same figures for NVIDIA A100 80GB (a batch predicts for its most common GPU model, NVIDIA H200 140GB); "
-                                  + "the calibration of NVIDIA A100 80GB is not used"), "\(k.basis)")
+        // Only the A100 calibrated: nothing to compare it with, so it is planned as an H200.
+        try calibrate("NVIDIA A100 80GB", fit([point("384*256", 300), point("688*368", 700)]), at: 900)
+        var k = Knowledge(profile: la, gpus: mixed, historyPath: path, batch: "mixed", readOnly: true)
+        #expect(k.gpuModel == "NVIDIA H200 140GB" && k.calibration == nil && k.timeScales.isEmpty)
+        #expect(k.basis == "profile defaults; renders on NVIDIA A100 80GB are planned as on NVIDIA H200 140GB: no calibration of both, nor settings both ran, says otherwise",
+                "\(k.basis)")
+        #expect(k.scaled(mixed).map(\.timeScale) == [1, 1, 1])
+        // Both calibrated: 1.5 and 1.75 times the H200's ms per frame, so x1.62.
+        try calibrate("NVIDIA H200 140GB", fit([point("384*256", 200), point("688*368", 400)]), at: 2000)
+        k = Knowledge(profile: la, gpus: mixed, historyPath: path, batch: "mixed", readOnly: true)
+        #expect(abs((k.timeScales["NVIDIA A100 80GB"]?.scale ?? 0) - 1.625) < 1e-9)
+        #expect(k.basis.hasSuffix("renders on NVIDIA A100 80GB take x1.62 of NVIDIA H200 140GB's (its calibration of 1970-01-01 against NVIDIA H200 140GB's)"),
+                "\(k.basis)")
+        #expect(k.scaled(mixed).map(\.timeScale) == [1, 1.625, 1])
         // One model: nothing to say.
-        #expect(Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "one", readOnly: true).basis == "profile defaults")
+        #expect(Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "one", readOnly: true).basis.hasPrefix("calibration of 1970-01-01 on NVIDIA H200 140GB"))
+        #expect(!Knowledge(profile: la, gpus: gpus, historyPath: path, batch: "one", readOnly: true).basis.contains("renders on"))
         // Without a history the other models are still named.
         #expect(Knowledge(profile: la, gpus: mixed, historyPath: nil, batch: "none").basis
-                == "profile defaults; the same figures for NVIDIA A100 80GB (a batch predicts for its most common GPU model, NVIDIA H200 140GB)")
+                == "profile defaults; renders on NVIDIA A100 80GB are planned as on NVIDIA H200 140GB: no calibration of both, nor settings both ran, says otherwise")
+        // No calibration of either, but two settings both models ran in earlier batches: the A100 took 2.5 times as long.
+        let other = dir.path + "/other.sqlite"
+        let h2 = try History(path: other)
+        for (model, seconds) in [("NVIDIA H200 140GB", 10.0), ("NVIDIA A100 80GB", 25.0)] {
+            for (bucket, frames) in [("b1", 48), ("b2", 96)] {
+                _ = try h2.record(HistoryObservation(rendererIdentity: la.identityDigest, renderer: la.name, gpuModel: model, bucket: bucket, peakGB: 60,
+                                                     seconds: seconds * Double(frames) / 48, wallSeconds: nil, frames: frames, oom: false, colocated: 1,
+                                                     warm: false, startupSeconds: nil, stretches: nil, batch: "earlier"))
+            }
+        }
+        k = Knowledge(profile: la, gpus: mixed, historyPath: other, batch: "mixed", readOnly: true)
+        #expect(k.timeScales["NVIDIA A100 80GB"]?.scale == 2.5)
+        #expect(k.basis.hasSuffix("renders on NVIDIA A100 80GB take x2.50 of NVIDIA H200 140GB's (learned from 2 setting(s) both ran in earlier batches)"), "\(k.basis)")
     }
 
     @Test func aBatchExpectsTheLoadsOfItsOwnLoadSettings() throws {

@@ -44,6 +44,28 @@ import Testing
         #expect(Predictor(profile: testProfile()).provenance(s) == "profile")
     }
 
+    @Test func howMuchLongerAnotherModelRendersComesFromTheSettingsBothRanOrFromBothCalibrations() {
+        // From the history: the A100 took twice as long on both buckets the H200 ran (its peaks the same).
+        let entries = [entry("H200 140GB", "a", seconds: 10, peak: 20), entry("H200 140GB", "b", seconds: 20, peak: 30),
+                       entry("A100 80GB", "a", seconds: 20, peak: 20), entry("A100 80GB", "b", seconds: 40, peak: 30)]
+        let r = Learning.ratios(of: "A100 80GB", to: "H200 140GB", from: entries)
+        #expect(r?.time == 2 && r?.memory == 1 && r?.common == 2)
+        #expect(Learning.ratios(of: "A100 80GB", to: "H200 140GB", from: Array(entries.prefix(3))) == nil)
+        // From two calibrations: at the first's points, the other's ms per frame (interpolated on its own points) over its own.
+        let point = { (size: String, ms: Double) in CalibrationFit.Point(size: size, inferFrames: 48, value: ms) }
+        func fit(_ points: [CalibrationFit.Point]) -> CalibrationFit {
+            CalibrationFit(memoryPoints: [], timePoints: points, startupSeconds: 5, perClipOfflineGB: nil, onlineDecodeGB: nil, sharing: [:],
+                           gpuMemoryGB: 80, probes: 5, oomProbes: 0, seconds: 60)
+        }
+        let h200 = fit([point("384*256", 2), point("688*368", 5)])
+        // 1.5 times at 384*256 and 2.5 times at 688*368 (points of its own at those sizes): the median of the two.
+        #expect(Learning.renderRatio(of: fit([point("384*256", 3), point("688*368", 12.5)]), to: h200) == 2)
+        // One point of the other: it scales with the pixel-frames, as predictions do (3 ms at 384*256 is 7.7 at 688*368).
+        let one = try! #require(Learning.renderRatio(of: fit([point("384*256", 3)]), to: h200))
+        #expect(abs(one - Learning.median([1.5, 3 * (688.0 * 368) / (384 * 256) / 5])) < 1e-9, "\(one)")
+        #expect(Learning.renderRatio(of: fit([]), to: h200) == nil)
+    }
+
     @Test func sharingIsLearnedFromCoLocatedRunsOnly() {
         var entries = [entry("H200 140GB", "a", seconds: 10, peak: 20)]
         // Two at once took 12.5 s each (wall): S(2) = 2 x 10 / 12.5 = 1.6; only with at least three such runs.

@@ -23,6 +23,8 @@ With --model (and --size, --infer-frames, --num-clip, --online-decode) it stands
 calibration tests: 0.3 s of start-up, then CPU work that grows with the frames, and a report of a peak that grows
 with the frame's pixels, the frames and (offline) the clips: 2 GB + 0.25 GB per megapixel-frame of one clip
 + 0.004 GB per megapixel-frame of each offline clip (its decoded frames; 0.3 GB online).
+$FAKE_SLOW_GPUS ("virtual-1:3,virtual-2:2") makes that work take so many times as long on the GPU of that UUID
+($AVATAR_BATCH_GPU_UUID): a slower card of a mixed inventory.
 """
 import argparse, json, os, signal, subprocess, sys, time
 
@@ -155,7 +157,9 @@ if a.model:
     time.sleep(0.3)  # the start-up: the part a warm worker pays once
     rendering_from = time.time()
     # CPU work: co-located probes contend for the cores as GPU jobs contend for the card.
-    work_until = time.time() + 0.1 + 0.004 * a.infer_frames * a.num_clip * (w * h) / (384 * 256)
+    slow = dict(e.rsplit(":", 1) for e in os.environ.get("FAKE_SLOW_GPUS", "").split(",") if ":" in e)
+    factor = float(slow.get(os.environ.get("AVATAR_BATCH_GPU_UUID", ""), 1))
+    work_until = time.time() + factor * (0.1 + 0.004 * a.infer_frames * a.num_clip * (w * h) / (384 * 256))
     n = 0
     while time.time() < work_until:
         n += 1
