@@ -107,12 +107,15 @@ public final class Knowledge: @unchecked Sendable {
                     let mine = loadSettings.flatMap { groups[$0] } ?? []
                     loadOf = mine.isEmpty ? nil : loadSettings
                     let recent = (mine.isEmpty ? all : mine).prefix(Knowledge.recentLoads).map(\.seconds)
+                    // A load is start to ready; a new worker's first request then pays what the calibration measured it
+                    // to cost more (`CalibrationFit.firstRequestSeconds`), which a worker's `load_s` holds.
+                    let first = calibration?.fit?.firstRequestSeconds ?? 0
                     if !recent.isEmpty {
                         let expected = Learning.median(recent)
                         load = (expected, recent.count)
-                        p = p.withWorkerLoad(expected)
+                        p = p.withWorkerLoad(expected + first)
                     }
-                    byGroup = groups.mapValues { Learning.median($0.prefix(Knowledge.recentLoads).map(\.seconds)) }
+                    byGroup = groups.mapValues { Learning.median($0.prefix(Knowledge.recentLoads).map(\.seconds)) + first }
                 }
                 let all = try h.observations(rendererIdentity: profile.identityDigest).map {
                     HistoryEntry(gpuModel: $0.gpuModel, observation: Observation(bucket: $0.bucket, gpuModel: $0.gpuModel, peakGB: $0.peakGB,

@@ -19,8 +19,13 @@ public struct CalibrationFit: Sendable, Hashable, Codable {
     /// ms of solo render time per frame after start-up, by (size, infer_frames).
     public var timePoints: [Point]
     public var startupSeconds: Double?
-    /// A warm worker's load, when the probes ran on one (the profile has a `worker:` section): its `load_s`.
+    /// A warm worker's load, when the probes ran on one (the profile has a `worker:` section): start to ready.
     public var loadSeconds: Double?
+    /// What a fresh worker's first request took more than the same request once warm (CUDA kernels loaded on first use,
+    /// library handles): paid once per worker, so a worker's `load_s` is `loadSeconds` plus this, and a request after it
+    /// pays none of it. nil in calibrations stored before 2026-12-02, which added it to `startupSeconds` only (so every
+    /// warm request was predicted that much too long: 3.7 s of Live Avatar's 22-52 s requests on an H200).
+    public var firstRequestSeconds: Double?
     /// The probes ran as requests to warm workers (false: each as its own process, `--cold` or a profile without a
     /// worker). nil in calibrations stored before 2026-12-01: `ranWarm` reads it from `loadSeconds`.
     public var warm: Bool?
@@ -83,7 +88,7 @@ extension RendererProfile {
             p.time.measuredHere = true
         }
         if let s = fit.startupSeconds { p.time.startupSeconds = s }
-        if let l = fit.loadSeconds, p.worker != nil { p.worker?.loadSeconds = l }
+        if let l = fit.loadSeconds, p.worker != nil { p.worker?.loadSeconds = l + (fit.firstRequestSeconds ?? 0) }
         return p.withSharing(fit.sharing)
     }
 

@@ -562,13 +562,18 @@ enum CalibrationFitter {
 
     /// A fresh worker's first request costs more than its later ones (CUDA kernels loaded on first use, library handles,
     /// the encoder's first start): the warm-up's time less the same probe's once warm. A job started cold pays it
-    /// once, as part of its start-up; a probe alone or together after a warm-up does not.
+    /// once, as part of its start-up; so does each new warm worker (`firstRequestSeconds`, part of its `load_s`); a
+    /// request after the first, and a probe alone or together after a warm-up, does not.
     static func addFirstRequest(_ fit: inout CalibrationFit, warmUp: Double?, same: Double?) {
         guard let w = warmUp, let s = same else { return }
         let extra = max(w - s, 0)
+        let worker = fit.loadSeconds != nil ? " and to each new worker's load" : ""
         fit.notes.append(String(format: "a fresh worker's first request took %.1f s more than the same probe after it%@", extra,
-                                extra > 0 && fit.startupSeconds != nil ? " (added to the start-up of a job started cold)" : ""))
-        if extra > 0, let startup = fit.startupSeconds { fit.startupSeconds = startup + extra }
+                                extra > 0 && fit.startupSeconds != nil ? " (added to the start-up of a job started cold\(worker), not to the requests after it)" : ""))
+        if extra > 0, let startup = fit.startupSeconds {
+            fit.startupSeconds = startup + extra
+            if fit.loadSeconds != nil { fit.firstRequestSeconds = extra }
+        }
     }
 
     /// The fit beside the profile's own figures.

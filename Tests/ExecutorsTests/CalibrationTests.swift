@@ -162,6 +162,11 @@ final class CalibrationBench: @unchecked Sendable {
         let startup = try #require(fit.startupSeconds)
         #expect(startup >= load + 1.4 && startup < load + 2.5, "\(fit)")
         #expect(fit.notes.contains { $0.contains("first request took 1.") }, "\(fit.notes)")
+        // Each new worker pays it once, with its load; the requests after the first do not (until 2026-12-02 every warm
+        // request was predicted with it: 3.7 s too long for each of Live Avatar's on an H200).
+        let extra = try #require(fit.firstRequestSeconds)
+        #expect(extra > 1.2 && extra < 2.5, "\(fit)")
+        #expect(abs(try #require(ProfileLoader.load(path: b.profile).0).calibrated(by: fit).workerLoadSeconds - (load + extra)) < 1e-9)
         // The rates and peaks are the requests': the fake's 0.004 s per frame at 384*256 is 4 ms/frame (the CPU work).
         let rate = try #require(fit.timePoints.first { $0.size == "384*256" }).value
         #expect(rate > 3 && rate < 12, "\(fit.timePoints)")
@@ -169,10 +174,12 @@ final class CalibrationBench: @unchecked Sendable {
         #expect(abs(m688.value - (2 + 0.25 * 688 * 368 * 48 / 1e6)) < 0.05, "\(m688)")
         #expect(abs((fit.onlineDecodeGB ?? 0) - 0.3) < 0.01, "\(fit)")
         #expect(fit.notes.contains { $0.contains("ran on one warm worker") }, "\(fit.notes)")
-        // Later warm plans pay the measured load, not the profile's 9 s.
+        // Later warm plans pay the measured load and first request, not the profile's 9 s; a request, neither.
         let json = try JSONSerialization.jsonObject(with: Data(try b.run(["plan", b.manifest, "--json"]).stdout.utf8)) as! [String: Any]
         let warmPlan = try #require(json["warm"] as? [String: Any], "\(json.keys)")
-        #expect(abs((warmPlan["load_seconds"] as? Double ?? 0) - load) < 0.01, "\(warmPlan)")
+        #expect(abs((warmPlan["load_seconds"] as? Double ?? 0) - (load + extra)) < 0.01, "\(warmPlan)")
+        let small = try #require((json["placements"] as? [[String: Any]])?.first { $0["job"] as? String == "c1" }?["predicted_solo_s"] as? Double)
+        #expect(small < 1.2, "a 384*256 request predicted at \(small) s, with the first request's \(extra) s in it")
         // --cold calibrates each probe as its own process (the fake renderer's command): no worker, no load.
         let cold = try b.calibrate(["--cold", "--discard"])
         #expect(cold.status == 0 && !cold.stderr.contains("warm worker"), "\(cold.stderr)")
@@ -198,7 +205,7 @@ final class CalibrationBench: @unchecked Sendable {
         #expect(warmLine.hasSuffix("<- batches on virtual 24GB plan from it") && !coldLine.contains("plan from it"), "\(listed.stdout)")
         #expect(try #require(lines.firstIndex(of: coldLine)) < (try #require(lines.firstIndex(of: warmLine))))
         let again = try #require(JSONSerialization.jsonObject(with: Data(try b.run(["plan", b.manifest, "--json"]).stdout.utf8)) as? [String: Any])
-        #expect(abs(((again["warm"] as? [String: Any])?["load_seconds"] as? Double ?? 0) - load) < 0.01, "\(again)")
+        #expect(abs(((again["warm"] as? [String: Any])?["load_seconds"] as? Double ?? 0) - (load + extra)) < 0.01, "\(again)")
     }
 
     @Test func warmRequestTimesAreKeptAndPredictTheNextBatchWarmAndCold() throws {
