@@ -132,7 +132,10 @@ struct Calibrate: AsyncParsableCommand {
         // render, so the start-up comes off both sides. A warm worker's requests have none.
         try CalibrationFitter.addSharing(&fit, stores: sharedStores, alone: alone,
                                          unsharedSeconds: warm ? 0 : (fit.startupSeconds ?? profile.time.startupSeconds))
-        fit.seconds = Date().timeIntervalSince(began)
+        // The probes' time in all, over every session of a resumed calibration (until 2026-12-02 this session's only:
+        // Live Avatar's, resumed after a kill, read 251 s of about 11 minutes).
+        let stores = [work + "/solo/.avatar-batch/state.sqlite"] + sharedStores.values.sorted()
+        fit.seconds = max(stores.compactMap { try? CalibrationFitter.runSeconds($0) }.reduce(0, +), Date().timeIntervalSince(began))
         guard !fit.memoryPoints.isEmpty || !fit.timePoints.isEmpty else {
             throw fail("no probe gave figures (every one failed or reported nothing); see the logs under \(work); the calibration stays unfinished", code: 1)
         }
@@ -444,6 +447,21 @@ enum CalibrationFitter {
             out[a.jobID] = f
         }
         return out
+    }
+
+    /// Seconds a probe store's runs took: each from its start to its end; a run that died (killed: the next one closed
+    /// it when it took over, exit status -1, or nobody has yet) to the last of its attempts' ends, those it interrupted
+    /// counted to their start (the next run closed them too).
+    static func runSeconds(_ storePath: String) throws -> Double {
+        guard FileManager.default.fileExists(atPath: storePath) else { return 0 }
+        let store = try Store(path: storePath, readOnly: true)
+        let attempts = try store.attempts()
+        return try store.runs().map { r in
+            let died = r.endedAt == nil || r.exitStatus == -1
+            let lastSeen = attempts.filter { $0.runID == r.id }.map { a in a.classification == .interrupted ? a.startedAt : a.endedAt ?? a.startedAt }.max()
+            let end = died ? lastSeen ?? r.startedAt : r.endedAt!
+            return max(end - r.startedAt, 0)
+        }.reduce(0, +)
     }
 
     /// The median load of the warm workers a probe store recorded ready (nil: none was).

@@ -1,4 +1,6 @@
 @testable import avatar_batch
+import Checkpoint
+import Foundation
 import Manifest
 import Testing
 
@@ -40,5 +42,28 @@ import Testing
         var warm = emptyFit()
         CalibrationFitter.addSharing(&warm, ran: [2: together], alone: alone, unsharedSeconds: 0)
         #expect(abs((warm.sharing[2] ?? 0) - 2 * 10.0 / 14) < 1e-6 && warm.notes.isEmpty, "\(warm.sharing)")
+    }
+
+    @Test func aResumedCalibrationsSecondsAreItsProbesInAllNotTheTimeItLayDead() throws {
+        // A probe store whose first run was killed 5 s in (its last probe done at 5 s, the one it was rendering then
+        // interrupted) and taken over at 100 s, which ran 10 s more: 15 s, not 10 (this session's, as stored until
+        // 2026-12-02) nor 110 (to the takeover).
+        let dir = NSTemporaryDirectory() + "runseconds-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try Store(path: dir + "/state.sqlite")
+        let first = try store.acquire(ProcessIdentity(host: "h", pid: 1, startTime: 1), user: "u", command: "c", manifestPath: "m", manifestDigest: "d",
+                                      isAlive: { _ in false }, now: 0)
+        _ = try store.sync(["a", "b"].map { ManifestJob(id: $0, contentKey: $0, settingsJSON: "{}", output: "\($0).mp4", priority: 0) }, now: 0)
+        let start = AttemptStart(settings: settings, change: "", isolated: false, rung: 0, gpu: 0, gpuUUID: nil, logPath: nil)
+        let a = try store.startAttempt("a", runID: first, host: "h", start, now: 1)
+        try store.finishAttempt(a, AttemptEnd(classification: .succeeded, exitStatus: 0, seconds: 4, jobState: .succeeded), now: 5)
+        let b = try store.startAttempt("b", runID: first, host: "h", start, now: 5)
+        // The next session takes over at 100 s, closes the dead run and the attempt it left open, and runs 10 s.
+        let second = try store.acquire(ProcessIdentity(host: "h", pid: 2, startTime: 2), user: "u", command: "c", manifestPath: "m", manifestDigest: "d",
+                                       isAlive: { _ in false }, now: 100)
+        try store.finishAttempt(b, AttemptEnd(classification: .interrupted, jobState: .interrupted, reason: "interrupted"), now: 100)
+        try store.release(runID: second, exitStatus: 0, now: 110)
+        #expect(try CalibrationFitter.runSeconds(dir + "/state.sqlite") == 15)
+        #expect(try CalibrationFitter.runSeconds(dir + "/none.sqlite") == 0)
     }
 }

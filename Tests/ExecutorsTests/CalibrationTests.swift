@@ -327,7 +327,17 @@ final class CalibrationBench: @unchecked Sendable {
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stderr.contains("resuming calibration"), "\(r.stderr)")
         #expect(r.stderr.contains("already done") && !r.stderr.contains(" 0 already done, 5 to render"), "\(r.stderr)")
-        #expect(try History(path: b.historyPath, readOnly: true).calibrations().first?.state == "complete")
+        let resumed = try #require(try History(path: b.historyPath, readOnly: true).calibrations().first)
+        #expect(resumed.state == "complete")
+        // Its seconds are the probes' in all, the killed session's too: its run up to its last finished probe (the resumed
+        // run closed it when it took over, exit status -1), and not the time it lay dead.
+        let solo = try Store(path: b.home + "/calibrations/" + (try #require(FileManager.default.contentsOfDirectory(atPath: b.home + "/calibrations").first))
+                             + "/solo/.avatar-batch/state.sqlite", readOnly: true)
+        let killedRun = try #require(try solo.runs().first { $0.exitStatus == -1 })
+        let killedFor = try #require(try solo.attempts().filter { $0.runID == killedRun.id && $0.classification == .succeeded }.compactMap(\.endedAt).max())
+            - killedRun.startedAt
+        let endedRuns = try solo.runs().filter { $0.exitStatus != -1 }.compactMap { r in r.endedAt.map { $0 - r.startedAt } }.reduce(0, +)
+        #expect(killedFor > 0.2 && (resumed.fit?.seconds ?? 0) >= killedFor + endedRuns - 0.01, "\(resumed.fit?.seconds ?? -1) against \(killedFor) + \(endedRuns)")
         // A calibration resumes only with the options it began with: probes of another design are never fitted with its own.
         let (p2, _, _) = try CLI.start(["calibrate", b.profile, "--gpus", "1x24GB", "--quick", "--grace", "1"], env: ["AVATAR_BATCH_HOME": b.home])
         let begun = Date().addingTimeInterval(30)
