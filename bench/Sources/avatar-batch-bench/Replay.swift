@@ -229,6 +229,11 @@ enum Replay {
             let k = serial ? 1 : (j.sharedBy ?? 1)
             if k < 1.05 {
                 e.solo.append(abs(est.seconds - t) / t)
+                if ProcessInfo.processInfo.environment["REPLAY_DETAIL"] != nil {
+                    print(String(format: "  solo %@ %@ x%d c%d %@: predicted %.1f s (start-up %.1f), observed %.1f s", j.id,
+                                 "\(j.settings.size)", j.settings.inferFrames, j.settings.numClip, j.settings.onlineDecode ? "online" : "offline",
+                                 est.seconds, est.unsharedSeconds, t))
+                }
             } else {
                 let wall = predictedWall(j, est, predictor: p, jobs: byID)
                 e.colocated.append(abs(wall - t) / t)
@@ -499,6 +504,7 @@ enum Replay {
                              j.seconds ?? 0, laProfile.calibrated(by: fit).workerLoadSeconds))
             }
             loads(root: root, profile: laProfile)
+            firstRequest(root: root, profile: laProfile)
         }
         priorWeights(root: root, profile: profile)
         sampleSteps(root: root, profile: profile)
@@ -866,6 +872,74 @@ enum Replay {
                 print(String(format: "  plan of %@ from %@: %.1f s (%d worker(s), load %.1f s); its attempts took %.1f s from the first start to the last end",
                              next, name, warmed.makespanS, workers.workers, workers.loadSeconds, last - first))
             }
+        }
+    }
+
+    /// Live Avatar on an H200 (2026-12-02): `calibrate liveavatar --quick` with the build of the day, then the 4-clip check
+    /// twice on one warm worker each (calcheck2 planned from the calibration, calcheck3 from it and calcheck2's history).
+    /// The calibration measured a fresh worker's first request at 3.7 s more than the same probe after it, and stored it
+    /// in the start-up only: every warm request was predicted with it. Rows: the requests from the stored calibration,
+    /// and from the same calibration with that extra paid once per worker (`CalibrationFit.firstRequestSeconds`, read back
+    /// from the calibration's note, as a calibration now stores it); then each batch's plan either way, as `plan` makes
+    /// it from the history the batch had (the product's Knowledge over a copy, the fixed calibration added as the newer).
+    static func firstRequest(root: String, profile: RendererProfile) {
+        let base = root + "/bench/results/h200-2026-12-02-la"
+        let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4)]
+        guard let runs = Optional(["calcheck2", "calcheck3"].compactMap({ try? jobs(status: base + "/\($0)-status.json", manifest: nil) })), runs.count == 2,
+              let stored = (try? History(path: base + "/history-calibrated.sqlite", readOnly: true))
+                .flatMap({ try? $0.calibrations().first { $0.state == "complete" } }), let fit = stored.fit,
+              let note = fit.notes.first(where: { $0.hasPrefix("a fresh worker's first request took ") }),
+              let extra = Double(note.dropFirst("a fresh worker's first request took ".count).prefix { $0.isNumber || $0 == "." }) else { return }
+        var fixed = fit
+        fixed.firstRequestSeconds = extra
+        func warm(_ f: CalibrationFit) -> Predictor {
+            var w = Predictor(profile: profile.calibrated(by: f))
+            w.warm = true
+            return w
+        }
+        let both = runs[0] + runs[1]
+        print("\nreplay NVIDIA H200, Live Avatar (2026-12-02): the 4-clip check run twice on one warm worker each (bench/results/h200-2026-12-02-la), 8 requests;"
+              + String(format: " a fresh worker's first request: %.1f s more", extra))
+        print(header)
+        var alone = Predictor(profile: profile)
+        alone.warm = true
+        print(row("profile alone", errors(alone, on: both, serial: false), jobs: both.count))
+        print(row("calibration as stored (the first request's extra in every request)", errors(warm(fit), on: both, serial: false), jobs: both.count))
+        print(row("calibration, the first request's extra paid once per worker (as stored since 2026-12-02)", errors(warm(fixed), on: both, serial: false), jobs: both.count))
+        for (name, f) in [("as stored", fit), ("the extra once per worker", fixed)] {
+            var learned = warm(f)
+            for o in observations(runs[0], predictor: learned) { learned.observe(o, origin: .history) }
+            print(row("calibration (\(name)) + history of calcheck2 (held out: calcheck3)", errors(learned, on: runs[1], serial: false), jobs: runs[1].count))
+        }
+        // Each batch's plan, as `plan` makes it from the history that batch had: the calibration as stored, or fixed.
+        let fm = FileManager.default
+        for (run, history) in [("calcheck2", "history-before-calcheck2.sqlite"), ("calcheck3", "history-after-calcheck2.sqlite")] {
+            guard let doc = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base + "/\(run)-status.json"))) as? [String: Any],
+                  let runJobs = try? jobs(status: base + "/\(run)-status.json", manifest: nil) else { continue }
+            let attempts = (doc["jobs"] as? [[String: Any]] ?? []).flatMap { $0["attempts"] as? [[String: Any]] ?? [] }
+            let requests = attempts.compactMap { $0["seconds"] as? Double }.reduce(0, +)
+            let settings = Dictionary(runJobs.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
+            var out: [String] = []
+            for f in [fit, fixed] {
+                let copy = NSTemporaryDirectory() + "replay-history-\(UUID().uuidString).sqlite"
+                defer { try? fm.removeItem(atPath: copy) }
+                guard (try? fm.copyItem(atPath: base + "/" + history, toPath: copy)) != nil, let h = try? History(path: copy) else { continue }
+                if f.firstRequestSeconds != nil, let c = try? h.beginCalibration(rendererIdentity: profile.identityDigest, renderer: profile.name,
+                                                                                  gpuModel: "NVIDIA H200 140GB", workDir: copy + ".fixed", now: (stored.finishedAt ?? 0) + 1) {
+                    try? h.completeCalibration(c.id, fit: f, now: (stored.finishedAt ?? 0) + 2)
+                }
+                let k = Knowledge(profile: profile, gpus: h200, historyPath: copy, batch: "replay", readOnly: true, warm: true)
+                var predictor = k.predictor()
+                predictor.warm = true
+                let plan = Planner(predictor: predictor, strategy: Strategy.table["earliest-finish"]!).plan(runJobs.map { PlanJob(id: $0.id, settings: $0.settings) }, gpus: h200)
+                let (warmed, w) = plan.warmed(load: k.expectedLoad, key: { settings[$0].map(profile.workerKey) ?? "" },
+                                              solo: { settings[$0].map { predictor.estimate($0).seconds } ?? 0 }, sharing: SharingModel(predictor.profile.sharing))
+                let predictedRequests = runJobs.map { predictor.estimate($0.settings).seconds }.reduce(0, +)
+                out.append(String(format: "%.1f s (load %.1f s, requests %.1f s)", warmed.makespanS, w.loadSeconds, predictedRequests))
+            }
+            let loads = workerLoads(base + "/\(run).tgz").map { String(format: "%.1f", $0.seconds) }.joined(separator: ", ")
+            print(String(format: "  plan of %@ from its history, the calibration as stored: %@; the extra once per worker: %@; it ran: load %@ s, requests %.1f s",
+                         run, out.first ?? "-", out.last ?? "-", loads, requests))
         }
     }
 }
