@@ -13,8 +13,8 @@ public final class Knowledge: @unchecked Sendable {
     public let history: History?
     /// The GPU model predictions are made for (the batch's most common one).
     public let gpuModel: String?
-    /// The batch's other GPU models, and whether the history holds a calibration of each.
-    public let otherModels: [(model: String, calibrated: Bool)]
+    /// The batch's other GPU models.
+    public let otherModels: [String]
     /// How long a render takes on each of `otherModels` against `gpuModel` (`GPU.timeScale`, set by `scaled`), and
     /// where that comes from: both models' calibrations (`Learning.renderRatio`), else the settings both ran in earlier
     /// batches (`Learning.ratios`, at least two). A model with neither is absent: it is planned as fast as `gpuModel`.
@@ -75,12 +75,10 @@ public final class Knowledge: @unchecked Sendable {
             }
         }
         let model = Learning.primaryModel(gpus)
-        var others: [(model: String, calibrated: Bool)] = []
+        let others = Set(gpus.map(Learning.modelKey)).subtracting(model.map { [$0] } ?? []).sorted()
         var otherFits: [String: (fit: CalibrationFit, day: String)] = [:]
-        for other in Set(gpus.map(Learning.modelKey)).subtracting(model.map { [$0] } ?? []).sorted() {
-            let record = try? history?.calibration(rendererIdentity: profile.identityDigest, gpuModel: other)
-            if let r = record, let fit = r.fit { otherFits[other] = (fit, Knowledge.day(r)) }
-            others.append((other, record?.fit != nil))
+        for other in others {
+            if let r = try? history?.calibration(rendererIdentity: profile.identityDigest, gpuModel: other), let fit = r.fit { otherFits[other] = (fit, Knowledge.day(r)) }
         }
         var scales: [String: (scale: Double, from: String)] = [:]
         var p = profile
@@ -134,7 +132,7 @@ public final class Knowledge: @unchecked Sendable {
                 sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds, prior: prior, priorWeight: sharingPriorWeight,
                                            warm: warm, reference: reference)
                 p = p.withSharing(sharing)
-                for (other, _) in others {
+                for other in others {
                     if let mine = calibration?.fit, let theirs = otherFits[other], let r = Learning.renderRatio(of: theirs.fit, to: mine) {
                         scales[other] = (r, "its calibration of \(theirs.day) against \(model)'s")
                     } else if let r = Learning.ratios(of: other, to: model, from: all), let t = r.time {
@@ -230,7 +228,7 @@ public final class Knowledge: @unchecked Sendable {
         }
         if let model = gpuModel, !otherModels.isEmpty {
             // Predictions are of the batch's most common model; the others' renders are scaled (`scaled`).
-            for (other, _) in otherModels {
+            for other in otherModels {
                 if let t = timeScales[other] {
                     parts.append(String(format: "renders on %@ take x%.2f of %@'s (%@)", other, t.scale, model, t.from))
                 } else {

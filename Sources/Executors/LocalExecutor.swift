@@ -228,8 +228,8 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         let holdings = pool.holdings()
         for (job, worker) in matched {
             guard let h = holdings.first(where: { $0.id == worker }), let e = queue.entry(job) else { continue }
-            let card = gpus.first { $0.index == h.gpu }
-            workers[h.key, default: []].append((h.gpu, card.map { request.estimate(e.settings).on($0) }?.seconds ?? request.estimate(e.settings).seconds))
+            let est = request.estimate(e.settings)
+            workers[h.key, default: []].append((h.gpu, gpus.first { $0.index == h.gpu }.map { est.on($0).seconds } ?? est.seconds))
         }
         let given = Set(matched.values)
         for h in holdings where h.idle && !given.contains(h.id) && !pool.isCold(h.gpu) { workers[h.key, default: []].append((h.gpu, 0)) }
@@ -240,7 +240,8 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
             let key = pool.key(e.settings)
             let need = queue.estimate(e, predictor).memoryGB
             let able = (workers[key] ?? []).filter { w in gpus.first { $0.index == w.gpu }.map { need <= $0.memoryGB } ?? false }
-            let own = gpus.first { $0.index == gpuIndex }.map { request.estimate(e.settings).on($0).seconds } ?? request.estimate(e.settings).seconds
+            let alone = request.estimate(e.settings)
+            let own = gpus.first { $0.index == gpuIndex }.map { alone.on($0).seconds } ?? alone.seconds
             var worth = able.isEmpty
             if !worth {
                 // Stop adding once the queued work is past the bar: a long queue costs a few estimates, not all of them.
