@@ -764,12 +764,8 @@ enum Replay {
                     var predictor = knowledge.predictor()
                     predictor.warm = warm
                     let e = errors(predictor, on: held, serial: false, context: held).colocated
-                    let plan = Planner(predictor: predictor, strategy: Strategy.table["earliest-finish"]!).plan(held.map { PlanJob(id: $0.id, settings: $0.settings) }, gpus: h200)
-                    var makespan = plan.makespanS
+                    let makespan = plannedAsPlanDoes(held, knowledge: knowledge, predictor: predictor, profile: profile, gpus: h200).plan.makespanS
                     if warm {
-                        let settings = Dictionary(held.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
-                        makespan = plan.warmed(load: knowledge.expectedLoad, key: { settings[$0].map(profile.workerKey) ?? "" },
-                                               solo: { settings[$0].map { predictor.estimate($0).seconds } ?? 0 }, sharing: SharingModel(predictor.profile.sharing)).0.makespanS
                         if kind == "warm" {
                             errsW += e; planW.append(makespan / observed - 1); runsW += 1
                         } else {
@@ -796,6 +792,17 @@ enum Replay {
 
     /// The product's Knowledge over a recorded history file, read from a copy whose complete calibration is given `fit`
     /// (the figure calibrate fits now: `storedFit`), so the replay plans as the product does today.
+    /// A recorded run planned as `plan` plans it: the predictor's plan on `gpus`, then, for a warm predictor, its
+    /// workers' loads (`Plan.warmed`, each load-settings group's from `knowledge.expectedLoad`).
+    static func plannedAsPlanDoes(_ run: [Job], knowledge: Knowledge, predictor: Predictor, profile: RendererProfile, gpus: [GPU]) -> (plan: Plan, warm: WarmPlan?) {
+        let plan = Planner(predictor: predictor, strategy: Strategy.table["earliest-finish"]!).plan(run.map { PlanJob(id: $0.id, settings: $0.settings) }, gpus: gpus)
+        guard predictor.warm else { return (plan, nil) }
+        let settings = Dictionary(run.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
+        let (warmed, workers) = plan.warmed(load: knowledge.expectedLoad, key: { settings[$0].map(profile.workerKey) ?? "" },
+                                            solo: { settings[$0].map { predictor.estimate($0).seconds } ?? 0 }, sharing: SharingModel(predictor.profile.sharing))
+        return (warmed, workers)
+    }
+
     static func productKnowledge(_ historyFile: String, fit: CalibrationFit?, profile: RendererProfile, gpus: [GPU],
                                  sharingPriorWeight: Double = Learning.sharingPriorWeight, warm: Bool = false) -> Knowledge {
         let copy = NSTemporaryDirectory() + "replay-knowledge-\(UUID().uuidString).sqlite"
@@ -862,13 +869,11 @@ enum Replay {
                   let doc = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base + "/\(next)-status.json"))) as? [String: Any] else { continue }
             let attempts = (doc["jobs"] as? [[String: Any]] ?? []).flatMap { $0["attempts"] as? [[String: Any]] ?? [] }
             guard let first = attempts.compactMap({ $0["started_at"] as? Double }).min(), let last = attempts.compactMap({ $0["ended_at"] as? Double }).max() else { continue }
-            let settings = Dictionary(runJobs.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
             for (name, k) in [("the calibration and hist1's request times", calibrated), ("those and hist1's load", learned)] {
                 var predictor = k.predictor()
                 predictor.warm = true
-                let plan = Planner(predictor: predictor, strategy: Strategy.table["earliest-finish"]!).plan(runJobs.map { PlanJob(id: $0.id, settings: $0.settings) }, gpus: h200)
-                let (warmed, workers) = plan.warmed(loadSeconds: k.profile.workerLoadSeconds, key: { settings[$0].map(profile.workerKey) ?? "" },
-                                                    solo: { settings[$0].map { predictor.estimate($0).seconds } ?? 0 }, sharing: SharingModel(predictor.profile.sharing))
+                let (warmed, w) = plannedAsPlanDoes(runJobs, knowledge: k, predictor: predictor, profile: profile, gpus: h200)
+                guard let workers = w else { continue }
                 print(String(format: "  plan of %@ from %@: %.1f s (%d worker(s), load %.1f s); its attempts took %.1f s from the first start to the last end",
                              next, name, warmed.makespanS, workers.workers, workers.loadSeconds, last - first))
             }
@@ -918,7 +923,6 @@ enum Replay {
                   let runJobs = try? jobs(status: base + "/\(run)-status.json", manifest: nil) else { continue }
             let attempts = (doc["jobs"] as? [[String: Any]] ?? []).flatMap { $0["attempts"] as? [[String: Any]] ?? [] }
             let requests = attempts.compactMap { $0["seconds"] as? Double }.reduce(0, +)
-            let settings = Dictionary(runJobs.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
             var out: [String] = []
             for f in [fit, fixed] {
                 let copy = NSTemporaryDirectory() + "replay-history-\(UUID().uuidString).sqlite"
@@ -931,9 +935,8 @@ enum Replay {
                 let k = Knowledge(profile: profile, gpus: h200, historyPath: copy, batch: "replay", readOnly: true, warm: true)
                 var predictor = k.predictor()
                 predictor.warm = true
-                let plan = Planner(predictor: predictor, strategy: Strategy.table["earliest-finish"]!).plan(runJobs.map { PlanJob(id: $0.id, settings: $0.settings) }, gpus: h200)
-                let (warmed, w) = plan.warmed(load: k.expectedLoad, key: { settings[$0].map(profile.workerKey) ?? "" },
-                                              solo: { settings[$0].map { predictor.estimate($0).seconds } ?? 0 }, sharing: SharingModel(predictor.profile.sharing))
+                let (warmed, planned) = plannedAsPlanDoes(runJobs, knowledge: k, predictor: predictor, profile: profile, gpus: h200)
+                guard let w = planned else { continue }
                 let predictedRequests = runJobs.map { predictor.estimate($0.settings).seconds }.reduce(0, +)
                 out.append(String(format: "%.1f s (load %.1f s, requests %.1f s)", warmed.makespanS, w.loadSeconds, predictedRequests))
             }
