@@ -134,7 +134,7 @@ struct Calibrate: AsyncParsableCommand {
                                          unsharedSeconds: warm ? 0 : (fit.startupSeconds ?? profile.time.startupSeconds))
         // The probes' time in all, over every session of a resumed calibration (until 2026-12-02 this session's only:
         // Live Avatar's, resumed after a kill, read 251 s of about 11 minutes).
-        let stores = [work + "/solo/.avatar-batch/state.sqlite"] + sharedStores.values.sorted()
+        let stores = [soloStore] + sharedStores.values.sorted()
         fit.seconds = max(stores.compactMap { try? CalibrationFitter.runSeconds($0) }.reduce(0, +), Date().timeIntervalSince(began))
         guard !fit.memoryPoints.isEmpty || !fit.timePoints.isEmpty else {
             throw fail("no probe gave figures (every one failed or reported nothing); see the logs under \(work); the calibration stays unfinished", code: 1)
