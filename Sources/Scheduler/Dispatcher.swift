@@ -146,6 +146,14 @@ public struct Dispatcher: Sendable {
         var held = RoundReservations(gpus: loads.count)
         var reserved: [Int] = []
         var nextEnd: [Double] = []  // per GPU, when its first job ends (computed when a reservation is first sought)
+        // The most free memory on a reserved GPU that could take another job: a job larger than that and than
+        // `roomGB` waits without a look at any GPU (recomputed as reservations are made and filled).
+        var reservedRoomGB = 0.0
+        func reservedRoom() -> Double {
+            var most = 0.0
+            for j in reserved where !placer.saturated(loads[j], smallestGB: smallest) { most = max(most, loads[j].freeGB) }
+            return most
+        }
         func room() -> Double {
             var most = 0.0
             for j in openIdx where !held.isReserved(j) && !placer.saturated(loads[j], smallestGB: smallest) {
@@ -159,11 +167,16 @@ public struct Dispatcher: Sendable {
             // Once no GPU can take even the smallest job, the rest wait; only an explanation needs them looked at.
             // (With every GPU idle nothing will free up: look at every job, so those that fit no GPU are found.)
             if open == 0 && !explain && busy > 0 { break }
+            // Nor once no GPU, reserved or not, has room for the smallest job and no more reservations may be made:
+            // no later job can change anything this round (jobs too large for every GPU are found once the GPUs
+            // empty, as with `maxWaiting`).
+            if !explain && busy > 0 && max(roomGB, reservedRoomGB) < smallest
+                && (result.reservations.count >= maxReservations || searches >= 2 * maxReservations) { break }
             let r = job.request
             let decision: Placer.Decision
             if !explain && busy > 0 && r.memoryGB > roomGB && r.memoryGB <= largestGB && r.gpuModel == nil {
                 // Too big for every open GPU no one reserved: only a reserved GPU could take it (by backfilling).
-                decision = reserved.isEmpty ? .wait([:])
+                decision = r.memoryGB > reservedRoomGB ? .wait([:])
                     : decide(r, loads: loads, now: now, reservations: held, explain: false, candidates: reserved)
             } else {
                 decision = decide(r, loads: loads, now: now, reservations: held, explain: explain,
@@ -175,7 +188,10 @@ public struct Dispatcher: Sendable {
                 let wasOpen = !placer.saturated(loads[i], smallestGB: smallest)
                 place(r, at: i, loads: &loads, now: now)
                 if wasOpen && placer.saturated(loads[i], smallestGB: smallest) { open -= 1 }
-                if wasOpen && !held.isReserved(i) && loads[i].freeGB + r.memoryGB >= roomGB { roomGB = room() }
+                // (Free memory is a sum recomputed each time, so it is compared with some slack: a stale, larger
+                // `roomGB` would send every later job through a full scan to find no GPU.)
+                if wasOpen && !held.isReserved(i) && loads[i].freeGB + r.memoryGB >= roomGB - 1e-9 { roomGB = room() }
+                if held.isReserved(i) { reservedRoomGB = reservedRoom() }
                 result.starts.append((r.jobID, gpu))
             case let .wait(reasons):
                 waited += 1
@@ -189,7 +205,8 @@ public struct Dispatcher: Sendable {
                         result.reservations[loads[i].gpu.index] = (r.jobID, start)
                         held.reserve(i, for: r.jobID, from: start)
                         reserved.append(i)
-                        if loads[i].freeGB >= roomGB { roomGB = room() }
+                        if loads[i].freeGB >= roomGB - 1e-9 { roomGB = room() }
+                        reservedRoomGB = reservedRoom()
                     }
                 }
             case let .never(reasons):
