@@ -33,6 +33,26 @@ public struct DispatchRound: Sendable {
     public var reservations: [Int: (jobID: String, startS: Double)] = [:]
 }
 
+/// The queue as a dispatch round reads it, in dispatch order. `next(skippingAbove:)` with a limit may pass over jobs
+/// that `Dispatcher.passable` says no GPU has room for; it must not pass over any other.
+protocol RoundQueue {
+    mutating func next(skippingAbove limit: Double?, largestGB: Double) -> QueuedJob?
+}
+
+/// Any sequence, read one job at a time.
+struct SequenceRoundQueue<Iterator: IteratorProtocol>: RoundQueue where Iterator.Element == QueuedJob {
+    var iterator: Iterator
+
+    init(_ iterator: Iterator) { self.iterator = iterator }
+
+    mutating func next(skippingAbove limit: Double?, largestGB: Double) -> QueuedJob? {
+        while let job = iterator.next() {
+            guard let limit, Dispatcher.passable(job.request, above: limit, largestGB: largestGB) else { return job }
+        }
+        return nil
+    }
+}
+
 /// Decides which queued jobs start now. Jobs are taken in dispatch order; a job that must wait reserves the
 /// GPU where it could start soonest, and later (smaller) jobs may use that GPU only if they are predicted to
 /// finish before the reservation (EASY backfilling), so a stream of small jobs cannot starve a big one.
@@ -53,11 +73,13 @@ public struct Dispatcher: Sendable {
                                       maxReservations: Int = Dispatcher.reservationsPerRound, maxWaiting: Int = Dispatcher.waitingPerRound, smallestGB: Double? = nil, queueCount: Int? = nil) -> DispatchRound
     where Jobs.Element == QueuedJob {
         if presorted {
-            return sortedRound(queue, loads: &loads, now: now, explain: explain, maxReservations: maxReservations, maxWaiting: maxWaiting, smallestGB: smallestGB,
-                               queueCount: queueCount)
+            let smallest = smallestGB ?? queue.lazy.map(\.request.memoryGB).min()
+            return sortedRound(SequenceRoundQueue(queue.makeIterator()), loads: &loads, now: now, explain: explain, maxReservations: maxReservations,
+                               maxWaiting: maxWaiting, smallestGB: smallest, queueCount: queueCount)
         }
-        return sortedRound(queue.sorted(by: QueuedJob.dispatchOrder), loads: &loads, now: now, explain: explain, maxReservations: maxReservations,
-                           maxWaiting: maxWaiting, smallestGB: smallestGB, queueCount: queueCount)
+        let sorted = queue.sorted(by: QueuedJob.dispatchOrder)
+        return sortedRound(SequenceRoundQueue(sorted.makeIterator()), loads: &loads, now: now, explain: explain, maxReservations: maxReservations,
+                           maxWaiting: maxWaiting, smallestGB: smallestGB ?? sorted.lazy.map(\.request.memoryGB).min(), queueCount: queueCount)
     }
 
     /// Defaults of `round`: waiting jobs that may reserve a GPU per round, and waiting jobs looked at per round.
@@ -81,18 +103,29 @@ public struct Dispatcher: Sendable {
         var largestGB: Double
     }
 
-    /// `round` over a queue already in dispatch order (generic, so the planner's lazy view is not boxed).
-    func sortedRound<Jobs: Sequence>(_ jobs: Jobs, loads: inout [GPULoad], now: Double, explain: Bool, maxReservations: Int, maxWaiting: Int,
-                                     smallestGB: Double?, queueCount: Int?, hint: RoundHint? = nil) -> DispatchRound where Jobs.Element == QueuedJob {
+    /// Whether a round may pass over this job without a look once no GPU has more than `limit` GB of room for it: a
+    /// job for a named GPU model, or larger than every GPU (`largestGB`, to be reported as never fitting), is looked at.
+    @inline(__always)
+    static func passable(_ r: PlacementRequest, above limit: Double, largestGB: Double) -> Bool {
+        r.gpuModel == nil && r.memoryGB > limit && r.memoryGB <= largestGB
+    }
+
+    /// `round` over a queue already in dispatch order (generic, so the planner's queue is not boxed).
+    func sortedRound<Jobs: RoundQueue>(_ queue: Jobs, loads: inout [GPULoad], now: Double, explain: Bool, maxReservations: Int, maxWaiting: Int,
+                                       smallestGB: Double?, queueCount: Int?, hint: RoundHint? = nil) -> DispatchRound {
         var result = DispatchRound()
-        guard let smallest = smallestGB ?? jobs.lazy.map(\.request.memoryGB).min() else { return result }
+        guard let smallest = smallestGB else { return result }
+        var queue = queue
+        // Jobs read ahead by the tail's check below, handed out again first.
+        var readAhead: [QueuedJob] = [], readAt = 0
         // The batch's tail: once few jobs are left, they are assigned together (see TailAssignment.swift).
         if placer.strategy.shareOnlyWhenFaster, (queueCount ?? 0) <= Dispatcher.tailLimit {
             var tail: [QueuedJob] = []
-            for j in jobs {
+            while let j = queue.next(skippingAbove: nil, largestGB: .infinity) {
                 tail.append(j)
                 if tail.count > Dispatcher.tailLimit { break }
             }
+            readAhead = tail
             if let starts = tailAssignment(tail, loads: loads, now: now) {
                 let byID = Dictionary(uniqueKeysWithValues: tail.map { ($0.request.jobID, $0.request) })
                 for (id, gpu) in starts {
@@ -146,13 +179,17 @@ public struct Dispatcher: Sendable {
         var held = RoundReservations(gpus: loads.count)
         var reserved: [Int] = []
         var nextEnd: [Double] = []  // per GPU, when its first job ends (computed when a reservation is first sought)
-        // The most free memory on a reserved GPU that could take another job: a job larger than that and than
-        // `roomGB` waits without a look at any GPU (recomputed as reservations are made and filled).
-        var reservedRoomGB = 0.0
-        func reservedRoom() -> Double {
-            var most = 0.0
-            for j in reserved where !placer.saturated(loads[j], smallestGB: smallest) { most = max(most, loads[j].freeGB) }
-            return most
+        // The most free memory on a reserved GPU that could take another job, and the longest job (solo seconds) that
+        // could end there before its reservation: a job larger than that and than `roomGB`, or longer, waits without
+        // a look at any GPU (both recomputed as reservations are made and filled).
+        var reservedRoomGB = 0.0, reservedSeconds = -Double.infinity
+        func reservedRoom() {
+            reservedRoomGB = 0
+            reservedSeconds = -.infinity
+            for j in reserved where !placer.saturated(loads[j], smallestGB: smallest) {
+                reservedRoomGB = max(reservedRoomGB, loads[j].freeGB)
+                reservedSeconds = max(reservedSeconds, backfillSeconds(at: j, loads: loads, now: now, reservations: held))
+            }
         }
         func room() -> Double {
             var most = 0.0
@@ -161,22 +198,36 @@ public struct Dispatcher: Sendable {
             }
             return most
         }
-        for job in jobs {
+        while true {
             // Like Slurm's queue depth: after `maxWaiting` jobs that could not start, the rest wait for the next round.
             if waited >= maxWaiting && !explain { break }
             // Once no GPU can take even the smallest job, the rest wait; only an explanation needs them looked at.
             // (With every GPU idle nothing will free up: look at every job, so those that fit no GPU are found.)
             if open == 0 && !explain && busy > 0 { break }
-            // Nor once no GPU, reserved or not, has room for the smallest job and no more reservations may be made:
-            // no later job can change anything this round (jobs too large for every GPU are found once the GPUs
-            // empty, as with `maxWaiting`).
-            if !explain && busy > 0 && max(roomGB, reservedRoomGB) < smallest
-                && (result.reservations.count >= maxReservations || searches >= 2 * maxReservations) { break }
+            // Each reservation takes a GPU no earlier waiting job holds; the searches per round are bounded, like the
+            // reservations themselves (each search reads every GPU).
+            let mayReserve = result.reservations.count < maxReservations && searches < 2 * maxReservations
+            // Once no more reservations may be made, a job larger than the room on every GPU, reserved or not, can
+            // change nothing this round: it waits, passed over and not counted against `maxWaiting`, so that smaller
+            // jobs further down the queue reach the room (the planner's queue skips such jobs in O(log n)). And once
+            // that room is below the smallest job, no later job can change anything (jobs too large for every GPU
+            // are found once the GPUs empty, as with `maxWaiting`).
+            let passAbove: Double? = !explain && busy > 0 && !mayReserve ? max(roomGB, reservedRoomGB) : nil
+            if let passAbove, passAbove < smallest { break }
+            let next: QueuedJob?
+            if readAt < readAhead.count {
+                next = readAhead[readAt]
+                readAt += 1
+                if let passAbove, Dispatcher.passable(next!.request, above: passAbove, largestGB: largestGB) { continue }
+            } else {
+                next = queue.next(skippingAbove: passAbove, largestGB: largestGB)
+            }
+            guard let job = next else { break }
             let r = job.request
             let decision: Placer.Decision
             if !explain && busy > 0 && r.memoryGB > roomGB && r.memoryGB <= largestGB && r.gpuModel == nil {
                 // Too big for every open GPU no one reserved: only a reserved GPU could take it (by backfilling).
-                decision = r.memoryGB > reservedRoomGB ? .wait([:])
+                decision = r.memoryGB > reservedRoomGB || r.seconds > reservedSeconds ? .wait([:])
                     : decide(r, loads: loads, now: now, reservations: held, explain: false, candidates: reserved)
             } else {
                 decision = decide(r, loads: loads, now: now, reservations: held, explain: explain,
@@ -191,14 +242,12 @@ public struct Dispatcher: Sendable {
                 // (Free memory is a sum recomputed each time, so it is compared with some slack: a stale, larger
                 // `roomGB` would send every later job through a full scan to find no GPU.)
                 if wasOpen && !held.isReserved(i) && loads[i].freeGB + r.memoryGB >= roomGB - 1e-9 { roomGB = room() }
-                if held.isReserved(i) { reservedRoomGB = reservedRoom() }
+                if held.isReserved(i) { reservedRoom() }
                 result.starts.append((r.jobID, gpu))
             case let .wait(reasons):
                 waited += 1
                 if explain { result.waiting[r.jobID] = Dispatcher.summarize(reasons) }
-                // Each reservation takes a GPU no earlier waiting job holds; the searches per round are bounded,
-                // like the reservations themselves (each search reads every GPU).
-                if result.reservations.count < maxReservations && searches < 2 * maxReservations {
+                if mayReserve {
                     searches += 1
                     if nextEnd.isEmpty { nextEnd = loads.map { $0.occupants.lazy.map(\.endS).min() ?? now } }
                     if let (i, start) = earliestStart(r, loads: loads, now: now, nextEnd: nextEnd, skip: { held.isReserved($0) }) {
@@ -206,7 +255,7 @@ public struct Dispatcher: Sendable {
                         held.reserve(i, for: r.jobID, from: start)
                         reserved.append(i)
                         if loads[i].freeGB >= roomGB - 1e-9 { roomGB = room() }
-                        reservedRoomGB = reservedRoom()
+                        reservedRoom()
                     }
                 }
             case let .never(reasons):
@@ -227,6 +276,20 @@ public struct Dispatcher: Sendable {
         }
         loads[i].occupants.append(Occupant(jobID: r.jobID, memoryGB: r.memoryGB, endS: now + r.seconds(on: loads[i].gpu) / rate))
         if r.isolate { loads[i].isolated = true }
+    }
+
+    /// An upper bound on the solo seconds of a job that could backfill reserved GPU `i` (see `decide`): -infinity when
+    /// the jobs already there, stretched by another's company, end after the reservation. Bounded on the safe side (a
+    /// card's `timeScale` below 1 at most shortens a job to that share; a little slack for rounding).
+    func backfillSeconds(at i: Int, loads: [GPULoad], now: Double, reservations: RoundReservations) -> Double {
+        let start = reservations.start(i)
+        guard start < .infinity else { return .infinity }
+        let sharing = placer.sharing
+        let k = loads[i].occupants.count
+        let stretch = sharing.perJobRate(max(k, 1)) / sharing.perJobRate(k + 1)
+        let latest = loads[i].occupants.map { now + ($0.endS - now) * stretch }.max() ?? now
+        guard latest <= start + 1e-9 else { return -.infinity }
+        return (start + 1e-9 - now) * sharing.perJobRate(k + 1) / min(loads[i].gpu.timeScale, 1) * (1 + 1e-9) + 1e-6
     }
 
     /// The placer's decision, with reservations: a GPU reserved for an earlier job takes this one only if it, and

@@ -79,6 +79,71 @@ struct EventHeap {
     }
 }
 
+/// The planner's waiting jobs, in dispatch order: a minimum tree over their memory, so that a round finds the next job
+/// it can use without reading those it would pass over (`Dispatcher.passable`), and a started job leaves in O(log n).
+/// A job that a round always looks at (for a named GPU model, or larger than every GPU) counts as needing no memory;
+/// a job gone, as needing infinitely much.
+struct WaitingJobs {
+    let jobs: [QueuedJob]
+    /// Leaves from `size` on, one per job (padding: infinity); each inner node the least of its two children.
+    private var least: [Double]
+    private let size: Int
+
+    init(_ jobs: [QueuedJob], largestGB: Double) {
+        self.jobs = jobs
+        var size = 1
+        while size < jobs.count { size *= 2 }
+        self.size = size
+        least = [Double](repeating: .infinity, count: 2 * size)
+        for (i, j) in jobs.enumerated() {
+            let r = j.request
+            least[size + i] = Dispatcher.passable(r, above: -Double.infinity, largestGB: largestGB) ? r.memoryGB : -Double.infinity
+        }
+        for i in stride(from: size - 1, through: 1, by: -1) { least[i] = min(least[2 * i], least[2 * i + 1]) }
+    }
+
+    func isWaiting(_ p: Int) -> Bool { least[size + p] < .infinity }
+
+    mutating func remove(at p: Int) {
+        var i = size + p
+        least[i] = .infinity
+        while i > 1 {
+            i /= 2
+            least[i] = min(least[2 * i], least[2 * i + 1])
+        }
+    }
+
+    /// The first waiting job at or after position `p` whose figure is at most `limit`.
+    func first(from p: Int, atMost limit: Double) -> Int? {
+        guard p < jobs.count else { return nil }
+        var i = size + p
+        if least[i] > limit {
+            // Up until a right sibling holds one, then down to its leftmost.
+            while true {
+                if i == 1 { return nil }
+                if i % 2 == 0 && least[i + 1] <= limit { i += 1; break }
+                i /= 2
+            }
+            while i < size { i = least[2 * i] <= limit ? 2 * i : 2 * i + 1 }
+        }
+        return i - size
+    }
+
+    /// What a dispatch round reads: the jobs from the start, passing over those it says it may.
+    struct Reader: RoundQueue {
+        let jobs: WaitingJobs
+        var at = 0
+
+        init(jobs: WaitingJobs) { self.jobs = jobs }
+
+        mutating func next(skippingAbove limit: Double?, largestGB: Double) -> QueuedJob? {
+            guard let p = jobs.first(from: at, atMost: limit ?? .greatestFiniteMagnitude) else { return nil }
+            at = p + 1
+            return jobs.jobs[p]
+        }
+    }
+}
+
 /// A job for the planner: id, request, priority and manifest order.
 public struct PlanJob: Sendable {
     public var id: String
@@ -130,15 +195,14 @@ public struct Planner: Sendable {
                                    priority: j.priority, order: i))
         }
         queue.sort(by: QueuedJob.dispatchOrder)  // once: removals keep the order
-        // Started jobs are marked dead rather than removed (a removal is O(queue)); `head` skips the dead prefix
-        // and the array is compacted every 1,024 deaths (dead entries are skipped on every round until then).
-        var alive = [Bool](repeating: true, count: queue.count)
-        // Where each job (by manifest order) sits in `queue`: an array, rebuilt on compaction (a dictionary of
-        // 100,000 ids rebuilt every 1,024 deaths cost more than the whole schedule).
+        let largestGB = gpus.map { $0.memoryGB - $0.foreignUsedGB }.max() ?? 0
+        // Started jobs leave the tree, which keeps the order and finds the next job a round can use in O(log n).
+        var waiting = WaitingJobs(queue, largestGB: largestGB)
+        // Where each job (by manifest order) sits in `queue`.
         let orderOf = Dictionary(uniqueKeysWithValues: queue.map { ($0.request.jobID, $0.order) })
         var position = [Int](repeating: 0, count: jobs.count)
         for (k, q) in queue.enumerated() { position[q.order] = k }
-        var head = 0, dead = 0, live = queue.count
+        var live = queue.count
         let smallest = queue.map(\.request.memoryGB).min() ?? 0
         let sharing = dispatcher.placer.sharing
         var loads = gpus.map { GPULoad(gpu: $0) }
@@ -146,7 +210,6 @@ public struct Planner: Sendable {
         // Which GPUs could take the smallest job, kept up to date as GPUs change (a round would otherwise read all
         // of them, on every event): positions in `loads`, in order.
         var openList = Array(loads.indices).filter { !dispatcher.placer.saturated(loads[$0], smallestGB: smallest) }
-        let largestGB = gpus.map { $0.memoryGB - $0.foreignUsedGB }.max() ?? 0
         func refresh(_ g: Int) {
             let isOpen = !dispatcher.placer.saturated(loads[g], smallestGB: smallest)
             var lo = 0, hi = openList.count
@@ -203,11 +266,9 @@ public struct Planner: Sendable {
 
         while true {
             if live > 0 {
-                // A scope of its own: the snapshot must be gone before `alive` changes, or the change copies it.
+                // A scope of its own: the round's view must be gone before `waiting` changes, or the change copies it.
                 let round: DispatchRound = {
-                    let (q, isAlive, start) = (queue, alive, head)
-                    let pending = (start..<q.count).lazy.filter { isAlive[$0] }.map { q[$0] }
-                    return dispatcher.sortedRound(pending, loads: &loads, now: now, explain: explain, maxReservations: maxReservations,
+                    dispatcher.sortedRound(WaitingJobs.Reader(jobs: waiting), loads: &loads, now: now, explain: explain, maxReservations: maxReservations,
                                                   maxWaiting: maxWaiting ?? Dispatcher.waitingDepth(gpus: gpus.count),
                                                   smallestGB: smallest, queueCount: live,
                                                   hint: Dispatcher.RoundHint(open: openList, anyBusy: running > 0, largestGB: largestGB))
@@ -238,22 +299,13 @@ public struct Planner: Sendable {
                 }
                 for g in touched.sorted() { schedule(g); refresh(g) }
                 for id in round.starts.map(\.jobID) + Array(round.never.keys) {
-                    alive[position[orderOf[id]!]] = false
-                    dead += 1
+                    waiting.remove(at: position[orderOf[id]!])
                     live -= 1
-                }
-                while head < queue.count && !alive[head] { head += 1 }
-                if dead > 1024 {
-                    queue = queue.indices.filter { alive[$0] }.map { queue[$0] }
-                    alive = [Bool](repeating: true, count: queue.count)
-                    for (k, q) in queue.enumerated() { position[q.order] = k }
-                    head = 0
-                    dead = 0
                 }
             }
             if running == 0 {
                 // Nothing runs and nothing could start: the rest can never be placed.
-                for (i, q) in queue.enumerated() where alive[i] {
+                for (i, q) in queue.enumerated() where waiting.isWaiting(i) {
                     let j = byID[q.request.jobID]!
                     unplaceable.append(Unplaceable(jobID: j.id, reason: waits[j.id] ?? "cannot be placed", suggestion: suggestFit(j, gpus: gpus), location: j.location))
                 }

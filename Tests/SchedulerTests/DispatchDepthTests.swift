@@ -1,5 +1,5 @@
 import Manifest
-import Scheduler
+@testable import Scheduler
 import TestSupport
 import Testing
 
@@ -8,18 +8,81 @@ import Testing
         // 130 idle 24 GB cards and one busy 80 GB card; at the head of the queue 129 jobs that need the 80 GB card,
         // then one small job. Looking at 128 waiting jobs a round, the small job was never reached and the 24 GB
         // cards stayed idle; at least one waiting job per GPU reaches it.
+        let (gpus, loads, queue) = bigJobsAhead()
+        let d = Dispatcher(placer: Placer(strategy: Strategy.table["earliest-finish"]!, maxJobsPerGPU: 2, sharing: SharingModel([:])))
+        var after = loads
+        let now = d.round(queue: queue, loads: &after, now: 0, presorted: true, explain: false, maxWaiting: Dispatcher.waitingDepth(gpus: gpus.count))
+        #expect(now.starts.map(\.jobID) == ["small"])
+        #expect(now.starts.first.map { $0.gpu < 130 } == true)
+    }
+
+    @Test func jobsNoGPUHasRoomForAreNotCountedAgainstTheDepth() {
+        // The same queue with the base depth (128): once the round may make no more reservations (8 a round, 16
+        // searches), the big jobs no card has room for are passed over without counting, and the small one starts.
+        let (_, loads, queue) = bigJobsAhead()
+        let d = Dispatcher(placer: Placer(strategy: Strategy.table["earliest-finish"]!, maxJobsPerGPU: 2, sharing: SharingModel([:])))
+        var after = loads
+        let round = d.round(queue: queue, loads: &after, now: 0, presorted: true, explain: false, maxWaiting: Dispatcher.waitingPerRound)
+        #expect(round.starts.map(\.jobID) == ["small"])
+        #expect(round.reservations.count == 1, "only the 80 GB card can hold a big job: \(round.reservations)")
+        // Jobs that are looked at and wait still count: a depth of 16 ends the round at the searches' last wait.
+        var shallow = loads
+        let cut = d.round(queue: queue, loads: &shallow, now: 0, presorted: true, explain: false, maxWaiting: 16)
+        #expect(cut.starts.isEmpty)
+    }
+
+    @Test(arguments: [1, 2, 3, 4, 5, 6])
+    func thePlannersTreeReadsTheQueueAsASequenceDoes(seed: UInt64) {
+        // Random busy cards of three sizes and a random queue (some jobs for a named model, some larger than every
+        // card): a round over the planner's tree, which passes over jobs in O(log n), decides exactly as a round
+        // that reads the jobs one by one, with some of them already started (gone from the tree).
+        var rng = SeededGenerator(seed: seed)
+        let gpus = (0..<40).map { GPU(index: $0, model: ["L4", "A100", "H200"][$0 % 3], memoryGB: [24, 80, 141][$0 % 3]) }
+        var loads = gpus.map { GPULoad(gpu: $0) }
+        for i in loads.indices where Bool.random(using: &rng) {
+            let n = Int.random(in: 1...3, using: &rng)
+            for k in 0..<n where loads[i].freeGB > 12 {
+                loads[i].occupants.append(Occupant(jobID: "run\(i)-\(k)", memoryGB: Double.random(in: 6...(loads[i].freeGB / 2), using: &rng),
+                                                   endS: Double.random(in: 10...900, using: &rng)))
+            }
+        }
+        var queue = (0..<600).map { n in
+            QueuedJob(request: PlacementRequest(jobID: "j\(n)", memoryGB: Double.random(in: 5...150, using: &rng), seconds: Double.random(in: 20...2000, using: &rng),
+                                                gpuModel: n % 50 == 7 ? "A100" : nil),
+                      priority: Int.random(in: 0...1, using: &rng), order: n)
+        }
+        queue.sort(by: QueuedJob.dispatchOrder)
+        let largest = gpus.map(\.memoryGB).max()!
+        var tree = WaitingJobs(queue, largestGB: largest)
+        let gone = Set((0..<queue.count).filter { _ in Int.random(in: 0..<4, using: &rng) == 0 })
+        for p in gone { tree.remove(at: p) }
+        let left = queue.indices.filter { !gone.contains($0) }.map { queue[$0] }
+        for strategy in ["earliest-finish", "pack"] {
+            let d = Dispatcher(placer: Placer(strategy: Strategy.table[strategy]!, maxJobsPerGPU: 4, sharing: SharingModel([2: 1.3, 3: 1.32, 4: 1.33]), coldStarts: true))
+            for depth in [16, 40, 128] {
+                var a = loads, b = loads
+                let smallest = left.map(\.request.memoryGB).min()
+                let byTree = d.sortedRound(WaitingJobs.Reader(jobs: tree), loads: &a, now: 0, explain: false, maxReservations: 8, maxWaiting: depth,
+                                           smallestGB: smallest, queueCount: left.count)
+                let bySequence = d.sortedRound(SequenceRoundQueue(left.makeIterator()), loads: &b, now: 0, explain: false, maxReservations: 8,
+                                               maxWaiting: depth, smallestGB: smallest, queueCount: left.count)
+                #expect(byTree.starts.map(\.jobID) == bySequence.starts.map(\.jobID) && byTree.starts.map(\.gpu) == bySequence.starts.map(\.gpu),
+                        "seed \(seed), \(strategy), depth \(depth)")
+                #expect(byTree.never.keys.sorted() == bySequence.never.keys.sorted())
+                #expect(byTree.reservations.mapValues(\.jobID) == bySequence.reservations.mapValues(\.jobID))
+                #expect(a.map { $0.occupants.map(\.jobID) } == b.map { $0.occupants.map(\.jobID) })
+                #expect(!byTree.starts.isEmpty || !byTree.reservations.isEmpty, "a round that decides nothing shows nothing")
+            }
+        }
+    }
+
+    /// 130 idle 24 GB cards and an 80 GB card with 70 GB taken until t = 1000; 129 jobs of 30 GB, then one of 10 GB.
+    func bigJobsAhead() -> ([GPU], [GPULoad], [QueuedJob]) {
         let gpus = (0..<130).map { GPU(index: $0, model: "L4", memoryGB: 24) } + [GPU(index: 130, model: "H100", memoryGB: 80)]
         var loads = gpus.map { GPULoad(gpu: $0) }
         loads[130].occupants = [Occupant(jobID: "running", memoryGB: 70, endS: 1000)]
         let big = (0..<129).map { QueuedJob(request: PlacementRequest(jobID: "big\($0)", memoryGB: 30, seconds: 500), priority: 0, order: $0) }
         let small = QueuedJob(request: PlacementRequest(jobID: "small", memoryGB: 10, seconds: 100), priority: 0, order: 200)
-        let d = Dispatcher(placer: Placer(strategy: Strategy.table["earliest-finish"]!, maxJobsPerGPU: 2, sharing: SharingModel([:])))
-        var before = loads
-        let old = d.round(queue: big + [small], loads: &before, now: 0, presorted: true, explain: false, maxWaiting: Dispatcher.waitingPerRound)
-        #expect(old.starts.isEmpty, "the base depth reached the small job: this test shows nothing")
-        let now = d.round(queue: big + [small], loads: &loads, now: 0, presorted: true, explain: false,
-                          maxWaiting: Dispatcher.waitingDepth(gpus: gpus.count))
-        #expect(now.starts.map(\.jobID) == ["small"])
-        #expect(now.starts.first.map { $0.gpu < 130 } == true)
+        return (gpus, loads, big + [small])
     }
 }
