@@ -505,6 +505,7 @@ enum Replay {
             }
             loads(root: root, profile: laProfile)
             firstRequest(root: root, profile: laProfile)
+            firstRequestFixed(root: root, profile: laProfile)
         }
         priorWeights(root: root, profile: profile)
         sampleSteps(root: root, profile: profile)
@@ -945,4 +946,42 @@ enum Replay {
                          run, out.first ?? "-", out.last ?? "-", loads, requests))
         }
     }
+    /// Live Avatar on an H200 again (2026-12-02, later): `calibrate liveavatar --quick` with the first request's extra kept
+    /// apart (d172a9b), then the 4-clip check twice on one warm worker each (calcheck4 from the calibration alone,
+    /// calcheck5 from it and calcheck4's history). Rows: each starting point's errors on the requests it did not see;
+    /// then each batch's plan, as its run printed it, against the run.
+    static func firstRequestFixed(root: String, profile: RendererProfile) {
+        let base = root + "/bench/results/h200-2026-12-02-la2"
+        let history = NSTemporaryDirectory() + "replay-la2-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: history) }
+        guard let runs = Optional(["calcheck4", "calcheck5"].compactMap({ try? jobs(status: base + "/\($0)-status.json", manifest: nil) })), runs.count == 2,
+              untar(base + "/calibration.tgz", into: history, ["./history.sqlite"]),
+              let fit = (try? History(path: history + "/history.sqlite", readOnly: true))
+                .flatMap({ try? $0.calibrations().first { $0.state == "complete" } })?.fit else { return }
+        var alone = Predictor(profile: profile)
+        alone.warm = true
+        var calibrated = Predictor(profile: profile.calibrated(by: fit))
+        calibrated.warm = true
+        let both = runs[0] + runs[1]
+        print("\nreplay NVIDIA H200, Live Avatar (2026-12-02, the build with the first request's extra apart): the 4-clip check run twice on one warm worker"
+              + String(format: " each (bench/results/h200-2026-12-02-la2); a fresh worker's first request: %.1f s more", fit.firstRequestSeconds ?? 0))
+        print(header)
+        print(row("profile alone", errors(alone, on: both, serial: false), jobs: both.count))
+        print(row("calibration", errors(calibrated, on: both, serial: false), jobs: both.count))
+        var learned = calibrated
+        for o in observations(runs[0], predictor: calibrated) { learned.observe(o, origin: .history) }
+        print(row("calibration + history of calcheck4 (held out: calcheck5)", errors(learned, on: runs[1], serial: false), jobs: runs[1].count))
+        for run in ["calcheck4", "calcheck5"] {
+            guard let plan = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base + "/\(run)-plan.json"))) as? [String: Any],
+                  let status = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base + "/\(run)-status.json"))) as? [String: Any],
+                  let makespan = plan["makespan_s"] as? Double, let load = (plan["warm"] as? [String: Any])?["load_seconds"] as? Double else { continue }
+            let attempts = (status["jobs"] as? [[String: Any]] ?? []).flatMap { $0["attempts"] as? [[String: Any]] ?? [] }
+            let took = attempts.compactMap { $0["seconds"] as? Double }.reduce(0, +)
+            let planned = (plan["placements"] as? [[String: Any]] ?? []).compactMap { $0["predicted_solo_s"] as? Double }.reduce(0, +)
+            let loads = workerLoads(base + "/\(run).tgz").map { String(format: "%.1f", $0.seconds) }.joined(separator: ", ")
+            print(String(format: "  %@: planned %.1f s (load %.1f s, requests %.1f s); it ran: load %@ s, requests %.1f s (the wall time: %@-console.txt)",
+                         run, makespan, load, planned, loads, took, run))
+        }
+    }
 }
+
