@@ -137,7 +137,10 @@ final class WarmPool: @unchecked Sendable {
 
     /// What a new worker of load settings `key` is expected to take to load (`Learning.expectedLoad`).
     func expectedLoad(_ key: String) -> Double {
-        lock.withLock { Learning.expectedLoad(key, measured: measuredLoads, history: historyLoads, otherwise: profile.workerLoadSeconds) }
+        lock.withLock {
+            Learning.expectedLoad(key, measured: measuredLoads, history: historyLoads, otherwise: profile.workerLoadSeconds,
+                                  firstRequest: profile.worker?.firstRequestSeconds ?? 0)
+        }
     }
 
     /// Workers holding GPU memory beyond their requests' reservations: idle ones (their weights), and ones on their

@@ -88,7 +88,10 @@ extension RendererProfile {
             p.time.measuredHere = true
         }
         if let s = fit.startupSeconds { p.time.startupSeconds = s }
-        if let l = fit.loadSeconds, p.worker != nil { p.worker?.loadSeconds = l + (fit.firstRequestSeconds ?? 0) }
+        if let l = fit.loadSeconds, p.worker != nil {
+            p.worker?.loadSeconds = l + (fit.firstRequestSeconds ?? 0)
+            p.worker?.firstRequestSeconds = fit.firstRequestSeconds
+        }
         return p.withSharing(fit.sharing)
     }
 

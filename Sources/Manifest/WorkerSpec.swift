@@ -18,6 +18,10 @@ public struct WorkerSpec: Sendable, Hashable, Codable {
     public var loadSeconds: Double?
     /// Worker deaths on one GPU, with no clip served in between, after which that GPU runs this renderer cold.
     public var maxDeaths: Int
+    /// What a new worker's first request takes more than the requests after it (a calibration's
+    /// `CalibrationFit.firstRequestSeconds`; not a profile key). `loadSeconds` includes it; a load measured from start to
+    /// ready does not, and `Learning.expectedLoad` adds it there.
+    public var firstRequestSeconds: Double?
 
     public init(command: [String], env: [String: String] = [:], readyTimeoutSeconds: Double = 600, loadSettings: [String] = [],
                 residentGB: Double? = nil, loadSeconds: Double? = nil, maxDeaths: Int = 3) {

@@ -131,12 +131,16 @@ public enum Learning {
 
     /// What a new warm worker of load settings `key` is expected to take to load: the median of this batch's loads of
     /// that group (`measured`, by key), else the history's for it (`history`), else the median of this batch's loads
-    /// of any group (the same disk and page cache), else `otherwise` (the profile's `load_s`).
-    public static func expectedLoad(_ key: String, measured: [String: [Double]], history: [String: Double], otherwise: Double) -> Double {
-        if let mine = measured[key], !mine.isEmpty { return median(mine) }
+    /// of any group (the same disk and page cache), else `otherwise` (the profile's `load_s`). This batch's loads are
+    /// start to ready, so the first request's extra (`WorkerSpec.firstRequestSeconds`) is added to them, as it is in
+    /// the history's and the profile's figures: without it, the load expected after a batch's first worker was ready
+    /// fell by that much (6.2 s for Live Avatar on an H200).
+    public static func expectedLoad(_ key: String, measured: [String: [Double]], history: [String: Double], otherwise: Double,
+                                    firstRequest: Double = 0) -> Double {
+        if let mine = measured[key], !mine.isEmpty { return median(mine) + firstRequest }
         if let known = history[key] { return known }
         let any = measured.values.flatMap { $0 }
-        return any.isEmpty ? otherwise : median(any)
+        return any.isEmpty ? otherwise : median(any) + firstRequest
     }
 
     /// How many attempts the prior S(k) weighs as in a batch's fit (`sharing(for:from:minimum:unshared:prior:priorWeight:)`).

@@ -120,6 +120,12 @@ import Testing
         #expect(Learning.expectedLoad("fp8=True", measured: ["fp8=False": [80]], history: ["fp8=True": 130], otherwise: 99) == 130)
         #expect(Learning.expectedLoad("offload=True", measured: measured, history: ["fp8=True": 130], otherwise: 99) == 145)
         #expect(Learning.expectedLoad("fp8=True", measured: [:], history: [:], otherwise: 99) == 99)
+        // A load measured in this batch is start to ready: a first request's extra is added to it, and only to it (the
+        // history's and the profile's figures hold it already).
+        #expect(Learning.expectedLoad("fp8=True", measured: measured, history: [:], otherwise: 99, firstRequest: 6) == 156)
+        #expect(Learning.expectedLoad("offload=True", measured: measured, history: [:], otherwise: 99, firstRequest: 6) == 151)
+        #expect(Learning.expectedLoad("fp8=True", measured: ["fp8=False": [80]], history: ["fp8=True": 130], otherwise: 99, firstRequest: 6) == 130)
+        #expect(Learning.expectedLoad("fp8=True", measured: [:], history: [:], otherwise: 99, firstRequest: 6) == 99)
     }
 
     @Test func aFewAttemptsDoNotOverruleTheCalibrationsSharing() {
