@@ -33,10 +33,32 @@ public struct DispatchRound: Sendable {
     public var reservations: [Int: (jobID: String, startS: Double)] = [:]
 }
 
-/// The queue as a dispatch round reads it, in dispatch order. `next(skippingAbove:)` with a limit may pass over jobs
-/// that `Dispatcher.passable` says no GPU has room for; it must not pass over any other.
+/// What a dispatch round may pass over once it may make no more reservations: a job no GPU could take now, being larger
+/// than the room on every GPU no job reserved, and larger than the room on every reserved one or too long to end there
+/// before its reservation. Jobs for a named GPU model, and jobs larger than every GPU (to be reported as never fitting),
+/// are always looked at.
+struct PassOver {
+    var roomGB: Double
+    var reservedRoomGB: Double
+    /// The longest job (solo seconds) that could end on some reserved GPU before its reservation.
+    var reservedSeconds: Double
+    var largestGB: Double
+
+    /// Whether the job may be passed over.
+    @inline(__always)
+    func passes(_ r: PlacementRequest) -> Bool {
+        PassOver.mayPass(r, largestGB: largestGB) && r.memoryGB > roomGB && (r.memoryGB > reservedRoomGB || r.seconds > reservedSeconds)
+    }
+
+    /// Whether the job is one a round may ever pass over.
+    @inline(__always)
+    static func mayPass(_ r: PlacementRequest, largestGB: Double) -> Bool { r.gpuModel == nil && r.memoryGB <= largestGB }
+}
+
+/// The queue as a dispatch round reads it, in dispatch order. `next(passing:)` may pass over the jobs `PassOver.passes`
+/// names; it must not pass over any other.
 protocol RoundQueue {
-    mutating func next(skippingAbove limit: Double?, largestGB: Double) -> QueuedJob?
+    mutating func next(passing: PassOver?) -> QueuedJob?
 }
 
 /// Any sequence, read one job at a time.
@@ -45,9 +67,9 @@ struct SequenceRoundQueue<Iterator: IteratorProtocol>: RoundQueue where Iterator
 
     init(_ iterator: Iterator) { self.iterator = iterator }
 
-    mutating func next(skippingAbove limit: Double?, largestGB: Double) -> QueuedJob? {
+    mutating func next(passing: PassOver?) -> QueuedJob? {
         while let job = iterator.next() {
-            guard let limit, Dispatcher.passable(job.request, above: limit, largestGB: largestGB) else { return job }
+            guard let passing, passing.passes(job.request) else { return job }
         }
         return nil
     }
@@ -103,13 +125,6 @@ public struct Dispatcher: Sendable {
         var largestGB: Double
     }
 
-    /// Whether a round may pass over this job without a look once no GPU has more than `limit` GB of room for it: a
-    /// job for a named GPU model, or larger than every GPU (`largestGB`, to be reported as never fitting), is looked at.
-    @inline(__always)
-    static func passable(_ r: PlacementRequest, above limit: Double, largestGB: Double) -> Bool {
-        r.gpuModel == nil && r.memoryGB > limit && r.memoryGB <= largestGB
-    }
-
     /// `round` over a queue already in dispatch order (generic, so the planner's queue is not boxed).
     func sortedRound<Jobs: RoundQueue>(_ queue: Jobs, loads: inout [GPULoad], now: Double, explain: Bool, maxReservations: Int, maxWaiting: Int,
                                        smallestGB: Double?, queueCount: Int?, hint: RoundHint? = nil) -> DispatchRound {
@@ -121,7 +136,7 @@ public struct Dispatcher: Sendable {
         // The batch's tail: once few jobs are left, they are assigned together (see TailAssignment.swift).
         if placer.strategy.shareOnlyWhenFaster, (queueCount ?? 0) <= Dispatcher.tailLimit {
             var tail: [QueuedJob] = []
-            while let j = queue.next(skippingAbove: nil, largestGB: .infinity) {
+            while let j = queue.next(passing: nil) {
                 tail.append(j)
                 if tail.count > Dispatcher.tailLimit { break }
             }
@@ -207,20 +222,21 @@ public struct Dispatcher: Sendable {
             // Each reservation takes a GPU no earlier waiting job holds; the searches per round are bounded, like the
             // reservations themselves (each search reads every GPU).
             let mayReserve = result.reservations.count < maxReservations && searches < 2 * maxReservations
-            // Once no more reservations may be made, a job larger than the room on every GPU, reserved or not, can
-            // change nothing this round: it waits, passed over and not counted against `maxWaiting`, so that smaller
-            // jobs further down the queue reach the room (the planner's queue skips such jobs in O(log n)). And once
-            // that room is below the smallest job, no later job can change anything (jobs too large for every GPU
-            // are found once the GPUs empty, as with `maxWaiting`).
-            let passAbove: Double? = !explain && busy > 0 && !mayReserve ? max(roomGB, reservedRoomGB) : nil
-            if let passAbove, passAbove < smallest { break }
+            // Once no more reservations may be made, a job no GPU could take now (`PassOver`) can change nothing this
+            // round: it waits, passed over and not counted against `maxWaiting`, so that jobs further down the queue
+            // that fit reach the room (the planner's queue finds them in O(log n)). And once no GPU has room for the
+            // smallest job, no later job can change anything (jobs too large for every GPU are found once the GPUs
+            // empty, as with `maxWaiting`).
+            let passing = !explain && busy > 0 && !mayReserve
+                ? PassOver(roomGB: roomGB, reservedRoomGB: reservedRoomGB, reservedSeconds: reservedSeconds, largestGB: largestGB) : nil
+            if passing != nil && max(roomGB, reservedRoomGB) < smallest { break }
             let next: QueuedJob?
             if readAt < readAhead.count {
                 next = readAhead[readAt]
                 readAt += 1
-                if let passAbove, Dispatcher.passable(next!.request, above: passAbove, largestGB: largestGB) { continue }
+                if let passing, passing.passes(next!.request) { continue }
             } else {
-                next = queue.next(skippingAbove: passAbove, largestGB: largestGB)
+                next = queue.next(passing: passing)
             }
             guard let job = next else { break }
             let r = job.request

@@ -80,14 +80,16 @@ struct EventHeap {
 }
 
 /// The planner's waiting jobs, in dispatch order: a minimum tree over their memory, so that a round finds the next job
-/// it can use without reading those it would pass over (`Dispatcher.passable`), and a started job leaves in O(log n).
-/// A job that a round always looks at (for a named GPU model, or larger than every GPU) counts as needing no memory;
-/// a job gone, as needing infinitely much.
+/// it may not pass over (`PassOver`) without reading those it may, and a started job leaves in O(log n). A job that a
+/// round always looks at counts as needing no memory; a job gone, as needing infinitely much. Within a priority the
+/// jobs run longest first, so those short enough to end before a reservation are each priority's last ones.
 struct WaitingJobs {
     let jobs: [QueuedJob]
     /// Leaves from `size` on, one per job (padding: infinity); each inner node the least of its two children.
     private var least: [Double]
     private let size: Int
+    /// Each priority's positions, in order.
+    private let priorities: [Range<Int>]
 
     init(_ jobs: [QueuedJob], largestGB: Double) {
         self.jobs = jobs
@@ -96,10 +98,16 @@ struct WaitingJobs {
         self.size = size
         least = [Double](repeating: .infinity, count: 2 * size)
         for (i, j) in jobs.enumerated() {
-            let r = j.request
-            least[size + i] = Dispatcher.passable(r, above: -Double.infinity, largestGB: largestGB) ? r.memoryGB : -Double.infinity
+            least[size + i] = PassOver.mayPass(j.request, largestGB: largestGB) ? j.request.memoryGB : -Double.infinity
         }
         for i in stride(from: size - 1, through: 1, by: -1) { least[i] = min(least[2 * i], least[2 * i + 1]) }
+        var blocks: [Range<Int>] = []
+        var from = 0
+        for i in jobs.indices where i + 1 == jobs.count || jobs[i + 1].priority != jobs[i].priority {
+            blocks.append(from..<(i + 1))
+            from = i + 1
+        }
+        priorities = blocks
     }
 
     func isWaiting(_ p: Int) -> Bool { least[size + p] < .infinity }
@@ -129,6 +137,27 @@ struct WaitingJobs {
         return i - size
     }
 
+    /// The first waiting job at or after position `p` that `passing` does not pass over.
+    func first(from p: Int, passing: PassOver?) -> Int? {
+        guard let passing else { return first(from: p, atMost: .greatestFiniteMagnitude) }
+        // Within the room of some GPU no job reserved (or always looked at)...
+        var best = first(from: p, atMost: passing.roomGB)
+        // ... or within a reserved GPU's room and short enough to end there: in each priority, its shortest jobs.
+        if passing.reservedRoomGB > passing.roomGB && passing.reservedSeconds > -.infinity {
+            for block in priorities where block.upperBound > p && block.lowerBound < (best ?? jobs.count) {
+                var lo = max(block.lowerBound, p), hi = block.upperBound
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if jobs[mid].request.seconds > passing.reservedSeconds { lo = mid + 1 } else { hi = mid }
+                }
+                if lo < block.upperBound, let q = first(from: lo, atMost: passing.reservedRoomGB), q < block.upperBound {
+                    best = min(best ?? q, q)
+                }
+            }
+        }
+        return best
+    }
+
     /// What a dispatch round reads: the jobs from the start, passing over those it says it may.
     struct Reader: RoundQueue {
         let jobs: WaitingJobs
@@ -136,8 +165,8 @@ struct WaitingJobs {
 
         init(jobs: WaitingJobs) { self.jobs = jobs }
 
-        mutating func next(skippingAbove limit: Double?, largestGB: Double) -> QueuedJob? {
-            guard let p = jobs.first(from: at, atMost: limit ?? .greatestFiniteMagnitude) else { return nil }
+        mutating func next(passing: PassOver?) -> QueuedJob? {
+            guard let p = jobs.first(from: at, passing: passing) else { return nil }
             at = p + 1
             return jobs.jobs[p]
         }

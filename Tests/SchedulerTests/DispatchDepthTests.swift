@@ -76,6 +76,39 @@ import Testing
         }
     }
 
+    @Test func shortJobsDeepInTheQueueBackfillAReservedCardThroughTheTree() {
+        // Six cards with a 40 GB job ending at 100-350 s, six with a 60 GB one ending at 2,000 s; 20 jobs of 70 GB wait
+        // and reserve eight cards (the first six, then two more). 300 jobs of 30 GB follow, 10-2,000 s long: the four
+        // cards left unreserved have 20 GB of room, so only those short enough to end on a reserved card before its
+        // reservation may start. Perfect sharing (S(k) = k) so the jobs already there are not slowed by company.
+        var rng = SeededGenerator(seed: 11)
+        let gpus = (0..<12).map { GPU(index: $0, model: "H100", memoryGB: 80) }
+        var loads = gpus.map { GPULoad(gpu: $0) }
+        for i in 0..<12 {
+            loads[i].occupants = [Occupant(jobID: "run\(i)", memoryGB: i < 6 ? 40 : 60, endS: i < 6 ? 100 + 50 * Double(i) : 2000)]
+        }
+        var queue = (0..<20).map { QueuedJob(request: PlacementRequest(jobID: "big\($0)", memoryGB: 70, seconds: 5000), priority: 1, order: $0) }
+        queue += (0..<300).map { n in
+            QueuedJob(request: PlacementRequest(jobID: "s\(n)", memoryGB: 30, seconds: Double.random(in: 10...2000, using: &rng)), priority: 0, order: 20 + n)
+        }
+        queue.sort(by: QueuedJob.dispatchOrder)
+        let tree = WaitingJobs(queue, largestGB: 80)
+        let d = Dispatcher(placer: Placer(strategy: Strategy.table["earliest-finish"]!, maxJobsPerGPU: 4, sharing: SharingModel([2: 2, 3: 3, 4: 4])))
+        var a = loads, b = loads
+        let byTree = d.sortedRound(WaitingJobs.Reader(jobs: tree), loads: &a, now: 0, explain: false, maxReservations: 8, maxWaiting: 128,
+                                   smallestGB: 30, queueCount: queue.count)
+        let bySequence = d.sortedRound(SequenceRoundQueue(queue.makeIterator()), loads: &b, now: 0, explain: false, maxReservations: 8, maxWaiting: 128,
+                                       smallestGB: 30, queueCount: queue.count)
+        #expect(byTree.reservations.count == 8)
+        #expect(byTree.starts.map(\.jobID) == bySequence.starts.map(\.jobID) && byTree.starts.map(\.gpu) == bySequence.starts.map(\.gpu))
+        // Several backfill, each on a reserved card it ends on in time.
+        #expect(byTree.starts.count >= 4, "\(byTree.starts)")
+        for (id, gpu) in byTree.starts {
+            let job = queue.first { $0.request.jobID == id }!
+            #expect(gpu < 6 && job.request.seconds <= 100 + 50 * Double(gpu), "\(id) on \(gpu)")
+        }
+    }
+
     /// 130 idle 24 GB cards and an 80 GB card with 70 GB taken until t = 1000; 129 jobs of 30 GB, then one of 10 GB.
     func bigJobsAhead() -> ([GPU], [GPULoad], [QueuedJob]) {
         let gpus = (0..<130).map { GPU(index: $0, model: "L4", memoryGB: 24) } + [GPU(index: 130, model: "H100", memoryGB: 80)]
