@@ -123,6 +123,10 @@ public struct Dispatcher: Sendable {
         var anyBusy: Bool
         /// The most memory any GPU has for the orchestrator's jobs (capacity less foreign use).
         var largestGB: Double
+        /// The most free memory on an open GPU (0 when none is open).
+        var roomGB: Double
+        /// Per GPU, when its first job ends (-infinity when it runs none).
+        var firstEnds: [Double]
     }
 
     /// `round` over a queue already in dispatch order (generic, so the planner's queue is not boxed).
@@ -178,7 +182,9 @@ public struct Dispatcher: Sendable {
             open = openIdx.count
             busy = hint.anyBusy ? 1 : 0
             largestGB = hint.largestGB
-            for i in openIdx { roomGB = max(roomGB, loads[i].freeGB) }
+            roomGB = hint.roomGB
+            assert(roomGB == openIdx.reduce(0) { max($0, loads[$1].freeGB) }, "stale room")
+            assert(hint.firstEnds == loads.map { $0.occupants.lazy.map(\.endS).min() ?? -.infinity }, "stale first ends")
         } else {
             largestGB = loads.map { $0.gpu.memoryGB - $0.gpu.foreignUsedGB }.max() ?? 0
             for i in loads.indices {
@@ -194,6 +200,7 @@ public struct Dispatcher: Sendable {
         var held = RoundReservations(gpus: loads.count)
         var reserved: [Int] = []
         var nextEnd: [Double] = []  // per GPU, when its first job ends (computed when a reservation is first sought)
+        var placedBefore: [Int] = []  // GPUs placed on before that: the hint's first ends are stale there
         // The most free memory on a reserved GPU that could take another job, and the longest job (solo seconds) that
         // could end there before its reservation: a job larger than that and than `roomGB`, or longer, waits without
         // a look at any GPU (both recomputed as reservations are made and filled).
@@ -259,13 +266,22 @@ public struct Dispatcher: Sendable {
                 // `roomGB` would send every later job through a full scan to find no GPU.)
                 if wasOpen && !held.isReserved(i) && loads[i].freeGB + r.memoryGB >= roomGB - 1e-9 { roomGB = room() }
                 if held.isReserved(i) { reservedRoom() }
+                if nextEnd.isEmpty { placedBefore.append(i) }
                 result.starts.append((r.jobID, gpu))
             case let .wait(reasons):
                 waited += 1
                 if explain { result.waiting[r.jobID] = Dispatcher.summarize(reasons) }
                 if mayReserve {
                     searches += 1
-                    if nextEnd.isEmpty { nextEnd = loads.map { $0.occupants.lazy.map(\.endS).min() ?? now } }
+                    if nextEnd.isEmpty {
+                        if let hint {
+                            nextEnd = hint.firstEnds
+                            for i in placedBefore { nextEnd[i] = loads[i].occupants.lazy.map(\.endS).min() ?? now }
+                            for i in nextEnd.indices where nextEnd[i] == -.infinity { nextEnd[i] = now }
+                        } else {
+                            nextEnd = loads.map { $0.occupants.lazy.map(\.endS).min() ?? now }
+                        }
+                    }
                     if let (i, start) = earliestStart(r, loads: loads, now: now, nextEnd: nextEnd, skip: { held.isReserved($0) }) {
                         result.reservations[loads[i].gpu.index] = (r.jobID, start)
                         held.reserve(i, for: r.jobID, from: start)

@@ -239,12 +239,28 @@ public struct Planner: Sendable {
         // Which GPUs could take the smallest job, kept up to date as GPUs change (a round would otherwise read all
         // of them, on every event): positions in `loads`, in order.
         var openList = Array(loads.indices).filter { !dispatcher.placer.saturated(loads[$0], smallestGB: smallest) }
+        // The most free memory on an open GPU (a maximum tree over the GPUs, -infinity where not open), and each GPU's
+        // first job's end (-infinity: none), kept up to date for the rounds as the open list is.
+        var roomSize = 1
+        while roomSize < gpus.count { roomSize *= 2 }
+        var roomTree = [Double](repeating: -.infinity, count: 2 * roomSize)
+        func setRoom(_ g: Int, _ value: Double) {
+            var i = roomSize + g
+            roomTree[i] = value
+            while i > 1 {
+                i /= 2
+                roomTree[i] = max(roomTree[2 * i], roomTree[2 * i + 1])
+            }
+        }
+        for g in openList { setRoom(g, loads[g].freeGB) }
+        var firstEnds = [Double](repeating: -.infinity, count: gpus.count)
         func refresh(_ g: Int) {
             let isOpen = !dispatcher.placer.saturated(loads[g], smallestGB: smallest)
             var lo = 0, hi = openList.count
             while lo < hi { let mid = (lo + hi) / 2; if openList[mid] < g { lo = mid + 1 } else { hi = mid } }
             let listed = lo < openList.count && openList[lo] == g
             if isOpen && !listed { openList.insert(g, at: lo) } else if !isOpen && listed { openList.remove(at: lo) }
+            setRoom(g, isOpen ? loads[g].freeGB : -.infinity)
         }
         // Every job rendering on a GPU progresses at the same rate, so each GPU keeps a progress clock (solo-seconds
         // done by each of its rendering jobs); a job ends when its GPU's clock reaches the mark set when its render
@@ -276,6 +292,7 @@ public struct Planner: Sendable {
         }
         func schedule(_ g: Int) {
             version[g] += 1
+            firstEnds[g] = -.infinity
             guard !loads[g].occupants.isEmpty else { return }
             let k = rendering(g)
             var next = Double.infinity
@@ -291,6 +308,7 @@ public struct Planner: Sendable {
                     ? now + max(occupant.mark - progress[g], 0) / rate(g, k)
                     : occupant.renderFromS + occupant.work / rate(g, k + 1)
             }
+            firstEnds[g] = loads[g].occupants.lazy.map(\.endS).min()!
         }
 
         while true {
@@ -300,7 +318,8 @@ public struct Planner: Sendable {
                     dispatcher.sortedRound(WaitingJobs.Reader(jobs: waiting), loads: &loads, now: now, explain: explain, maxReservations: maxReservations,
                                                   maxWaiting: maxWaiting ?? Dispatcher.waitingDepth(gpus: gpus.count),
                                                   smallestGB: smallest, queueCount: live,
-                                                  hint: Dispatcher.RoundHint(open: openList, anyBusy: running > 0, largestGB: largestGB))
+                                                  hint: Dispatcher.RoundHint(open: openList, anyBusy: running > 0, largestGB: largestGB,
+                                                                             roomGB: max(roomTree[1], 0), firstEnds: firstEnds))
                 }()
                 for (id, reason) in round.never {
                     let j = byID[id]!
