@@ -61,15 +61,24 @@ protocol RoundQueue {
     mutating func next(passing: PassOver?) -> QueuedJob?
 }
 
-/// Any sequence, read one job at a time.
+/// Any sequence, read one job at a time. Reading costs each job passed over, so a round stops after passing over
+/// `passLimit` of them, as the depth limit bounds the jobs it looks at (the run's queue of 100,000 jobs would otherwise
+/// be read whole at every event); the planner's tree passes over any number at no cost.
 struct SequenceRoundQueue<Iterator: IteratorProtocol>: RoundQueue where Iterator.Element == QueuedJob {
     var iterator: Iterator
+    var passLimit: Int
+    private var passed = 0
 
-    init(_ iterator: Iterator) { self.iterator = iterator }
+    init(_ iterator: Iterator, passLimit: Int = .max) {
+        self.iterator = iterator
+        self.passLimit = passLimit
+    }
 
     mutating func next(passing: PassOver?) -> QueuedJob? {
         while let job = iterator.next() {
             guard let passing, passing.passes(job.request) else { return job }
+            passed += 1
+            if passed >= passLimit { return nil }
         }
         return nil
     }
@@ -96,17 +105,24 @@ public struct Dispatcher: Sendable {
     where Jobs.Element == QueuedJob {
         if presorted {
             let smallest = smallestGB ?? queue.lazy.map(\.request.memoryGB).min()
-            return sortedRound(SequenceRoundQueue(queue.makeIterator()), loads: &loads, now: now, explain: explain, maxReservations: maxReservations,
-                               maxWaiting: maxWaiting, smallestGB: smallest, queueCount: queueCount)
+            return sortedRound(SequenceRoundQueue(queue.makeIterator(), passLimit: Dispatcher.passLimit(maxWaiting)), loads: &loads, now: now,
+                               explain: explain, maxReservations: maxReservations, maxWaiting: maxWaiting, smallestGB: smallest, queueCount: queueCount)
         }
         let sorted = queue.sorted(by: QueuedJob.dispatchOrder)
-        return sortedRound(SequenceRoundQueue(sorted.makeIterator()), loads: &loads, now: now, explain: explain, maxReservations: maxReservations,
-                           maxWaiting: maxWaiting, smallestGB: smallestGB ?? sorted.lazy.map(\.request.memoryGB).min(), queueCount: queueCount)
+        return sortedRound(SequenceRoundQueue(sorted.makeIterator(), passLimit: Dispatcher.passLimit(maxWaiting)), loads: &loads, now: now,
+                           explain: explain, maxReservations: maxReservations, maxWaiting: maxWaiting,
+                           smallestGB: smallestGB ?? sorted.lazy.map(\.request.memoryGB).min(), queueCount: queueCount)
     }
 
     /// Defaults of `round`: waiting jobs that may reserve a GPU per round, and waiting jobs looked at per round.
     public static let reservationsPerRound = 8
     public static let waitingPerRound = 128
+    /// Jobs a round reading its queue one by one may pass over (`PassOver`), per waiting job it may look at.
+    static let passedPerWaiting = 16
+    static func passLimit(_ maxWaiting: Int) -> Int {
+        let (limit, overflow) = maxWaiting.multipliedReportingOverflow(by: passedPerWaiting)
+        return overflow ? .max : limit
+    }
 
     /// Waiting jobs a round looks at on `gpus` GPUs: at least one per GPU. A fixed 128 left 24 GB cards idle on a
     /// 500 x 24 GB + 500 x 80 GB inventory once more than 128 jobs that need an 80 GB card waited at the head of a

@@ -109,6 +109,19 @@ import Testing
         }
     }
 
+    @Test func aQueueReadOneByOneStopsAfterPassingOverItsLimit() {
+        // Reading a queue costs each job passed over: after `passLimit` of them the round ends, where the tree goes on.
+        let jobs = (0..<10).map { QueuedJob(request: PlacementRequest(jobID: "j\($0)", memoryGB: $0 == 9 ? 5 : 50, seconds: 100), priority: 0, order: $0) }
+        let passing = PassOver(roomGB: 20, reservedRoomGB: 0, reservedSeconds: -.infinity, largestGB: 80)
+        var limited = SequenceRoundQueue(jobs.makeIterator(), passLimit: 5)
+        #expect(limited.next(passing: passing) == nil)
+        var unlimited = SequenceRoundQueue(jobs.makeIterator())
+        #expect(unlimited.next(passing: passing)?.request.jobID == "j9")
+        var tree = WaitingJobs.Reader(jobs: WaitingJobs(jobs, largestGB: 80))
+        #expect(tree.next(passing: passing)?.request.jobID == "j9")
+        #expect(Dispatcher.passLimit(.max) == .max && Dispatcher.passLimit(128) == 2048)
+    }
+
     /// 130 idle 24 GB cards and an 80 GB card with 70 GB taken until t = 1000; 129 jobs of 30 GB, then one of 10 GB.
     func bigJobsAhead() -> ([GPU], [GPULoad], [QueuedJob]) {
         let gpus = (0..<130).map { GPU(index: $0, model: "L4", memoryGB: 24) } + [GPU(index: 130, model: "H100", memoryGB: 80)]
