@@ -148,7 +148,8 @@ if wanted("mixed") {
     // as shipped and raised: why the makespan / lower bound ratio grows with the batch (docs/benchmarks.md).
     let half = Int(ProcessInfo.processInfo.environment["PLAN_GPUS"] ?? "1000")! / 2
     let gpus = (0..<half).map { GPU(index: $0, model: "L4", memoryGB: 24) } + (0..<half).map { GPU(index: half + $0, model: "H100", memoryGB: 80) }
-    for n in [10_000, 100_000] {
+    let sizes = (ProcessInfo.processInfo.environment["MIXED_JOBS"] ?? "10000,100000").split(separator: ",").compactMap { Int($0) }
+    for n in sizes {
         let jobs = randomJobs(n, seed: 7, sizes: ["384*256", "688*368", "704*384"], clips: 10...1000)
         for (reservations, waiting) in [(Dispatcher.reservationsPerRound, Dispatcher.waitingPerRound), (64, Dispatcher.waitingPerRound),
                                          (Dispatcher.reservationsPerRound, Dispatcher.waitingDepth(gpus: gpus.count)),
