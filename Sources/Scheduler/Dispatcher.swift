@@ -250,8 +250,8 @@ public struct Dispatcher: Sendable {
             // that fit reach the room (the planner's queue finds them in O(log n)). And once no GPU has room for the
             // smallest job, no later job can change anything (jobs too large for every GPU are found once the GPUs
             // empty, as with `maxWaiting`).
-            let passing = !explain && busy > 0 && !mayReserve
-                ? PassOver(roomGB: roomGB, reservedRoomGB: reservedRoomGB, reservedSeconds: reservedSeconds, largestGB: largestGB) : nil
+            let blocked = PassOver(roomGB: roomGB, reservedRoomGB: reservedRoomGB, reservedSeconds: reservedSeconds, largestGB: largestGB)
+            let passing = !explain && busy > 0 && !mayReserve ? blocked : nil
             if passing != nil && max(roomGB, reservedRoomGB) < smallest { break }
             let next: QueuedJob?
             if readAt < readAhead.count {
@@ -264,10 +264,10 @@ public struct Dispatcher: Sendable {
             guard let job = next else { break }
             let r = job.request
             let decision: Placer.Decision
-            if !explain && busy > 0 && r.memoryGB > roomGB && r.memoryGB <= largestGB && r.gpuModel == nil {
-                // Too big for every open GPU no one reserved: only a reserved GPU could take it (by backfilling).
-                decision = r.memoryGB > reservedRoomGB || r.seconds > reservedSeconds ? .wait([:])
-                    : decide(r, loads: loads, now: now, reservations: held, explain: false, candidates: reserved)
+            if !explain && busy > 0 && r.memoryGB > roomGB && PassOver.mayPass(r, largestGB: largestGB) {
+                // Too big for every open GPU no one reserved: only a reserved GPU could take it (by backfilling), and
+                // none can when `blocked` says so (the job waits; it is counted, since it was looked at).
+                decision = blocked.passes(r) ? .wait([:]) : decide(r, loads: loads, now: now, reservations: held, explain: false, candidates: reserved)
             } else {
                 decision = decide(r, loads: loads, now: now, reservations: held, explain: explain,
                                   candidates: explain || busy == 0 || r.memoryGB > largestGB || r.gpuModel != nil ? nil : openIdx)
