@@ -227,10 +227,8 @@ public struct Planner: Sendable {
         let largestGB = gpus.map { $0.memoryGB - $0.foreignUsedGB }.max() ?? 0
         // Started jobs leave the tree, which keeps the order and finds the next job a round can use in O(log n).
         var waiting = WaitingJobs(queue, largestGB: largestGB)
-        // Where each job (by manifest order) sits in `queue`.
-        let orderOf = Dictionary(uniqueKeysWithValues: queue.map { ($0.request.jobID, $0.order) })
-        var position = [Int](repeating: 0, count: jobs.count)
-        for (k, q) in queue.enumerated() { position[q.order] = k }
+        // Where each job sits in `queue` (and in the tree).
+        let position = Dictionary(uniqueKeysWithValues: queue.enumerated().map { ($1.request.jobID, $0) })
         var live = queue.count
         let smallest = queue.map(\.request.memoryGB).min() ?? 0
         let sharing = dispatcher.placer.sharing
@@ -347,7 +345,7 @@ public struct Planner: Sendable {
                 }
                 for g in touched.sorted() { schedule(g); refresh(g) }
                 for id in round.starts.map(\.jobID) + Array(round.never.keys) {
-                    waiting.remove(at: position[orderOf[id]!])
+                    waiting.remove(at: position[id]!)
                     live -= 1
                 }
             }
