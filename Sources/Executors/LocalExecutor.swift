@@ -50,7 +50,7 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
     let options: LocalExecutorOptions
     public var servesWarm: Bool { options.warm != nil }
     public func isRendering(_ jobID: String) -> Bool { pool?.waitsForLoad(jobID) != true }
-    let dispatcher: Dispatcher
+    var dispatcher: Dispatcher
     private var loads: [GPULoad]
     private let ports = PortAllocator()
     private let groups = GroupRegistry()
@@ -141,8 +141,11 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         // What each running job has left before this round's placements stretch it (the worker rule's measure).
         let ends = Dictionary(loads.flatMap { l in l.occupants.map { ($0.jobID, $0.endS) } }, uniquingKeysWith: { a, _ in a })
         let requests = queue.requests(predictor).lazy.filter { matched[$0.request.jobID] == nil }
+        let smallest = queue.smallestGB(predictor)
+        // A cold job joins where S(k) merely holds only on cards of the smallest waiting job's home size (`Placer.holdsUpToGB`).
+        dispatcher.placer.holdsUpToGB = Placer.homeGB(of: smallest, on: gpus)
         let round = dispatcher.round(queue: requests, loads: &loads, now: now, presorted: true, explain: false,
-                                     maxWaiting: depth, smallestGB: queue.smallestGB(predictor), queueCount: queue.count - matched.count)
+                                     maxWaiting: depth, smallestGB: smallest, queueCount: queue.count - matched.count)
         for (id, reason) in round.never.sorted(by: { $0.key < $1.key }) { admission.never.append((id, reason, true)) }
         var hostUsed = held.values.reduce(0) { $0 + $1.hostRAMGB }
         let reused = matched.keys.sorted().compactMap { id in loads.first { l in l.occupants.contains { $0.jobID == id } }.map { (id, $0.gpu.index) } }

@@ -318,8 +318,16 @@ public struct Placer: Sendable {
     public var sharing: SharingModel
     public var maxJobsPerGPU: Int
     /// The jobs start up first (cold processes): a start-up shares nothing, so a job may join a card whose S(k+1)
-    /// merely equals S(k): it gains its start-up and costs the others nothing until it renders.
+    /// merely equals S(k): it gains its start-up and costs the others nothing until it renders. Only on cards no
+    /// larger than `holdsUpToGB`.
     public var coldStarts: Bool
+    /// Cards no larger than this (GB) take a cold job where S(k) merely holds; larger ones only where S(k+1) > S(k).
+    /// The dispatcher's callers set it to the smallest card size that holds the smallest waiting job (`homeGB`), so a
+    /// uniform inventory is unaffected. On a mixed one, a larger card's memory may be the only place for the jobs
+    /// too large for the smaller cards, and company there gains only a start-up: on 500 x 24 GB + 500 x 80 GB cards,
+    /// joining where S merely holds on the 80 GB cards planned 10,000 clips at 1.31 x their lower bound, against 1.02
+    /// without (docs/benchmarks.md, "Why the ratio grew").
+    public var holdsUpToGB = Double.infinity
 
     public init(strategy: Strategy, maxJobsPerGPU: Int, sharing: SharingModel, coldStarts: Bool = false) {
         self.strategy = strategy
@@ -338,6 +346,13 @@ public struct Placer: Sendable {
         case never([Int: [Rejection]])
     }
 
+    /// The smallest card size (GB) of `gpus` that holds a job of `jobGB`: the job's home size. Infinity when no card
+    /// holds it, or no job is given.
+    public static func homeGB(of jobGB: Double?, on gpus: [GPU]) -> Double {
+        guard let jobGB else { return .infinity }
+        return gpus.lazy.map(\.memoryGB).filter { $0 >= jobGB }.min() ?? .infinity
+    }
+
     /// Decides where `request` runs given the loads; `allowed` restricts GPUs (reservations), given the
     /// position of a load in `loads`. With `explain` false, a job that must wait gets no reasons (the planner
     /// asks once per job, not on every event).
@@ -350,7 +365,7 @@ public struct Placer: Sendable {
             // The filters' conditions, read in place: on a large inventory this loop is the scheduler's hot path
             // (copying a load costs more than checking it). `filtersAgree` in the tests keeps it equal to the
             // filters, which remain the source of the reasons below.
-            guard fastPathPasses(request, loads[i]), sharingPays(jobs: loads[i].occupants.count), allowed(i) == nil else { return }
+            guard fastPathPasses(request, loads[i]), sharingPays(jobs: loads[i].occupants.count, cardGB: loads[i].gpu.memoryGB), allowed(i) == nil else { return }
             let s = strategy.scorer.score(request, loads[i], sharing: sharing)
             if best == nil || s > best!.score { best = (loads[i].gpu.index, s) }
         }
@@ -404,14 +419,14 @@ public struct Placer: Sendable {
     }
 
     /// With `earliest-finish`, a job joins a busy GPU only when that raises the GPU's throughput: S(k+1) > S(k); or,
-    /// with `coldStarts`, keeps it to within what S(k) is measured to: S(k+1) >= S(k) x (1 - `SharingModel.spread`)
-    /// (as the tail assignment does, `SharingModel.holds`).
-    func sharingPays(_ load: GPULoad) -> Bool { sharingPays(jobs: load.occupants.count) }
+    /// with `coldStarts` on a card no larger than `holdsUpToGB`, keeps it to within what S(k) is measured to:
+    /// S(k+1) >= S(k) x (1 - `SharingModel.spread`) (as the tail assignment does, `SharingModel.holds`).
+    func sharingPays(_ load: GPULoad) -> Bool { sharingPays(jobs: load.occupants.count, cardGB: load.gpu.memoryGB) }
 
     @inline(__always)
-    func sharingPays(jobs k: Int) -> Bool {
+    func sharingPays(jobs k: Int, cardGB: Double) -> Bool {
         guard strategy.shareOnlyWhenFaster, k > 0 else { return true }
-        return coldStarts ? sharing.holds(k + 1) : sharing.aggregate(k + 1) > sharing.aggregate(k) * 1.01
+        return coldStarts && cardGB <= holdsUpToGB ? sharing.holds(k + 1) : sharing.aggregate(k + 1) > sharing.aggregate(k) * 1.01
     }
 
     /// True when the GPU can take no job of at least `smallestGB`: at its cap, isolated, or too full.

@@ -232,6 +232,16 @@ public struct Planner: Sendable {
         var live = queue.count
         let smallest = queue.map(\.request.memoryGB).min() ?? 0
         let sharing = dispatcher.placer.sharing
+        // Where a cold job may join a card whose S(k) merely holds: cards up to the smallest size that holds the
+        // smallest waiting job (`Placer.holdsUpToGB`), as the run's rounds set it. Waiting jobs are counted by their home
+        // size, so the limit moves up once a size's last one has started.
+        var dispatcher = self.dispatcher
+        let cardSizes = Array(Set(gpus.map(\.memoryGB))).sorted()
+        let homeOf: [Int?] = queue.map { q in cardSizes.firstIndex { $0 >= q.request.memoryGB } }
+        var waitingAt = [Int](repeating: 0, count: cardSizes.count)
+        for h in homeOf { if let h { waitingAt[h] += 1 } }
+        func holdsUpTo() -> Double { waitingAt.firstIndex { $0 > 0 }.map { cardSizes[$0] } ?? .infinity }
+        dispatcher.placer.holdsUpToGB = holdsUpTo()
         var loads = gpus.map { GPULoad(gpu: $0) }
         let slot = Dictionary(uniqueKeysWithValues: gpus.enumerated().map { ($1.index, $0) })
         // Which GPUs could take the smallest job, kept up to date as GPUs change (a round would otherwise read all
@@ -346,7 +356,12 @@ public struct Planner: Sendable {
                 for g in touched.sorted() { schedule(g); refresh(g) }
                 for id in round.starts.map(\.jobID) + Array(round.never.keys) {
                     waiting.remove(at: position[id]!)
+                    if let h = homeOf[position[id]!] { waitingAt[h] -= 1 }
                     live -= 1
+                }
+                if dispatcher.placer.coldStarts, holdsUpTo() != dispatcher.placer.holdsUpToGB {
+                    dispatcher.placer.holdsUpToGB = holdsUpTo()
+                    for g in loads.indices { refresh(g) }
                 }
             }
             if running == 0 {

@@ -57,8 +57,10 @@ import Testing
         let gone = Set((0..<queue.count).filter { _ in Int.random(in: 0..<4, using: &rng) == 0 })
         for p in gone { tree.remove(at: p) }
         let left = queue.indices.filter { !gone.contains($0) }.map { queue[$0] }
-        for strategy in ["earliest-finish", "pack"] {
-            let d = Dispatcher(placer: Placer(strategy: Strategy.table[strategy]!, maxJobsPerGPU: 4, sharing: SharingModel([2: 1.3, 3: 1.32, 4: 1.33]), coldStarts: true))
+        // (Cold jobs join where S merely holds on every card, or on the 24 GB cards only, `Placer.holdsUpToGB`.)
+        for (strategy, holds) in [("earliest-finish", Double.infinity), ("earliest-finish", 24), ("pack", .infinity)] {
+            var d = Dispatcher(placer: Placer(strategy: Strategy.table[strategy]!, maxJobsPerGPU: 4, sharing: SharingModel([2: 1.3, 3: 1.32, 4: 1.33]), coldStarts: true))
+            d.placer.holdsUpToGB = holds
             for depth in [16, 40, 128] {
                 var a = loads, b = loads
                 let smallest = left.map(\.request.memoryGB).min()
@@ -67,7 +69,7 @@ import Testing
                 let bySequence = d.sortedRound(SequenceRoundQueue(left.makeIterator()), loads: &b, now: 0, explain: false, maxReservations: 8,
                                                maxWaiting: depth, smallestGB: smallest, queueCount: left.count)
                 #expect(byTree.starts.map(\.jobID) == bySequence.starts.map(\.jobID) && byTree.starts.map(\.gpu) == bySequence.starts.map(\.gpu),
-                        "seed \(seed), \(strategy), depth \(depth)")
+                        "seed \(seed), \(strategy), holds up to \(holds) GB, depth \(depth)")
                 #expect(byTree.never.keys.sorted() == bySequence.never.keys.sorted())
                 #expect(byTree.reservations.mapValues(\.jobID) == bySequence.reservations.mapValues(\.jobID))
                 #expect(a.map { $0.occupants.map(\.jobID) } == b.map { $0.occupants.map(\.jobID) })

@@ -102,6 +102,44 @@ import Testing
         #expect(plan.runs.filter { $0.startS == 0 }.count == 2, "\(plan.runs.map { ($0.jobID, $0.startS) })")
     }
 
+    @Test func aLargerCardTakesCompanyThatGainsNothingOnlyOnceItIsTheSmallestWaitingJobsHome() {
+        // S(3) = 1.355 is no gain on S(2) = 1.35, but holds it: cold jobs may join there, on their home size only. On a
+        // 24 GB and an 80 GB card, 10.2 GB jobs have the 24 GB card for home: the 80 GB card takes two of them, not
+        // four (on 500 + 500 such cards, four planned 10,000 clips at 1.31 x their bound, against 1.02). On two 80 GB
+        // cards (a uniform inventory) four start on each. Once only 25 GB jobs wait, the 80 GB card is their home and
+        // takes three.
+        var prof = testProfile(sharing: [2: 1.35, 4: 1.36])
+        prof.time.startupSeconds = 10
+        let planner = Planner(predictor: Predictor(profile: prof), strategy: Strategy.table["earliest-finish"]!)
+        let small = (0..<100).map { PlanJob(id: "s\($0)", settings: settings("384*256", clips: 2)) }
+        let mixed = [GPU(index: 0, memoryGB: 24), GPU(index: 1, memoryGB: 80)]
+        let both = planner.plan(small, gpus: mixed)
+        #expect(both.runs.filter { $0.startS == 0 }.map(\.gpu).sorted() == [0, 0, 1, 1], "\(both.runs.prefix(6).map { ($0.jobID, $0.gpu, $0.startS) })")
+        let uniform = planner.plan(small, gpus: [GPU(index: 0, memoryGB: 80), GPU(index: 1, memoryGB: 80)])
+        #expect(uniform.runs.filter { $0.startS == 0 }.count == 8)
+        let big = (0..<100).map { PlanJob(id: "b\($0)", settings: settings("688*368", clips: 50)) }
+        #expect(abs(Predictor(profile: prof).estimate(big[0].settings).memoryGB - 25) < 1e-9)
+        let bigOnly = planner.plan(big, gpus: mixed)
+        #expect(bigOnly.runs.filter { $0.startS == 0 }.map(\.gpu) == [1, 1, 1])
+        // Small jobs first, then big ones: the 80 GB card holds two at a time while small jobs wait, three once the
+        // last small job has started.
+        let jobs: [PlanJob] = Array(small.prefix(80)) + Array(big.prefix(80))
+        let later = planner.plan(jobs, gpus: mixed)
+        let lastSmallStart: Double = later.runs.filter { $0.jobID.hasPrefix("s") }.map { $0.startS }.max()!
+        /// The most jobs at once on `gpu` at the starts `when` selects.
+        func most(on gpu: Int, _ when: (Double) -> Bool) -> Int {
+            let there: [PlannedRun] = later.runs.filter { $0.gpu == gpu }
+            var most = 0
+            for r in there where when(r.startS) {
+                let t = r.startS + 1e-9
+                most = max(most, there.filter { $0.startS <= t && $0.endS > t }.count)
+            }
+            return most
+        }
+        #expect(most(on: 1) { $0 < lastSmallStart - 1e-9 } == 2)
+        #expect(most(on: 1) { $0 > lastSmallStart + 1e-9 } == 3)
+    }
+
     @Test func neverThreeTenGBJobsOnA24GBCard() {
         let jobs = (0..<3).map { PlanJob(id: "j\($0)", settings: settings("384*256", clips: 10)) }
         let plan = planner("pack", sharing: [2: 1.35, 4: 1.36]).plan(jobs, gpus: [GPU(index: 0, memoryGB: 24)])
