@@ -506,6 +506,7 @@ enum Replay {
             loads(root: root, profile: laProfile)
             firstRequest(root: root, profile: laProfile)
             firstRequestFixed(root: root, profile: laProfile)
+            colocated(root: root, profile: laProfile)
         }
         priorWeights(root: root, profile: profile)
         sampleSteps(root: root, profile: profile)
@@ -946,6 +947,59 @@ enum Replay {
                          run, out.first ?? "-", out.last ?? "-", loads, requests))
         }
     }
+    /// Live Avatar two at a time on one H200 (2026-12-02, eleventh session): ten short clips (8 x 384*256, 2 x 688*368)
+    /// on two warm workers, run three times (colo1 planned from the calibration and the history of h200-2026-12-02-la2,
+    /// each later one from that and the batches before it). Rows: each starting point's errors, the co-located ones against S(k) as the starting point
+    /// has it; then each batch's plan, as its run printed it, against its wall time.
+    static func colocated(root: String, profile: RendererProfile) {
+        let base = root + "/bench/results/h200-2026-12-02-colo"
+        let dir = NSTemporaryDirectory() + "replay-colo-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var runs: [[Job]] = []
+        let names = ["colo1", "colo2", "colo3"]
+        for run in names {
+            guard untar(base + "/\(run).tgz", into: dir + "/" + run, ["./status.json"]),
+                  let js = try? jobs(status: dir + "/\(run)/status.json", manifest: nil), !js.isEmpty else { return }
+            runs.append(js)
+        }
+        guard let fit = storedFit(base + "/history-after-colo1.sqlite", profile: profile) else { return }
+        let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4013671875)]
+        var alone = Predictor(profile: profile)
+        alone.warm = true
+        var calibrated = Predictor(profile: profile.calibrated(by: fit))
+        calibrated.warm = true
+        let both = runs.flatMap { $0 }
+        print("\nreplay NVIDIA H200, Live Avatar two at a time (2026-12-02, eleventh session): ten short clips on two warm workers, run three times"
+              + " (bench/results/h200-2026-12-02-colo); S(2) from the calibration: " + String(format: "%.2f", fit.sharing[2] ?? 0))
+        print(header)
+        print(row("profile alone", errors(alone, on: both, serial: false, context: both), jobs: both.count))
+        print(row("calibration", errors(calibrated, on: both, serial: false, context: both), jobs: both.count))
+        // What each batch planned from: the product's Knowledge over the history file as it was when the batch began.
+        let before = [root + "/bench/results/h200-2026-12-02-la2/history-after-calcheck5.sqlite", base + "/history-after-colo1.sqlite",
+                      base + "/history-after-colo2.sqlite"]
+        var plans: [String] = []
+        for (i, run) in names.enumerated() {
+            let knowledge = productKnowledge(before[i], fit: fit, profile: profile, gpus: h200, warm: true)
+            var predictor = knowledge.predictor()
+            predictor.warm = true
+            let held = i == 0 ? "calibration + 4-clip checks' history (as colo1 planned)"
+                : "calibration + history to " + names[i - 1] + " (as \(run) planned)"
+            print(row(held + String(format: ", S(2) %.2f", SharingModel(predictor.profile.sharing).aggregate(2)),
+                      errors(predictor, on: runs[i], serial: false, context: runs[i]), jobs: runs[i].count))
+            guard let plan = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base + "/\(run)-plan.json"))) as? [String: Any],
+                  let makespan = plan["makespan_s"] as? Double, let observed = span(runs[i]) else { continue }
+            let load = ((plan["warm"] as? [String: Any])?["load_seconds"] as? Double) ?? 0
+            plans.append(String(format: "  %@: planned %.1f s (the workers' load %.1f s, then the requests %.1f s); its requests ran %.1f s from the first one's start"
+                                + " (the wall time, loads included: summary-%@.txt)", run, makespan, load, makespan - load, observed, run))
+        }
+        plans.forEach { print($0) }
+        for file in names.map({ "history-after-\($0).sqlite" }) {
+            let knowledge = productKnowledge(base + "/" + file, fit: fit, profile: profile, gpus: h200, warm: true)
+            print(String(format: "  S(2) a batch after %@ plans from: %.2f (learned: %@)", file, SharingModel(knowledge.profile.sharing).aggregate(2),
+                         knowledge.learnedSharing.sorted { $0.key < $1.key }.map { "S(\($0.key)) \(String(format: "%.2f", $0.value))" }.joined(separator: ", ")))
+        }
+    }
+
     /// Live Avatar on an H200 again (2026-12-02, later): `calibrate liveavatar --quick` with the first request's extra kept
     /// apart (d172a9b), then the 4-clip check twice on one warm worker each (calcheck4 from the calibration alone,
     /// calcheck5 from it and calcheck4's history). Rows: each starting point's errors on the requests it did not see;
