@@ -993,6 +993,18 @@ enum Replay {
                                 + " (the wall time, loads included: summary-%@.txt)", run, makespan, load, makespan - load, observed, run))
         }
         plans.forEach { print($0) }
+        // The prior weight of S(k) (Learning.sharingPriorWeight) on these batches: each later one as it would have planned.
+        print("  prior weight of S(k): colo2 / colo3 as planned from the history before each, co-located p50 / p95, and the S(2) each planned from")
+        for weight in [0.0, 1, 2, 4, 8] {
+            var cells: [String] = []
+            for i in 1..<names.count {
+                var predictor = productKnowledge(before[i], fit: fit, profile: profile, gpus: h200, sharingPriorWeight: weight, warm: true).predictor()
+                predictor.warm = true
+                let e = errors(predictor, on: runs[i], serial: false, context: runs[i]).colocated
+                cells.append("\(pct(e, 0.5)) / \(pct(e, 0.95)) (S(2) " + String(format: "%.2f", SharingModel(predictor.profile.sharing).aggregate(2)) + ")")
+            }
+            print(String(format: "    weight %g: ", weight) + cells.joined(separator: "; "))
+        }
         for file in names.map({ "history-after-\($0).sqlite" }) {
             let knowledge = productKnowledge(base + "/" + file, fit: fit, profile: profile, gpus: h200, warm: true)
             print(String(format: "  S(2) a batch after %@ plans from: %.2f (learned: %@)", file, SharingModel(knowledge.profile.sharing).aggregate(2),
