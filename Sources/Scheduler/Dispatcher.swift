@@ -142,7 +142,7 @@ public struct Dispatcher: Sendable {
         /// The most free memory on an open GPU (0 when none is open).
         var roomGB: Double
         /// Per GPU, when its first job ends (-infinity when it runs none).
-        var firstEnds: [Double]
+        var firstEnds: MinTree
     }
 
     /// `round` over a queue already in dispatch order (generic, so the planner's queue is not boxed).
@@ -200,7 +200,7 @@ public struct Dispatcher: Sendable {
             largestGB = hint.largestGB
             roomGB = hint.roomGB
             assert(roomGB == openIdx.reduce(0) { max($0, loads[$1].freeGB) }, "stale room")
-            assert(hint.firstEnds == loads.map { $0.occupants.lazy.map(\.endS).min() ?? -.infinity }, "stale first ends")
+            assert(loads.indices.allSatisfy { hint.firstEnds.value($0) == loads[$0].occupants.lazy.map(\.endS).min() ?? -.infinity }, "stale first ends")
         } else {
             largestGB = loads.map { $0.gpu.memoryGB - $0.gpu.foreignUsedGB }.max() ?? 0
             for i in loads.indices {
@@ -215,7 +215,8 @@ public struct Dispatcher: Sendable {
         var waited = 0, searches = 0
         var held = RoundReservations(gpus: loads.count)
         var reserved: [Int] = []
-        var nextEnd: [Double] = []  // per GPU, when its first job ends (computed when a reservation is first sought)
+        // Per GPU, when its first job ends (-infinity or `now`: it runs none), computed when a reservation is first sought.
+        var nextEnd: MinTree?
         var placedBefore: [Int] = []  // GPUs placed on before that: the hint's first ends are stale there
         // The most free memory on a reserved GPU that could take another job, and the longest job (solo seconds) that
         // could end there before its reservation: a job larger than that and than `roomGB`, or longer, waits without
@@ -282,20 +283,19 @@ public struct Dispatcher: Sendable {
                 // `roomGB` would send every later job through a full scan to find no GPU.)
                 if wasOpen && !held.isReserved(i) && loads[i].freeGB + r.memoryGB >= roomGB - 1e-9 { roomGB = room() }
                 if held.isReserved(i) { reservedRoom() }
-                if nextEnd.isEmpty { placedBefore.append(i) }
+                if nextEnd == nil { placedBefore.append(i) }
                 result.starts.append((r.jobID, gpu))
             case let .wait(reasons):
                 waited += 1
                 if explain { result.waiting[r.jobID] = Dispatcher.summarize(reasons) }
                 if mayReserve {
                     searches += 1
-                    if nextEnd.isEmpty {
-                        if let hint {
-                            nextEnd = hint.firstEnds
-                            for i in placedBefore { nextEnd[i] = loads[i].occupants.lazy.map(\.endS).min() ?? now }
-                            for i in nextEnd.indices where nextEnd[i] == -.infinity { nextEnd[i] = now }
+                    if nextEnd == nil {
+                        if var ends = hint?.firstEnds {
+                            for i in placedBefore { ends.set(i, loads[i].occupants.lazy.map(\.endS).min() ?? now) }
+                            nextEnd = ends
                         } else {
-                            nextEnd = loads.map { $0.occupants.lazy.map(\.endS).min() ?? now }
+                            nextEnd = MinTree(count: loads.count) { loads[$0].occupants.lazy.map(\.endS).min() ?? now }
                         }
                     }
                     if let (i, start) = earliestStart(r, loads: loads, now: now, nextEnd: nextEnd, skip: { held.isReserved($0) }) {
@@ -362,13 +362,23 @@ public struct Dispatcher: Sendable {
     /// When and where (a position in `loads`) a waiting job could start if the running jobs end as predicted, among
     /// the GPUs `skip` leaves: on each GPU that could hold it once emptied, release occupants in order of their
     /// predicted ends until it fits.
-    func earliestStart(_ r: PlacementRequest, loads: [GPULoad], now: Double, nextEnd: [Double]? = nil, skip: (Int) -> Bool = { _ in false }) -> (Int, Double)? {
+    /// `nextEnd`, when given, holds when each GPU's first job ends (no later than the truth; a GPU that runs none, any
+    /// time up to `now`): the search jumps over the GPUs whose first job ends no sooner than the best start found.
+    func earliestStart(_ r: PlacementRequest, loads: [GPULoad], now: Double, nextEnd: MinTree? = nil, skip: (Int) -> Bool = { _ in false }) -> (Int, Double)? {
         var best: (Int, Double)?
         let cap = placer.maxJobsPerGPU
         var ends: [(endS: Double, memoryGB: Double)] = []
-        for i in loads.indices where !skip(i) {
-            // A GPU whose first job ends no sooner than the best start found cannot beat it.
-            if let b = best, let nextEnd, nextEnd[i] >= b.1 { continue }
+        var i = -1
+        while true {
+            i += 1
+            // A GPU whose first job ends no sooner than the best start found cannot beat it (the best start is later
+            // than `now`, or the search has ended).
+            if let b = best, let nextEnd {
+                guard let j = nextEnd.first(from: i, atMost: b.1.nextDown) else { break }
+                i = j
+            }
+            guard i < loads.count else { break }
+            if skip(i) { continue }
             guard r.memoryGB <= loads[i].gpu.memoryGB - loads[i].gpu.foreignUsedGB,
                   r.gpuModel.map({ loads[i].gpu.model.localizedCaseInsensitiveContains($0) }) ?? true else { continue }
             var free = loads[i].freeGB

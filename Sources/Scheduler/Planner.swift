@@ -85,22 +85,14 @@ struct EventHeap {
 /// jobs run longest first, so those short enough to end before a reservation are each priority's last ones.
 struct WaitingJobs {
     let jobs: [QueuedJob]
-    /// Leaves from `size` on, one per job (padding: infinity); each inner node the least of its two children.
-    private var least: [Double]
-    private let size: Int
+    /// Each job's figure, by position.
+    private var least: MinTree
     /// Each priority's positions, in order.
     private let priorities: [Range<Int>]
 
     init(_ jobs: [QueuedJob], largestGB: Double) {
         self.jobs = jobs
-        var size = 1
-        while size < jobs.count { size *= 2 }
-        self.size = size
-        least = [Double](repeating: .infinity, count: 2 * size)
-        for (i, j) in jobs.enumerated() {
-            least[size + i] = PassOver.mayPass(j.request, largestGB: largestGB) ? j.request.memoryGB : -Double.infinity
-        }
-        for i in stride(from: size - 1, through: 1, by: -1) { least[i] = min(least[2 * i], least[2 * i + 1]) }
+        least = MinTree(count: jobs.count) { PassOver.mayPass(jobs[$0].request, largestGB: largestGB) ? jobs[$0].request.memoryGB : -Double.infinity }
         var blocks: [Range<Int>] = []
         var from = 0
         for i in jobs.indices where i + 1 == jobs.count || jobs[i + 1].priority != jobs[i].priority {
@@ -110,32 +102,12 @@ struct WaitingJobs {
         priorities = blocks
     }
 
-    func isWaiting(_ p: Int) -> Bool { least[size + p] < .infinity }
+    func isWaiting(_ p: Int) -> Bool { least.value(p) < .infinity }
 
-    mutating func remove(at p: Int) {
-        var i = size + p
-        least[i] = .infinity
-        while i > 1 {
-            i /= 2
-            least[i] = min(least[2 * i], least[2 * i + 1])
-        }
-    }
+    mutating func remove(at p: Int) { least.set(p, .infinity) }
 
     /// The first waiting job at or after position `p` whose figure is at most `limit`.
-    func first(from p: Int, atMost limit: Double) -> Int? {
-        guard p < jobs.count else { return nil }
-        var i = size + p
-        if least[i] > limit {
-            // Up until a right sibling holds one, then down to its leftmost.
-            while true {
-                if i == 1 { return nil }
-                if i % 2 == 0 && least[i + 1] <= limit { i += 1; break }
-                i /= 2
-            }
-            while i < size { i = least[2 * i] <= limit ? 2 * i : 2 * i + 1 }
-        }
-        return i - size
-    }
+    func first(from p: Int, atMost limit: Double) -> Int? { least.first(from: p, atMost: limit) }
 
     /// The first waiting job at or after position `p` that `passing` does not pass over.
     func first(from p: Int, passing: PassOver?) -> Int? {
@@ -247,21 +219,12 @@ public struct Planner: Sendable {
         // Which GPUs could take the smallest job, kept up to date as GPUs change (a round would otherwise read all
         // of them, on every event): positions in `loads`, in order.
         var openList = Array(loads.indices).filter { !dispatcher.placer.saturated(loads[$0], smallestGB: smallest) }
-        // The most free memory on an open GPU (a maximum tree over the GPUs, -infinity where not open), and each GPU's
-        // first job's end (-infinity: none), kept up to date for the rounds as the open list is.
-        var roomSize = 1
-        while roomSize < gpus.count { roomSize *= 2 }
-        var roomTree = [Double](repeating: -.infinity, count: 2 * roomSize)
-        func setRoom(_ g: Int, _ value: Double) {
-            var i = roomSize + g
-            roomTree[i] = value
-            while i > 1 {
-                i /= 2
-                roomTree[i] = max(roomTree[2 * i], roomTree[2 * i + 1])
-            }
-        }
+        // The most free memory on an open GPU (a minimum tree over the GPUs' free memory negated, +infinity where not
+        // open), and each GPU's first job's end (-infinity: none), kept up to date for the rounds as the open list is.
+        var roomTree = MinTree(count: gpus.count)
+        func setRoom(_ g: Int, _ value: Double) { roomTree.set(g, -value) }
         for g in openList { setRoom(g, loads[g].freeGB) }
-        var firstEnds = [Double](repeating: -.infinity, count: gpus.count)
+        var firstEnds = MinTree(count: gpus.count) { _ in -.infinity }
         func refresh(_ g: Int) {
             let isOpen = !dispatcher.placer.saturated(loads[g], smallestGB: smallest)
             var lo = 0, hi = openList.count
@@ -300,7 +263,7 @@ public struct Planner: Sendable {
         }
         func schedule(_ g: Int) {
             version[g] += 1
-            firstEnds[g] = -.infinity
+            firstEnds.set(g, -.infinity)
             guard !loads[g].occupants.isEmpty else { return }
             let k = rendering(g)
             var next = Double.infinity
@@ -316,7 +279,7 @@ public struct Planner: Sendable {
                     ? now + max(occupant.mark - progress[g], 0) / rate(g, k)
                     : occupant.renderFromS + occupant.work / rate(g, k + 1)
             }
-            firstEnds[g] = loads[g].occupants.lazy.map(\.endS).min()!
+            firstEnds.set(g, loads[g].occupants.lazy.map(\.endS).min()!)
         }
 
         while true {
@@ -327,7 +290,7 @@ public struct Planner: Sendable {
                                                   maxWaiting: maxWaiting ?? Dispatcher.waitingDepth(gpus: gpus.count),
                                                   smallestGB: smallest, queueCount: live,
                                                   hint: Dispatcher.RoundHint(open: openList, anyBusy: running > 0, largestGB: largestGB,
-                                                                             roomGB: max(roomTree[1], 0), firstEnds: firstEnds))
+                                                                             roomGB: max(-roomTree.least, 0), firstEnds: firstEnds))
                 }()
                 for (id, reason) in round.never {
                     let j = byID[id]!
