@@ -362,7 +362,7 @@ public struct Dispatcher: Sendable {
     /// When and where (a position in `loads`) a waiting job could start if the running jobs end as predicted, among
     /// the GPUs `skip` leaves: on each GPU that could hold it once emptied, release occupants in order of their
     /// predicted ends until it fits.
-    /// `nextEnd`, when given, holds when each GPU's first job ends (no later than the truth; a GPU that runs none, any
+    /// `nextEnd`, when given, holds when each GPU's first job ends as the round first read it (a GPU that runs none: any
     /// time up to `now`): the search jumps over the GPUs whose first job ends no sooner than the best start found.
     func earliestStart(_ r: PlacementRequest, loads: [GPULoad], now: Double, nextEnd: MinTree? = nil, skip: (Int) -> Bool = { _ in false }) -> (Int, Double)? {
         var best: (Int, Double)?

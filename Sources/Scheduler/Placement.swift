@@ -349,9 +349,17 @@ public struct Placer: Sendable {
     /// The smallest card size (GB) of `gpus` that holds a job of `jobGB`: the job's home size. Infinity when no card
     /// holds it, or no job is given.
     public static func homeGB(of jobGB: Double?, on gpus: [GPU]) -> Double {
-        guard let jobGB else { return .infinity }
-        return gpus.lazy.map(\.memoryGB).filter { $0 >= jobGB }.min() ?? .infinity
+        homeGB(of: jobGB, sizes: cardSizes(gpus))
     }
+
+    /// The same among card sizes `sizes`, ascending (`cardSizes`).
+    static func homeGB(of jobGB: Double?, sizes: [Double]) -> Double {
+        guard let jobGB else { return .infinity }
+        return sizes.first { $0 >= jobGB } ?? .infinity
+    }
+
+    /// The distinct card sizes (GB) of `gpus`, ascending.
+    static func cardSizes(_ gpus: [GPU]) -> [Double] { Array(Set(gpus.map(\.memoryGB))).sorted() }
 
     /// Decides where `request` runs given the loads; `allowed` restricts GPUs (reservations), given the
     /// position of a load in `loads`. With `explain` false, a job that must wait gets no reasons (the planner

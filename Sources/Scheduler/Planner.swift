@@ -208,11 +208,11 @@ public struct Planner: Sendable {
         // smallest waiting job (`Placer.holdsUpToGB`), as the run's rounds set it. Waiting jobs are counted by their home
         // size, so the limit moves up once a size's last one has started.
         var dispatcher = self.dispatcher
-        let cardSizes = Array(Set(gpus.map(\.memoryGB))).sorted()
-        let homeOf: [Int?] = queue.map { q in cardSizes.firstIndex { $0 >= q.request.memoryGB } }
-        var waitingAt = [Int](repeating: 0, count: cardSizes.count)
-        for h in homeOf { if let h { waitingAt[h] += 1 } }
-        func holdsUpTo() -> Double { waitingAt.firstIndex { $0 > 0 }.map { cardSizes[$0] } ?? .infinity }
+        let cardSizes = Placer.cardSizes(gpus)
+        let homeOf = queue.map { Placer.homeGB(of: $0.request.memoryGB, sizes: cardSizes) }
+        var waitingAt: [Double: Int] = [:]
+        for h in homeOf where h < .infinity { waitingAt[h, default: 0] += 1 }
+        func holdsUpTo() -> Double { waitingAt.lazy.filter { $0.value > 0 }.map(\.key).min() ?? .infinity }
         dispatcher.placer.holdsUpToGB = holdsUpTo()
         var loads = gpus.map { GPULoad(gpu: $0) }
         let slot = Dictionary(uniqueKeysWithValues: gpus.enumerated().map { ($1.index, $0) })
@@ -319,7 +319,8 @@ public struct Planner: Sendable {
                 for g in touched.sorted() { schedule(g); refresh(g) }
                 for id in round.starts.map(\.jobID) + Array(round.never.keys) {
                     waiting.remove(at: position[id]!)
-                    if let h = homeOf[position[id]!] { waitingAt[h] -= 1 }
+                    let h = homeOf[position[id]!]
+                    if h < .infinity { waitingAt[h]! -= 1 }
                     live -= 1
                 }
                 if dispatcher.placer.coldStarts, holdsUpTo() != dispatcher.placer.holdsUpToGB {
