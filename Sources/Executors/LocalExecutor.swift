@@ -52,6 +52,8 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
     public func isRendering(_ jobID: String) -> Bool { pool?.waitsForLoad(jobID) != true }
     var dispatcher: Dispatcher
     private var loads: [GPULoad]
+    /// The GPUs' sizes, for the smallest waiting job's home (`Placer.homeGB`).
+    private let cardSizes: [Double]
     private let ports = PortAllocator()
     private let groups = GroupRegistry()
     private let memory = MemoryTracker()
@@ -84,6 +86,7 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         self.dispatcher = Dispatcher(placer: Placer(strategy: options.strategy, maxJobsPerGPU: options.maxJobsPerGPU, sharing: options.sharing,
                                                     coldStarts: options.warm == nil))
         self.loads = options.gpus.map { GPULoad(gpu: $0) }
+        self.cardSizes = Placer.cardSizes(options.gpus)
         self.hostRAM = options.hostRAMGB ?? ProcFS.memTotalGB() ?? 0
     }
 
@@ -143,7 +146,7 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         let requests = queue.requests(predictor).lazy.filter { matched[$0.request.jobID] == nil }
         let smallest = queue.smallestGB(predictor)
         // A cold job joins where S(k) merely holds only on cards of the smallest waiting job's home size (`Placer.holdsUpToGB`).
-        dispatcher.placer.holdsUpToGB = Placer.homeGB(of: smallest, on: gpus)
+        dispatcher.placer.holdsUpToGB = Placer.homeGB(of: smallest, sizes: cardSizes)
         let round = dispatcher.round(queue: requests, loads: &loads, now: now, presorted: true, explain: false,
                                      maxWaiting: depth, smallestGB: smallest, queueCount: queue.count - matched.count)
         for (id, reason) in round.never.sorted(by: { $0.key < $1.key }) { admission.never.append((id, reason, true)) }

@@ -200,7 +200,7 @@ public struct Dispatcher: Sendable {
             largestGB = hint.largestGB
             roomGB = hint.roomGB
             assert(roomGB == openIdx.reduce(0) { max($0, loads[$1].freeGB) }, "stale room")
-            assert(loads.indices.allSatisfy { hint.firstEnds.value($0) == loads[$0].occupants.lazy.map(\.endS).min() ?? -.infinity }, "stale first ends")
+            assert(loads.indices.allSatisfy { hint.firstEnds.value($0) == loads[$0].firstEndS ?? -.infinity }, "stale first ends")
         } else {
             largestGB = loads.map { $0.gpu.memoryGB - $0.gpu.foreignUsedGB }.max() ?? 0
             for i in loads.indices {
@@ -292,10 +292,10 @@ public struct Dispatcher: Sendable {
                     searches += 1
                     if nextEnd == nil {
                         if var ends = hint?.firstEnds {
-                            for i in placedBefore { ends.set(i, loads[i].occupants.lazy.map(\.endS).min() ?? now) }
+                            for i in placedBefore { ends.set(i, loads[i].firstEndS ?? now) }
                             nextEnd = ends
                         } else {
-                            nextEnd = MinTree(count: loads.count) { loads[$0].occupants.lazy.map(\.endS).min() ?? now }
+                            nextEnd = MinTree(count: loads.count) { loads[$0].firstEndS ?? now }
                         }
                     }
                     if let (i, start) = earliestStart(r, loads: loads, now: now, nextEnd: nextEnd, skip: { held.isReserved($0) }) {
@@ -386,7 +386,7 @@ public struct Dispatcher: Sendable {
             var t = now
             if free < r.memoryGB || count >= cap || loads[i].isolated || (r.isolate && count > 0) {
                 // A GPU that cannot beat the best found so far is not worth sorting.
-                if let b = best, let soonest = loads[i].occupants.lazy.map(\.endS).min(), soonest >= b.1 { continue }
+                if let b = best, let soonest = loads[i].firstEndS, soonest >= b.1 { continue }
                 ends.removeAll(keepingCapacity: true)
                 for o in loads[i].occupants { ends.append((o.endS, o.memoryGB)) }
                 ends.sort { $0.endS < $1.endS }

@@ -37,6 +37,8 @@ public struct GPULoad: Sendable, Hashable {
     public var reservedGB: Double { occupants.reduce(0) { $0 + $1.memoryGB } }
     /// GB left for another job: capacity less foreign use less reservations.
     public var freeGB: Double { gpu.memoryGB - gpu.foreignUsedGB - reservedGB }
+    /// When its first job is predicted to end (nil: it runs none).
+    public var firstEndS: Double? { occupants.lazy.map(\.endS).min() }
 }
 
 /// What a job asks of a GPU.
@@ -346,20 +348,15 @@ public struct Placer: Sendable {
         case never([Int: [Rejection]])
     }
 
-    /// The smallest card size (GB) of `gpus` that holds a job of `jobGB`: the job's home size. Infinity when no card
-    /// holds it, or no job is given.
-    public static func homeGB(of jobGB: Double?, on gpus: [GPU]) -> Double {
-        homeGB(of: jobGB, sizes: cardSizes(gpus))
-    }
-
-    /// The same among card sizes `sizes`, ascending (`cardSizes`).
-    static func homeGB(of jobGB: Double?, sizes: [Double]) -> Double {
+    /// The smallest of the card sizes `sizes` (GB, ascending: `cardSizes`) that holds a job of `jobGB`: the job's home
+    /// size. Infinity when no card holds it, or no job is given.
+    public static func homeGB(of jobGB: Double?, sizes: [Double]) -> Double {
         guard let jobGB else { return .infinity }
         return sizes.first { $0 >= jobGB } ?? .infinity
     }
 
     /// The distinct card sizes (GB) of `gpus`, ascending.
-    static func cardSizes(_ gpus: [GPU]) -> [Double] { Array(Set(gpus.map(\.memoryGB))).sorted() }
+    public static func cardSizes(_ gpus: [GPU]) -> [Double] { Array(Set(gpus.map(\.memoryGB))).sorted() }
 
     /// Decides where `request` runs given the loads; `allowed` restricts GPUs (reservations), given the
     /// position of a load in `loads`. With `explain` false, a job that must wait gets no reasons (the planner

@@ -263,8 +263,10 @@ public struct Planner: Sendable {
         }
         func schedule(_ g: Int) {
             version[g] += 1
-            firstEnds.set(g, -.infinity)
-            guard !loads[g].occupants.isEmpty else { return }
+            guard !loads[g].occupants.isEmpty else {
+                firstEnds.set(g, -.infinity)
+                return
+            }
             let k = rendering(g)
             var next = Double.infinity
             if k > 0 {
@@ -279,7 +281,7 @@ public struct Planner: Sendable {
                     ? now + max(occupant.mark - progress[g], 0) / rate(g, k)
                     : occupant.renderFromS + occupant.work / rate(g, k + 1)
             }
-            firstEnds.set(g, loads[g].occupants.lazy.map(\.endS).min()!)
+            firstEnds.set(g, loads[g].firstEndS!)
         }
 
         while true {
@@ -318,9 +320,9 @@ public struct Planner: Sendable {
                 }
                 for g in touched.sorted() { schedule(g); refresh(g) }
                 for id in round.starts.map(\.jobID) + Array(round.never.keys) {
-                    waiting.remove(at: position[id]!)
-                    let h = homeOf[position[id]!]
-                    if h < .infinity { waitingAt[h]! -= 1 }
+                    let p = position[id]!
+                    waiting.remove(at: p)
+                    if homeOf[p] < .infinity { waitingAt[homeOf[p]]! -= 1 }
                     live -= 1
                 }
                 if dispatcher.placer.coldStarts, holdsUpTo() != dispatcher.placer.holdsUpToGB {
