@@ -28,9 +28,6 @@ public struct LocalExecutorOptions: Sendable {
     /// A worker for every clip started, its request sent once no worker is loading: calibrate's k probes that must
     /// render together (the worker rule would serve them one after another on one worker).
     public var workersTogether = false
-    /// With `workersTogether`: seconds between the starts of each worker's requests after its first (calibrate's
-    /// measured probes, after their warm-ups), so that they render out of step; 0: all at once.
-    public var workersStagger: Double = 0
 
     public init(gpus: [GPU], strategy: Strategy, maxJobsPerGPU: Int, sharing: SharingModel) {
         self.gpus = gpus
@@ -102,7 +99,7 @@ public final class LocalExecutor: AttemptExecutor, @unchecked Sendable {
         if let profile = options.warm, let spec = profile.worker {
             pool = try WarmPool(profile: profile, spec: spec, runID: runID, events: events, graceSeconds: options.graceSeconds, ports: ports, groups: groups,
                                 historyLoads: options.workerLoads,
-                                together: options.workersTogether, stagger: options.workersStagger)
+                                together: options.workersTogether)
         }
         let real = gpus.contains { !$0.uuid.hasPrefix("virtual-") }
         if real, let used = await GPUDiscovery.memoryUsed() {

@@ -34,8 +34,6 @@ final class WarmPool: @unchecked Sendable {
         var logOffset: UInt64
         var sentAt: Date?
         var timer: Task<Void, Never>?
-        /// Waiting for its turn (`stagger`): sent by its own timer, not with the requests held for loads.
-        var staggered = false
     }
 
     final class Worker: @unchecked Sendable {
@@ -96,16 +94,10 @@ final class WarmPool: @unchecked Sendable {
     /// Requests go out only once no worker is loading (calibrate's k-together probes: each on a worker of its own,
     /// rendering at the same time, or S(k) measures loads and queues instead of sharing).
     let together: Bool
-    /// With `together`: seconds between the starts of the measured requests (each worker's requests after its first,
-    /// the warm-up), so that they render out of step, as a long batch's do (`LocalExecutorOptions.workersStagger`).
-    let stagger: Double
-    /// When the next staggered request may go.
-    private var nextStaggered: Date?
 
     init(profile: RendererProfile, spec: WorkerSpec, runID: Int64, events: ExecutorEvents, graceSeconds: Double, ports: PortAllocator,
-         groups: GroupRegistry, historyLoads: [String: Double] = [:], together: Bool = false, stagger: Double = 0) throws {
+         groups: GroupRegistry, historyLoads: [String: Double] = [:], together: Bool = false) throws {
         self.together = together
-        self.stagger = together ? max(stagger, 0) : 0
         self.historyLoads = historyLoads
         self.profile = profile
         self.spec = spec
@@ -179,47 +171,11 @@ final class WarmPool: @unchecked Sendable {
         lock.lock()
         guard let w = workers[workerID], w.phase == .idle, w.request == nil else { lock.unlock(); return false }
         w.request = makeRequest(launch)
-        let delay = staggerDelay(w)
-        // Held for its turn: busy from now, so that no other request is handed to it and no admission round takes it
-        // for idle.
-        if delay > 0 {
-            w.phase = .busy
-            w.request?.staggered = true
-        }
         lock.unlock()
         if let pid = w.pid { events.record(launch.attempt.id, .process(pid: pid, start: ProcFS.startTime(of: pid) ?? 0, group: pid)) }
         events.record(launch.attempt.id, .worker(w.id))
-        if delay > 0 {
-            let attemptID = launch.attempt.id
-            events.post(.say(String(format: "%@ held %.1f s on worker %@: the probes together start apart", launch.attempt.jobID, delay, w.id)))
-            Task { [weak self] in
-                try? await Task.sleep(for: .seconds(delay))
-                self?.sendHeld(workerID, attemptID: attemptID)
-            }
-        } else {
-            send(w)
-        }
+        send(w)
         return true
-    }
-
-    /// How long `w`'s new request waits for its turn (with `stagger`: a request after the worker's warm-up goes no
-    /// sooner than `stagger` after the one before). Called with the lock held.
-    private func staggerDelay(_ w: Worker) -> Double {
-        guard stagger > 0, w.served > 0 else { return 0 }
-        let now = Date()
-        let due = max(now, nextStaggered ?? now)
-        nextStaggered = due.addingTimeInterval(stagger)
-        return due.timeIntervalSince(now)
-    }
-
-    /// Sends a held request, unless its worker was stopped or given another meanwhile.
-    private func sendHeld(_ id: String, attemptID: Int64) {
-        let w: Worker? = lock.withLock {
-            guard let w = workers[id], w.kill == nil, let r = w.request, r.attemptID == attemptID, r.sentAt == nil else { return nil }
-            w.request?.staggered = false
-            return w
-        }
-        if let w { send(w) }
     }
 
     /// Starts a worker on `gpu` for this attempt; the request is sent once it says ready.
@@ -312,7 +268,7 @@ final class WarmPool: @unchecked Sendable {
     /// with the lock held.
     private func heldUntilAllLoaded() -> [Worker] {
         guard !workers.values.contains(where: { $0.phase == .loading && $0.kill == nil }) else { return [] }
-        return workers.values.filter { $0.phase != .loading && $0.kill == nil && $0.request != nil && $0.request?.sentAt == nil && $0.request?.staggered == false }
+        return workers.values.filter { $0.phase != .loading && $0.kill == nil && $0.request != nil && $0.request?.sentAt == nil }
     }
 
     /// Sends the worker its request (it is idle or just became ready).

@@ -10,8 +10,7 @@ struct Calibrate: AsyncParsableCommand {
         abstract: "Measure a renderer on this machine's GPU model; every later batch on that model plans from the figures.",
         discussion: """
             Runs a designed set of probe jobs with the real renderer on one GPU: alone at several sizes, frame and clip \
-            counts, decoded offline and online, then k long probes of two sizes at once for S(k) (on warm workers, started \
-            a fraction of a render apart, as a long batch's requests run). It fits the profile's memory and \
+            counts, decoded offline and online, then k long probes of two sizes at once for S(k). It fits the profile's memory and \
             time model and sharing table and stores them in the history (docs/calibration.md), keyed by the renderer \
             and the GPU model. It says how long it will take before it starts; Ctrl-C or a kill leaves it resumable: \
             run the same command again, with the same options (or add --discard to start afresh). A probe that runs out of memory is data: an \
@@ -124,14 +123,8 @@ struct Calibrate: AsyncParsableCommand {
                 fit.notes.append(String(format: "S(%d) not measured: %d probes of %.1f GB in all do not fit on %.0f GB", k, k, need, selected.memoryGB))
                 continue
             }
-            // Warm, the k measured requests start apart (`CalibrationDesign.stagger`): in step they read S(2) 1.38 on an
-            // H200, where a batch's requests, mostly out of step, read 1.63-1.90 (docs/benchmarks.md, "Two at a time").
-            let stagger = warm ? design.stagger(k, alone: alone.values.compactMap { f in f.seconds.map { (f.settings, $0) } }) : 0
-            if stagger > 0 {
-                fit.notes.append(String(format: "S(%d): its %d probes started %.1f s apart, out of step as a long batch's requests run", k, k, stagger))
-            }
             let r = try await runBatch(work + "/shared-\(k).yaml", gpu: selected, maxJobs: k, sharing: [k: Double(k)], knowledge: measured, warm: workerProfile,
-                                       together: true, stagger: stagger)
+                                       together: true)
             if r.interrupted { throw interrupted() }
             sharedStores[k] = work + "/shared-\(k)/.avatar-batch/state.sqlite"
         }
@@ -257,7 +250,7 @@ struct Calibrate: AsyncParsableCommand {
     /// One probe manifest through the batch machinery on `gpu`; `warm`: on warm workers of that profile; `together`:
     /// each probe on a worker of its own, all rendering at once (S(k)).
     func runBatch(_ manifestPath: String, gpu: GPU, maxJobs: Int, sharing: [Int: Double], knowledge: Knowledge?, warm: RendererProfile?,
-                  together: Bool = false, stagger: Double = 0) async throws -> RunSummary {
+                  together: Bool = false) async throws -> RunSummary {
         var lo = LoadOptions()
         lo.probe = FFprobe.locate()
         let manifest = try loadOrExit(manifestPath, lo)
@@ -268,7 +261,6 @@ struct Calibrate: AsyncParsableCommand {
         o.graceSeconds = grace
         o.warm = warm
         o.workersTogether = together
-        o.workersStagger = stagger
         var options = SessionOptions()
         options.graceSeconds = grace
         options.command = CommandLine.arguments.joined(separator: " ")
@@ -369,17 +361,6 @@ struct CalibrationDesign {
 
     /// The k probes together: the long probes taking turns (the default size's, the smallest size's, ...).
     func together(_ k: Int) -> [ClipSettings] { (0..<k).map { sharedProbes[$0 % sharedProbes.count] } }
-
-    /// Seconds between the starts of the k probes together (warm): a quarter of the longest one's time alone for two,
-    /// a (2k)th for k, from what the probes alone measured (`alone`: settings and seconds; 0 when none of them ran).
-    /// Apart, each probe starts as the one before is a little into its render, so their GPU and CPU parts (a
-    /// request's set-up, its save and mux) meet as in a long batch; the later ones, shorter or as long, still render
-    /// most of their time beside the first. In step (before 2026-12-02) they read a figure a batch's first pair sees.
-    func stagger(_ k: Int, alone: [(ClipSettings, Double)]) -> Double {
-        guard k >= 2 else { return 0 }
-        let longest = together(k).compactMap { s in alone.first { $0.0 == s }?.1 }.max() ?? 0
-        return longest / Double(2 * k)
-    }
 
     /// The profile's own prediction of the calibration's length (what it says before it starts).
     func predictedSeconds() -> Double {
