@@ -127,6 +127,9 @@ public final class BatchSession: @unchecked Sendable {
         var rendering: [(until: Date, k: Int)] = []
         /// The most attempts that shared its GPU while it ran, itself included (the history's window is kept per this k).
         var peers = 1
+        /// When it began to run on its GPU: a cold attempt's launch, a warm request's hand-over to its worker (seen to
+        /// the second: `accrue` runs each tick). Its unshared part (`Estimate.unsharedSeconds`) counts from here.
+        var runningSince: Date?
     }
 
     /// What an ended attempt led to.
@@ -464,23 +467,34 @@ public final class BatchSession: @unchecked Sendable {
     }
 
     /// Every attempt rendering on `gpu` has shared it with at least as many as render there now (an attempt whose warm
-    /// worker still loads, or a cold attempt still in its predicted start-up, does not count: it takes no share of the
-    /// GPU's compute).
+    /// worker still loads, a cold attempt still in its predicted start-up, or a request still in its fixed part, does
+    /// not count: it takes no share of the GPU's compute).
     func notePeers(gpu: Int, in running: inout [String: Running]) {
         let now = Date()
+        markRunning(gpu: gpu, in: &running, at: now)
         let here = running.filter { $0.value.placement.gpu?.index == gpu && executor.isRendering($0.key) && !startingUp($0.value, at: now) }.map(\.key)
         for id in here { running[id]!.peers = max(running[id]!.peers, here.count) }
     }
 
-    /// Whether a cold attempt is still in its start-up (`Estimate.unsharedSeconds`, as predicted when it started).
+    /// Notes when each attempt on `gpu` that runs now began to (`Running.runningSince`).
+    func markRunning(gpu: Int, in running: inout [String: Running], at now: Date) {
+        for (id, r) in running where r.runningSince == nil && r.placement.gpu?.index == gpu && executor.isRendering(id) {
+            running[id]!.runningSince = now
+        }
+    }
+
+    /// Whether an attempt is still in its unshared part (`Estimate.unsharedSeconds`, as predicted when it started): a
+    /// cold attempt's start-up, a warm request's fixed part; or has not begun at all (its worker loads).
     func startingUp(_ r: Running, at now: Date) -> Bool {
-        now.timeIntervalSince(r.started) < r.estimate.unsharedSeconds
+        guard let since = r.runningSince else { return true }
+        return now.timeIntervalSince(since) < r.estimate.unsharedSeconds
     }
 
     /// Brings every job on `gpu` up to now: how many render there beside it (`Running.rendering`), from which its
     /// solo-equivalent time and its stretches are counted when it ends (`soloSeconds(_:_:)`).
     func accrue(gpu: Int, in running: inout [String: Running]) {
         let now = Date()
+        markRunning(gpu: gpu, in: &running, at: now)
         let here = running.filter { $0.value.placement.gpu?.index == gpu }.map(\.key)
         let rendering = here.filter { executor.isRendering($0) && !startingUp(running[$0]!, at: now) }
         for id in here {
@@ -497,19 +511,20 @@ public final class BatchSession: @unchecked Sendable {
         }
     }
 
-    /// The part of an attempt that rendered, and so shared its GPU: a warm request's whole time (its worker was
-    /// loaded), a cold attempt's from its render's start as its renderer reported it, else from its predicted start-up.
+    /// The part of an attempt that rendered, and so shared its GPU: from its render's start as its renderer reported
+    /// it, else after its predicted unshared part (a cold attempt's start-up, a warm request's fixed part).
     func renderSeconds(_ r: Running, _ result: AttemptResult) -> Double {
-        result.worker != nil ? result.seconds : result.reportedRenderSeconds ?? max(result.seconds - r.estimate.unsharedSeconds, 0)
+        result.reportedRenderSeconds ?? max(result.seconds - r.estimate.unsharedSeconds, 0)
     }
 
-    /// An attempt's solo-equivalent time, so that a duration learned on a packed GPU is not taken for a solo one: a cold
-    /// attempt's start-up as it took (it shares nothing), then its render (`renderSeconds`) weighted by the rate it
-    /// rendered at, S(k)/k of `Running.rendering`; never more than it took.
+    /// An attempt's solo-equivalent time, so that a duration learned on a packed GPU is not taken for a solo one: its
+    /// unshared part as it took, then its render (`renderSeconds`) weighted by the rate it rendered at, S(k)/k of
+    /// `Running.rendering`; never more than it took. (A warm request's time holds no load: its unshared part is its
+    /// time less its render, not its wait for a worker.)
     func soloSeconds(_ r: Running, _ result: AttemptResult) -> Double {
         let render = renderSeconds(r, result)
         let solo = result.worker != nil
-            ? BatchSession.stretches(started: r.started, end: r.accountedUntil, along: r.rendering, renderSeconds: render)
+            ? max(result.seconds - render, 0) + BatchSession.stretches(started: r.started, end: r.accountedUntil, along: r.rendering, renderSeconds: render)
                 .reduce(0) { $0 + $1.value * sharing.perJobRate($1.key) }
             : BatchSession.soloSeconds(started: r.started, end: r.accountedUntil, along: r.rendering, renderSeconds: render, sharing: sharing)
         return min(solo, result.seconds)
@@ -601,7 +616,7 @@ public final class BatchSession: @unchecked Sendable {
             // (`Estimate.unscaled`). The history keeps it as it ran, under the card's own model (`learn`).
             var mine = o
             if let gpu = r.placement.gpu, gpu.timeScale != 1 {
-                mine.seconds = Estimate.unscaled(seconds, startUp: result.worker != nil ? 0 : startup ?? r.estimate.startUpSeconds, on: gpu)
+                mine.seconds = Estimate.unscaled(seconds, startUp: startup ?? r.estimate.startUpSeconds, on: gpu)
             }
             predictor.observe(mine)
             try? store.record(mine, renderer: manifest.renderer.name)

@@ -129,8 +129,9 @@ public final class Knowledge: @unchecked Sendable {
                 let reference: ((HistoryEntry) -> Double?)? = warm && calibration?.fit?.ranWarm == true
                     ? { e in alone.settings(bucket: e.observation.bucket, frames: e.observation.frames).map { alone.estimate($0).seconds } } : nil
                 prior = SharingModel(p.sharing)
-                sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds, prior: prior, priorWeight: sharingPriorWeight,
-                                           warm: warm, reference: reference)
+                sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds,
+                                           requestUnshared: max(p.time.startupSeconds - p.workerLoadSeconds, 0), prior: prior,
+                                           priorWeight: sharingPriorWeight, warm: warm, reference: reference)
                 p = p.withSharing(sharing)
                 for other in others {
                     if let mine = calibration?.fit, let theirs = otherFits[other], let r = Learning.renderRatio(of: theirs.fit, to: mine) {

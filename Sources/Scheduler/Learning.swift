@@ -96,7 +96,8 @@ public enum Learning {
 
     /// S(k) learned on `model` from attempts that shared their card, in buckets that also ran alone
     /// (docs/calibration.md). Each such attempt's render alone (the bucket's time alone, less `unshared` for a cold
-    /// attempt: its start-up shares nothing; a warm request has none; the renderer's own figure where it reported one)
+    /// attempt: its start-up shares nothing; less a warm request's fixed part, which shares nothing either; the
+    /// renderer's own figure where it reported one)
     /// equals the sum over its stretches of (seconds rendered beside k, itself included) x S(k)/k. The S(k)/k that fit
     /// every attempt best (`fitSharing`) give S(k) within [1, k], for each k at which at least `minimum` attempts spent
     /// a quarter of their render. An attempt recorded without stretches counts all of its render at the most that shared its card: a
@@ -106,7 +107,11 @@ public enum Learning {
     /// `warm`: only warm workers' requests (true) or only attempts that started cold (false); nil: both. `reference`:
     /// an attempt's whole time alone where none of its bucket rendered alone (a packed warm batch leaves none): the
     /// calibration's prediction, whose probes rendered alone on this GPU model; nil: such attempts teach nothing.
+    /// `requestUnshared`: a warm request's predicted fixed part (the profile's start-up less its load), which shares
+    /// nothing; a warm attempt recorded before 2026-12-02 counted it in its stretches, and has it taken off them here
+    /// in proportion (where its stretches leave less than half of it).
     public static func sharing(for model: String, from entries: [HistoryEntry], minimum: Int = 3, unshared: Double = 0,
+                               requestUnshared: Double = 0,
                                prior: SharingModel? = nil, priorWeight: Double = sharingPriorWeight, warm: Bool? = nil,
                                reference: ((HistoryEntry) -> Double?)? = nil) -> [Int: Double] {
         let here = entries.filter { $0.gpuModel == model && (warm == nil || $0.observation.warm == warm) }
@@ -117,8 +122,13 @@ public enum Learning {
                   let whole = solo[key(e)]?.alone.map({ $0 * Double(e.observation.frames) }) ?? reference?(e) else { continue }
             var stretches = e.stretches ?? (e.colocated > 1 ? [e.colocated: wall] : [:])
             // Its start-up: what the stretches leave of its wall time, else as reported or predicted.
-            let startUp = e.stretches.map { s in max(wall - s.values.reduce(0, +), 0) }
-                ?? (e.observation.warm ? 0 : e.observation.startupSeconds ?? unshared)
+            var startUp = e.stretches.map { s in max(wall - s.values.reduce(0, +), 0) }
+                ?? (e.observation.warm ? requestUnshared : e.observation.startupSeconds ?? unshared)
+            if e.observation.warm, e.stretches != nil, requestUnshared > 0, startUp < requestUnshared / 2 {
+                let counted = stretches.values.reduce(0, +), fixed = min(requestUnshared, 0.9 * wall)
+                if counted > fixed { stretches = stretches.mapValues { $0 * (counted - fixed) / counted } }
+                startUp = wall - stretches.values.reduce(0, +)
+            }
             let u = startUp > 0 && startUp < 0.9 * min(whole, wall) ? startUp : 0
             if e.stretches == nil, let k = stretches.keys.first { stretches[k] = wall - u }
             // Whole times when taking the start-up off would leave almost nothing: it ran alone, at solo speed.
@@ -165,7 +175,7 @@ public enum Learning {
     /// one its renderer reported, where every probe together and its reference alone reported one (`byRender`); else
     /// its time less `unshared` (whole when that would leave under a tenth). One probe's start-up differs from the fit
     /// by a second or more, which a short render cannot absorb: S(2) read 1.00 from one H200's cold probes, where the
-    /// same host's warm ones read 1.17-1.28. A warm request (`unshared` 0) is all render.
+    /// same host's warm ones read 1.17-1.28. A warm request's `unshared` is its fixed part (set-up, save and mux).
     public static func probeRenders(_ together: [TogetherProbe], unshared: Double) -> (renders: [(alone: Double, stretches: [Int: Double])], byRender: Bool) {
         func cut(_ seconds: Double) -> Double { unshared > 0 && unshared < 0.9 * seconds ? unshared : 0 }
         let byRender = unshared > 0 && together.allSatisfy { $0.render != nil && $0.alone?.render != nil }

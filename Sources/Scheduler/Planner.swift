@@ -423,14 +423,17 @@ extension Plan {
     /// Times are reckoned from the GPU's first worker being ready: every run moves out by one load, and a worker
     /// started later is ready a load after its first job's planned start (at once for jobs planned at the start: their
     /// workers load beside the first). A simple model: it does not re-pack jobs around the loads.
-    public func warmed(loadSeconds: Double, key: (String) -> String, solo: (String) -> Double, sharing: SharingModel) -> (Plan, WarmPlan) {
-        warmed(load: { _ in loadSeconds }, key: key, solo: solo, sharing: sharing)
+    public func warmed(loadSeconds: Double, key: (String) -> String, solo: (String) -> Double, unshared: (String) -> Double = { _ in 0 },
+                       sharing: SharingModel) -> (Plan, WarmPlan) {
+        warmed(load: { _ in loadSeconds }, key: key, solo: solo, unshared: unshared, sharing: sharing)
     }
 
     /// As `warmed(loadSeconds:key:solo:sharing:)`, with each load-settings group's own load (`load`, by key). Times
     /// are reckoned from the GPU's first worker being ready; a worker of a slower group loading beside it is ready the
-    /// difference later.
-    public func warmed(load: (String) -> Double, key: (String) -> String, solo: (String) -> Double, sharing: SharingModel) -> (Plan, WarmPlan) {
+    /// difference later. `unshared`: the part of a job's request that shares nothing (`Estimate.unsharedSeconds`, its
+    /// fixed part), taken as leading.
+    public func warmed(load: (String) -> Double, key: (String) -> String, solo: (String) -> Double, unshared: (String) -> Double = { _ in 0 },
+                       sharing: SharingModel) -> (Plan, WarmPlan) {
         var plan = self
         var workers = 0
         var used: [String: Double] = [:]
@@ -438,8 +441,8 @@ extension Plan {
             let idx = plan.runs.indices.filter { plan.runs[$0].gpu == g.index }.sorted { plan.runs[$0].startS < plan.runs[$1].startS }
             guard let firstRun = idx.first else { continue }
             let base = load(key(plan.runs[firstRun].jobID))
-            // A request on this card: its solo time scaled by the card's `timeScale` (a warm request has no start-up).
-            func soloHere(_ id: String) -> Double { solo(id) * g.timeScale }
+            // A request on this card: its solo time, its render scaled by the card's `timeScale` (`GPU.seconds`).
+            func soloHere(_ id: String) -> Double { g.seconds(solo(id), unshared: unshared(id)) }
             // The most jobs the plan runs here at once: the most workers that fit beside each other.
             let most = idx.map { i in idx.filter { plan.runs[$0].startS <= plan.runs[i].startS && plan.runs[$0].endS > plan.runs[i].startS }.count }.max() ?? 1
             // The worker rule's choices, made on rough times (a job alone takes its solo time, one beside others its
@@ -475,7 +478,7 @@ extension Plan {
                 let end = start + (alone ? own : planned)
                 lanes[lane].freeAt = end
                 slotOf[i] = (lane, lanes[lane].jobs.count)
-                lanes[lane].jobs.append(SharedRequest(release: at, work: own))
+                lanes[lane].jobs.append(SharedRequest(release: at, work: own, unshared: min(max(unshared(id), 0), own)))
                 ends.append(end)
             }
             let timed = Plan.shared(lanes.map { (readyAt: $0.readyAt, jobs: $0.jobs) }, sharing: sharing)
@@ -496,46 +499,55 @@ extension Plan {
     public struct SharedRequest: Sendable, Hashable {
         public var release: Double
         public var work: Double
+        /// The leading part of `work` that shares nothing (a request's fixed part: set-up, save and mux).
+        public var unshared: Double
 
-        public init(release: Double, work: Double) {
+        public init(release: Double, work: Double, unshared: Double = 0) {
             self.release = release
             self.work = work
+            self.unshared = min(max(unshared, 0), work)
         }
     }
 
     /// When each worker's requests start and end on one GPU. A worker takes its requests in order, the first at
-    /// `readyAt` at the earliest and each at its release at the earliest; while k requests render at once, each
-    /// progresses at S(k)/k of its solo speed. Indexed as `workers`.
+    /// `readyAt` at the earliest and each at its release at the earliest. A request's unshared part runs at full speed
+    /// and takes no share of the GPU; while k requests render at once, each progresses at S(k)/k of its solo speed.
+    /// Indexed as `workers`.
     public static func shared(_ workers: [(readyAt: Double, jobs: [SharedRequest])], sharing: SharingModel) -> [[(start: Double, end: Double)]] {
         var out = workers.map { [(start: Double, end: Double)](repeating: (0, 0), count: $0.jobs.count) }
         var next = [Int](repeating: 0, count: workers.count)        // each worker's next request
         var freeAt = workers.map(\.readyAt)
-        var left = [Double?](repeating: nil, count: workers.count)  // the work left of the request rendering, if any
+        // The request each worker holds, if any: its unshared part left, then its render left.
+        var left = [(fixed: Double, render: Double)?](repeating: nil, count: workers.count)
         var now = 0.0
         while true {
-            // Workers with nothing rendering take their next request when it may start.
+            // Workers with nothing running take their next request when it may start.
             var arrival = Double.infinity
             for w in workers.indices where left[w] == nil && next[w] < workers[w].jobs.count {
-                let at = max(workers[w].jobs[next[w]].release, freeAt[w])
+                let job = workers[w].jobs[next[w]]
+                let at = max(job.release, freeAt[w])
                 if at <= now + 1e-9 {
-                    left[w] = workers[w].jobs[next[w]].work
+                    left[w] = (job.unshared, job.work - job.unshared)
                     out[w][next[w]].start = now
                 } else {
                     arrival = min(arrival, at)
                 }
             }
-            let rendering = workers.indices.filter { left[$0] != nil }
-            if rendering.isEmpty {
+            let busy = workers.indices.filter { left[$0] != nil }
+            if busy.isEmpty {
                 guard arrival.isFinite else { break }
                 now = arrival
                 continue
             }
-            let rate = sharing.perJobRate(rendering.count)
-            let soonest = rendering.map { left[$0]! }.min()!
-            let step = min(soonest / rate, arrival - now)
-            for w in rendering { left[w]! -= step * rate }
+            let rendering = busy.filter { left[$0]!.fixed <= 1e-12 }
+            let rate = sharing.perJobRate(max(rendering.count, 1))
+            let soonest = busy.map { left[$0]!.fixed > 1e-12 ? left[$0]!.fixed : left[$0]!.render / rate }.min()!
+            let step = min(soonest, arrival - now)
+            for w in busy {
+                if left[w]!.fixed > 1e-12 { left[w]!.fixed = max(left[w]!.fixed - step, 0) } else { left[w]!.render -= step * rate }
+            }
             now += step
-            for w in rendering where left[w]! <= 1e-9 * max(1, workers[w].jobs[next[w]].work) {
+            for w in busy where left[w]!.fixed <= 1e-12 && left[w]!.render <= 1e-9 * max(1, workers[w].jobs[next[w]].work) {
                 out[w][next[w]].end = now
                 freeAt[w] = now
                 left[w] = nil

@@ -16,9 +16,11 @@ public struct Estimate: Sendable, Hashable, Codable {
     public var source: String
     /// Host RAM the job is expected to peak at, in GB (0 when the profile has no host-RAM model).
     public var hostRAMGB: Double = 0
-    /// The leading part of `seconds` that sharing the GPU does not slow: a cold attempt's start-up (the interpreter,
-    /// reading weights, moving them to the card), during which it takes no share of the GPU's compute either. 0 for a
-    /// warm worker's request, whose fixed part runs on the GPU.
+    /// The part of `seconds` that sharing the GPU does not slow, taken as leading: a cold attempt's start-up (the
+    /// interpreter, reading weights, moving them to the card), during which it takes no share of the GPU's compute
+    /// either; a warm worker's request's fixed part (the profile's start-up less its worker's load: a request's set-up,
+    /// its save and mux, mostly on the CPU). Until 2026-12-02 a request had none; Live Avatar's short requests, 16.8 s
+    /// of whose 26 s are that part, then read S(2) 1.33-1.90 by how their fixed parts met (docs/benchmarks.md).
     public var unsharedSeconds: Double = 0
 
     /// The part of `seconds` that shares the GPU (a render): `seconds` less `unsharedSeconds`, the latter taken within
@@ -274,7 +276,7 @@ public struct Predictor: Sendable {
         let reportedStartup = startups[Predictor.startupKey(s)]?.value
         let fixed = (cold: reportedStartup.map { $0 + hot } ?? t.startupSeconds, warm: hot)
         var seconds = (warm ? fixed.warm : fixed.cold) + perFrame * Double(s.totalFrames)
-        var unshared = warm ? 0 : reportedStartup ?? fixed.cold
+        var unshared = warm ? fixed.warm : reportedStartup ?? fixed.cold
         let prior = priorIsCalibration ? "calibration" : "profile"
         var source = prior
 
@@ -284,10 +286,10 @@ public struct Predictor: Sendable {
             if let peak = obs.peakGB { raw = peak; source = learned }
             // An OOM is a lower bound: never predict less than what already failed.
             if let floor = obs.oomGB, floor > raw { raw = floor; source = "oom" }
-            if let (learnedSeconds, coldUnshared) = Predictor.seconds(obs, fixed: fixed, warm: warm, frames: s.totalFrames,
+            if let (learnedSeconds, learnedUnshared) = Predictor.seconds(obs, fixed: fixed, warm: warm, frames: s.totalFrames,
                                                                        prior: (perFrame, timePriorWeight)) {
                 seconds = learnedSeconds
-                if !warm { unshared = coldUnshared }
+                unshared = learnedUnshared
                 if source == prior { source = learned }
             }
         }
@@ -306,7 +308,8 @@ public struct Predictor: Sendable {
     /// as the request it holds). A time shorter than its kind's fixed part shows the profile's start-up is too long on
     /// this machine: the fixed parts come down by the difference (the observations then predict themselves, as a plain
     /// mean rate would). A cold attempt's fixed part is the mean reported start-up of the bucket, where there is one,
-    /// on top of a request's. Also returns a cold attempt's start-up (what shares nothing). nil without observed times.
+    /// on top of a request's. Also returns what shares nothing: a cold attempt's start-up, a warm request's fixed part.
+    /// nil without observed times.
     static func seconds(_ obs: Observed, fixed: (cold: Double, warm: Double), warm: Bool, frames: Int,
                         prior: (perFrame: Double, weight: Double)) -> (Double, Double)? {
         let n = obs.cold.count + obs.warm.count + obs.reported.count
@@ -321,7 +324,7 @@ public struct Predictor: Sendable {
         let startup = obs.startups.value ?? cold
         let coldFixed = obs.startups.value.map { $0 + hot } ?? cold
         let rate = (rendered + prior.weight * prior.perFrame) / (Double(n) + prior.weight)
-        return ((warm ? hot : coldFixed) + max(rate, 0) * Double(frames), startup)
+        return ((warm ? hot : coldFixed) + max(rate, 0) * Double(frames), warm ? hot : startup)
     }
 
     /// Where an estimate for these settings comes from, in words: "profile defaults", "calibration (...)", "history:

@@ -27,7 +27,9 @@ extension Dispatcher {
         // The most jobs a card may hold: up to the cap, while each added job raises the card's throughput. Jobs that
         // start up first (cold) may also join while it merely holds (to within `SharingModel.spread`): a start-up shares
         // nothing, so a job starting up beside others rendering gains its start-up and costs them nothing until it renders too.
-        let startUps = queue.contains { $0.request.unsharedSeconds > 0 }
+        // Cold starts only, as the one-by-one rule (`Placer.coldStarts`): a warm request's fixed part shares nothing
+        // either, but a warm batch's cards take company only where it gains.
+        let startUps = placer.coldStarts && queue.contains { $0.request.unsharedSeconds > 0 }
         var kmax = 1
         while kmax < placer.maxJobsPerGPU
                 && (sharing.aggregate(kmax + 1) > sharing.aggregate(kmax) * (1 + 1e-9)

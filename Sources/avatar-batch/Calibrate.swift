@@ -129,9 +129,12 @@ struct Calibrate: AsyncParsableCommand {
             sharedStores[k] = work + "/shared-\(k)/.avatar-batch/state.sqlite"
         }
         // Cold probes start up before they render, and a start-up shares nothing (docs/running.md): S(k) is of the
-        // render, so the start-up comes off both sides. A warm worker's requests have none.
+        // render, so the start-up comes off both sides. A warm request's fixed part (set-up, save and mux) shares
+        // nothing either, as batches predict it (`Estimate.unsharedSeconds`).
+        let calibrated = profile.calibrated(by: fit)
         try CalibrationFitter.addSharing(&fit, stores: sharedStores, alone: alone,
-                                         unsharedSeconds: warm ? 0 : (fit.startupSeconds ?? profile.time.startupSeconds))
+                                         unsharedSeconds: warm ? max(calibrated.time.startupSeconds - calibrated.workerLoadSeconds, 0)
+                                             : (fit.startupSeconds ?? profile.time.startupSeconds))
         // The probes' time in all, over every session of a resumed calibration (until 2026-12-02 this session's only:
         // Live Avatar's, resumed after a kill, read 251 s of about 11 minutes).
         let stores = [soloStore] + sharedStores.values.sorted()

@@ -59,7 +59,8 @@ struct Plan: AsyncParsableCommand {
         let settings = Dictionary(manifest.clips.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
         if warm != nil {
             let r = plan.warmed(load: knowledge.expectedLoad, key: { id in settings[id].map(manifest.renderer.workerKey) ?? "" },
-                                solo: { id in settings[id].map { predictor.estimate($0).seconds } ?? 0 }, sharing: planner.dispatcher.placer.sharing)
+                                solo: { id in settings[id].map { predictor.estimate($0).seconds } ?? 0 },
+                                unshared: { id in settings[id].map { predictor.estimate($0).unsharedSeconds } ?? 0 }, sharing: planner.dispatcher.placer.sharing)
             plan = r.0
             warmPlan = r.1
         }

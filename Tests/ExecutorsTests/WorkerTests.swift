@@ -373,6 +373,28 @@ extension Batch {
         #expect(row.colocated == 1 && row.warm && abs((row.seconds ?? 0) - (c2.seconds ?? 0)) < 1e-6, "\(row) \(c2)")
     }
 
+    @Test func aRequestsFixedPartIsNotCountedAsRendering() throws {
+        // The profile's start-up is 1.2 s more than its worker's load: each request's first 1.2 s (set-up, save and
+        // mux) shares nothing, so the history keeps only the rest of each request's time as render (its stretches) and
+        // the 1.2 s apart. Until 2026-12-02 the whole request was counted as render.
+        let b = warmBatch([(id: "c1", mode: "ok"), (id: "c2", mode: "ok")], gpus: "1x24GB")
+        try b.tuneWorker(load: 1, msPerFrame: 10)
+        let profile = b.dir.path + "/test.yaml"
+        let text = try String(contentsOfFile: profile, encoding: .utf8)
+        try text.replacingOccurrences(of: "ms_per_frame: 10}]", with: "ms_per_frame: 10}]\n  startup_s: 2.2")
+            .write(toFile: profile, atomically: true, encoding: .utf8)
+        try b.editManifest(("[--mode, ok]", "[--mode, ok, --sleep, \"2\"]"))
+        let r = try b.run()
+        #expect(r.status == 0, "\(r.stderr)")
+        let identity = try #require(ProfileLoader.load(path: profile).0).identityDigest
+        let rows = try History(path: CLI.testHome + "/history.sqlite", readOnly: true).observations(rendererIdentity: identity)
+        #expect(rows.count == 2 && rows.allSatisfy(\.warm), "\(rows)")
+        for row in rows {
+            let wall = try #require(row.wallSeconds), rendered = try #require(row.stretches).values.reduce(0, +)
+            #expect(wall >= 2 && abs(wall - rendered - 1.2) < 1e-6, "\(row)")
+        }
+    }
+
     @Test func statusListsLiveWorkers() throws {
         let b = warmBatch([("s", "ok")])
         try b.editManifest(("--mode, ok]", "--mode, ok, --sleep, \"3\"]"))

@@ -113,6 +113,28 @@ import Testing
         #expect(abs(learned[2]! - 1.6) < 1e-4 && abs(learned[3]! - 1.5) < 1e-4, "\(learned)")
     }
 
+    @Test func aWarmRequestsFixedPartIsNoPartOfItsSharing() {
+        // Warm bucket "a": 10 s alone, 4 s of it the request's fixed part (set-up, save and mux), 6 s its render. Beside
+        // one other the render runs at S(2)/2 = 0.8: 4 + 6 / 0.8 = 11.5 s. Recorded since 2026-12-02, its stretches
+        // hold the render only (7.5 s at 2).
+        func warm(_ seconds: Double, wall: Double, _ stretches: [Int: Double]) -> HistoryEntry {
+            var e = entry("H200 140GB", "a", seconds: seconds, peak: 20, k: stretches.keys.max() ?? 1, wall: wall, stretches: stretches)
+            e.observation.warm = true
+            return e
+        }
+        let alone = warm(10, wall: 10, [1: 6])
+        let now = [alone] + Array(repeating: warm(10, wall: 11.5, [2: 7.5]), count: 4)
+        let learned = Learning.sharing(for: "H200 140GB", from: now, requestUnshared: 4)[2]
+        #expect(abs((learned ?? 0) - 1.6) < 1e-4, "\(String(describing: learned))")
+        // Recorded before, the whole request was counted as rendering beside one (11.5 s at 2): the fixed part is taken
+        // off in proportion, and the same S(2) is read. Read as all render, it would be 2 x 10 / 11.5 = 1.74.
+        let before = [warm(10, wall: 10, [1: 10])] + Array(repeating: warm(10, wall: 11.5, [2: 11.5]), count: 4)
+        let converted = Learning.sharing(for: "H200 140GB", from: before, requestUnshared: 4)[2]
+        #expect(abs((converted ?? 0) - 1.6) < 1e-4, "\(String(describing: converted))")
+        let whole = Learning.sharing(for: "H200 140GB", from: before)[2]
+        #expect(abs((whole ?? 0) - 20 / 11.5) < 1e-4, "\(String(describing: whole))")
+    }
+
     @Test func aWorkersLoadIsExpectedFromItsOwnGroupFirst() {
         let measured = ["fp8=True": [150.0, 140, 160], "fp8=False": [80.0]]
         // This batch's loads of the group, then the history's for it, then this batch's of any group, then the profile's.

@@ -34,10 +34,44 @@ import Testing
         let end = Dictionary(uniqueKeysWithValues: plan.runs.map { ($0.jobID, $0.endS) })
         #expect(plan.runs.allSatisfy { $0.startS == 0 })
         #expect(abs(end["a"]! - 7.2) < 1e-6 && abs(end["b"]! - 14.4) < 1e-6, "\(end)")
-        // A warm worker's request has no start-up of its own: all of it shares the card.
+        // A warm worker's request pays the start-up less its worker's load: with no worker, all of the start-up is
+        // the load, and the request has no fixed part; all of it shares the card.
         var warm = Predictor(profile: prof)
         warm.warm = true
         #expect(warm.estimate(settings("384*256", clips: 5)).unsharedSeconds == 0)
+    }
+
+    @Test func aWarmRequestsFixedPartSharesNothing() {
+        // A worker loads in 3 of the 4 s start-up: each request pays 1 s besides its render (set-up, save and mux, on
+        // the CPU), which neither slows nor is slowed by the render beside it. A (2.4 s render) and B (9.6 s) at 0 on
+        // two warm workers: both in their fixed part until 1 s, then render at S(2)/2 = 0.75: A ends at 1 + 2.4 / 0.75
+        // = 4.2 s; B has 7.2 s left then, alone: 11.4 s. (The whole request shared, as before 2026-12-02: 4.53 and 12.0.)
+        var prof = testProfile(sharing: [2: 1.5])
+        prof.time.startupSeconds = 4
+        prof.worker = WorkerSpec(command: ["w"], loadSeconds: 3)
+        var warm = Predictor(profile: prof)
+        warm.warm = true
+        let e = warm.estimate(settings("384*256", clips: 5))
+        #expect(abs(e.unsharedSeconds - 1) < 1e-9 && abs(e.seconds - 3.4) < 1e-9, "\(e)")
+        let plan = Planner(predictor: warm, strategy: Strategy.table["pack"]!)
+            .plan([PlanJob(id: "a", settings: settings("384*256", clips: 5)), PlanJob(id: "b", settings: settings("384*256", clips: 20))],
+                  gpus: [GPU(index: 0, memoryGB: 80)])
+        let end = Dictionary(uniqueKeysWithValues: plan.runs.map { ($0.jobID, $0.endS) })
+        #expect(abs(end["a"]! - 4.2) < 1e-6 && abs(end["b"]! - 11.4) < 1e-6, "\(end)")
+    }
+
+    @Test func warmWorkersRequestsShareOnlyTheirRenders() {
+        // Two workers ready at 0, S(2) = 1.5. Worker 0: a 10 s request (4 s fixed, 6 s render). Worker 1: the same,
+        // released at 4 s. 0-4: worker 0 in its fixed part, nothing renders. 4-8: worker 0 renders alone (4 s of its 6)
+        // while worker 1 is in its fixed part; 8-: both render at 0.75: worker 0's last 2 s take 2.67 s (ends 10.67),
+        // worker 1 has done 2 of 6 by then and renders the other 4 alone (ends 14.67). Shared whole, as before: 12 and 16.
+        let sharing = SharingModel([2: 1.5])
+        let t = Plan.shared([(readyAt: 0, jobs: [Plan.SharedRequest(release: 0, work: 10, unshared: 4)]),
+                             (readyAt: 0, jobs: [Plan.SharedRequest(release: 4, work: 10, unshared: 4)])], sharing: sharing)
+        #expect(abs(t[0][0].end - (8 + 2 / 0.75)) < 1e-9 && abs(t[1][0].end - (8 + 2 / 0.75 + 4)) < 1e-9, "\(t)")
+        let whole = Plan.shared([(readyAt: 0, jobs: [Plan.SharedRequest(release: 0, work: 10)]),
+                                 (readyAt: 0, jobs: [Plan.SharedRequest(release: 4, work: 10)])], sharing: sharing)
+        #expect(abs(whole[0][0].end - (4 + 6 / 0.75)) < 1e-9 && abs(whole[1][0].end - 16) < 1e-9, "\(whole)")
     }
 
     @Test func jobsThatStartUpJoinACardWhereSharingMerelyHolds() {
