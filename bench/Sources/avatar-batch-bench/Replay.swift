@@ -145,10 +145,11 @@ enum Replay {
         }
     }
 
-    /// When each other attempt on a job's GPU rendered: after its predicted start-up (none for a warm request).
+    /// When each other attempt on a job's GPU rendered: after its predicted unshared part (a cold attempt's start-up,
+    /// a warm request's fixed part).
     static func renderWindows(_ j: Job, predictor: Predictor, jobs: [String: Job]) -> [(Double, Double)] {
         j.others.map { o in
-            let startUp = o.warm ? 0 : (jobs[o.id].map { predictor.estimate($0.settings).unsharedSeconds } ?? 0)
+            let startUp = jobs[o.id].map { predictor.estimate($0.settings).unsharedSeconds } ?? 0
             return (o.from + startUp, o.to)
         }
     }
@@ -180,7 +181,7 @@ enum Replay {
 
     static func soloEquivalent(_ j: Job, wall: Double, predictor: Predictor, jobs: [String: Job], startup: Double? = nil) -> Double {
         guard let (st, _) = j.window else { return wall }
-        let startUp = j.warm ? 0 : min(startup ?? predictor.estimate(j.settings).unsharedSeconds, wall)
+        let startUp = min(startup ?? predictor.estimate(j.settings).unsharedSeconds, wall)
         var solo = startUp
         walk(from: st + startUp, windows: renderWindows(j, predictor: predictor, jobs: jobs), sharing: SharingModel(predictor.profile.sharing)) { a, b, rate in
             let until = min(b, st + wall)
@@ -507,6 +508,9 @@ enum Replay {
             firstRequest(root: root, profile: laProfile)
             firstRequestFixed(root: root, profile: laProfile)
             colocated(root: root, profile: laProfile)
+            colocated(root: root, profile: laProfile, dir: "h200-2026-12-02-fixedpart", names: ["colob1", "colob2"],
+                      heading: "Live Avatar two at a time, a request's fixed part unshared (2026-12-02, twelfth session): the same ten clips, run twice"
+                        + " (colob1 planned from the calibration and 4-clip checks, colob2 from colob1's history)")
         }
         priorWeights(root: root, profile: profile)
         sampleSteps(root: root, profile: profile)
@@ -682,7 +686,9 @@ enum Replay {
                     let settings = Dictionary(held.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
                     let cold = Planner(predictor: predictor, strategy: Strategy.table["earliest-finish"]!).plan(held.map { PlanJob(id: $0.id, settings: $0.settings) }, gpus: h200)
                     let warm = cold.warmed(load: knowledge.expectedLoad, key: { settings[$0].map(profile.workerKey) ?? "" },
-                                           solo: { settings[$0].map { predictor.estimate($0).seconds } ?? 0 }, sharing: SharingModel(predictor.profile.sharing)).0
+                                           solo: { settings[$0].map { predictor.estimate($0).seconds } ?? 0 },
+                                           unshared: { settings[$0].map { predictor.estimate($0).unsharedSeconds } ?? 0 },
+                                           sharing: SharingModel(predictor.profile.sharing)).0
                     pw.append(warm.makespanS / observed - 1)
                     plansW[i].append(warm.makespanS / observed - 1)
                 }
@@ -801,7 +807,9 @@ enum Replay {
         guard predictor.warm else { return (plan, nil) }
         let settings = Dictionary(run.map { ($0.id, $0.settings) }, uniquingKeysWith: { a, _ in a })
         let (warmed, workers) = plan.warmed(load: knowledge.expectedLoad, key: { settings[$0].map(profile.workerKey) ?? "" },
-                                            solo: { settings[$0].map { predictor.estimate($0).seconds } ?? 0 }, sharing: SharingModel(predictor.profile.sharing))
+                                            solo: { settings[$0].map { predictor.estimate($0).seconds } ?? 0 },
+                                            unshared: { settings[$0].map { predictor.estimate($0).unsharedSeconds } ?? 0 },
+                                            sharing: SharingModel(predictor.profile.sharing))
         return (warmed, workers)
     }
 
@@ -951,46 +959,48 @@ enum Replay {
     /// on two warm workers, run three times (colo1 planned from the calibration and the history of h200-2026-12-02-la2,
     /// each later one from that and the batches before it). Rows: each starting point's errors, the co-located ones against S(k) as the starting point
     /// has it; then each batch's plan, as its run printed it, against its wall time.
-    static func colocated(root: String, profile: RendererProfile) {
-        let base = root + "/bench/results/h200-2026-12-02-colo"
+    /// `dir`, `names`: another set of such batches (the first planned from the same history as colo1).
+    static func colocated(root: String, profile: RendererProfile, dir results: String = "h200-2026-12-02-colo", names: [String] = ["colo1", "colo2", "colo3"],
+                          heading: String = "Live Avatar two at a time (2026-12-02, eleventh session): ten short clips on two warm workers, run three times") {
+        let base = root + "/bench/results/" + results
         let dir = NSTemporaryDirectory() + "replay-colo-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var runs: [[Job]] = []
-        let names = ["colo1", "colo2", "colo3"]
         for run in names {
             guard untar(base + "/\(run).tgz", into: dir + "/" + run, ["./status.json"]),
                   let js = try? jobs(status: dir + "/\(run)/status.json", manifest: nil), !js.isEmpty else { return }
             runs.append(js)
         }
-        guard let fit = storedFit(base + "/history-after-colo1.sqlite", profile: profile) else { return }
+        guard let fit = storedFit(base + "/history-after-\(names[0]).sqlite", profile: profile) else { return }
         let h200 = [GPU(index: 0, model: "NVIDIA H200", memoryGB: 140.4013671875)]
         var alone = Predictor(profile: profile)
         alone.warm = true
         var calibrated = Predictor(profile: profile.calibrated(by: fit))
         calibrated.warm = true
         let both = runs.flatMap { $0 }
-        print("\nreplay NVIDIA H200, Live Avatar two at a time (2026-12-02, eleventh session): ten short clips on two warm workers, run three times"
-              + " (bench/results/h200-2026-12-02-colo); S(2) from the calibration: " + String(format: "%.2f", fit.sharing[2] ?? 0))
+        print("\nreplay NVIDIA H200, " + heading + " (bench/results/\(results)); S(2) from the calibration: " + String(format: "%.2f", fit.sharing[2] ?? 0))
         print(header)
         print(row("profile alone", errors(alone, on: both, serial: false, context: both), jobs: both.count))
         print(row("calibration", errors(calibrated, on: both, serial: false, context: both), jobs: both.count))
         // What each batch planned from: the product's Knowledge over the history file as it was when the batch began.
-        let before = [root + "/bench/results/h200-2026-12-02-la2/history-after-calcheck5.sqlite", base + "/history-after-colo1.sqlite",
-                      base + "/history-after-colo2.sqlite"]
+        let before = [root + "/bench/results/h200-2026-12-02-la2/history-after-calcheck5.sqlite"] + names.dropLast().map { base + "/history-after-\($0).sqlite" }
         var plans: [String] = []
         for (i, run) in names.enumerated() {
             let knowledge = productKnowledge(before[i], fit: fit, profile: profile, gpus: h200, warm: true)
             var predictor = knowledge.predictor()
             predictor.warm = true
-            let held = i == 0 ? "calibration + 4-clip checks' history (as colo1 planned)"
+            let held = i == 0 ? "calibration + 4-clip checks' history (as \(run) planned)"
                 : "calibration + history to " + names[i - 1] + " (as \(run) planned)"
             print(row(held + String(format: ", S(2) %.2f", SharingModel(predictor.profile.sharing).aggregate(2)),
                       errors(predictor, on: runs[i], serial: false, context: runs[i]), jobs: runs[i].count))
             guard let plan = try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base + "/\(run)-plan.json"))) as? [String: Any],
                   let makespan = plan["makespan_s"] as? Double, let observed = span(runs[i]) else { continue }
             let load = ((plan["warm"] as? [String: Any])?["load_seconds"] as? Double) ?? 0
-            plans.append(String(format: "  %@: planned %.1f s (the workers' load %.1f s, then the requests %.1f s); its requests ran %.1f s from the first one's start"
-                                + " (the wall time, loads included: summary-%@.txt)", run, makespan, load, makespan - load, observed, run))
+            // As this build plans it from the same history (the plan file holds what the build that ran it planned).
+            let (now, warmNow) = plannedAsPlanDoes(runs[i], knowledge: knowledge, predictor: predictor, profile: profile, gpus: h200)
+            plans.append(String(format: "  %@: planned %.1f s (the workers' load %.1f s, then the requests %.1f s); this build plans %.1f s (load %.1f s);"
+                                + " its requests ran %.1f s from the first one's start (the wall time, loads included: summary*.txt)",
+                                run, makespan, load, makespan - load, now.makespanS, warmNow?.loadSeconds ?? 0, observed))
         }
         plans.forEach { print($0) }
         // The prior weight of S(k) (Learning.sharingPriorWeight) on these batches: each later one as it would have planned.
