@@ -51,7 +51,7 @@ public struct PlacementRequest: Sendable, Hashable {
     /// Substring the GPU's model must contain.
     public var gpuModel: String?
 
-    /// The leading part of `seconds` that shares nothing (a cold start-up, `Estimate.unsharedSeconds`).
+    /// The leading part of `seconds` that shares nothing (a cold start-up, a warm request's fixed part: `Estimate.unsharedSeconds`).
     public var unsharedSeconds: Double
 
     public init(jobID: String, memoryGB: Double, seconds: Double, isolate: Bool = false, gpuModel: String? = nil, unsharedSeconds: Double = 0) {
