@@ -441,8 +441,13 @@ extension Plan {
             let idx = plan.runs.indices.filter { plan.runs[$0].gpu == g.index }.sorted { plan.runs[$0].startS < plan.runs[$1].startS }
             guard let firstRun = idx.first else { continue }
             let base = load(key(plan.runs[firstRun].jobID))
-            // A request on this card: its solo time, its render scaled by the card's `timeScale` (`GPU.seconds`).
-            func soloHere(_ id: String) -> Double { g.seconds(solo(id), unshared: unshared(id)) }
+            // Each request on this card, read once (the worker rule below sums the ones still to come at every job): its
+            // load-settings key, its solo time with its render scaled by the card's `timeScale` (`GPU.seconds`), and its
+            // unshared part.
+            let requests = idx.map { i -> (key: String, own: Double, unshared: Double) in
+                let id = plan.runs[i].jobID, u = max(unshared(id), 0), own = g.seconds(solo(id), unshared: u)
+                return (key(id), own, min(u, own))
+            }
             // The most jobs the plan runs here at once: the most workers that fit beside each other.
             let most = idx.map { i in idx.filter { plan.runs[$0].startS <= plan.runs[i].startS && plan.runs[$0].endS > plan.runs[i].startS }.count }.max() ?? 1
             // The worker rule's choices, made on rough times (a job alone takes its solo time, one beside others its
@@ -451,8 +456,8 @@ extension Plan {
             var ends: [Double] = []
             var slotOf: [Int: (lane: Int, position: Int)] = [:]
             for (n, i) in idx.enumerated() {
-                let id = plan.runs[i].jobID, k = key(id), at = plan.runs[i].startS
-                let own = soloHere(id), planned = plan.runs[i].endS - plan.runs[i].startS
+                let k = requests[n].key, at = plan.runs[i].startS
+                let own = requests[n].own, planned = plan.runs[i].endS - plan.runs[i].startS
                 let mine = lanes.indices.filter { lanes[$0].key == k }
                 let first = mine.min { lanes[$0].freeAt < lanes[$1].freeAt }
                 var lane: Int, start: Double
@@ -460,7 +465,7 @@ extension Plan {
                     (lane, start) = (f, at)
                 } else {
                     let left = mine.reduce(0) { $0 + max(lanes[$1].freeAt - at, 0) }
-                    let queued = idx[n...].filter { key(plan.runs[$0].jobID) == k }.reduce(0) { $0 + soloHere(plan.runs[$1].jobID) }
+                    let queued = requests[n...].filter { $0.key == k }.reduce(0) { $0 + $1.own }
                     let loadSeconds = load(k)
                     used[k] = loadSeconds
                     let worth = first == nil || (lanes.count < most && Double(mine.count) * (loadSeconds + own) < left + queued)
@@ -478,7 +483,7 @@ extension Plan {
                 let end = start + (alone ? own : planned)
                 lanes[lane].freeAt = end
                 slotOf[i] = (lane, lanes[lane].jobs.count)
-                lanes[lane].jobs.append(SharedRequest(release: at, work: own, unshared: min(max(unshared(id), 0), own)))
+                lanes[lane].jobs.append(SharedRequest(release: at, work: own, unshared: requests[n].unshared))
                 ends.append(end)
             }
             let timed = Plan.shared(lanes.map { (readyAt: $0.readyAt, jobs: $0.jobs) }, sharing: sharing)
