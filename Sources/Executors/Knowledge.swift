@@ -130,7 +130,7 @@ public final class Knowledge: @unchecked Sendable {
                     ? { e in alone.settings(bucket: e.observation.bucket, frames: e.observation.frames).map { alone.estimate($0).seconds } } : nil
                 prior = SharingModel(p.sharing)
                 sharing = Learning.sharing(for: model, from: all, unshared: p.time.startupSeconds,
-                                           requestUnshared: max(p.time.startupSeconds - p.workerLoadSeconds, 0), prior: prior,
+                                           requestUnshared: p.requestFixedSeconds, prior: prior,
                                            priorWeight: sharingPriorWeight, warm: warm, reference: reference)
                 p = p.withSharing(sharing)
                 for other in others {

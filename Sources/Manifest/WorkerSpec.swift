@@ -62,6 +62,10 @@ extension RendererProfile {
     /// Seconds a worker takes to start and load.
     public var workerLoadSeconds: Double { worker?.loadSeconds ?? time.startupSeconds }
 
+    /// What a warm worker's request pays besides its render: the start-up less the load (a request's set-up, its save
+    /// and mux), which shares nothing of the GPU (`Estimate.unsharedSeconds`).
+    public var requestFixedSeconds: Double { max(time.startupSeconds - workerLoadSeconds, 0) }
+
     /// The profile with its worker's load set to `seconds` (what loads took lately), and a cold attempt's start-up
     /// moved by as much: the load is part of that start-up, and what a warm request pays besides stays as it was.
     public func withWorkerLoad(_ seconds: Double) -> RendererProfile {

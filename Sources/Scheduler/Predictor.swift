@@ -272,7 +272,7 @@ public struct Predictor: Sendable {
         if s.offloadModel { perFrame *= t.offloadFactor }
         // The fixed part of a cold attempt (the whole start-up) and of a warm request (the start-up less the load). Where
         // renderers reported their start-ups, a cold attempt's is theirs on top of a request's.
-        let hot = max(t.startupSeconds - profile.workerLoadSeconds, 0)
+        let hot = profile.requestFixedSeconds
         let reportedStartup = startups[Predictor.startupKey(s)]?.value
         let fixed = (cold: reportedStartup.map { $0 + hot } ?? t.startupSeconds, warm: hot)
         var seconds = (warm ? fixed.warm : fixed.cold) + perFrame * Double(s.totalFrames)

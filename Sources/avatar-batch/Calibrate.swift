@@ -116,7 +116,8 @@ struct Calibrate: AsyncParsableCommand {
         }
         // Together: k long probes at once (`CalibrationDesign.together`), placed with what the probes alone measured.
         var sharedStores: [Int: String] = [:]
-        let measured = Knowledge(profile: profile.calibrated(by: fit))
+        let calibrated = profile.calibrated(by: fit)
+        let measured = Knowledge(profile: calibrated)
         for k in design.shared {
             let need = design.together(k).map { measured.predictor().estimate($0).memoryGB }.reduce(0, +)
             guard need <= selected.memoryGB - selected.foreignUsedGB else {
@@ -131,10 +132,8 @@ struct Calibrate: AsyncParsableCommand {
         // Cold probes start up before they render, and a start-up shares nothing (docs/running.md): S(k) is of the
         // render, so the start-up comes off both sides. A warm request's fixed part (set-up, save and mux) shares
         // nothing either, as batches predict it (`Estimate.unsharedSeconds`).
-        let calibrated = profile.calibrated(by: fit)
         try CalibrationFitter.addSharing(&fit, stores: sharedStores, alone: alone,
-                                         unsharedSeconds: warm ? max(calibrated.time.startupSeconds - calibrated.workerLoadSeconds, 0)
-                                             : (fit.startupSeconds ?? profile.time.startupSeconds))
+                                         unsharedSeconds: warm ? calibrated.requestFixedSeconds : (fit.startupSeconds ?? profile.time.startupSeconds))
         // The probes' time in all, over every session of a resumed calibration (until 2026-12-02 this session's only:
         // Live Avatar's, resumed after a kill, read 251 s of about 11 minutes).
         let stores = [soloStore] + sharedStores.values.sorted()
